@@ -1,0 +1,426 @@
+//! Layered configuration with figment, and where every value came from.
+//!
+//! Layers, lowest first:
+//! 1. built-in defaults (e.g. github.com's endpoints);
+//! 2. the configuration file: `--config FILE`, else `$HOST_CONFIG`, else
+//!    `$XDG_CONFIG_HOME/host/host.toml` (`~/.config/host/host.toml`);
+//! 3. `HOST_`-prefixed environment variables, `__` separating levels
+//!    (`HOST_PROVIDERS__GITHUB__TOKEN_URL`); values are parsed like TOML values, so
+//!    `HOST_PROVIDERS__GITHUB__SCOPES='[repo, gist]'` is a list;
+//! 4. provider aliases (`GITHUB_CLIENT_ID`, `GITHUB_CLIENT_SECRET`).
+//!
+//! ```toml
+//! plugins_dir = "/opt/host/plugins"
+//!
+//! [http]
+//! timeout_secs = 30
+//!
+//! [providers.github]
+//! client_id = "Iv1.0123456789abcdef"
+//! scopes = ["repo", "read:org"]
+//! ```
+//!
+//! The environment is read once, into a snapshot, so tests can hand in their own.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use figment::value::{Dict, Map, Value as FigValue};
+use figment::providers::Format;
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::Deserialize;
+use url::Url;
+
+use crate::credentials::{Origin, OriginLookup, RawAppCredentials};
+use crate::http::HttpPolicy;
+
+/// The prefix of the configuration's environment variables.
+pub const ENV_PREFIX: &str = "HOST_";
+
+/// `HOST_` variables that are not configuration keys.
+const NOT_CONFIG: &[&str] = &["HOST_CONFIG", "HOST_LOG"];
+
+/// An environment variable that sets one configuration value (`GITHUB_CLIENT_ID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    /// The variable.
+    pub var: String,
+    /// The configuration path it sets, e.g. `providers.github.client_id`.
+    pub path: String,
+}
+
+impl Alias {
+    /// An alias for `path`.
+    pub fn new(var: impl Into<String>, path: impl Into<String>) -> Self {
+        Self { var: var.into(), path: path.into() }
+    }
+}
+
+/// Built-in defaults and aliases contributed by a built-in provider.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// The configuration path of the values, e.g. `providers.github`.
+    pub path: String,
+    /// The default values (a JSON object).
+    pub values: serde_json::Value,
+    /// Variables that set values under `path`.
+    pub aliases: Vec<Alias>,
+}
+
+/// Why the configuration cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A configuration file named explicitly does not exist.
+    #[error("the configuration file {} (from {origin}) does not exist", .path.display())]
+    FileMissing {
+        /// The file.
+        path: PathBuf,
+        /// Who named it.
+        origin: Origin,
+    },
+    /// The configuration cannot be parsed or has the wrong shape.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    /// Neither `$HOME` nor the XDG variables say where configuration lives.
+    #[error("cannot find the home directory: set HOME or XDG_CONFIG_HOME and XDG_DATA_HOME")]
+    NoHome,
+}
+
+/// Loads a [`Config`].
+#[derive(Debug, Clone)]
+pub struct ConfigLoader {
+    env: BTreeMap<String, String>,
+    file: Option<PathBuf>,
+    defaults: Vec<Defaults>,
+}
+
+impl ConfigLoader {
+    /// A loader over this process's environment.
+    pub fn from_process_env() -> Self {
+        Self::with_env(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))))
+    }
+
+    /// A loader over the given environment variables only.
+    pub fn with_env<I, K, V>(vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self {
+            env: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            file: None,
+            defaults: Vec::new(),
+        }
+    }
+
+    /// Reads this file instead of the default one (`--config`); it must exist.
+    pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.file = Some(path.into());
+        self
+    }
+
+    /// Adds built-in defaults (and their aliases).
+    pub fn defaults(mut self, defaults: impl IntoIterator<Item = Defaults>) -> Self {
+        self.defaults.extend(defaults);
+        self
+    }
+
+    fn var(&self, name: &str) -> Option<&str> {
+        self.env.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    fn absolute_var(&self, name: &str) -> Option<PathBuf> {
+        self.var(name).map(PathBuf::from).filter(|p| p.is_absolute())
+    }
+
+    fn base_dir(&self, xdg: &str, fallback: &str) -> Result<PathBuf, ConfigError> {
+        if let Some(dir) = self.absolute_var(xdg) {
+            return Ok(dir);
+        }
+        let home = self.absolute_var("HOME").ok_or(ConfigError::NoHome)?;
+        Ok(home.join(fallback))
+    }
+
+    /// Loads every layer.
+    pub fn load(self) -> Result<Config, ConfigError> {
+        let config_dir = self.base_dir("XDG_CONFIG_HOME", ".config")?.join("host");
+        let data_dir = self.base_dir("XDG_DATA_HOME", ".local/share")?.join("host");
+        let (file, file_origin) = match (&self.file, self.var("HOST_CONFIG")) {
+            (Some(f), _) => (f.clone(), Some(Origin::Flag("--config".into()))),
+            (None, Some(f)) => (PathBuf::from(f), Some(Origin::EnvVar("HOST_CONFIG".into()))),
+            (None, None) => (config_dir.join("host.toml"), None),
+        };
+        if let Some(origin) = file_origin
+            && !file.is_file()
+        {
+            return Err(ConfigError::FileMissing { path: file, origin });
+        }
+
+        let mut figment = Figment::new();
+        for d in &self.defaults {
+            let value: FigValue = serde_json::from_value(d.values.clone())
+                .map_err(|e| ConfigError::Invalid(format!("built-in defaults: {e}")))?;
+            figment = figment.merge(Layer::defaults(figment::util::nest(&d.path, value)));
+        }
+        figment = figment.merge(figment::providers::Toml::file_exact(&file));
+        figment = figment.merge(Layer::env(&self.env));
+        let aliases: Vec<Alias> = self.defaults.iter().flat_map(|d| d.aliases.clone()).collect();
+        for alias in &aliases {
+            if let Some(value) = self.var(&alias.var) {
+                figment = figment.merge(Layer::alias(alias, value));
+            }
+        }
+        let settings: Settings = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
+        let origins = Arc::new(FigmentOrigins { figment: figment.clone(), file: file.clone(), aliases });
+        Ok(Config { figment, origins, settings: Arc::new(settings), file, data_dir })
+    }
+}
+
+/// A figment error without values (it may quote a secret): its kind, path and source.
+fn describe(e: figment::Error) -> String {
+    let mut out = String::new();
+    for e in e {
+        let kind = match &e.kind {
+            figment::error::Kind::InvalidType(found, expected) => {
+                format!("expected {expected}, found {}", found.to_string().split(' ').next().unwrap_or("value"))
+            }
+            figment::error::Kind::Message(m) => m.clone(),
+            other => other.to_string(),
+        };
+        let path = e.path.join(".");
+        let source = e.metadata.as_ref().map(|m| match &m.source {
+            Some(figment::Source::File(p)) => format!(" in {}", p.display()),
+            _ => format!(" in {}", m.name),
+        });
+        out.push_str(&format!("{}{kind}{}", if path.is_empty() { String::new() } else { format!("{path}: ") }, source.unwrap_or_default()));
+        out.push_str("; ");
+    }
+    out.trim_end_matches("; ").to_owned()
+}
+
+/// HTTP limits, `[http]` in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpSettings {
+    #[serde(default = "default_connect")]
+    connect_timeout_secs: u64,
+    #[serde(default = "default_timeout")]
+    timeout_secs: u64,
+    #[serde(default = "default_max_body")]
+    max_body_bytes: usize,
+    #[serde(default)]
+    proxy: Option<Url>,
+}
+
+fn default_connect() -> u64 {
+    HttpPolicy::default().connect_timeout.as_secs()
+}
+fn default_timeout() -> u64 {
+    HttpPolicy::default().timeout.as_secs()
+}
+fn default_max_body() -> usize {
+    HttpPolicy::default().max_body
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout_secs: default_connect(),
+            timeout_secs: default_timeout(),
+            max_body_bytes: default_max_body(),
+            proxy: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Settings {
+    #[serde(default)]
+    plugins_dir: Option<PathBuf>,
+    #[serde(default)]
+    http: HttpSettings,
+    #[serde(default)]
+    providers: BTreeMap<String, serde_json::Value>,
+}
+
+/// The loaded configuration.
+#[derive(Clone)]
+pub struct Config {
+    figment: Figment,
+    origins: Arc<FigmentOrigins>,
+    settings: Arc<Settings>,
+    file: PathBuf,
+    data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("file", &self.file)
+            .field("data_dir", &self.data_dir)
+            .field("providers", &self.settings.providers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Config {
+    /// The configuration file consulted (it may not exist).
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// `$XDG_DATA_HOME/host`: the credential store, the compile cache.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Where plugins are looked for.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.settings.plugins_dir.clone().unwrap_or_else(|| self.data_dir.join("plugins"))
+    }
+
+    /// The HTTP limits.
+    pub fn http_policy(&self) -> HttpPolicy {
+        let h = &self.settings.http;
+        let mut policy = HttpPolicy::default();
+        policy.connect_timeout = Duration::from_secs(h.connect_timeout_secs);
+        policy.timeout = Duration::from_secs(h.timeout_secs);
+        policy.max_body = h.max_body_bytes;
+        policy.proxy = h.proxy.clone();
+        policy
+    }
+
+    /// The names of the configured provider sections.
+    pub fn provider_names(&self) -> impl Iterator<Item = &str> {
+        self.settings.providers.keys().map(String::as_str)
+    }
+
+    /// Provider `name`'s section (`[providers.<name>]`) with the origin of each value; an empty
+    /// object when there is none.
+    pub fn provider_section(&self, name: &str) -> RawAppCredentials {
+        let value = self
+            .settings
+            .providers
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+        RawAppCredentials::new(
+            name,
+            vec!["providers".into(), name.into()],
+            value,
+            Arc::clone(&self.origins) as Arc<dyn OriginLookup>,
+        )
+    }
+
+    /// Where the value at a dotted `path` came from.
+    pub fn origin(&self, path: &str) -> Option<Origin> {
+        let parts: Vec<&str> = path.split('.').collect();
+        self.origins.origin(&parts)
+    }
+
+    /// The underlying figment, for extracting further settings.
+    pub fn figment(&self) -> &Figment {
+        &self.figment
+    }
+}
+
+struct FigmentOrigins {
+    figment: Figment,
+    file: PathBuf,
+    aliases: Vec<Alias>,
+}
+
+const DEFAULTS_NAME: &str = "built-in defaults";
+const ENV_NAME: &str = "environment variable";
+
+impl OriginLookup for FigmentOrigins {
+    fn origin(&self, path: &[&str]) -> Option<Origin> {
+        let md = self.figment.find_metadata(&path.join("."))?;
+        Some(match (&md.source, md.name.as_ref()) {
+            (Some(figment::Source::File(p)), _) => Origin::File(p.clone()),
+            (_, DEFAULTS_NAME) => Origin::Default,
+            (_, ENV_NAME) => Origin::EnvVar(md.interpolate(&Profile::Default, path)),
+            _ => Origin::Code,
+        })
+    }
+
+    fn where_to_set(&self, path: &[&str]) -> Vec<Origin> {
+        let dotted = path.join(".");
+        let mut out = vec![Origin::File(self.file.clone()), Origin::EnvVar(env_name(path))];
+        out.extend(self.aliases.iter().filter(|a| a.path == dotted).map(|a| Origin::EnvVar(a.var.clone())));
+        out
+    }
+}
+
+fn env_name<S: AsRef<str>>(path: &[S]) -> String {
+    let keys: Vec<String> = path.iter().map(|k| k.as_ref().to_ascii_uppercase()).collect();
+    format!("{ENV_PREFIX}{}", keys.join("__"))
+}
+
+/// A figment layer with its own metadata (so origins can be told apart).
+struct Layer {
+    metadata: Metadata,
+    dict: Dict,
+}
+
+impl Layer {
+    fn defaults(value: FigValue) -> Self {
+        Self { metadata: Metadata::named(DEFAULTS_NAME), dict: value.into_dict().unwrap_or_default() }
+    }
+
+    fn env(env: &BTreeMap<String, String>) -> Self {
+        let mut dict = Dict::new();
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix(ENV_PREFIX) else { continue };
+            if NOT_CONFIG.contains(&k.as_str()) || rest.is_empty() {
+                continue;
+            }
+            let key = rest.to_ascii_lowercase();
+            let keys: Vec<&str> = key.split("__").collect();
+            if keys.iter().any(|k| k.is_empty()) {
+                continue;
+            }
+            let value: FigValue = v.parse().unwrap_or_else(|e: std::convert::Infallible| match e {});
+            insert_path(&mut dict, &keys, value);
+        }
+        let metadata = Metadata::named(ENV_NAME).interpolater(|_: &Profile, k: &[&str]| env_name(k));
+        Self { metadata, dict }
+    }
+
+    fn alias(alias: &Alias, value: &str) -> Self {
+        let var = alias.var.clone();
+        let metadata = Metadata::named(ENV_NAME).interpolater(move |_: &Profile, _: &[&str]| var.clone());
+        let value = FigValue::from(value.to_owned());
+        Self { metadata, dict: figment::util::nest(&alias.path, value).into_dict().unwrap_or_default() }
+    }
+}
+
+/// Inserts `value` at `keys`, creating (or replacing non-dict) parents.
+fn insert_path(dict: &mut Dict, keys: &[&str], value: FigValue) {
+    let Some((first, rest)) = keys.split_first() else { return };
+    if rest.is_empty() {
+        dict.insert((*first).to_owned(), value);
+        return;
+    }
+    let child = dict.entry((*first).to_owned()).or_insert_with(|| FigValue::from(Dict::new()));
+    if child.as_dict().is_none() {
+        *child = FigValue::from(Dict::new());
+    }
+    if let FigValue::Dict(_, child) = child {
+        insert_path(child, rest, value);
+    }
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.dict.clone()))
+    }
+}

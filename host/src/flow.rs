@@ -1,0 +1,292 @@
+//! The flow model: what every auth flow (native or plugin) does, and the values it exchanges.
+//!
+//! A flow turns a user interaction into a [`Credential`] in three steps:
+//! 1. [`AuthFlow::authorize`] says what the user must do ([`Interaction`]) and returns opaque
+//!    [`Pending`] state (state parameter, PKCE verifier, device code, …);
+//! 2. [`AuthFlow::exchange`] takes that pending state back together with what the user's
+//!    interaction produced ([`ExchangeInput`]: callback parameters, prompt answers) and returns a
+//!    credential;
+//! 3. [`AuthFlow::refresh`] renews a credential.
+//!
+//! Flows keep no per-login state of their own: everything lives in `Pending`, which the caller
+//! stores and hands back. So any instance (a fresh plugin instance, another process) can serve
+//! any step.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::credentials::{SecretString, ValidationError};
+use crate::oauth2::{OAuth2Token, TokenError};
+
+/// An authentication flow: authorize → exchange → refresh.
+#[async_trait]
+pub trait AuthFlow: Send + Sync {
+    /// What the user must do next (open a URL, enter a device code, fill fields) and the pending
+    /// state to hand back to [`AuthFlow::exchange`].
+    async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, FlowError>;
+
+    /// Turns what came back from the user's interaction into a credential.
+    async fn exchange(&self, pending: Pending, input: ExchangeInput)
+    -> Result<Credential, FlowError>;
+
+    /// Renews a credential. The default says the flow cannot refresh.
+    async fn refresh(&self, credential: &Credential) -> Result<Credential, FlowError> {
+        let _ = credential;
+        Err(FlowError::Unsupported("this flow cannot refresh credentials".into()))
+    }
+}
+
+/// What the caller of [`AuthFlow::authorize`] asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuthorizeRequest {
+    /// Where the provider should send the user back (the loopback listener's URL).
+    pub redirect_uri: Option<String>,
+    /// Scopes to ask for; empty means the provider's configured defaults.
+    pub scopes: Vec<String>,
+}
+
+impl AuthorizeRequest {
+    /// A request with a redirect URI and the default scopes.
+    pub fn with_redirect(redirect_uri: impl Into<String>) -> Self {
+        Self { redirect_uri: Some(redirect_uri.into()), scopes: Vec::new() }
+    }
+
+    /// Asks for these scopes instead of the configured defaults.
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// The result of [`AuthFlow::authorize`]: what the user must do, and the state to keep.
+#[derive(Debug, Clone)]
+pub struct Authorization {
+    /// What the user must do.
+    pub interaction: Interaction,
+    /// Opaque state handed back to [`AuthFlow::exchange`].
+    pub pending: Pending,
+}
+
+/// What the user must do to authorize.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Interaction {
+    /// Open this URL in a browser; the provider redirects back to the redirect URI.
+    Redirect {
+        /// The authorization URL.
+        url: String,
+    },
+    /// Visit a verification URL and enter a code (RFC 8628).
+    DeviceCode {
+        /// The code the user types.
+        user_code: String,
+        /// Where the user types it.
+        verification_uri: String,
+        /// A URL that already carries the code, when the provider gives one.
+        verification_uri_complete: Option<String>,
+        /// Seconds between polls.
+        interval: u64,
+        /// Seconds until the code expires.
+        expires_in: u64,
+    },
+    /// Fill these fields (an API key, a username and password).
+    Prompt {
+        /// The fields to ask for.
+        fields: Vec<PromptField>,
+    },
+}
+
+/// One field of a [`Interaction::Prompt`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptField {
+    /// The name the answer is sent back under.
+    pub name: String,
+    /// What to show the user.
+    pub label: String,
+    /// Whether the answer is a secret (read without echo, never printed).
+    pub secret: bool,
+}
+
+/// Opaque, serializable flow state between `authorize` and `exchange`.
+///
+/// It may hold secrets (a PKCE verifier), so `Debug` shows only its size.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Pending(Vec<u8>);
+
+impl Pending {
+    /// Wraps flow state.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+    /// The flow state.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Pending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pending([redacted; {} bytes])", self.0.len())
+    }
+}
+
+/// What came back from the user's interaction, as name/value pairs in arrival order.
+///
+/// For a redirect these are the callback's query parameters (duplicates kept, so a flow can
+/// refuse a duplicated `state` or `code`); for a prompt, the answers. `Debug` shows names only.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct ExchangeInput {
+    params: Vec<(String, String)>,
+}
+
+impl ExchangeInput {
+    /// Input from name/value pairs.
+    pub fn new<I, K, V>(params: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self { params: params.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    }
+
+    /// Input from a callback URL's query string.
+    pub fn from_query(query: &str) -> Self {
+        Self::new(url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k, v)))
+    }
+
+    /// All pairs, in order.
+    pub fn params(&self) -> &[(String, String)] {
+        &self.params
+    }
+
+    /// The single value of `name`: `Ok(None)` when absent, an error when given more than once.
+    pub fn single(&self, name: &str) -> Result<Option<&str>, CallbackError> {
+        let mut found = self.params.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        match (found.next(), found.next()) {
+            (None, _) => Ok(None),
+            (Some(v), None) => Ok(Some(v)),
+            (Some(_), Some(_)) => Err(CallbackError::Duplicated(name.to_owned())),
+        }
+    }
+}
+
+impl fmt::Debug for ExchangeInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.params.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("ExchangeInput").field("names", &names).finish()
+    }
+}
+
+/// A credential a flow produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Credential {
+    /// An OAuth2 token.
+    #[serde(rename = "oauth2")]
+    OAuth2(OAuth2Token),
+    /// An API key.
+    ApiKey {
+        /// The key.
+        key: SecretString,
+    },
+    /// A username and password.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: SecretString,
+    },
+}
+
+impl Credential {
+    /// The OAuth2 token, if this is one.
+    pub fn as_oauth2(&self) -> Option<&OAuth2Token> {
+        match self {
+            Credential::OAuth2(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// A callback that cannot be accepted (wrong state, duplicated parameters, …).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallbackError {
+    /// A parameter appeared more than once.
+    #[error("the callback carries `{0}` more than once")]
+    Duplicated(String),
+    /// A required parameter is absent.
+    #[error("the callback carries no `{0}`")]
+    Missing(String),
+    /// The `state` does not match the one sent with the authorization request.
+    #[error("the callback's `state` does not match this login attempt")]
+    StateMismatch,
+    /// Both `code` and `error` were present.
+    #[error("the callback carries both `code` and `error`")]
+    CodeAndError,
+    /// The `iss` parameter names another authorization server (a mix-up attack, RFC 9207).
+    #[error("the callback comes from issuer `{got}`, expected `{expected}`")]
+    IssuerMismatch {
+        /// The configured issuer.
+        expected: String,
+        /// The issuer in the callback (sanitized).
+        got: String,
+    },
+    /// The pending state belongs to another provider or flow, or cannot be read.
+    #[error("the pending login state {0}")]
+    BadPending(String),
+}
+
+/// Why a flow step failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlowError {
+    /// The provider's app credentials are invalid.
+    #[error(transparent)]
+    InvalidAppCredentials(#[from] ValidationError),
+    /// The provider's app credentials are valid JSON but unusable (e.g. a plain-http endpoint).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The callback was rejected.
+    #[error(transparent)]
+    Callback(#[from] CallbackError),
+    /// The user (or the provider on their behalf) refused access.
+    #[error("access denied{}", .description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    AccessDenied {
+        /// The provider's explanation, sanitized.
+        description: Option<String>,
+    },
+    /// The authorization server reported an error on the callback (other than access denied).
+    #[error("the authorization failed: {0}")]
+    Authorization(crate::oauth2::OAuthError),
+    /// The token endpoint failed or answered something unusable.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The credential cannot be refreshed because it carries no refresh token.
+    #[error("the credential has no refresh token; log in again")]
+    NoRefreshToken,
+    /// The flow does not support this step or credential.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// A bug or an unexpected internal failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl FlowError {
+    /// Whether the user must log in again (the refresh token was rejected or is absent).
+    pub fn needs_login(&self) -> bool {
+        match self {
+            FlowError::NoRefreshToken => true,
+            FlowError::Token(t) => t.is_invalid_grant(),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The one hardened HTTP client every token, device and revocation request goes through.
+//!
+//! - redirects are never followed (a 307 from a token endpoint would re-send the client secret
+//!   and the PKCE verifier elsewhere): the 3xx response is returned for the caller to refuse;
+//! - connect and total timeouts: a server that hangs or trickles fails in seconds;
+//! - the response body is capped: an endless or huge body fails fast with bounded memory;
+//! - no proxy is picked up from the environment; one is used only when configured explicitly;
+//! - `https` is required unless the host is loopback (`127.0.0.0/8`, `::1`, `localhost`).
+//!
+//! Errors never carry URLs with query strings or bodies: only the host.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use url::Url;
+
+/// Limits and options of the [`HttpClient`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HttpPolicy {
+    /// Time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time for the whole exchange, body included.
+    pub timeout: Duration,
+    /// Largest accepted response body, in bytes.
+    pub max_body: usize,
+    /// An explicit proxy; the environment's proxy variables are never used implicitly.
+    pub proxy: Option<Url>,
+}
+
+impl Default for HttpPolicy {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            max_body: 1024 * 1024,
+            proxy: None,
+        }
+    }
+}
+
+/// A transport failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// The URL is not `https` and its host is not loopback.
+    #[error("refusing to send credentials over plain http to {host}: use https")]
+    InsecureUrl {
+        /// The host named in the URL.
+        host: String,
+    },
+    /// The URL cannot be used (no host, an unsupported scheme).
+    #[error("unusable URL: {0}")]
+    BadUrl(String),
+    /// No answer within the timeout.
+    #[error("{host} did not answer within {timeout:?}")]
+    Timeout {
+        /// The host.
+        host: String,
+        /// The timeout that expired.
+        timeout: Duration,
+    },
+    /// The connection failed.
+    #[error("cannot reach {host}: {reason}")]
+    Connect {
+        /// The host.
+        host: String,
+        /// Why (without the URL).
+        reason: String,
+    },
+    /// The response body is larger than allowed.
+    #[error("the response from {host} is larger than {limit} bytes")]
+    TooLarge {
+        /// The host.
+        host: String,
+        /// The cap.
+        limit: usize,
+    },
+    /// The client could not be built (a bad proxy URL, TLS set-up).
+    #[error("cannot set up the HTTP client: {0}")]
+    Setup(String),
+}
+
+/// The hardened HTTP client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    policy: HttpPolicy,
+}
+
+impl HttpClient {
+    /// A client with these limits.
+    pub fn new(policy: HttpPolicy) -> Result<Self, HttpError> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(policy.connect_timeout)
+            .timeout(policy.timeout)
+            .no_proxy()
+            .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")));
+        if let Some(proxy) = &policy.proxy {
+            let proxy = reqwest::Proxy::all(proxy.as_str())
+                .map_err(|e| HttpError::Setup(format!("bad proxy: {}", e.without_url())))?;
+            builder = builder.proxy(proxy);
+        }
+        let client = builder.build().map_err(|e| HttpError::Setup(e.without_url().to_string()))?;
+        Ok(Self { client, policy })
+    }
+
+    /// The limits in force.
+    pub fn policy(&self) -> &HttpPolicy {
+        &self.policy
+    }
+
+    /// Sends a request and reads the whole (capped) response. 3xx responses are returned as they
+    /// are, never followed.
+    pub async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, HttpError> {
+        let url = Url::parse(&request.uri().to_string())
+            .map_err(|_| HttpError::BadUrl("not an absolute URL".into()))?;
+        require_secure(&url)?;
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let (parts, body) = request.into_parts();
+        let mut builder = self.client.request(parts.method, url).body(body);
+        for (name, value) in &parts.headers {
+            builder = builder.header(name, value);
+        }
+        let mut response = builder.send().await.map_err(|e| self.transport(&host, e))?;
+        let limit = self.policy.max_body;
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(HttpError::TooLarge { host, limit });
+        }
+        let mut out = http::Response::builder().status(response.status());
+        if let Some(headers) = out.headers_mut() {
+            headers.extend(response.headers().iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&host, e))? {
+            if body.len() + chunk.len() > limit {
+                return Err(HttpError::TooLarge { host, limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        out.body(body).map_err(|e| HttpError::Setup(e.to_string()))
+    }
+
+    fn transport(&self, host: &str, e: reqwest::Error) -> HttpError {
+        if e.is_timeout() {
+            return HttpError::Timeout { host: host.to_owned(), timeout: self.policy.timeout };
+        }
+        // The innermost cause says most (connection refused, DNS failure); never the URL.
+        let e = e.without_url();
+        let mut reason = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            reason = s.to_string();
+            source = s.source();
+        }
+        HttpError::Connect { host: host.to_owned(), reason }
+    }
+}
+
+/// Whether the URL's host is loopback: `127.0.0.0/8`, `::1` or `localhost`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        }
+        None => false,
+    }
+}
+
+/// Refuses a URL that is neither `https` nor plain `http` to a loopback host.
+pub fn require_secure(url: &Url) -> Result<(), HttpError> {
+    let host = url.host_str().ok_or_else(|| HttpError::BadUrl("the URL has no host".into()))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        "http" => Err(HttpError::InsecureUrl { host: host.to_owned() }),
+        other => Err(HttpError::BadUrl(format!("unsupported scheme `{other}`"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_or_loopback_only() {
+        let ok = ["https://github.com/x", "http://127.0.0.1:9/x", "http://[::1]/", "http://localhost/"];
+        for u in ok {
+            assert!(require_secure(&Url::parse(u).unwrap()).is_ok(), "{u}");
+        }
+        for u in ["http://github.com/x", "http://127.0.0.1.example.com/", "ftp://127.0.0.1/"] {
+            assert!(require_secure(&Url::parse(u).unwrap()).is_err(), "{u}");
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The `host` command.
+
+fn main() {}

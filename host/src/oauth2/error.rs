@@ -1,0 +1,190 @@
+//! Typed errors of the token endpoint.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::http::HttpError;
+
+/// The standard OAuth2 error codes (RFC 6749 §5.2, RFC 8628 §3.5), plus `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// `invalid_request`.
+    InvalidRequest,
+    /// `invalid_client`: the client id or secret is wrong.
+    InvalidClient,
+    /// `invalid_grant`: the code or refresh token is invalid, expired or revoked.
+    InvalidGrant,
+    /// `unauthorized_client`.
+    UnauthorizedClient,
+    /// `unsupported_grant_type`.
+    UnsupportedGrantType,
+    /// `invalid_scope`.
+    InvalidScope,
+    /// `access_denied`.
+    AccessDenied,
+    /// `authorization_pending` (device flow).
+    AuthorizationPending,
+    /// `slow_down` (device flow).
+    SlowDown,
+    /// `expired_token` (device flow).
+    ExpiredToken,
+    /// `server_error`.
+    ServerError,
+    /// `temporarily_unavailable`.
+    TemporarilyUnavailable,
+    /// A code this program does not know.
+    Other,
+}
+
+impl ErrorKind {
+    /// The kind of a standard error code.
+    pub fn from_code(code: &str) -> Self {
+        match code {
+            "invalid_request" => Self::InvalidRequest,
+            "invalid_client" => Self::InvalidClient,
+            "invalid_grant" => Self::InvalidGrant,
+            "unauthorized_client" => Self::UnauthorizedClient,
+            "unsupported_grant_type" => Self::UnsupportedGrantType,
+            "invalid_scope" => Self::InvalidScope,
+            "access_denied" => Self::AccessDenied,
+            "authorization_pending" => Self::AuthorizationPending,
+            "slow_down" => Self::SlowDown,
+            "expired_token" => Self::ExpiredToken,
+            "server_error" => Self::ServerError,
+            "temporarily_unavailable" => Self::TemporarilyUnavailable,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// An error the authorization server reported (`{"error": …}`), whatever the HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// The standard meaning (provider-specific codes are mapped by the token class).
+    pub kind: ErrorKind,
+    /// The code as sent, sanitized.
+    pub code: String,
+    /// The `error_description`, stripped of control characters and capped.
+    pub description: Option<String>,
+    /// The `error_uri`, sanitized.
+    pub uri: Option<String>,
+    /// The HTTP status it came with.
+    pub status: u16,
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the provider answered `{}`", self.code)?;
+        if let Some(d) = &self.description {
+            write!(f, ": {d}")?;
+        }
+        if self.status == 200 {
+            f.write_str(" (inside an HTTP 200 response)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a token request (exchange, refresh) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The request did not complete (timeout, connection, size cap, insecure URL).
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The endpoint answered with a redirect, which is never followed.
+    #[error("the token endpoint answered with a redirect (HTTP {status}); redirects are never followed")]
+    Redirect {
+        /// The 3xx status.
+        status: u16,
+    },
+    /// The provider reported an OAuth2 error.
+    #[error("{0}")]
+    Provider(OAuthError),
+    /// The provider is rate-limiting or unavailable.
+    #[error("the token endpoint is unavailable (HTTP {status}){}", .retry_after.map(|d| format!("; retry after {}s", d.as_secs())).unwrap_or_default())]
+    Unavailable {
+        /// 429 or 503.
+        status: u16,
+        /// The `Retry-After` delay, when given in seconds.
+        retry_after: Option<Duration>,
+    },
+    /// An HTTP error status without an OAuth2 error body.
+    #[error("the token endpoint failed with HTTP {status}{}", .content_type.as_deref().map(|c| format!(" ({c} body)")).unwrap_or_default())]
+    Status {
+        /// The status.
+        status: u16,
+        /// The body's content type, if any.
+        content_type: Option<String>,
+    },
+    /// A success status whose body is not JSON (or form-encoded).
+    #[error("the token endpoint answered with a body that is not JSON{}", .content_type.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    NotJson {
+        /// The declared content type.
+        content_type: Option<String>,
+    },
+    /// The JSON body is not an object.
+    #[error("the token endpoint answered with JSON {found} instead of an object")]
+    NotObject {
+        /// What it was (`null`, an array, …).
+        found: &'static str,
+    },
+    /// A required field is absent.
+    #[error("the token response has no `{field}`")]
+    Missing {
+        /// The field.
+        field: &'static str,
+    },
+    /// A field is present but unusable.
+    #[error("the token response's `{field}` {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it (never its value).
+        reason: &'static str,
+    },
+    /// `token_type` is not `bearer`.
+    #[error("the token type `{0}` is not supported (only bearer tokens are)")]
+    UnsupportedTokenType(String),
+}
+
+impl TokenError {
+    /// Whether this is an `invalid_grant`: the code or refresh token is no longer valid.
+    pub fn is_invalid_grant(&self) -> bool {
+        matches!(self, TokenError::Provider(e) if e.kind == ErrorKind::InvalidGrant)
+    }
+
+    /// The provider's OAuth2 error, if that is what this is.
+    pub fn provider_error(&self) -> Option<&OAuthError> {
+        match self {
+            TokenError::Provider(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Strips control characters (ANSI escapes included) and caps the length, for text that came
+/// from a server and will be printed.
+pub fn sanitize(text: &str, max_chars: usize) -> String {
+    let mut out = String::new();
+    for (n, c) in text.chars().filter(|c| !c.is_control()).enumerate() {
+        if n == max_chars {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_strips_escapes_and_caps() {
+        assert_eq!(sanitize("a\u{1b}[31mred\r\nx", 100), "a[31mredx");
+        assert_eq!(sanitize("abcdef", 3), "abc…");
+    }
+}

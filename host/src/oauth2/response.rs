@@ -1,0 +1,249 @@
+//! Classifies a token endpoint's raw HTTP response (SECURITY.md, "Token endpoint").
+//!
+//! Real providers are lenient in what they send: errors inside HTTP 200 (GitHub), `expires_in`
+//! as a string, comma-separated scopes, form-encoded bodies. This module accepts those and
+//! refuses everything unsafe, and never puts a body into an error or a log: a body that failed
+//! to parse can still contain a valid token.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::error::{ErrorKind, OAuthError, TokenError, sanitize};
+use crate::credentials::SecretString;
+
+/// The longest access or refresh token accepted.
+pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// A token response that passed every check, before the token class shapes its extras.
+pub(crate) struct TokenFields {
+    pub(crate) access_token: SecretString,
+    pub(crate) refresh_token: Option<SecretString>,
+    /// Seconds, strictly positive; `None` when absent or unusable (zero, negative).
+    pub(crate) expires_in: Option<u64>,
+    /// `None` when the provider did not say.
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) extra: Map<String, Value>,
+}
+
+/// Classifies a token endpoint's response. `kind_of` maps provider-specific error codes.
+pub(crate) fn classify(
+    response: &http::Response<Vec<u8>>,
+    kind_of: &dyn Fn(&str) -> Option<ErrorKind>,
+) -> Result<TokenFields, TokenError> {
+    let status = response.status();
+    if status.is_redirection() {
+        return Err(TokenError::Redirect { status: status.as_u16() });
+    }
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| sanitize(v, 80));
+    let body = parse_body(response.body(), content_type.as_deref());
+
+    if let Some(Value::Object(map)) = &body
+        && let Some(error) = map.get("error")
+    {
+        return Err(TokenError::Provider(oauth_error(map, error, status.as_u16(), kind_of)));
+    }
+    if status == http::StatusCode::TOO_MANY_REQUESTS
+        || status == http::StatusCode::SERVICE_UNAVAILABLE
+    {
+        return Err(TokenError::Unavailable {
+            status: status.as_u16(),
+            retry_after: retry_after(response.headers()),
+        });
+    }
+    if !status.is_success() {
+        return Err(TokenError::Status { status: status.as_u16(), content_type });
+    }
+    let map = match body {
+        Some(Value::Object(map)) => map,
+        Some(other) => return Err(TokenError::NotObject { found: json_kind(&other) }),
+        None => return Err(TokenError::NotJson { content_type }),
+    };
+    fields(map)
+}
+
+fn parse_body(body: &[u8], content_type: Option<&str>) -> Option<Value> {
+    let form = content_type
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    if form {
+        let map: Map<String, Value> = url::form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
+        return Some(Value::Object(map));
+    }
+    serde_json::from_slice(body).ok()
+}
+
+fn oauth_error(
+    map: &Map<String, Value>,
+    error: &Value,
+    status: u16,
+    kind_of: &dyn Fn(&str) -> Option<ErrorKind>,
+) -> OAuthError {
+    let code = sanitize(error.as_str().unwrap_or("(not a string)"), 64);
+    let text = |name: &str, max: usize| map.get(name).and_then(Value::as_str).map(|s| sanitize(s, max));
+    OAuthError {
+        kind: kind_of(&code).unwrap_or_else(|| ErrorKind::from_code(&code)),
+        description: text("error_description", 300),
+        uri: text("error_uri", 200),
+        code,
+        status,
+    }
+}
+
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s.min(24 * 3600)))
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn token_value(v: Option<Value>, field: &'static str) -> Result<Option<SecretString>, TokenError> {
+    let s = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(TokenError::Invalid { field, reason: "is not a string" }),
+    };
+    if s.is_empty() {
+        return Err(TokenError::Invalid { field, reason: "is empty" });
+    }
+    if s.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Invalid { field, reason: "is absurdly long" });
+    }
+    if s.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(TokenError::Invalid { field, reason: "contains spaces or control characters" });
+    }
+    Ok(Some(SecretString::new(s)))
+}
+
+fn fields(mut map: Map<String, Value>) -> Result<TokenFields, TokenError> {
+    let access_token = token_value(map.remove("access_token"), "access_token")?
+        .ok_or(TokenError::Missing { field: "access_token" })?;
+    match map.remove("token_type") {
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
+        Some(Value::String(t)) => return Err(TokenError::UnsupportedTokenType(sanitize(&t, 40))),
+        Some(_) => return Err(TokenError::Invalid { field: "token_type", reason: "is not a string" }),
+        None => return Err(TokenError::Missing { field: "token_type" }),
+    }
+    let refresh_token = token_value(map.remove("refresh_token"), "refresh_token")?;
+    let expires_in = lifetime(map.remove("expires_in"), "expires_in")?;
+    let scopes = match map.remove("scope") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(split_scopes(&s)),
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|v| v.as_str().map(|s| sanitize(s, 200)))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(TokenError::Invalid { field: "scope", reason: "is not a list of strings" })?,
+        ),
+        Some(_) => return Err(TokenError::Invalid { field: "scope", reason: "is not a string" }),
+    };
+    Ok(TokenFields { access_token, refresh_token, expires_in, scopes, extra: map })
+}
+
+/// Reads a lifetime in seconds: a number or a numeric string. Zero or negative means "no usable
+/// lifetime" (`None`): treating it as "expired now" would refresh on every use. Fractions are
+/// truncated. Huge values are kept; turning them into a date uses checked arithmetic.
+pub fn lifetime(v: Option<Value>, field: &'static str) -> Result<Option<u64>, TokenError> {
+    let seconds: f64 = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| TokenError::Invalid { field, reason: "is not a number" })?,
+        Some(_) => return Err(TokenError::Invalid { field, reason: "is not a number" }),
+    };
+    if !seconds.is_finite() {
+        return Err(TokenError::Invalid { field, reason: "is not a finite number" });
+    }
+    // `as` saturates: 1e300 becomes u64::MAX, which date arithmetic then treats as "never".
+    Ok((seconds >= 1.0).then_some(seconds as u64))
+}
+
+/// Splits a scope string on spaces and commas (GitHub separates with commas).
+pub(crate) fn split_scopes(s: &str) -> Vec<String> {
+    s.split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .map(|s| sanitize(s, 200))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn resp(status: u16, body: Value) -> http::Response<Vec<u8>> {
+        http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap()
+    }
+
+    fn run(status: u16, body: Value) -> Result<TokenFields, TokenError> {
+        classify(&resp(status, body), &|_| None)
+    }
+
+    #[test]
+    fn lenient_where_providers_are() {
+        let t = run(200, json!({"access_token":"a","token_type":"Bearer","expires_in":"3600","scope":"repo,gist"}))
+            .unwrap();
+        assert_eq!(t.expires_in, Some(3600));
+        assert_eq!(t.scopes.unwrap(), vec!["repo", "gist"]);
+        let t = run(200, json!({"access_token":"a","token_type":"bearer","expires_in":12.9})).unwrap();
+        assert_eq!(t.expires_in, Some(12));
+    }
+
+    #[test]
+    fn lifetimes_never_panic() {
+        for (v, want) in [
+            (json!(0), None),
+            (json!(-5), None),
+            (json!(1e300), Some(u64::MAX)),
+            (json!("18446744073709551616"), Some(u64::MAX)),
+        ] {
+            assert_eq!(lifetime(Some(v.clone()), "expires_in").unwrap(), want, "{v}");
+        }
+        assert!(lifetime(Some(json!("soon")), "expires_in").is_err());
+    }
+
+    #[test]
+    fn error_inside_200_is_a_provider_error() {
+        let e = run(200, json!({"error":"bad_verification_code","error_description":"x\u{1b}[2J"}))
+            .err()
+            .unwrap();
+        let TokenError::Provider(p) = e else { panic!("{e:?}") };
+        assert_eq!(p.code, "bad_verification_code");
+        assert_eq!(p.description.as_deref(), Some("x[2J"));
+    }
+
+    #[test]
+    fn unsafe_tokens_refused() {
+        for body in [
+            json!({"token_type":"bearer"}),
+            json!({"access_token":"","token_type":"bearer"}),
+            json!({"access_token":"a\r\nSet-Cookie: x","token_type":"bearer"}),
+            json!({"access_token":"a".repeat(MAX_TOKEN_LEN + 1),"token_type":"bearer"}),
+            json!({"access_token":"a","token_type":"mac"}),
+            json!({"access_token":"a"}),
+        ] {
+            assert!(run(200, body.clone()).is_err(), "{body}");
+        }
+    }
+}

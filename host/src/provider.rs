@@ -1,0 +1,283 @@
+//! Providers own app credentials and named, lazily built flows; a [`Registry`] holds providers.
+//!
+//! A flow is built by its factory on first access and cached: every later access returns the
+//! same [`Arc`], and concurrent first accesses run the factory exactly once. A flow nobody asks
+//! for costs nothing.
+//!
+//! ```
+//! use host::credentials::RawAppCredentials;
+//! use host::oauth2::{OAuth2AppCredentials, OAuth2Flow};
+//! use host::provider::{Provider, Registry};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let app = RawAppCredentials::from_code("acme", serde_json::json!({
+//!     "client_id": "my-app",
+//!     "authorize_url": "https://id.acme.test/authorize",
+//!     "token_url": "https://id.acme.test/token",
+//! }));
+//! let mut registry = Registry::new();
+//! registry.register(
+//!     Provider::builder("acme", app)
+//!         .flow("oauth2", |ctx| async move {
+//!             let app: OAuth2AppCredentials = ctx.app_credentials()?;
+//!             OAuth2Flow::new(ctx.name(), app)
+//!         })
+//!         .build(),
+//! );
+//! let flow = registry.get("acme")?.flow("oauth2").await?;
+//! # let _ = flow; Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::OnceCell;
+
+use crate::credentials::{AppCredentials, RawAppCredentials, ValidationError};
+use crate::flow::{AuthFlow, FlowError};
+
+/// What a flow factory gets: the provider's name and its raw app credentials.
+#[derive(Debug, Clone)]
+pub struct ProviderContext {
+    name: Arc<str>,
+    app: Arc<RawAppCredentials>,
+}
+
+impl ProviderContext {
+    /// The provider's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The raw app credentials (validate them with [`ProviderContext::app_credentials`]).
+    pub fn raw_app_credentials(&self) -> &RawAppCredentials {
+        &self.app
+    }
+
+    /// The app credentials, validated against `C`'s schema and parsed.
+    pub fn app_credentials<C: AppCredentials>(&self) -> Result<C, ValidationError> {
+        self.app.parse()
+    }
+}
+
+type Factory =
+    Box<dyn Fn(ProviderContext) -> BoxFuture<'static, Result<Arc<dyn AuthFlow>, FlowError>> + Send + Sync>;
+
+struct FlowSlot {
+    factory: Factory,
+    cell: OnceCell<Arc<dyn AuthFlow>>,
+}
+
+/// Where a provider comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProviderSource {
+    /// Compiled into the program.
+    BuiltIn,
+    /// Registered by library code.
+    Code,
+    /// A plugin file.
+    Plugin(std::path::PathBuf),
+}
+
+/// A provider: app credentials plus named, lazily built flows.
+pub struct Provider {
+    ctx: ProviderContext,
+    source: ProviderSource,
+    default_flow: Option<String>,
+    flows: BTreeMap<String, FlowSlot>,
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.ctx.name())
+            .field("source", &self.source)
+            .field("flows", &self.flows.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Provider {
+    /// Starts building a provider named `name` with these app credentials.
+    pub fn builder(name: impl Into<String>, app: RawAppCredentials) -> ProviderBuilder {
+        ProviderBuilder {
+            provider: Provider {
+                ctx: ProviderContext { name: name.into().into(), app: Arc::new(app) },
+                source: ProviderSource::Code,
+                default_flow: None,
+                flows: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// The provider's name.
+    pub fn name(&self) -> &str {
+        self.ctx.name()
+    }
+
+    /// Where the provider comes from.
+    pub fn source(&self) -> &ProviderSource {
+        &self.source
+    }
+
+    /// The provider's context (name and app credentials).
+    pub fn context(&self) -> &ProviderContext {
+        &self.ctx
+    }
+
+    /// The names of its flows, sorted.
+    pub fn flow_names(&self) -> impl Iterator<Item = &str> {
+        self.flows.keys().map(String::as_str)
+    }
+
+    /// The flow used when none is named: the one set with [`ProviderBuilder::default_flow`], else
+    /// the first registered.
+    pub fn default_flow(&self) -> Option<&str> {
+        self.default_flow.as_deref()
+    }
+
+    /// Whether the flow `name` has been built already.
+    pub fn is_flow_built(&self, name: &str) -> bool {
+        self.flows.get(name).is_some_and(|s| s.cell.initialized())
+    }
+
+    /// The flow `name`, built on first access and the same instance afterwards.
+    ///
+    /// A failing factory caches nothing: the next access tries again.
+    pub async fn flow(&self, name: &str) -> Result<Arc<dyn AuthFlow>, ProviderError> {
+        let slot = self.flows.get(name).ok_or_else(|| ProviderError::UnknownFlow {
+            provider: self.name().to_owned(),
+            flow: name.to_owned(),
+            known: self.flows.keys().cloned().collect(),
+        })?;
+        let flow = slot
+            .cell
+            .get_or_try_init(|| (slot.factory)(self.ctx.clone()))
+            .await
+            .map_err(|source| ProviderError::Build {
+                provider: self.name().to_owned(),
+                flow: name.to_owned(),
+                source: Box::new(source),
+            })?;
+        Ok(Arc::clone(flow))
+    }
+}
+
+/// Builds a [`Provider`].
+pub struct ProviderBuilder {
+    provider: Provider,
+}
+
+impl ProviderBuilder {
+    /// Adds a flow built by `factory` on first access.
+    pub fn flow<F, Fut, T>(mut self, name: impl Into<String>, factory: F) -> Self
+    where
+        F: Fn(ProviderContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, FlowError>> + Send + 'static,
+        T: AuthFlow + 'static,
+    {
+        let name = name.into();
+        let factory: Factory = Box::new(move |ctx| {
+            let fut = factory(ctx);
+            Box::pin(async move { fut.await.map(|f| Arc::new(f) as Arc<dyn AuthFlow>) })
+        });
+        if self.provider.default_flow.is_none() {
+            self.provider.default_flow = Some(name.clone());
+        }
+        self.provider.flows.insert(name, FlowSlot { factory, cell: OnceCell::new() });
+        self
+    }
+
+    /// Names the flow used when none is asked for.
+    pub fn default_flow(mut self, name: impl Into<String>) -> Self {
+        self.provider.default_flow = Some(name.into());
+        self
+    }
+
+    /// Says where the provider comes from.
+    pub fn source(mut self, source: ProviderSource) -> Self {
+        self.provider.source = source;
+        self
+    }
+
+    /// Finishes the provider.
+    pub fn build(self) -> Provider {
+        self.provider
+    }
+}
+
+/// Why a provider or flow could not be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// No provider by that name.
+    #[error("unknown provider `{name}`{}", known_list(.known))]
+    UnknownProvider {
+        /// The name asked for.
+        name: String,
+        /// The providers there are.
+        known: Vec<String>,
+    },
+    /// The provider has no flow by that name.
+    #[error("provider `{provider}` has no flow `{flow}`{}", known_list(.known))]
+    UnknownFlow {
+        /// The provider.
+        provider: String,
+        /// The flow asked for.
+        flow: String,
+        /// The flows it has.
+        known: Vec<String>,
+    },
+    /// The flow's factory failed.
+    #[error("cannot set up flow `{flow}` of provider `{provider}`")]
+    Build {
+        /// The provider.
+        provider: String,
+        /// The flow.
+        flow: String,
+        /// Why.
+        #[source]
+        source: Box<FlowError>,
+    },
+}
+
+fn known_list(known: &[String]) -> String {
+    if known.is_empty() { String::new() } else { format!(" (known: {})", known.join(", ")) }
+}
+
+/// Providers by name.
+#[derive(Debug, Default)]
+pub struct Registry {
+    providers: BTreeMap<String, Arc<Provider>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) a provider.
+    pub fn register(&mut self, provider: Provider) -> Arc<Provider> {
+        let provider = Arc::new(provider);
+        self.providers.insert(provider.name().to_owned(), Arc::clone(&provider));
+        provider
+    }
+
+    /// The provider `name`.
+    pub fn get(&self, name: &str) -> Result<Arc<Provider>, ProviderError> {
+        self.providers.get(name).cloned().ok_or_else(|| ProviderError::UnknownProvider {
+            name: name.to_owned(),
+            known: self.providers.keys().cloned().collect(),
+        })
+    }
+
+    /// All providers, sorted by name.
+    pub fn providers(&self) -> impl Iterator<Item = &Arc<Provider>> {
+        self.providers.values()
+    }
+}

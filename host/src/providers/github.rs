@@ -1,0 +1,172 @@
+//! The built-in `github` provider: OAuth apps and GitHub Apps (user-to-server tokens).
+//!
+//! - github.com endpoints by default; every one can be overridden for GitHub Enterprise Server
+//!   (`https://HOST/login/oauth/authorize`, `https://HOST/api/v3`) or tests.
+//! - `GITHUB_CLIENT_ID` and `GITHUB_CLIENT_SECRET` set `providers.github.client_id` and
+//!   `providers.github.client_secret`.
+//! - GitHub answers token errors with HTTP 200; its codes map to [`GitHubErrorCode`] and to the
+//!   standard [`ErrorKind`] (a `bad_refresh_token` is an `invalid_grant`: log in again).
+//! - GitHub App user tokens expire (8 hours) and come with a refresh token that expires too
+//!   (`refresh_token_expires_in`, about 6 months): [`GitHubTokenExtra`] keeps its absolute expiry.
+//! - Scopes come back comma-separated (`repo,gist`); they are split.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use crate::config::{Alias, Config, Defaults};
+use crate::flow::FlowError;
+use crate::http::HttpClient;
+use crate::oauth2::{ErrorKind, OAuth2AppCredentials, OAuth2Flow, TokenClass, TokenError};
+use crate::provider::{Provider, ProviderSource};
+
+/// The provider's name.
+pub const NAME: &str = "github";
+/// The name of its authorization-code flow.
+pub const OAUTH2_FLOW: &str = "oauth2";
+
+/// GitHub's app credentials: the OAuth2 ones plus the REST API's base URL.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct GitHubAppCredentials {
+    /// The OAuth2 settings.
+    #[serde(flatten)]
+    pub oauth2: OAuth2AppCredentials,
+    /// The REST API (`https://api.github.com`, or `https://HOST/api/v3` on Enterprise Server).
+    pub api_url: Url,
+}
+
+/// The built-in defaults and aliases.
+pub fn defaults() -> Defaults {
+    Defaults {
+        path: format!("providers.{NAME}"),
+        values: json!({
+            "authorize_url": "https://github.com/login/oauth/authorize",
+            "token_url": "https://github.com/login/oauth/access_token",
+            "device_authorization_url": "https://github.com/login/device/code",
+            "api_url": "https://api.github.com",
+            "client_auth": "request_body",
+        }),
+        aliases: vec![
+            Alias::new("GITHUB_CLIENT_ID", format!("providers.{NAME}.client_id")),
+            Alias::new("GITHUB_CLIENT_SECRET", format!("providers.{NAME}.client_secret")),
+        ],
+    }
+}
+
+/// The `github` provider, configured from `config`.
+pub fn provider(config: &Config) -> Provider {
+    let policy = config.http_policy();
+    Provider::builder(NAME, config.provider_section(NAME))
+        .source(ProviderSource::BuiltIn)
+        .flow(OAUTH2_FLOW, move |ctx| {
+            let policy = policy.clone();
+            async move {
+                let app: GitHubAppCredentials = ctx.app_credentials()?;
+                let http = HttpClient::new(policy).map_err(|e| FlowError::Config(e.to_string()))?;
+                OAuth2Flow::with_class(ctx.name(), app.oauth2, GitHubToken, http)
+            }
+        })
+        .build()
+}
+
+/// GitHub's error codes (sent with HTTP 200).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GitHubErrorCode {
+    /// The code is wrong or expired.
+    BadVerificationCode,
+    /// The refresh token is wrong, expired or revoked.
+    BadRefreshToken,
+    /// The client id or secret is wrong.
+    IncorrectClientCredentials,
+    /// The redirect URI does not match the app's.
+    RedirectUriMismatch,
+    /// The user has not verified their email.
+    UnverifiedUserEmail,
+    /// The device code is wrong.
+    IncorrectDeviceCode,
+    /// The device flow is not enabled for the app.
+    DeviceFlowDisabled,
+    /// The grant type is not supported (e.g. refresh on an OAuth app).
+    UnsupportedGrantType,
+    /// The user or app is suspended.
+    ApplicationSuspended,
+}
+
+impl GitHubErrorCode {
+    /// The typed code of a GitHub error code string.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Some(match code {
+            "bad_verification_code" => Self::BadVerificationCode,
+            "bad_refresh_token" => Self::BadRefreshToken,
+            "incorrect_client_credentials" => Self::IncorrectClientCredentials,
+            "redirect_uri_mismatch" => Self::RedirectUriMismatch,
+            "unverified_user_email" => Self::UnverifiedUserEmail,
+            "incorrect_device_code" => Self::IncorrectDeviceCode,
+            "device_flow_disabled" => Self::DeviceFlowDisabled,
+            "unsupported_grant_type" => Self::UnsupportedGrantType,
+            "application_suspended" => Self::ApplicationSuspended,
+            _ => return None,
+        })
+    }
+
+    /// The GitHub error code a token error carries, if any.
+    pub fn of(error: &TokenError) -> Option<Self> {
+        error.provider_error().and_then(|e| Self::from_code(&e.code))
+    }
+
+    /// Its standard OAuth2 meaning.
+    pub fn kind(self) -> ErrorKind {
+        match self {
+            Self::BadVerificationCode | Self::BadRefreshToken | Self::IncorrectDeviceCode => {
+                ErrorKind::InvalidGrant
+            }
+            Self::IncorrectClientCredentials => ErrorKind::InvalidClient,
+            Self::RedirectUriMismatch => ErrorKind::InvalidRequest,
+            Self::UnverifiedUserEmail | Self::ApplicationSuspended => ErrorKind::AccessDenied,
+            Self::DeviceFlowDisabled => ErrorKind::UnauthorizedClient,
+            Self::UnsupportedGrantType => ErrorKind::UnsupportedGrantType,
+        }
+    }
+}
+
+/// GitHub's token class.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GitHubToken;
+
+/// GitHub's extra token fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GitHubTokenExtra {
+    /// When the refresh token expires (GitHub App user tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_expires_at: Option<DateTime<Utc>>,
+}
+
+impl TokenClass for GitHubToken {
+    type Extra = GitHubTokenExtra;
+
+    fn parse_extra(
+        &self,
+        fields: &Map<String, Value>,
+        received_at: DateTime<Utc>,
+    ) -> Result<Self::Extra, TokenError> {
+        let seconds = crate::oauth2::lifetime(fields.get("refresh_token_expires_in").cloned(), "refresh_token_expires_in")?;
+        let refresh_token_expires_at = seconds.and_then(|s| {
+            let s = i64::try_from(s).ok()?;
+            received_at.checked_add_signed(chrono::Duration::try_seconds(s)?)
+        });
+        Ok(GitHubTokenExtra { refresh_token_expires_at })
+    }
+
+    fn error_kind(&self, code: &str) -> Option<ErrorKind> {
+        GitHubErrorCode::from_code(code).map(GitHubErrorCode::kind)
+    }
+
+    fn keep_on_refresh(&self, old: &Self::Extra, new: &mut Self::Extra) {
+        if new.refresh_token_expires_at.is_none() {
+            new.refresh_token_expires_at = old.refresh_token_expires_at;
+        }
+    }
+}

@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use figment::value::{Dict, Map, Value as FigValue};
 use figment::providers::Format;
+use figment::value::{Dict, Map, Value as FigValue};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::Deserialize;
 use url::Url;
@@ -54,7 +54,10 @@ pub struct Alias {
 impl Alias {
     /// An alias for `path`.
     pub fn new(var: impl Into<String>, path: impl Into<String>) -> Self {
-        Self { var: var.into(), path: path.into() }
+        Self {
+            var: var.into(),
+            path: path.into(),
+        }
     }
 }
 
@@ -100,7 +103,10 @@ pub struct ConfigLoader {
 impl ConfigLoader {
     /// A loader over this process's environment.
     pub fn from_process_env() -> Self {
-        Self::with_env(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))))
+        Self::with_env(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
     }
 
     /// A loader over the given environment variables only.
@@ -111,7 +117,10 @@ impl ConfigLoader {
         V: Into<String>,
     {
         Self {
-            env: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            env: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             file: None,
             defaults: Vec::new(),
         }
@@ -130,11 +139,16 @@ impl ConfigLoader {
     }
 
     fn var(&self, name: &str) -> Option<&str> {
-        self.env.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.env
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     fn absolute_var(&self, name: &str) -> Option<PathBuf> {
-        self.var(name).map(PathBuf::from).filter(|p| p.is_absolute())
+        self.var(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
     }
 
     fn base_dir(&self, xdg: &str, fallback: &str) -> Result<PathBuf, ConfigError> {
@@ -166,17 +180,36 @@ impl ConfigLoader {
                 .map_err(|e| ConfigError::Invalid(format!("built-in defaults: {e}")))?;
             figment = figment.merge(Layer::defaults(figment::util::nest(&d.path, value)));
         }
-        figment = figment.merge(figment::providers::Toml::file_exact(&file));
+        // The default file is optional; one named explicitly was checked above.
+        if file.is_file() {
+            figment = figment.merge(figment::providers::Toml::file_exact(&file));
+        }
         figment = figment.merge(Layer::env(&self.env));
-        let aliases: Vec<Alias> = self.defaults.iter().flat_map(|d| d.aliases.clone()).collect();
+        let aliases: Vec<Alias> = self
+            .defaults
+            .iter()
+            .flat_map(|d| d.aliases.clone())
+            .collect();
         for alias in &aliases {
             if let Some(value) = self.var(&alias.var) {
                 figment = figment.merge(Layer::alias(alias, value));
             }
         }
-        let settings: Settings = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
-        let origins = Arc::new(FigmentOrigins { figment: figment.clone(), file: file.clone(), aliases });
-        Ok(Config { figment, origins, settings: Arc::new(settings), file, data_dir })
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        let origins = Arc::new(FigmentOrigins {
+            figment: figment.clone(),
+            file: file.clone(),
+            aliases,
+        });
+        Ok(Config {
+            figment,
+            origins,
+            settings: Arc::new(settings),
+            file,
+            data_dir,
+        })
     }
 }
 
@@ -186,7 +219,10 @@ fn describe(e: figment::Error) -> String {
     for e in e {
         let kind = match &e.kind {
             figment::error::Kind::InvalidType(found, expected) => {
-                format!("expected {expected}, found {}", found.to_string().split(' ').next().unwrap_or("value"))
+                format!(
+                    "expected {expected}, found {}",
+                    found.to_string().split(' ').next().unwrap_or("value")
+                )
             }
             figment::error::Kind::Message(m) => m.clone(),
             other => other.to_string(),
@@ -196,7 +232,15 @@ fn describe(e: figment::Error) -> String {
             Some(figment::Source::File(p)) => format!(" in {}", p.display()),
             _ => format!(" in {}", m.name),
         });
-        out.push_str(&format!("{}{kind}{}", if path.is_empty() { String::new() } else { format!("{path}: ") }, source.unwrap_or_default()));
+        out.push_str(&format!(
+            "{}{kind}{}",
+            if path.is_empty() {
+                String::new()
+            } else {
+                format!("{path}: ")
+            },
+            source.unwrap_or_default()
+        ));
         out.push_str("; ");
     }
     out.trim_end_matches("; ").to_owned()
@@ -262,7 +306,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("file", &self.file)
             .field("data_dir", &self.data_dir)
-            .field("providers", &self.settings.providers.keys().collect::<Vec<_>>())
+            .field(
+                "providers",
+                &self.settings.providers.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -280,18 +327,21 @@ impl Config {
 
     /// Where plugins are looked for.
     pub fn plugins_dir(&self) -> PathBuf {
-        self.settings.plugins_dir.clone().unwrap_or_else(|| self.data_dir.join("plugins"))
+        self.settings
+            .plugins_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("plugins"))
     }
 
     /// The HTTP limits.
     pub fn http_policy(&self) -> HttpPolicy {
         let h = &self.settings.http;
-        let mut policy = HttpPolicy::default();
-        policy.connect_timeout = Duration::from_secs(h.connect_timeout_secs);
-        policy.timeout = Duration::from_secs(h.timeout_secs);
-        policy.max_body = h.max_body_bytes;
-        policy.proxy = h.proxy.clone();
-        policy
+        HttpPolicy {
+            connect_timeout: Duration::from_secs(h.connect_timeout_secs),
+            timeout: Duration::from_secs(h.timeout_secs),
+            max_body: h.max_body_bytes,
+            proxy: h.proxy.clone(),
+        }
     }
 
     /// The names of the configured provider sections.
@@ -350,14 +400,25 @@ impl OriginLookup for FigmentOrigins {
 
     fn where_to_set(&self, path: &[&str]) -> Vec<Origin> {
         let dotted = path.join(".");
-        let mut out = vec![Origin::File(self.file.clone()), Origin::EnvVar(env_name(path))];
-        out.extend(self.aliases.iter().filter(|a| a.path == dotted).map(|a| Origin::EnvVar(a.var.clone())));
+        let mut out = vec![
+            Origin::File(self.file.clone()),
+            Origin::EnvVar(env_name(path)),
+        ];
+        out.extend(
+            self.aliases
+                .iter()
+                .filter(|a| a.path == dotted)
+                .map(|a| Origin::EnvVar(a.var.clone())),
+        );
         out
     }
 }
 
 fn env_name<S: AsRef<str>>(path: &[S]) -> String {
-    let keys: Vec<String> = path.iter().map(|k| k.as_ref().to_ascii_uppercase()).collect();
+    let keys: Vec<String> = path
+        .iter()
+        .map(|k| k.as_ref().to_ascii_uppercase())
+        .collect();
     format!("{ENV_PREFIX}{}", keys.join("__"))
 }
 
@@ -369,13 +430,18 @@ struct Layer {
 
 impl Layer {
     fn defaults(value: FigValue) -> Self {
-        Self { metadata: Metadata::named(DEFAULTS_NAME), dict: value.into_dict().unwrap_or_default() }
+        Self {
+            metadata: Metadata::named(DEFAULTS_NAME),
+            dict: value.into_dict().unwrap_or_default(),
+        }
     }
 
     fn env(env: &BTreeMap<String, String>) -> Self {
         let mut dict = Dict::new();
         for (k, v) in env {
-            let Some(rest) = k.strip_prefix(ENV_PREFIX) else { continue };
+            let Some(rest) = k.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
             if NOT_CONFIG.contains(&k.as_str()) || rest.is_empty() {
                 continue;
             }
@@ -384,29 +450,42 @@ impl Layer {
             if keys.iter().any(|k| k.is_empty()) {
                 continue;
             }
-            let value: FigValue = v.parse().unwrap_or_else(|e: std::convert::Infallible| match e {});
+            let value: FigValue = v
+                .parse()
+                .unwrap_or_else(|e: std::convert::Infallible| match e {});
             insert_path(&mut dict, &keys, value);
         }
-        let metadata = Metadata::named(ENV_NAME).interpolater(|_: &Profile, k: &[&str]| env_name(k));
+        let metadata =
+            Metadata::named(ENV_NAME).interpolater(|_: &Profile, k: &[&str]| env_name(k));
         Self { metadata, dict }
     }
 
     fn alias(alias: &Alias, value: &str) -> Self {
         let var = alias.var.clone();
-        let metadata = Metadata::named(ENV_NAME).interpolater(move |_: &Profile, _: &[&str]| var.clone());
+        let metadata =
+            Metadata::named(ENV_NAME).interpolater(move |_: &Profile, _: &[&str]| var.clone());
         let value = FigValue::from(value.to_owned());
-        Self { metadata, dict: figment::util::nest(&alias.path, value).into_dict().unwrap_or_default() }
+        Self {
+            metadata,
+            dict: figment::util::nest(&alias.path, value)
+                .into_dict()
+                .unwrap_or_default(),
+        }
     }
 }
 
 /// Inserts `value` at `keys`, creating (or replacing non-dict) parents.
 fn insert_path(dict: &mut Dict, keys: &[&str], value: FigValue) {
-    let Some((first, rest)) = keys.split_first() else { return };
+    let Some((first, rest)) = keys.split_first() else {
+        return;
+    };
     if rest.is_empty() {
         dict.insert((*first).to_owned(), value);
         return;
     }
-    let child = dict.entry((*first).to_owned()).or_insert_with(|| FigValue::from(Dict::new()));
+    let child = dict
+        .entry((*first).to_owned())
+        .or_insert_with(|| FigValue::from(Dict::new()));
     if child.as_dict().is_none() {
         *child = FigValue::from(Dict::new());
     }

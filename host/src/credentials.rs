@@ -139,7 +139,11 @@ impl fmt::Display for FieldIssue {
             f.write_str("; set it in ")?;
             for (i, origin) in self.set_with.iter().enumerate() {
                 if i > 0 {
-                    f.write_str(if i + 1 == self.set_with.len() { " or " } else { ", " })?;
+                    f.write_str(if i + 1 == self.set_with.len() {
+                        " or "
+                    } else {
+                        ", "
+                    })?;
                 }
                 write!(f, "{origin}")?;
             }
@@ -193,7 +197,12 @@ impl RawAppCredentials {
         value: Value,
         origins: Arc<dyn OriginLookup>,
     ) -> Self {
-        Self { provider: provider.into(), section, value, origins }
+        Self {
+            provider: provider.into(),
+            section,
+            value,
+            origins,
+        }
     }
 
     /// Credentials given directly by code, for library users and tests.
@@ -237,12 +246,18 @@ impl RawAppCredentials {
             .should_validate_formats(true)
             .build(schema)
             .map_err(|_| {
-                self.error(vec![self.issue(&[], "has an invalid JSON schema".to_owned())])
+                self.error(vec![
+                    self.issue(&[], "has an invalid JSON schema".to_owned()),
+                ])
             })?;
         let value = coerce_to_strings(&self.value, schema);
         let mut issues = Vec::new();
         for error in validator.iter_errors(&value) {
-            let at: Vec<String> = error.instance_path().iter().map(|s| s.to_string()).collect();
+            let at: Vec<String> = error
+                .instance_path()
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             use jsonschema::error::ValidationErrorKind as K;
             match error.kind() {
                 K::Required { property } => {
@@ -260,11 +275,18 @@ impl RawAppCredentials {
                 kind => issues.push(self.issue(&at, describe(kind))),
             }
         }
-        if issues.is_empty() { Ok(value) } else { Err(self.error(issues)) }
+        if issues.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.error(issues))
+        }
     }
 
     fn error(&self, issues: Vec<FieldIssue>) -> ValidationError {
-        ValidationError { provider: self.provider.clone(), issues }
+        ValidationError {
+            provider: self.provider.clone(),
+            issues,
+        }
     }
 
     fn full_path<'a>(&'a self, rel: &'a [String]) -> Vec<&'a str> {
@@ -274,15 +296,29 @@ impl RawAppCredentials {
     /// A present value that is wrong, with where it came from.
     fn issue(&self, rel: &[String], problem: String) -> FieldIssue {
         let full = self.full_path(rel);
-        let origin = if rel.is_empty() { None } else { self.origins.origin(&full) };
-        FieldIssue { path: full.join("."), problem, origin, set_with: vec![] }
+        let origin = if rel.is_empty() {
+            None
+        } else {
+            self.origins.origin(&full)
+        };
+        FieldIssue {
+            path: full.join("."),
+            problem,
+            origin,
+            set_with: vec![],
+        }
     }
 
     /// A missing value, with where it could be set.
     fn missing(&self, rel: &[String]) -> FieldIssue {
         let full = self.full_path(rel);
         let set_with = self.origins.where_to_set(&full);
-        FieldIssue { path: full.join("."), problem: "is missing".to_owned(), origin: None, set_with }
+        FieldIssue {
+            path: full.join("."),
+            problem: "is missing".to_owned(),
+            origin: None,
+            set_with,
+        }
     }
 }
 
@@ -293,11 +329,7 @@ fn coerce_to_strings(value: &Value, schema: &Value) -> Value {
         return value;
     };
     for (key, v) in map.iter_mut() {
-        let wants_string = props.get(key).is_some_and(|p| {
-            let types = p.get("type");
-            types == Some(&Value::from("string"))
-                || types.and_then(Value::as_array).is_some_and(|a| a.contains(&Value::from("string")))
-        });
+        let wants_string = props.get(key).is_some_and(|p| accepts_string(p, schema, 0));
         if wants_string && (v.is_number() || v.is_boolean()) {
             *v = Value::String(v.to_string());
         }
@@ -305,12 +337,43 @@ fn coerce_to_strings(value: &Value, schema: &Value) -> Value {
     value
 }
 
+/// Whether a (sub)schema accepts a string, following local `$ref`s and `anyOf`/`oneOf`.
+fn accepts_string(sub: &Value, root: &Value, depth: u8) -> bool {
+    if depth > 8 {
+        return false;
+    }
+    let string = Value::from("string");
+    match sub.get("type") {
+        Some(t) if *t == string => return true,
+        Some(Value::Array(types)) if types.contains(&string) => return true,
+        _ => {}
+    }
+    if let Some(target) = sub
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix('#'))
+    {
+        return root
+            .pointer(target)
+            .is_some_and(|t| accepts_string(t, root, depth + 1));
+    }
+    ["anyOf", "oneOf"].iter().any(|k| {
+        sub.get(*k)
+            .and_then(Value::as_array)
+            .is_some_and(|alts| alts.iter().any(|a| accepts_string(a, root, depth + 1)))
+    })
+}
+
 /// A value-free description of a schema violation.
 fn describe(kind: &jsonschema::error::ValidationErrorKind) -> String {
     use jsonschema::error::{TypeKind, ValidationErrorKind as K};
     match kind {
-        K::Type { kind: TypeKind::Single(t) } => format!("must be of type {t}"),
-        K::Type { kind: TypeKind::Multiple(ts) } => {
+        K::Type {
+            kind: TypeKind::Single(t),
+        } => format!("must be of type {t}"),
+        K::Type {
+            kind: TypeKind::Multiple(ts),
+        } => {
             let names: Vec<String> = ts.iter().map(|t| t.to_string()).collect();
             format!("must be one of the types {}", names.join(", "))
         }
@@ -329,7 +392,10 @@ fn describe(kind: &jsonschema::error::ValidationErrorKind) -> String {
             // `Option<T>` and enums become `anyOf`/`oneOf`: name the accepted types.
             let mut types: Vec<String> = Vec::new();
             for error in context.iter().flatten() {
-                if let K::Type { kind: TypeKind::Single(t) } = error.kind() {
+                if let K::Type {
+                    kind: TypeKind::Single(t),
+                } = error.kind()
+                {
                     let t = t.to_string();
                     if !types.contains(&t) {
                         types.push(t);
@@ -369,13 +435,19 @@ mod tests {
     fn every_failing_field_is_listed_without_its_value() {
         let raw = RawAppCredentials::from_code(
             "acme",
-            serde_json::json!({ "client_secret": 42, "port": "s3cr3t-port" }),
+            serde_json::json!({ "client_secret": [42], "port": "s3cr3t-port" }),
         );
         let err = raw.parse::<Creds>().err().expect("must fail");
         let text = err.to_string();
         assert_eq!(err.issues.len(), 3, "{text}");
-        assert!(text.contains("providers.acme.client_id is missing"), "{text}");
-        assert!(text.contains("providers.acme.client_secret must be"), "{text}");
+        assert!(
+            text.contains("providers.acme.client_id is missing"),
+            "{text}"
+        );
+        assert!(
+            text.contains("providers.acme.client_secret must be"),
+            "{text}"
+        );
         assert!(text.contains("providers.acme.port must be"), "{text}");
         assert!(!text.contains("s3cr3t"), "{text}");
     }

@@ -14,7 +14,8 @@
 
 use std::fmt;
 
-use async_trait::async_trait;
+/// Re-exported so flows can be implemented without a direct dependency on `async-trait`.
+pub use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::credentials::{SecretString, ValidationError};
@@ -28,13 +29,24 @@ pub trait AuthFlow: Send + Sync {
     async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, FlowError>;
 
     /// Turns what came back from the user's interaction into a credential.
-    async fn exchange(&self, pending: Pending, input: ExchangeInput)
-    -> Result<Credential, FlowError>;
+    async fn exchange(
+        &self,
+        pending: Pending,
+        input: ExchangeInput,
+    ) -> Result<Credential, FlowError>;
 
     /// Renews a credential. The default says the flow cannot refresh.
     async fn refresh(&self, credential: &Credential) -> Result<Credential, FlowError> {
         let _ = credential;
-        Err(FlowError::Unsupported("this flow cannot refresh credentials".into()))
+        Err(FlowError::Unsupported(
+            "this flow cannot refresh credentials".into(),
+        ))
+    }
+}
+
+impl fmt::Debug for dyn AuthFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("dyn AuthFlow")
     }
 }
 
@@ -51,7 +63,10 @@ pub struct AuthorizeRequest {
 impl AuthorizeRequest {
     /// A request with a redirect URI and the default scopes.
     pub fn with_redirect(redirect_uri: impl Into<String>) -> Self {
-        Self { redirect_uri: Some(redirect_uri.into()), scopes: Vec::new() }
+        Self {
+            redirect_uri: Some(redirect_uri.into()),
+            scopes: Vec::new(),
+        }
     }
 
     /// Asks for these scopes instead of the configured defaults.
@@ -152,12 +167,17 @@ impl ExchangeInput {
         K: Into<String>,
         V: Into<String>,
     {
-        Self { params: params.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        Self {
+            params: params
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 
     /// Input from a callback URL's query string.
     pub fn from_query(query: &str) -> Self {
-        Self::new(url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k, v)))
+        Self::new(url::form_urlencoded::parse(query.as_bytes()))
     }
 
     /// All pairs, in order.
@@ -167,7 +187,11 @@ impl ExchangeInput {
 
     /// The single value of `name`: `Ok(None)` when absent, an error when given more than once.
     pub fn single(&self, name: &str) -> Result<Option<&str>, CallbackError> {
-        let mut found = self.params.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let mut found = self
+            .params
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str());
         match (found.next(), found.next()) {
             (None, _) => Ok(None),
             (Some(v), None) => Ok(Some(v)),
@@ -179,7 +203,9 @@ impl ExchangeInput {
 impl fmt::Debug for ExchangeInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.params.iter().map(|(k, _)| k.as_str()).collect();
-        f.debug_struct("ExchangeInput").field("names", &names).finish()
+        f.debug_struct("ExchangeInput")
+            .field("names", &names)
+            .finish()
     }
 }
 

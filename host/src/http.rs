@@ -102,7 +102,9 @@ impl HttpClient {
                 .map_err(|e| HttpError::Setup(format!("bad proxy: {}", e.without_url())))?;
             builder = builder.proxy(proxy);
         }
-        let client = builder.build().map_err(|e| HttpError::Setup(e.without_url().to_string()))?;
+        let client = builder
+            .build()
+            .map_err(|e| HttpError::Setup(e.without_url().to_string()))?;
         Ok(Self { client, policy })
     }
 
@@ -133,10 +135,19 @@ impl HttpClient {
         }
         let mut out = http::Response::builder().status(response.status());
         if let Some(headers) = out.headers_mut() {
-            headers.extend(response.headers().iter().map(|(k, v)| (k.clone(), v.clone())));
+            headers.extend(
+                response
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&host, e))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport(&host, e))?
+        {
             if body.len() + chunk.len() > limit {
                 return Err(HttpError::TooLarge { host, limit });
             }
@@ -147,7 +158,10 @@ impl HttpClient {
 
     fn transport(&self, host: &str, e: reqwest::Error) -> HttpError {
         if e.is_timeout() {
-            return HttpError::Timeout { host: host.to_owned(), timeout: self.policy.timeout };
+            return HttpError::Timeout {
+                host: host.to_owned(),
+                timeout: self.policy.timeout,
+            };
         }
         // The innermost cause says most (connection refused, DNS failure); never the URL.
         let e = e.without_url();
@@ -157,7 +171,10 @@ impl HttpClient {
             reason = s.to_string();
             source = s.source();
         }
-        HttpError::Connect { host: host.to_owned(), reason }
+        HttpError::Connect {
+            host: host.to_owned(),
+            reason,
+        }
     }
 }
 
@@ -175,11 +192,15 @@ pub fn is_loopback(url: &Url) -> bool {
 
 /// Refuses a URL that is neither `https` nor plain `http` to a loopback host.
 pub fn require_secure(url: &Url) -> Result<(), HttpError> {
-    let host = url.host_str().ok_or_else(|| HttpError::BadUrl("the URL has no host".into()))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| HttpError::BadUrl("the URL has no host".into()))?;
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(url) => Ok(()),
-        "http" => Err(HttpError::InsecureUrl { host: host.to_owned() }),
+        "http" => Err(HttpError::InsecureUrl {
+            host: host.to_owned(),
+        }),
         other => Err(HttpError::BadUrl(format!("unsupported scheme `{other}`"))),
     }
 }
@@ -190,11 +211,20 @@ mod tests {
 
     #[test]
     fn https_or_loopback_only() {
-        let ok = ["https://github.com/x", "http://127.0.0.1:9/x", "http://[::1]/", "http://localhost/"];
+        let ok = [
+            "https://github.com/x",
+            "http://127.0.0.1:9/x",
+            "http://[::1]/",
+            "http://localhost/",
+        ];
         for u in ok {
             assert!(require_secure(&Url::parse(u).unwrap()).is_ok(), "{u}");
         }
-        for u in ["http://github.com/x", "http://127.0.0.1.example.com/", "ftp://127.0.0.1/"] {
+        for u in [
+            "http://github.com/x",
+            "http://127.0.0.1.example.com/",
+            "ftp://127.0.0.1/",
+        ] {
             assert!(require_secure(&Url::parse(u).unwrap()).is_err(), "{u}");
         }
     }

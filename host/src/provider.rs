@@ -63,8 +63,11 @@ impl ProviderContext {
     }
 }
 
-type Factory =
-    Box<dyn Fn(ProviderContext) -> BoxFuture<'static, Result<Arc<dyn AuthFlow>, FlowError>> + Send + Sync>;
+type Factory = Box<
+    dyn Fn(ProviderContext) -> BoxFuture<'static, Result<Arc<dyn AuthFlow>, FlowError>>
+        + Send
+        + Sync,
+>;
 
 struct FlowSlot {
     factory: Factory,
@@ -106,7 +109,10 @@ impl Provider {
     pub fn builder(name: impl Into<String>, app: RawAppCredentials) -> ProviderBuilder {
         ProviderBuilder {
             provider: Provider {
-                ctx: ProviderContext { name: name.into().into(), app: Arc::new(app) },
+                ctx: ProviderContext {
+                    name: name.into().into(),
+                    app: Arc::new(app),
+                },
                 source: ProviderSource::Code,
                 default_flow: None,
                 flows: BTreeMap::new(),
@@ -149,11 +155,14 @@ impl Provider {
     ///
     /// A failing factory caches nothing: the next access tries again.
     pub async fn flow(&self, name: &str) -> Result<Arc<dyn AuthFlow>, ProviderError> {
-        let slot = self.flows.get(name).ok_or_else(|| ProviderError::UnknownFlow {
-            provider: self.name().to_owned(),
-            flow: name.to_owned(),
-            known: self.flows.keys().cloned().collect(),
-        })?;
+        let slot = self
+            .flows
+            .get(name)
+            .ok_or_else(|| ProviderError::UnknownFlow {
+                provider: self.name().to_owned(),
+                flow: name.to_owned(),
+                known: self.flows.keys().cloned().collect(),
+            })?;
         let flow = slot
             .cell
             .get_or_try_init(|| (slot.factory)(self.ctx.clone()))
@@ -188,7 +197,13 @@ impl ProviderBuilder {
         if self.provider.default_flow.is_none() {
             self.provider.default_flow = Some(name.clone());
         }
-        self.provider.flows.insert(name, FlowSlot { factory, cell: OnceCell::new() });
+        self.provider.flows.insert(
+            name,
+            FlowSlot {
+                factory,
+                cell: OnceCell::new(),
+            },
+        );
         self
     }
 
@@ -246,7 +261,11 @@ pub enum ProviderError {
 }
 
 fn known_list(known: &[String]) -> String {
-    if known.is_empty() { String::new() } else { format!(" (known: {})", known.join(", ")) }
+    if known.is_empty() {
+        String::new()
+    } else {
+        format!(" (known: {})", known.join(", "))
+    }
 }
 
 /// Providers by name.
@@ -264,16 +283,20 @@ impl Registry {
     /// Adds (or replaces) a provider.
     pub fn register(&mut self, provider: Provider) -> Arc<Provider> {
         let provider = Arc::new(provider);
-        self.providers.insert(provider.name().to_owned(), Arc::clone(&provider));
+        self.providers
+            .insert(provider.name().to_owned(), Arc::clone(&provider));
         provider
     }
 
     /// The provider `name`.
     pub fn get(&self, name: &str) -> Result<Arc<Provider>, ProviderError> {
-        self.providers.get(name).cloned().ok_or_else(|| ProviderError::UnknownProvider {
-            name: name.to_owned(),
-            known: self.providers.keys().cloned().collect(),
-        })
+        self.providers
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ProviderError::UnknownProvider {
+                name: name.to_owned(),
+                known: self.providers.keys().cloned().collect(),
+            })
     }
 
     /// All providers, sorted by name.

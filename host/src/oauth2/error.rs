@@ -94,7 +94,9 @@ pub enum TokenError {
     #[error(transparent)]
     Http(#[from] HttpError),
     /// The endpoint answered with a redirect, which is never followed.
-    #[error("the token endpoint answered with a redirect (HTTP {status}); redirects are never followed")]
+    #[error(
+        "the token endpoint answered with a redirect (HTTP {status}); redirects are never followed"
+    )]
     Redirect {
         /// The 3xx status.
         status: u16,

@@ -22,8 +22,8 @@ use super::response::{TokenFields, classify};
 use super::token::{OAuth2Token, StandardToken, TokenClass, TokenExtras};
 use crate::credentials::SecretString;
 use crate::flow::{
-    AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, ExchangeInput,
-    FlowError, Interaction, Pending,
+    AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, ExchangeInput, FlowError,
+    Interaction, Pending,
 };
 use crate::http::{HttpClient, HttpPolicy, require_secure};
 
@@ -51,15 +51,18 @@ pub struct OAuth2Flow<C: TokenClass = StandardToken> {
 
 impl std::fmt::Debug for OAuth2Flow<StandardToken> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuth2Flow").field("provider", &self.provider).field("app", &self.app).finish()
+        f.debug_struct("OAuth2Flow")
+            .field("provider", &self.provider)
+            .field("app", &self.app)
+            .finish()
     }
 }
 
 impl OAuth2Flow<StandardToken> {
     /// A flow for `provider` with the standard token model and the default HTTP limits.
     pub fn new(provider: &str, app: OAuth2AppCredentials) -> Result<Self, FlowError> {
-        let http = HttpClient::new(HttpPolicy::default())
-            .map_err(|e| FlowError::Config(e.to_string()))?;
+        let http =
+            HttpClient::new(HttpPolicy::default()).map_err(|e| FlowError::Config(e.to_string()))?;
         Self::with_class(provider, app, StandardToken, http)
     }
 }
@@ -78,22 +81,33 @@ impl<C: TokenClass> OAuth2Flow<C> {
         let endpoints = [
             ("authorize_url", Some(&app.authorize_url)),
             ("token_url", Some(&app.token_url)),
-            ("device_authorization_url", app.device_authorization_url.as_ref()),
+            (
+                "device_authorization_url",
+                app.device_authorization_url.as_ref(),
+            ),
             ("revocation_url", app.revocation_url.as_ref()),
         ];
         for (field, url) in endpoints {
             if let Some(url) = url {
-                require_secure(url).map_err(|e| {
-                    FlowError::Config(format!("providers.{provider}.{field}: {e}"))
-                })?;
+                require_secure(url)
+                    .map_err(|e| FlowError::Config(format!("providers.{provider}.{field}: {e}")))?;
             }
         }
-        if let Some(name) = app.authorize_params.keys().find(|k| RESERVED_PARAMS.contains(&k.as_str())) {
+        if let Some(name) = app
+            .authorize_params
+            .keys()
+            .find(|k| RESERVED_PARAMS.contains(&k.as_str()))
+        {
             return Err(FlowError::Config(format!(
                 "providers.{provider}.authorize_params.{name}: `{name}` is set by the flow itself"
             )));
         }
-        Ok(Self { provider: provider.to_owned(), app, class, http })
+        Ok(Self {
+            provider: provider.to_owned(),
+            app,
+            class,
+            http,
+        })
     }
 
     /// Replaces the HTTP client (other limits, a proxy).
@@ -138,7 +152,9 @@ impl<C: TokenClass> OAuth2Flow<C> {
             RequestTokenError::Request(e) => FlowError::Token(e),
             // The normalized body we hand to `oauth2` always parses; anything else is a bug. The
             // raw body inside a parse error is dropped unread: it may hold a token.
-            RequestTokenError::Parse(..) => FlowError::Internal("token response re-parse failed".into()),
+            RequestTokenError::Parse(..) => {
+                FlowError::Internal("token response re-parse failed".into())
+            }
             RequestTokenError::ServerResponse(_) | RequestTokenError::Other(_) => {
                 FlowError::Internal("unexpected token response shape".into())
             }
@@ -148,15 +164,23 @@ impl<C: TokenClass> OAuth2Flow<C> {
         let extra = match serde_json::to_value(extra) {
             Ok(Value::Object(map)) => map,
             Ok(Value::Null) => Map::new(),
-            _ => return Err(FlowError::Internal("token extras must serialize to an object".into())),
+            _ => {
+                return Err(FlowError::Internal(
+                    "token extras must serialize to an object".into(),
+                ));
+            }
         };
         let got_refresh = response.refresh_token().is_some();
         let token = OAuth2Token {
             access_token: SecretString::new(response.access_token().secret().clone()),
             token_type: "bearer".into(),
-            refresh_token: response.refresh_token().map(|r| SecretString::new(r.secret().clone())),
+            refresh_token: response
+                .refresh_token()
+                .map(|r| SecretString::new(r.secret().clone())),
             expires_at: response.expires_in().and_then(|d| {
-                chrono::Duration::from_std(d).ok().and_then(|d| received_at.checked_add_signed(d))
+                chrono::Duration::from_std(d)
+                    .ok()
+                    .and_then(|d| received_at.checked_add_signed(d))
             }),
             scopes: match response.scopes() {
                 Some(s) => s.iter().map(|s| s.to_string()).collect(),
@@ -267,7 +291,11 @@ struct PendingState {
 #[async_trait]
 impl<C: TokenClass> AuthFlow for OAuth2Flow<C> {
     async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, FlowError> {
-        let scopes = if req.scopes.is_empty() { self.app.scopes.clone() } else { req.scopes };
+        let scopes = if req.scopes.is_empty() {
+            self.app.scopes.clone()
+        } else {
+            req.scopes
+        };
         let redirect = match req.redirect_uri {
             Some(uri) => Some(uri),
             None => self.app.redirect_uri.as_ref().map(|u| u.to_string()),
@@ -298,18 +326,27 @@ impl<C: TokenClass> AuthFlow for OAuth2Flow<C> {
             redirect_uri: redirect,
             scopes,
         };
-        let pending = serde_json::to_vec(&pending).map_err(|e| FlowError::Internal(e.to_string()))?;
+        let pending =
+            serde_json::to_vec(&pending).map_err(|e| FlowError::Internal(e.to_string()))?;
         Ok(Authorization {
-            interaction: Interaction::Redirect { url: url.to_string() },
+            interaction: Interaction::Redirect {
+                url: url.to_string(),
+            },
             pending: Pending::new(pending),
         })
     }
 
-    async fn exchange(&self, pending: Pending, input: ExchangeInput) -> Result<Credential, FlowError> {
+    async fn exchange(
+        &self,
+        pending: Pending,
+        input: ExchangeInput,
+    ) -> Result<Credential, FlowError> {
         let pending = self.decode_pending(&pending)?;
         // The state is checked first, on error callbacks too: an unchecked error callback would
         // let anyone who can reach the listener end the login.
-        let state = input.single("state")?.ok_or_else(|| CallbackError::Missing("state".into()))?;
+        let state = input
+            .single("state")?
+            .ok_or_else(|| CallbackError::Missing("state".into()))?;
         if !SecretString::new(pending.state.clone()).ct_eq(state) {
             return Err(CallbackError::StateMismatch.into());
         }
@@ -327,14 +364,16 @@ impl<C: TokenClass> AuthFlow for OAuth2Flow<C> {
         let code = match (code, error) {
             (Some(_), Some(_)) => return Err(CallbackError::CodeAndError.into()),
             (None, Some(error)) => {
-                let description =
-                    input.single("error_description")?.map(|d| sanitize(d, 300));
+                let description = input.single("error_description")?.map(|d| sanitize(d, 300));
                 if error == "access_denied" {
                     return Err(FlowError::AccessDenied { description });
                 }
                 let code = sanitize(error, 64);
                 return Err(FlowError::Authorization(OAuthError {
-                    kind: self.class.error_kind(&code).unwrap_or_else(|| ErrorKind::from_code(&code)),
+                    kind: self
+                        .class
+                        .error_kind(&code)
+                        .unwrap_or_else(|| ErrorKind::from_code(&code)),
                     code,
                     description,
                     uri: None,
@@ -367,12 +406,17 @@ impl<C: TokenClass> AuthFlow for OAuth2Flow<C> {
         let old = credential
             .as_oauth2()
             .ok_or_else(|| FlowError::Unsupported("only OAuth2 tokens can be refreshed".into()))?;
-        let refresh = old.refresh_token.as_ref().ok_or(FlowError::NoRefreshToken)?;
+        let refresh = old
+            .refresh_token
+            .as_ref()
+            .ok_or(FlowError::NoRefreshToken)?;
         let client = self.client();
         let refresh = RefreshToken::new(refresh.expose().to_owned());
         let received_at = Utc::now();
-        let result =
-            client.exchange_refresh_token(&refresh).request_async(&HttpFn { flow: self }).await;
+        let result = client
+            .exchange_refresh_token(&refresh)
+            .request_async(&HttpFn { flow: self })
+            .await;
         let (mut token, got_refresh) = self.finish(result, received_at, &old.scopes)?;
         if !got_refresh {
             token.refresh_token = old.refresh_token.clone();

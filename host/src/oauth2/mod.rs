@@ -14,6 +14,6 @@ mod token;
 
 pub use app::{ClientAuth, OAuth2AppCredentials};
 pub use error::{ErrorKind, OAuthError, TokenError, sanitize};
-pub use response::lifetime;
 pub use flow::OAuth2Flow;
+pub use response::lifetime;
 pub use token::{OAuth2Token, StandardToken, TokenClass, TokenExtras};

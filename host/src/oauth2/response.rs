@@ -33,7 +33,9 @@ pub(crate) fn classify(
 ) -> Result<TokenFields, TokenError> {
     let status = response.status();
     if status.is_redirection() {
-        return Err(TokenError::Redirect { status: status.as_u16() });
+        return Err(TokenError::Redirect {
+            status: status.as_u16(),
+        });
     }
     let content_type = response
         .headers()
@@ -45,7 +47,12 @@ pub(crate) fn classify(
     if let Some(Value::Object(map)) = &body
         && let Some(error) = map.get("error")
     {
-        return Err(TokenError::Provider(oauth_error(map, error, status.as_u16(), kind_of)));
+        return Err(TokenError::Provider(oauth_error(
+            map,
+            error,
+            status.as_u16(),
+            kind_of,
+        )));
     }
     if status == http::StatusCode::TOO_MANY_REQUESTS
         || status == http::StatusCode::SERVICE_UNAVAILABLE
@@ -56,19 +63,28 @@ pub(crate) fn classify(
         });
     }
     if !status.is_success() {
-        return Err(TokenError::Status { status: status.as_u16(), content_type });
+        return Err(TokenError::Status {
+            status: status.as_u16(),
+            content_type,
+        });
     }
     let map = match body {
         Some(Value::Object(map)) => map,
-        Some(other) => return Err(TokenError::NotObject { found: json_kind(&other) }),
+        Some(other) => {
+            return Err(TokenError::NotObject {
+                found: json_kind(&other),
+            });
+        }
         None => return Err(TokenError::NotJson { content_type }),
     };
     fields(map)
 }
 
 fn parse_body(body: &[u8], content_type: Option<&str>) -> Option<Value> {
-    let form = content_type
-        .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    let form = content_type.is_some_and(|c| {
+        c.to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    });
     if form {
         let map: Map<String, Value> = url::form_urlencoded::parse(body)
             .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
@@ -85,7 +101,11 @@ fn oauth_error(
     kind_of: &dyn Fn(&str) -> Option<ErrorKind>,
 ) -> OAuthError {
     let code = sanitize(error.as_str().unwrap_or("(not a string)"), 64);
-    let text = |name: &str, max: usize| map.get(name).and_then(Value::as_str).map(|s| sanitize(s, max));
+    let text = |name: &str, max: usize| {
+        map.get(name)
+            .and_then(Value::as_str)
+            .map(|s| sanitize(s, max))
+    };
     OAuthError {
         kind: kind_of(&code).unwrap_or_else(|| ErrorKind::from_code(&code)),
         description: text("error_description", 300),
@@ -97,7 +117,11 @@ fn oauth_error(
 
 fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s.min(24 * 3600)))
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|s| Duration::from_secs(s.min(24 * 3600)))
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -115,28 +139,53 @@ fn token_value(v: Option<Value>, field: &'static str) -> Result<Option<SecretStr
     let s = match v {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => s,
-        Some(_) => return Err(TokenError::Invalid { field, reason: "is not a string" }),
+        Some(_) => {
+            return Err(TokenError::Invalid {
+                field,
+                reason: "is not a string",
+            });
+        }
     };
     if s.is_empty() {
-        return Err(TokenError::Invalid { field, reason: "is empty" });
+        return Err(TokenError::Invalid {
+            field,
+            reason: "is empty",
+        });
     }
     if s.len() > MAX_TOKEN_LEN {
-        return Err(TokenError::Invalid { field, reason: "is absurdly long" });
+        return Err(TokenError::Invalid {
+            field,
+            reason: "is absurdly long",
+        });
     }
     if s.chars().any(|c| c.is_control() || c == ' ') {
-        return Err(TokenError::Invalid { field, reason: "contains spaces or control characters" });
+        return Err(TokenError::Invalid {
+            field,
+            reason: "contains spaces or control characters",
+        });
     }
     Ok(Some(SecretString::new(s)))
 }
 
 fn fields(mut map: Map<String, Value>) -> Result<TokenFields, TokenError> {
-    let access_token = token_value(map.remove("access_token"), "access_token")?
-        .ok_or(TokenError::Missing { field: "access_token" })?;
+    let access_token =
+        token_value(map.remove("access_token"), "access_token")?.ok_or(TokenError::Missing {
+            field: "access_token",
+        })?;
     match map.remove("token_type") {
         Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
         Some(Value::String(t)) => return Err(TokenError::UnsupportedTokenType(sanitize(&t, 40))),
-        Some(_) => return Err(TokenError::Invalid { field: "token_type", reason: "is not a string" }),
-        None => return Err(TokenError::Missing { field: "token_type" }),
+        Some(_) => {
+            return Err(TokenError::Invalid {
+                field: "token_type",
+                reason: "is not a string",
+            });
+        }
+        None => {
+            return Err(TokenError::Missing {
+                field: "token_type",
+            });
+        }
     }
     let refresh_token = token_value(map.remove("refresh_token"), "refresh_token")?;
     let expires_in = lifetime(map.remove("expires_in"), "expires_in")?;
@@ -148,11 +197,25 @@ fn fields(mut map: Map<String, Value>) -> Result<TokenFields, TokenError> {
                 .iter()
                 .map(|v| v.as_str().map(|s| sanitize(s, 200)))
                 .collect::<Option<Vec<_>>>()
-                .ok_or(TokenError::Invalid { field: "scope", reason: "is not a list of strings" })?,
+                .ok_or(TokenError::Invalid {
+                    field: "scope",
+                    reason: "is not a list of strings",
+                })?,
         ),
-        Some(_) => return Err(TokenError::Invalid { field: "scope", reason: "is not a string" }),
+        Some(_) => {
+            return Err(TokenError::Invalid {
+                field: "scope",
+                reason: "is not a string",
+            });
+        }
     };
-    Ok(TokenFields { access_token, refresh_token, expires_in, scopes, extra: map })
+    Ok(TokenFields {
+        access_token,
+        refresh_token,
+        expires_in,
+        scopes,
+        extra: map,
+    })
 }
 
 /// Reads a lifetime in seconds: a number or a numeric string. Zero or negative means "no usable
@@ -162,14 +225,22 @@ pub fn lifetime(v: Option<Value>, field: &'static str) -> Result<Option<u64>, To
     let seconds: f64 = match v {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| TokenError::Invalid { field, reason: "is not a number" })?,
-        Some(_) => return Err(TokenError::Invalid { field, reason: "is not a number" }),
+        Some(Value::String(s)) => s.trim().parse::<f64>().map_err(|_| TokenError::Invalid {
+            field,
+            reason: "is not a number",
+        })?,
+        Some(_) => {
+            return Err(TokenError::Invalid {
+                field,
+                reason: "is not a number",
+            });
+        }
     };
     if !seconds.is_finite() {
-        return Err(TokenError::Invalid { field, reason: "is not a finite number" });
+        return Err(TokenError::Invalid {
+            field,
+            reason: "is not a finite number",
+        });
     }
     // `as` saturates: 1e300 becomes u64::MAX, which date arithmetic then treats as "never".
     Ok((seconds >= 1.0).then_some(seconds as u64))
@@ -206,7 +277,11 @@ mod tests {
             .unwrap();
         assert_eq!(t.expires_in, Some(3600));
         assert_eq!(t.scopes.unwrap(), vec!["repo", "gist"]);
-        let t = run(200, json!({"access_token":"a","token_type":"bearer","expires_in":12.9})).unwrap();
+        let t = run(
+            200,
+            json!({"access_token":"a","token_type":"bearer","expires_in":12.9}),
+        )
+        .unwrap();
         assert_eq!(t.expires_in, Some(12));
     }
 
@@ -218,17 +293,26 @@ mod tests {
             (json!(1e300), Some(u64::MAX)),
             (json!("18446744073709551616"), Some(u64::MAX)),
         ] {
-            assert_eq!(lifetime(Some(v.clone()), "expires_in").unwrap(), want, "{v}");
+            assert_eq!(
+                lifetime(Some(v.clone()), "expires_in").unwrap(),
+                want,
+                "{v}"
+            );
         }
         assert!(lifetime(Some(json!("soon")), "expires_in").is_err());
     }
 
     #[test]
     fn error_inside_200_is_a_provider_error() {
-        let e = run(200, json!({"error":"bad_verification_code","error_description":"x\u{1b}[2J"}))
-            .err()
-            .unwrap();
-        let TokenError::Provider(p) = e else { panic!("{e:?}") };
+        let e = run(
+            200,
+            json!({"error":"bad_verification_code","error_description":"x\u{1b}[2J"}),
+        )
+        .err()
+        .unwrap();
+        let TokenError::Provider(p) = e else {
+            panic!("{e:?}")
+        };
         assert_eq!(p.code, "bad_verification_code");
         assert_eq!(p.description.as_deref(), Some("x[2J"));
     }

@@ -47,7 +47,8 @@ impl OAuth2Token {
 
     /// Whether the token expires within `skew` of `now` (never, without a known expiry).
     pub fn expires_within(&self, now: DateTime<Utc>, skew: chrono::Duration) -> bool {
-        self.expires_at.is_some_and(|at| now.checked_add_signed(skew).is_none_or(|t| t >= at))
+        self.expires_at
+            .is_some_and(|at| now.checked_add_signed(skew).is_none_or(|t| t >= at))
     }
 
     /// The extras as the provider's typed model (e.g. `GitHubTokenExtra`).
@@ -140,7 +141,9 @@ mod tests {
     fn debug_redacts_everything_secret() {
         let mut t = OAuth2Token::bearer(SecretString::new("gho_topsecret"));
         t.refresh_token = Some(SecretString::new("ghr_alsosecret"));
-        t.extra.0.insert("id_token".into(), Value::String("eyJsecret".into()));
+        t.extra
+            .0
+            .insert("id_token".into(), Value::String("eyJsecret".into()));
         let dbg = format!("{t:?}");
         assert!(!dbg.contains("secret"), "{dbg}");
         assert!(dbg.contains("id_token"), "{dbg}");

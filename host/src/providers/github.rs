@@ -50,7 +50,10 @@ pub fn defaults() -> Defaults {
         }),
         aliases: vec![
             Alias::new("GITHUB_CLIENT_ID", format!("providers.{NAME}.client_id")),
-            Alias::new("GITHUB_CLIENT_SECRET", format!("providers.{NAME}.client_secret")),
+            Alias::new(
+                "GITHUB_CLIENT_SECRET",
+                format!("providers.{NAME}.client_secret"),
+            ),
         ],
     }
 }
@@ -114,7 +117,9 @@ impl GitHubErrorCode {
 
     /// The GitHub error code a token error carries, if any.
     pub fn of(error: &TokenError) -> Option<Self> {
-        error.provider_error().and_then(|e| Self::from_code(&e.code))
+        error
+            .provider_error()
+            .and_then(|e| Self::from_code(&e.code))
     }
 
     /// Its standard OAuth2 meaning.
@@ -152,12 +157,17 @@ impl TokenClass for GitHubToken {
         fields: &Map<String, Value>,
         received_at: DateTime<Utc>,
     ) -> Result<Self::Extra, TokenError> {
-        let seconds = crate::oauth2::lifetime(fields.get("refresh_token_expires_in").cloned(), "refresh_token_expires_in")?;
+        let seconds = crate::oauth2::lifetime(
+            fields.get("refresh_token_expires_in").cloned(),
+            "refresh_token_expires_in",
+        )?;
         let refresh_token_expires_at = seconds.and_then(|s| {
             let s = i64::try_from(s).ok()?;
             received_at.checked_add_signed(chrono::Duration::try_seconds(s)?)
         });
-        Ok(GitHubTokenExtra { refresh_token_expires_at })
+        Ok(GitHubTokenExtra {
+            refresh_token_expires_at,
+        })
     }
 
     fn error_kind(&self, code: &str) -> Option<ErrorKind> {

@@ -42,6 +42,20 @@ pub trait AuthFlow: Send + Sync {
             "this flow cannot refresh credentials".into(),
         ))
     }
+
+    /// Revokes the credential at the provider. `Ok(false)` means the flow has no way to (the
+    /// default); the caller still deletes its local copy.
+    async fn revoke(&self, credential: &Credential) -> Result<bool, FlowError> {
+        let _ = credential;
+        Ok(false)
+    }
+
+    /// Who the credential belongs to (a login name), when the provider can say. Best effort:
+    /// callers bound the time they wait for it and never fail because of it.
+    async fn identify(&self, credential: &Credential) -> Option<String> {
+        let _ = credential;
+        None
+    }
 }
 
 impl fmt::Debug for dyn AuthFlow {

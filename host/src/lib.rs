@@ -13,6 +13,8 @@ pub mod config;
 pub mod credentials;
 pub mod flow;
 pub mod http;
+pub mod loopback;
 pub mod oauth2;
 pub mod provider;
 pub mod providers;
+pub mod store;

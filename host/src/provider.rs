@@ -86,10 +86,13 @@ pub enum ProviderSource {
     Plugin(std::path::PathBuf),
 }
 
+type Checker = Box<dyn Fn(&RawAppCredentials) -> Result<(), ValidationError> + Send + Sync>;
+
 /// A provider: app credentials plus named, lazily built flows.
 pub struct Provider {
     ctx: ProviderContext,
     source: ProviderSource,
+    checker: Option<Checker>,
     default_flow: Option<String>,
     flows: BTreeMap<String, FlowSlot>,
 }
@@ -114,6 +117,7 @@ impl Provider {
                     app: Arc::new(app),
                 },
                 source: ProviderSource::Code,
+                checker: None,
                 default_flow: None,
                 flows: BTreeMap::new(),
             },
@@ -144,6 +148,13 @@ impl Provider {
     /// the first registered.
     pub fn default_flow(&self) -> Option<&str> {
         self.default_flow.as_deref()
+    }
+
+    /// Validates the app credentials against the type declared with
+    /// [`ProviderBuilder::app_credentials`], without building any flow. `None` when no type was
+    /// declared (the flows validate on first access).
+    pub fn check_app_credentials(&self) -> Option<Result<(), ValidationError>> {
+        self.checker.as_ref().map(|check| check(&self.ctx.app))
     }
 
     /// Whether the flow `name` has been built already.
@@ -204,6 +215,12 @@ impl ProviderBuilder {
                 cell: OnceCell::new(),
             },
         );
+        self
+    }
+
+    /// Declares the app-credentials type, so they can be checked without building a flow.
+    pub fn app_credentials<C: AppCredentials>(mut self) -> Self {
+        self.provider.checker = Some(Box::new(|raw| raw.parse::<C>().map(drop)));
         self
     }
 

@@ -95,6 +95,10 @@ struct Inner {
     rotate: std::sync::atomic::AtomicBool,
     /// Scopes are returned comma-separated (as GitHub does).
     comma_scopes: std::sync::atomic::AtomicBool,
+    /// Access tokens issued and not revoked.
+    access_tokens: Mutex<Vec<String>>,
+    /// Tokens revoked, through either API, in order.
+    revoked: Mutex<Vec<String>>,
 }
 
 /// The test OAuth2 provider, serving until dropped.
@@ -120,6 +124,12 @@ impl TestProvider {
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/sink", any(sink))
+            .route("/revoke", post(revoke))
+            .route("/api/user", get(user))
+            .route(
+                "/api/applications/{client_id}/token",
+                axum::routing::delete(delete_token),
+            )
             .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -175,6 +185,19 @@ impl TestProvider {
     /// Returns scopes comma-separated, as GitHub does.
     pub fn set_comma_scopes(&self, on: bool) {
         self.inner.comma_scopes.store(on, Ordering::SeqCst);
+    }
+
+    /// The tokens revoked so far (RFC 7009 or GitHub's deletion API), in order.
+    pub fn revoked(&self) -> Vec<String> {
+        self.inner.revoked.lock().unwrap().clone()
+    }
+
+    /// How many refresh requests the token endpoint received.
+    pub fn refresh_count(&self) -> usize {
+        self.token_requests()
+            .iter()
+            .filter(|r| r.form.get("grant_type").map(String::as_str) == Some("refresh_token"))
+            .count()
     }
 
     /// Forgets every refresh token (as if the user revoked the app).
@@ -313,7 +336,86 @@ async fn token(
             .insert(rt.clone(), scope);
         body["refresh_token"] = Value::String(rt);
     }
+    inner.access_tokens.lock().unwrap().push(format!("at-{n}"));
     Json(body).into_response()
+}
+
+fn client_authenticated(headers: &HeaderMap, form: Option<&HashMap<String, String>>) -> bool {
+    let request = TokenRequest {
+        form: form.cloned().unwrap_or_default(),
+        authorization: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    let pair = request.basic_auth().or_else(|| {
+        Some((
+            request.form.get("client_id")?.clone(),
+            request.form.get("client_secret")?.clone(),
+        ))
+    });
+    pair == Some((CLIENT_ID.to_owned(), CLIENT_SECRET.to_owned()))
+}
+
+/// RFC 7009 revocation.
+async fn revoke(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if !client_authenticated(&headers, Some(&form)) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    let token = form.get("token").cloned().unwrap_or_default();
+    inner.refresh_tokens.lock().unwrap().remove(&token);
+    inner.access_tokens.lock().unwrap().retain(|t| *t != token);
+    inner.revoked.lock().unwrap().push(token);
+    StatusCode::OK.into_response()
+}
+
+/// GitHub's `GET /user`, answering the login for a live access token.
+async fn user(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if inner
+        .access_tokens
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|t| t == token)
+    {
+        Json(json!({"login": "octocat", "id": 1})).into_response()
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Bad credentials"})),
+        )
+            .into_response()
+    }
+}
+
+/// GitHub's `DELETE /applications/{client_id}/token`.
+async fn delete_token(
+    State(inner): State<Arc<Inner>>,
+    axum::extract::Path(client_id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if client_id != CLIENT_ID || !client_authenticated(&headers, None) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let token = body["access_token"].as_str().unwrap_or_default().to_owned();
+    let known = inner.access_tokens.lock().unwrap().contains(&token);
+    inner.access_tokens.lock().unwrap().retain(|t| *t != token);
+    inner.revoked.lock().unwrap().push(token);
+    if known {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
 }
 
 fn scripted_response(s: Scripted) -> Response {

@@ -1,7 +1,9 @@
 //! End-to-end tests: host's library and binary against a real OAuth2 provider on 127.0.0.1.
 
+mod cli;
 mod config;
 mod lazy_flows;
+mod loopback;
 mod oauth2_flow;
 mod support;
 mod token_endpoint;

@@ -431,4 +431,114 @@ impl<C: TokenClass> AuthFlow for OAuth2Flow<C> {
         }
         Ok(Credential::OAuth2(token))
     }
+
+    async fn revoke(&self, credential: &Credential) -> Result<bool, FlowError> {
+        self.revoke_rfc7009(credential).await
+    }
+}
+
+impl<C: TokenClass> OAuth2Flow<C> {
+    /// Revokes the credential at the RFC 7009 revocation endpoint: the refresh token first
+    /// (which ends the whole grant at most providers), then the access token. `Ok(false)` when
+    /// no revocation endpoint is configured.
+    pub async fn revoke_rfc7009(&self, credential: &Credential) -> Result<bool, FlowError> {
+        let Some(url) = &self.app.revocation_url else {
+            return Ok(false);
+        };
+        let token = credential
+            .as_oauth2()
+            .ok_or_else(|| FlowError::Unsupported("only OAuth2 tokens can be revoked".into()))?;
+        let mut tokens = Vec::new();
+        if let Some(r) = &token.refresh_token {
+            tokens.push((r, "refresh_token"));
+        }
+        tokens.push((&token.access_token, "access_token"));
+        for (secret, hint) in tokens {
+            self.revoke_one(url, secret, hint).await?;
+        }
+        Ok(true)
+    }
+
+    async fn revoke_one(
+        &self,
+        url: &url::Url,
+        token: &SecretString,
+        hint: &str,
+    ) -> Result<(), FlowError> {
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let request = self.revocation_request(url, token, hint)?;
+            let response = self.http.send(request).await.map_err(TokenError::from)?;
+            let status = response.status();
+            // RFC 7009 §2.2: 200 means revoked (or already invalid), whatever the body.
+            if status.is_success() {
+                return Ok(());
+            }
+            let retry = status == http::StatusCode::SERVICE_UNAVAILABLE && attempt < ATTEMPTS;
+            if !retry {
+                return Err(classify(&response, &|c| self.class.error_kind(c))
+                    .err()
+                    .unwrap_or(TokenError::Status {
+                        status: status.as_u16(),
+                        content_type: None,
+                    })
+                    .into());
+            }
+            let wait = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                .unwrap_or(1)
+                .min(5);
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        }
+        Ok(())
+    }
+}
+
+impl<C: TokenClass> OAuth2Flow<C> {
+    fn revocation_request(
+        &self,
+        url: &url::Url,
+        token: &SecretString,
+        hint: &str,
+    ) -> Result<http::Request<Vec<u8>>, FlowError> {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("token", token.expose())
+            .append_pair("token_type_hint", hint);
+        let mut request = http::Request::post(url.as_str())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json");
+        match (&self.app.client_secret, self.app.client_auth) {
+            (Some(secret), ClientAuth::Basic) => {
+                request = request.header(
+                    http::header::AUTHORIZATION,
+                    basic_auth(&self.app.client_id, secret.expose()),
+                );
+            }
+            (secret, _) => {
+                form.append_pair("client_id", &self.app.client_id);
+                if let Some(secret) = secret {
+                    form.append_pair("client_secret", secret.expose());
+                }
+            }
+        }
+        request
+            .body(form.finish().into_bytes())
+            .map_err(|e| FlowError::Internal(e.to_string()))
+    }
+}
+
+/// An RFC 6749 §2.3.1 Basic header: id and secret form-urlencoded, then base64.
+pub(crate) fn basic_auth(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let pair = format!("{}:{}", enc(id), enc(secret));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
 }

@@ -17,8 +17,10 @@ use serde_json::{Map, Value, json};
 use url::Url;
 
 use crate::config::{Alias, Config, Defaults};
-use crate::flow::FlowError;
-use crate::http::HttpClient;
+use crate::flow::{
+    AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
+};
+use crate::http::{HttpClient, HttpPolicy};
 use crate::oauth2::{ErrorKind, OAuth2AppCredentials, OAuth2Flow, TokenClass, TokenError};
 use crate::provider::{Provider, ProviderSource};
 
@@ -63,15 +65,130 @@ pub fn provider(config: &Config) -> Provider {
     let policy = config.http_policy();
     Provider::builder(NAME, config.provider_section(NAME))
         .source(ProviderSource::BuiltIn)
+        .app_credentials::<GitHubAppCredentials>()
         .flow(OAUTH2_FLOW, move |ctx| {
             let policy = policy.clone();
             async move {
                 let app: GitHubAppCredentials = ctx.app_credentials()?;
-                let http = HttpClient::new(policy).map_err(|e| FlowError::Config(e.to_string()))?;
-                OAuth2Flow::with_class(ctx.name(), app.oauth2, GitHubToken, http)
+                GitHubFlow::new(ctx.name(), app, policy)
             }
         })
         .build()
+}
+
+/// GitHub's authorization-code flow: [`OAuth2Flow`] with GitHub's token class, plus GitHub's
+/// own token deletion API for revocation and its user API for the login name.
+pub struct GitHubFlow {
+    inner: OAuth2Flow<GitHubToken>,
+    api_url: Url,
+    client_id: String,
+    client_secret: Option<crate::credentials::SecretString>,
+    http: HttpClient,
+}
+
+/// How long the login lookup after a login may take; it never fails the login.
+const IDENTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl GitHubFlow {
+    /// The flow for these app credentials.
+    pub fn new(
+        provider: &str,
+        app: GitHubAppCredentials,
+        policy: HttpPolicy,
+    ) -> Result<Self, FlowError> {
+        crate::http::require_secure(&app.api_url)
+            .map_err(|e| FlowError::Config(format!("providers.{provider}.api_url: {e}")))?;
+        let http = HttpClient::new(policy).map_err(|e| FlowError::Config(e.to_string()))?;
+        let client_id = app.oauth2.client_id.clone();
+        let client_secret = app.oauth2.client_secret.clone();
+        let inner = OAuth2Flow::with_class(provider, app.oauth2, GitHubToken, http.clone())?;
+        Ok(Self {
+            inner,
+            api_url: app.api_url,
+            client_id,
+            client_secret,
+            http,
+        })
+    }
+
+    fn api(&self, path: &str) -> String {
+        format!("{}/{}", self.api_url.as_str().trim_end_matches('/'), path)
+    }
+}
+
+#[async_trait::async_trait]
+impl AuthFlow for GitHubFlow {
+    async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, FlowError> {
+        self.inner.authorize(req).await
+    }
+
+    async fn exchange(
+        &self,
+        pending: Pending,
+        input: ExchangeInput,
+    ) -> Result<Credential, FlowError> {
+        self.inner.exchange(pending, input).await
+    }
+
+    async fn refresh(&self, credential: &Credential) -> Result<Credential, FlowError> {
+        self.inner.refresh(credential).await
+    }
+
+    /// `DELETE /applications/{client_id}/token`, authenticated with the app's id and secret.
+    async fn revoke(&self, credential: &Credential) -> Result<bool, FlowError> {
+        let (Some(secret), Some(token)) = (&self.client_secret, credential.as_oauth2()) else {
+            return Ok(false);
+        };
+        let body = serde_json::to_vec(&json!({ "access_token": token.access_token.expose() }))
+            .map_err(|e| FlowError::Internal(e.to_string()))?;
+        let path = format!(
+            "applications/{}/token",
+            url::form_urlencoded::byte_serialize(self.client_id.as_bytes()).collect::<String>()
+        );
+        let request = http::Request::delete(self.api(&path))
+            .header(
+                http::header::AUTHORIZATION,
+                crate::oauth2::basic_auth(&self.client_id, secret.expose()),
+            )
+            .header(http::header::ACCEPT, "application/vnd.github+json")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .map_err(|e| FlowError::Internal(e.to_string()))?;
+        let response = self.http.send(request).await.map_err(TokenError::from)?;
+        match response.status().as_u16() {
+            // 404: the token is already gone.
+            204 | 200 | 404 => Ok(true),
+            status => Err(TokenError::Status {
+                status,
+                content_type: None,
+            }
+            .into()),
+        }
+    }
+
+    /// The login name from `GET /user`.
+    async fn identify(&self, credential: &Credential) -> Option<String> {
+        let token = credential.as_oauth2()?;
+        let request = http::Request::get(self.api("user"))
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", token.access_token.expose()),
+            )
+            .header(http::header::ACCEPT, "application/vnd.github+json")
+            .body(Vec::new())
+            .ok()?;
+        let response = tokio::time::timeout(IDENTIFY_TIMEOUT, self.http.send(request))
+            .await
+            .ok()?
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let user: Value = serde_json::from_slice(response.body()).ok()?;
+        user.get("login")
+            .and_then(Value::as_str)
+            .map(|l| crate::oauth2::sanitize(l, 64))
+    }
 }
 
 /// GitHub's error codes (sent with HTTP 200).

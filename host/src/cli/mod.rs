@@ -1,0 +1,174 @@
+//! Command-line definitions and the commands.
+
+mod config;
+mod logout;
+mod providers;
+mod run;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use host::config::{Config, ConfigLoader};
+use host::provider::Registry;
+use host::store::Store;
+
+const EXAMPLES: &str = "\
+Examples:
+  # Log in to GitHub in the browser and store the token
+  GITHUB_CLIENT_ID=Iv1.0123456789abcdef host run --provider github
+
+  # Use the token in a script (refreshed first when it is about to expire)
+  curl -H \"Authorization: Bearer $(host token --provider github)\" https://api.github.com/user
+
+  # What is configured, and where each value comes from
+  host providers
+  host config --provider github";
+
+/// A sandboxed auth-flow runtime: log in once, get fresh API credentials forever.
+#[derive(Debug, Parser)]
+#[command(name = "host", version, about, after_help = EXAMPLES, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Read this configuration file instead of $XDG_CONFIG_HOME/host/host.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// More logging on stderr (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub(crate) verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Log in: run a provider's flow in the browser and store the credential.
+    #[command(
+        after_help = "Examples:\n  host run --provider github\n  host run --provider github --scope repo --scope read:org --account work\n  host run --provider github --no-browser --port 8765"
+    )]
+    Run(run::RunArgs),
+    /// Print a valid access token (refreshing it first when it is about to expire).
+    #[command(
+        after_help = "Examples:\n  host token --provider github\n  export GH_TOKEN=$(host token --provider github --account work)"
+    )]
+    Token(token::TokenArgs),
+    /// List providers, their flows, configuration status and stored accounts.
+    Providers(providers::ProvidersArgs),
+    /// Revoke a stored credential at the provider and delete it locally.
+    Logout(logout::LogoutArgs),
+    /// Show the effective configuration and where each value comes from (secrets redacted).
+    Config(config::ConfigArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  host completions bash > ~/.local/share/bash-completion/completions/host"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The provider and account a command is about.
+#[derive(Debug, Args)]
+struct Target {
+    /// The provider (see `host providers`).
+    #[arg(long, short = 'p')]
+    provider: String,
+    /// The account name, for several logins with one provider.
+    #[arg(long, short = 'a', default_value = host::store::DEFAULT_ACCOUNT)]
+    account: String,
+}
+
+pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "host=debug,info",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// What every command works with.
+struct Context {
+    config: Config,
+    registry: Registry,
+    store: Store,
+    quiet: bool,
+}
+
+impl Context {
+    fn load(cli: &Cli) -> anyhow::Result<Self> {
+        let mut loader =
+            ConfigLoader::from_process_env().defaults(host::providers::builtin_defaults());
+        if let Some(file) = &cli.config {
+            loader = loader.file(file);
+        }
+        let config = loader.load().context("cannot load the configuration")?;
+        let registry = host::providers::builtin_registry(&config);
+        let store = Store::new(config.data_dir());
+        Ok(Self {
+            config,
+            registry,
+            store,
+            quiet: cli.quiet,
+        })
+    }
+
+    /// Prints a human message on stderr unless `--quiet`.
+    fn say(&self, message: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("{message}");
+        }
+    }
+}
+
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Completions { shell } = &cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(*shell, &mut command, "host", &mut std::io::stdout());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ctx = Context::load(&cli)?;
+    match cli.command {
+        Command::Run(args) => run::run(&ctx, args).await,
+        Command::Token(args) => token::run(&ctx, args).await,
+        Command::Providers(args) => providers::run(&ctx, args),
+        Command::Logout(args) => logout::run(&ctx, args).await,
+        Command::Config(args) => config::run(&ctx, args),
+        Command::Completions { .. } => unreachable!("handled above"),
+    }
+    .map(|()| ExitCode::SUCCESS)
+}
+
+/// Formats an expiry for people: "in 7h 59m", "expired 3m ago", "never".
+fn describe_expiry(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    let Some(at) = at else {
+        return "no expiry".into();
+    };
+    let secs = (at - chrono::Utc::now()).num_seconds();
+    let span = |s: i64| {
+        let s = s.abs();
+        match s {
+            0..60 => format!("{s}s"),
+            60..3600 => format!("{}m", s / 60),
+            3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+            _ => format!("{}d", s / 86400),
+        }
+    };
+    if secs >= 0 {
+        format!("expires in {}", span(secs))
+    } else {
+        format!("expired {} ago", span(secs))
+    }
+}

@@ -1,0 +1,197 @@
+//! `host run`: log in through a provider's flow and store the credential.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use host::flow::{
+    AuthFlow, AuthorizeRequest, Credential, ExchangeInput, FlowError, Interaction, Pending,
+};
+use host::loopback::{Loopback, Page};
+use host::store::{Record, check_name};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use super::{Context, Target, describe_expiry};
+
+/// How long the login-name lookup after a login may take.
+const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The flow to run (default: the provider's default flow).
+    #[arg(long)]
+    flow: Option<String>,
+    /// A scope to ask for instead of the configured ones (repeatable).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// Print the URL but open no browser.
+    #[arg(long)]
+    no_browser: bool,
+    /// The loopback port for the redirect (default: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Give up after this many seconds without a callback.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    timeout: u64,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
+    let Target {
+        provider: name,
+        account,
+    } = &args.target;
+    check_name(account)?;
+    let provider = ctx.registry.get(name)?;
+    let flow_name = match &args.flow {
+        Some(f) => f.clone(),
+        None => provider
+            .default_flow()
+            .context("the provider has no flows")?
+            .to_owned(),
+    };
+    let flow = provider.flow(&flow_name).await?;
+    let mut listener = Loopback::bind(args.port)
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    let request =
+        AuthorizeRequest::with_redirect(listener.redirect_uri()).scopes(args.scopes.clone());
+    let auth = flow
+        .authorize(request)
+        .await
+        .context("cannot start the login")?;
+    let credential = match auth.interaction {
+        Interaction::Redirect { url } => {
+            ctx.say("Open this URL in your browser to log in:");
+            // The URL goes out even with --quiet: without it there is no login.
+            eprintln!("{url}");
+            if !args.no_browser {
+                open_browser(ctx, &url);
+            }
+            let timeout = Duration::from_secs(args.timeout);
+            let outcome =
+                wait_for_callback(ctx, &mut listener, flow.as_ref(), auth.pending, timeout).await;
+            listener.shutdown().await;
+            outcome?
+        }
+        _ => bail!("flow `{flow_name}` asks for an interaction `host run` does not support yet"),
+    };
+
+    let identity = tokio::time::timeout(IDENTIFY_TIMEOUT, flow.identify(&credential))
+        .await
+        .ok()
+        .flatten();
+    let mut record = Record::new(name, account, &flow_name, credential);
+    record.identity = identity;
+    let path = ctx.store.save(&record)?;
+
+    let scopes = record
+        .credential
+        .as_oauth2()
+        .map(|t| t.scopes.clone())
+        .unwrap_or_default();
+    if args.json {
+        let summary = json!({
+            "provider": name,
+            "account": account,
+            "flow": flow_name,
+            "identity": record.identity,
+            "scopes": scopes,
+            "expires_at": record.expires_at(),
+            "stored_at": path,
+        });
+        println!("{summary:#}");
+    }
+    let who = record
+        .identity
+        .as_deref()
+        .map(|i| format!(" as {i}"))
+        .unwrap_or_default();
+    ctx.say(format!("Logged in to {name}{who} (account `{account}`)."));
+    if !scopes.is_empty() {
+        ctx.say(format!("  scopes: {}", scopes.join(", ")));
+    }
+    ctx.say(format!("  token {}", describe_expiry(record.expires_at())));
+    ctx.say(format!("  stored in {}", path.display()));
+    Ok(())
+}
+
+fn open_browser(ctx: &Context, url: &str) {
+    let no_display = cfg!(all(unix, not(target_os = "macos")))
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none();
+    if no_display {
+        ctx.say("No browser can be opened here (no display): open the URL above yourself.");
+        return;
+    }
+    match open::that_detached(url) {
+        Ok(()) => ctx.say("Opened your browser."),
+        Err(e) => ctx.say(format!(
+            "Could not open a browser ({e}): open the URL above yourself."
+        )),
+    }
+}
+
+async fn wait_for_callback(
+    ctx: &Context,
+    listener: &mut Loopback,
+    flow: &dyn AuthFlow,
+    pending: Pending,
+    timeout: Duration,
+) -> anyhow::Result<Credential> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let spinner = ProgressBar::with_draw_target(
+        None,
+        if ctx.quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
+    );
+    spinner.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("static template"));
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let result = loop {
+        tokio::select! {
+            callback = listener.next() => {
+                let Some(callback) = callback else { break Err(anyhow::anyhow!("the callback listener stopped")) };
+                match flow.exchange(pending.clone(), ExchangeInput::from_query(&callback.query)).await {
+                    Ok(credential) => {
+                        callback.reply(Page::Success);
+                        break Ok(credential);
+                    }
+                    Err(FlowError::Callback(e)) => {
+                        // Not our callback (a forged or stray request): say so, keep waiting.
+                        spinner.suspend(|| tracing::warn!("ignored a request to the callback: {e}"));
+                        callback.reply(Page::Rejected(format!("This request was not accepted: {e}.")));
+                    }
+                    Err(e @ FlowError::AccessDenied { .. }) => {
+                        callback.reply(Page::Failed("Access was denied. You can close this tab.".into()));
+                        break Err(anyhow::Error::new(e).context("the login was refused"));
+                    }
+                    Err(e) => {
+                        callback.reply(Page::Failed("The login failed; the terminal says why.".into()));
+                        break Err(anyhow::Error::new(e).context("the login failed"));
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                break Err(anyhow::anyhow!(
+                    "no login callback arrived within {}s; nothing was stored (run `host run` again, or raise --timeout)",
+                    timeout.as_secs()
+                ));
+            }
+            _ = tick.tick() => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs();
+                spinner.set_message(format!("Waiting for the browser… {}:{:02} left", left / 60, left % 60));
+                spinner.tick();
+            }
+        }
+    };
+    spinner.finish_and_clear();
+    result
+}

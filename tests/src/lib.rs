@@ -363,6 +363,13 @@ async fn revoke(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    inner.requests.lock().unwrap().push(TokenRequest {
+        form: form.clone(),
+        authorization: None,
+    });
+    if let Some(s) = inner.script.lock().unwrap().pop_front() {
+        return scripted_response(s);
+    }
     if !client_authenticated(&headers, Some(&form)) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }

@@ -319,3 +319,21 @@ async fn providers_config_and_logout() {
     assert_eq!(out.code, Some(0));
     assert!(out.stdout.contains("host"));
 }
+
+#[tokio::test]
+async fn a_rejected_refresh_token_says_to_log_in_again() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    env.provider.revoke_all();
+    let out = env
+        .output(&["token", "--provider", "github", "--min-valid", "999999"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("run `host run --provider github` to log in again"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("invalid_grant"), "{}", out.stderr);
+}

@@ -374,3 +374,39 @@ async fn github_provider_end_to_end_from_configuration() {
     );
     assert!(err.to_string().contains("bad_refresh_token"), "{err}");
 }
+
+#[tokio::test]
+async fn rfc7009_revocation_revokes_the_refresh_token_first_and_retries_503() {
+    let provider = TestProvider::start().await;
+    let flow = flow_with(&provider, |app| {
+        app["revocation_url"] = json!(provider.url("/revoke"))
+    });
+    let credential = login(&flow).await;
+    let token = credential.as_oauth2().unwrap();
+    provider.script([host_e2e::Scripted::Raw {
+        status: 503,
+        content_type: None,
+        headers: vec![("retry-after", "1".into())],
+        body: vec![],
+    }]);
+    assert!(flow.revoke(&credential).await.unwrap(), "revoked");
+    let refresh = token.refresh_token.as_ref().unwrap().expose().to_owned();
+    assert_eq!(
+        provider.revoked(),
+        vec![refresh, token.access_token.expose().to_owned()]
+    );
+    let hints: Vec<String> = provider
+        .token_requests()
+        .iter()
+        .filter_map(|r| r.form.get("token_type_hint").cloned())
+        .collect();
+    assert_eq!(
+        hints,
+        vec!["refresh_token", "refresh_token", "access_token"],
+        "503 retried once"
+    );
+
+    // Without a revocation endpoint, nothing is sent and the caller is told.
+    let plain = flow_with(&provider, |_| {});
+    assert!(!plain.revoke(&credential).await.unwrap());
+}

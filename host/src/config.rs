@@ -281,12 +281,14 @@ impl Default for HttpSettings {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct Settings {
     #[serde(default)]
     plugins_dir: Option<PathBuf>,
     #[serde(default)]
     http: HttpSettings,
+    #[serde(default)]
+    plugins: crate::plugin::PluginSettings,
     #[serde(default)]
     providers: BTreeMap<String, serde_json::Value>,
 }
@@ -341,7 +343,23 @@ impl Config {
             timeout: Duration::from_secs(h.timeout_secs),
             max_body: h.max_body_bytes,
             proxy: h.proxy.clone(),
+            ..HttpPolicy::default()
         }
+    }
+
+    /// The `[plugins]` settings.
+    pub fn plugin_settings(&self) -> crate::plugin::PluginSettings {
+        self.settings.plugins.clone()
+    }
+
+    /// Where precompiled plugins are cached.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.data_dir.join("cache").join("plugins")
+    }
+
+    /// Uses this plugins folder instead of the configured one (`--plugins-dir`).
+    pub fn set_plugins_dir(&mut self, dir: PathBuf) {
+        Arc::make_mut(&mut self.settings).plugins_dir = Some(dir);
     }
 
     /// The names of the configured provider sections.

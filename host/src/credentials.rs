@@ -212,6 +212,14 @@ impl RawAppCredentials {
         Self::new(provider, section, value, Arc::new(CodeOrigins))
     }
 
+    /// The same section with another value (same provider, path and origins).
+    pub fn with_value(&self, value: Value) -> Self {
+        Self {
+            value,
+            ..self.clone()
+        }
+    }
+
     /// The provider these credentials belong to.
     pub fn provider(&self) -> &str {
         &self.provider

@@ -279,6 +279,9 @@ pub enum CallbackError {
         /// The issuer in the callback (sanitized).
         got: String,
     },
+    /// The flow (a plugin) refused the input, e.g. a wrong `state`.
+    #[error("the input was rejected: {0}")]
+    Rejected(String),
     /// The pending state belongs to another provider or flow, or cannot be read.
     #[error("the pending login state {0}")]
     BadPending(String),
@@ -312,6 +315,9 @@ pub enum FlowError {
     /// The credential cannot be refreshed because it carries no refresh token.
     #[error("the credential has no refresh token; log in again")]
     NoRefreshToken,
+    /// A plugin failed: a trap, a limit, its own error, or the host serving it.
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
     /// The flow does not support this step or credential.
     #[error("unsupported: {0}")]
     Unsupported(String),

@@ -26,6 +26,11 @@ pub struct HttpPolicy {
     pub max_body: usize,
     /// An explicit proxy; the environment's proxy variables are never used implicitly.
     pub proxy: Option<Url>,
+    /// Connect only to public addresses after resolving a name (plugins: DNS rebinding and
+    /// SSRF defence). Loopback is still allowed when `allow_loopback` is set.
+    pub public_addresses_only: bool,
+    /// With `public_addresses_only`, whether names may resolve to loopback.
+    pub allow_loopback: bool,
 }
 
 impl Default for HttpPolicy {
@@ -35,6 +40,8 @@ impl Default for HttpPolicy {
             timeout: Duration::from_secs(30),
             max_body: 1024 * 1024,
             proxy: None,
+            public_addresses_only: false,
+            allow_loopback: true,
         }
     }
 }
@@ -101,6 +108,11 @@ impl HttpClient {
             let proxy = reqwest::Proxy::all(proxy.as_str())
                 .map_err(|e| HttpError::Setup(format!("bad proxy: {}", e.without_url())))?;
             builder = builder.proxy(proxy);
+        }
+        if policy.public_addresses_only {
+            builder = builder.dns_resolver(std::sync::Arc::new(GuardedResolver {
+                allow_loopback: policy.allow_loopback,
+            }));
         }
         let client = builder
             .build()
@@ -175,6 +187,36 @@ impl HttpClient {
             host: host.to_owned(),
             reason,
         }
+    }
+}
+
+/// Resolves names with the system resolver, then drops every address that is not public
+/// (loopback kept when allowed); a name left with none fails.
+struct GuardedResolver {
+    allow_loopback: bool,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_loopback = self.allow_loopback;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<std::net::SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| {
+                    crate::plugin::AllowList::is_public_address(a.ip())
+                        || (allow_loopback && a.ip().is_loopback())
+                })
+                .collect();
+            if allowed.is_empty() {
+                return Err(
+                    format!("{host} resolves only to private or reserved addresses").into(),
+                );
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 

@@ -15,6 +15,7 @@ pub mod flow;
 pub mod http;
 pub mod loopback;
 pub mod oauth2;
+pub mod plugin;
 pub mod provider;
 pub mod providers;
 pub mod store;

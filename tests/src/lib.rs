@@ -25,6 +25,11 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// Paths of the test guest components built by `build.rs`.
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
 /// The client id the provider knows.
 pub const CLIENT_ID: &str = "test-client";
 /// The client secret the provider knows.

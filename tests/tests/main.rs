@@ -5,5 +5,6 @@ mod config;
 mod lazy_flows;
 mod loopback;
 mod oauth2_flow;
+mod plugins;
 mod support;
 mod token_endpoint;

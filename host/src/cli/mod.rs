@@ -2,6 +2,7 @@
 
 mod config;
 mod logout;
+mod plugin;
 mod providers;
 mod run;
 mod token;
@@ -36,6 +37,9 @@ pub(crate) struct Cli {
     /// Read this configuration file instead of $XDG_CONFIG_HOME/host/host.toml.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Look for plugins here instead of $XDG_DATA_HOME/host/plugins.
+    #[arg(long, global = true, value_name = "DIR")]
+    plugins_dir: Option<PathBuf>,
     /// More logging on stderr (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub(crate) verbose: u8,
@@ -62,6 +66,11 @@ enum Command {
     Logout(logout::LogoutArgs),
     /// Show the effective configuration and where each value comes from (secrets redacted).
     Config(config::ConfigArgs),
+    /// Inspect or install plugins (WebAssembly components).
+    #[command(
+        after_help = "Examples:\n  host plugin inspect ./acme.wasm\n  host plugin install ./acme.wasm"
+    )]
+    Plugin(plugin::PluginArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  host completions bash > ~/.local/share/bash-completion/completions/host"
@@ -102,6 +111,7 @@ pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
 /// What every command works with.
 struct Context {
     config: Config,
+    plugins: std::sync::Arc<host::plugin::PluginHost>,
     registry: Registry,
     store: Store,
     quiet: bool,
@@ -114,11 +124,20 @@ impl Context {
         if let Some(file) = &cli.config {
             loader = loader.file(file);
         }
-        let config = loader.load().context("cannot load the configuration")?;
-        let registry = host::providers::builtin_registry(&config);
+        let mut config = loader.load().context("cannot load the configuration")?;
+        if let Some(dir) = &cli.plugins_dir {
+            config.set_plugins_dir(dir.clone());
+        }
+        let plugins = std::sync::Arc::new(host::plugin::PluginHost::new(
+            config.plugin_settings(),
+            config.http_policy(),
+            Some(config.plugin_cache_dir()),
+        ));
+        let registry = host::providers::registry(&config, &plugins);
         let store = Store::new(config.data_dir());
         Ok(Self {
             config,
+            plugins,
             registry,
             store,
             quiet: cli.quiet,
@@ -146,6 +165,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Providers(args) => providers::run(&ctx, args),
         Command::Logout(args) => logout::run(&ctx, args).await,
         Command::Config(args) => config::run(&ctx, args),
+        Command::Plugin(args) => plugin::run(&ctx, args).await,
         Command::Completions { .. } => unreachable!("handled above"),
     }
     .map(|()| ExitCode::SUCCESS)

@@ -16,5 +16,5 @@ pub use app::{ClientAuth, OAuth2AppCredentials};
 pub use error::{ErrorKind, OAuthError, TokenError, sanitize};
 pub use flow::OAuth2Flow;
 pub(crate) use flow::basic_auth;
-pub use response::lifetime;
+pub use response::{MAX_TOKEN_LEN, lifetime};
 pub use token::{OAuth2Token, StandardToken, TokenClass, TokenExtras};

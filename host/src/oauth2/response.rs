@@ -13,7 +13,7 @@ use super::error::{ErrorKind, OAuthError, TokenError, sanitize};
 use crate::credentials::SecretString;
 
 /// The longest access or refresh token accepted.
-pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// A token response that passed every check, before the token class shapes its extras.
 pub(crate) struct TokenFields {

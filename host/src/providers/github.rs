@@ -62,6 +62,11 @@ pub fn defaults() -> Defaults {
 
 /// The `github` provider, configured from `config`.
 pub fn provider(config: &Config) -> Provider {
+    builder(config).build()
+}
+
+/// The `github` provider's builder, for adding flows.
+pub fn builder(config: &Config) -> crate::provider::ProviderBuilder {
     let policy = config.http_policy();
     Provider::builder(NAME, config.provider_section(NAME))
         .source(ProviderSource::BuiltIn)
@@ -73,7 +78,7 @@ pub fn provider(config: &Config) -> Provider {
                 GitHubFlow::new(ctx.name(), app, policy)
             }
         })
-        .build()
+        .default_flow(OAUTH2_FLOW)
 }
 
 /// GitHub's authorization-code flow: [`OAuth2Flow`] with GitHub's token class, plus GitHub's

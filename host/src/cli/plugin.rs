@@ -1,0 +1,154 @@
+//! `host plugin inspect` and `host plugin install`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use host::plugin::{EXPORT, WIT_VERSION};
+use serde_json::json;
+
+use super::Context;
+
+#[derive(Debug, Args)]
+pub(crate) struct PluginArgs {
+    #[command(subcommand)]
+    command: PluginCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Show a plugin's metadata, schema, hosts, imports and WIT version, without running a flow.
+    Inspect {
+        /// The `.wasm` file.
+        file: PathBuf,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a plugin, precompile it, and copy it into the plugins folder.
+    Install {
+        /// The `.wasm` file.
+        file: PathBuf,
+        /// The provider name (default: the file name without `.wasm`).
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace an installed plugin of the same name.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub(crate) async fn run(ctx: &Context, args: PluginArgs) -> anyhow::Result<()> {
+    match args.command {
+        PluginCommand::Inspect { file, json } => inspect(ctx, file, json).await,
+        PluginCommand::Install { file, name, force } => install(ctx, file, name, force).await,
+    }
+}
+
+async fn inspect(ctx: &Context, file: PathBuf, as_json: bool) -> anyhow::Result<()> {
+    let plugin = ctx.plugins.load(&file).await?;
+    let info = plugin.info();
+    let (imports, exports) = plugin.interface_names();
+    let hosts: Vec<String> = info.allowed_hosts.iter().map(ToString::to_string).collect();
+    let wit = exports
+        .iter()
+        .find_map(|e| e.strip_prefix(&format!("{EXPORT}@")))
+        .unwrap_or(WIT_VERSION)
+        .to_owned();
+    if as_json {
+        let out = json!({
+            "file": file,
+            "display_name": info.display_name,
+            "version": info.version,
+            "wit": format!("integrations:auth@{wit}"),
+            "allowed_hosts": hosts,
+            "app_credentials_schema": info.schema,
+            "imports": imports,
+            "exports": exports,
+        });
+        println!("{out:#}");
+        return Ok(());
+    }
+    println!(
+        "{} {} ({})",
+        info.display_name,
+        info.version,
+        file.display()
+    );
+    println!("  contract: integrations:auth@{wit}");
+    println!(
+        "  allowed hosts: {}",
+        if hosts.is_empty() {
+            "none".to_owned()
+        } else {
+            hosts.join(", ")
+        }
+    );
+    println!("  imports:");
+    for i in &imports {
+        println!("    {i}");
+    }
+    println!("  exports:");
+    for e in &exports {
+        println!("    {e}");
+    }
+    println!("  app credentials schema:");
+    for line in serde_json::to_string_pretty(&info.schema)?.lines() {
+        println!("    {line}");
+    }
+    Ok(())
+}
+
+async fn install(
+    ctx: &Context,
+    file: PathBuf,
+    name: Option<String>,
+    force: bool,
+) -> anyhow::Result<()> {
+    let name = match name {
+        Some(n) => n,
+        None => file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .context("cannot take a provider name from the file name; use --name")?
+            .to_owned(),
+    };
+    host::store::check_name(&name)?;
+    if ctx
+        .registry
+        .get(&name)
+        .is_ok_and(|p| matches!(p.source(), host::provider::ProviderSource::BuiltIn))
+    {
+        bail!("`{name}` is a built-in provider; install the plugin under another --name");
+    }
+    // Loading checks the component (version, exports, imports, metadata) and precompiles it
+    // into the cache, which the installed copy (same bytes) then hits.
+    let plugin = ctx.plugins.load(&file).await?;
+    let dir = ctx.config.plugins_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let target = dir.join(format!("{name}.wasm"));
+    if target.exists() && !force {
+        bail!(
+            "{} already exists; pass --force to replace it",
+            target.display()
+        );
+    }
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    tmp.write_all(&bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(&target)
+        .with_context(|| format!("cannot create {}", target.display()))?;
+    ctx.say(format!(
+        "Installed {} {} as provider `{name}` ({}).",
+        plugin.info().display_name,
+        plugin.info().version,
+        target.display()
+    ));
+    ctx.say(format!(
+        "Configure it under [providers.{name}] and log in with `host run --provider {name}`."
+    ));
+    Ok(())
+}

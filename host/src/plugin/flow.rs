@@ -1,0 +1,329 @@
+//! `WasmFlow`: an [`AuthFlow`] served by a plugin component, one fresh instance per call.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use wasmtime::Store;
+
+use super::allow::{AllowList, HostPattern};
+use super::bindings::integrations::auth::types as wit;
+use super::runtime::{LoadedPlugin, PluginHost, trap};
+use super::state::StoreState;
+use super::{PluginError, PluginSettings};
+use crate::credentials::SecretString;
+use crate::flow::{
+    AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, ExchangeInput, FlowError,
+    Interaction, Pending, PromptField,
+};
+use crate::oauth2::{ErrorKind, OAuth2Token, OAuthError, TokenError, TokenExtras, sanitize};
+use crate::provider::ProviderContext;
+
+/// Keys of a provider section that belong to the host, never handed to a plugin.
+pub(crate) const HOST_KEYS: &[&str] = &["flows", "sandbox"];
+
+/// A flow served by a plugin.
+pub struct WasmFlow {
+    plugin: Arc<LoadedPlugin>,
+    settings: PluginSettings,
+    provider: String,
+    flow: String,
+    app_json: String,
+    allow: AllowList,
+}
+
+impl std::fmt::Debug for WasmFlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmFlow")
+            .field("plugin", &self.plugin.path())
+            .field("provider", &self.provider)
+            .field("flow", &self.flow)
+            .finish()
+    }
+}
+
+/// The host's wrapper around a plugin's pending state: ties it to one provider and flow.
+#[derive(Serialize, Deserialize)]
+struct PendingEnvelope {
+    provider: String,
+    flow: String,
+    inner: Vec<u8>,
+}
+
+macro_rules! call {
+    ($self:ident, $name:literal, |$store:ident, $guest:ident| $body:expr) => {{
+        let mut $store = $self.plugin.store(&$self.settings, $self.allow.clone());
+        let limit = $self.settings.call_timeout();
+        let outcome = tokio::time::timeout(limit, async {
+            let instance = $self.plugin.pre.instantiate_async(&mut $store).await?;
+            let $guest = instance.integrations_auth_auth_flow();
+            $body.await
+        })
+        .await;
+        $self.finish($name, outcome, &$store)
+    }};
+}
+
+impl WasmFlow {
+    /// Loads the plugin at `path` (compiling or taking it from the cache) and validates the
+    /// provider's app credentials against the schema the plugin exports, before any flow call.
+    pub async fn new(
+        host: &PluginHost,
+        path: &Path,
+        ctx: &ProviderContext,
+        flow: &str,
+        granted: Option<Vec<HostPattern>>,
+    ) -> Result<Self, FlowError> {
+        let plugin = host.load(path).await?;
+        let raw = ctx.raw_app_credentials();
+        let mut section = raw.value().clone();
+        if let Some(map) = section.as_object_mut() {
+            for key in HOST_KEYS {
+                map.remove(*key);
+            }
+        }
+        let stripped = raw.with_value(section);
+        let value = stripped.validate_against(&plugin.info().schema)?;
+        let allow = AllowList::new(
+            plugin.info().allowed_hosts.clone(),
+            granted,
+            host.settings().allow_http_loopback,
+        );
+        Ok(Self {
+            settings: host.settings().clone(),
+            plugin,
+            provider: ctx.name().to_owned(),
+            flow: flow.to_owned(),
+            app_json: value.to_string(),
+            allow,
+        })
+    }
+
+    /// The loaded plugin.
+    pub fn plugin(&self) -> &LoadedPlugin {
+        &self.plugin
+    }
+
+    fn finish<R>(
+        &self,
+        call: &'static str,
+        outcome: Result<wasmtime::Result<Result<R, wit::FlowError>>, tokio::time::error::Elapsed>,
+        store: &Store<StoreState>,
+    ) -> Result<R, FlowError> {
+        store.data().flush_output(call);
+        let path = self.plugin.path().to_owned();
+        match outcome {
+            Err(_) => Err(PluginError::Timeout {
+                path,
+                call,
+                limit: self.settings.call_timeout(),
+            }
+            .into()),
+            Ok(Err(e)) => Err(trap(&path, call, e, store.data()).into()),
+            Ok(Ok(Err(e))) => Err(self.plugin_error(call, e)),
+            Ok(Ok(Ok(r))) => Ok(r),
+        }
+    }
+
+    /// The plugin's own error, mapped to the host's meaning.
+    fn plugin_error(&self, call: &'static str, e: wit::FlowError) -> FlowError {
+        let failed = |message: String| {
+            FlowError::Plugin(PluginError::Failed {
+                path: self.plugin.path().to_owned(),
+                call,
+                message: sanitize(&message, 500),
+            })
+        };
+        match e {
+            wit::FlowError::InvalidAppCredentials(m) => {
+                failed(format!("invalid app credentials: {m}"))
+            }
+            wit::FlowError::InvalidInput(m) => CallbackError::Rejected(sanitize(&m, 300)).into(),
+            wit::FlowError::AccessDenied(d) => FlowError::AccessDenied {
+                description: d.map(|d| sanitize(&d, 300)),
+            },
+            wit::FlowError::Provider(p) => {
+                let code = sanitize(&p.code, 64);
+                FlowError::Token(TokenError::Provider(OAuthError {
+                    kind: ErrorKind::from_code(&code),
+                    code,
+                    description: p.description.map(|d| sanitize(&d, 300)),
+                    uri: None,
+                    status: p.status,
+                }))
+            }
+            wit::FlowError::Network(m) => failed(format!("network: {m}")),
+            wit::FlowError::Unsupported(m) => FlowError::Unsupported(sanitize(&m, 300)),
+            wit::FlowError::Internal(m) => failed(m),
+        }
+    }
+
+    fn credential_from_wit(
+        &self,
+        call: &'static str,
+        c: wit::Credential,
+    ) -> Result<Credential, FlowError> {
+        let bad = |reason: &str| {
+            FlowError::Plugin(PluginError::Failed {
+                path: self.plugin.path().to_owned(),
+                call,
+                message: format!("returned an unusable credential: {reason}"),
+            })
+        };
+        let checked = |s: String, what: &str| {
+            if s.is_empty()
+                || s.len() > crate::oauth2::MAX_TOKEN_LEN
+                || s.chars().any(|c| c.is_control())
+            {
+                Err(bad(&format!(
+                    "the {what} is empty, too long or has control characters"
+                )))
+            } else {
+                Ok(SecretString::new(s))
+            }
+        };
+        Ok(match c {
+            wit::Credential::Oauth2(t) => {
+                if !t.token_type.eq_ignore_ascii_case("bearer") {
+                    return Err(bad("only bearer tokens are supported"));
+                }
+                let extra = match serde_json::from_str::<serde_json::Value>(&t.extra_json) {
+                    Ok(serde_json::Value::Object(map)) => map,
+                    _ if t.extra_json.trim().is_empty() => Default::default(),
+                    _ => return Err(bad("extra-json is not a JSON object")),
+                };
+                Credential::OAuth2(OAuth2Token {
+                    access_token: checked(t.access_token, "access token")?,
+                    token_type: "bearer".into(),
+                    refresh_token: t
+                        .refresh_token
+                        .map(|r| checked(r, "refresh token"))
+                        .transpose()?,
+                    expires_at: t
+                        .expires_at
+                        .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0)),
+                    scopes: t.scopes.iter().map(|s| sanitize(s, 200)).collect(),
+                    extra: TokenExtras(extra),
+                })
+            }
+            wit::Credential::ApiKey(k) => Credential::ApiKey {
+                key: checked(k, "API key")?,
+            },
+            wit::Credential::Basic(b) => Credential::Basic {
+                username: sanitize(&b.username, 200),
+                password: checked(b.password, "password")?,
+            },
+        })
+    }
+
+    fn credential_to_wit(c: &Credential) -> Result<wit::Credential, FlowError> {
+        Ok(match c {
+            Credential::OAuth2(t) => wit::Credential::Oauth2(wit::Oauth2Token {
+                access_token: t.access_token.expose().to_owned(),
+                token_type: t.token_type.clone(),
+                refresh_token: t.refresh_token.as_ref().map(|r| r.expose().to_owned()),
+                expires_at: t.expires_at.map(|at| at.timestamp()),
+                scopes: t.scopes.clone(),
+                extra_json: serde_json::Value::Object(t.extra.0.clone()).to_string(),
+            }),
+            Credential::ApiKey { key } => wit::Credential::ApiKey(key.expose().to_owned()),
+            Credential::Basic { username, password } => wit::Credential::Basic(wit::BasicAuth {
+                username: username.clone(),
+                password: password.expose().to_owned(),
+            }),
+        })
+    }
+}
+
+#[async_trait]
+impl AuthFlow for WasmFlow {
+    async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, FlowError> {
+        let request = wit::AuthorizeRequest {
+            redirect_uri: req.redirect_uri,
+            scopes: req.scopes,
+        };
+        let app = self.app_json.clone();
+        let auth = call!(self, "authorize", |store, guest| guest
+            .call_authorize(&mut store, &app, &request))?;
+        let interaction = match auth.interaction {
+            wit::Interaction::Redirect(url) => Interaction::Redirect { url },
+            wit::Interaction::DeviceCode(d) => Interaction::DeviceCode {
+                user_code: sanitize(&d.user_code, 64),
+                verification_uri: sanitize(&d.verification_uri, 500),
+                verification_uri_complete: d.verification_uri_complete.map(|u| sanitize(&u, 500)),
+                interval: d.interval_secs,
+                expires_in: d.expires_in_secs,
+            },
+            wit::Interaction::Prompt(fields) => Interaction::Prompt {
+                fields: fields
+                    .into_iter()
+                    .map(|f| PromptField {
+                        name: sanitize(&f.name, 64),
+                        label: sanitize(&f.label, 200),
+                        secret: f.secret,
+                    })
+                    .collect(),
+            },
+        };
+        let envelope = PendingEnvelope {
+            provider: self.provider.clone(),
+            flow: self.flow.clone(),
+            inner: auth.pending,
+        };
+        let pending =
+            serde_json::to_vec(&envelope).map_err(|e| FlowError::Internal(e.to_string()))?;
+        Ok(Authorization {
+            interaction,
+            pending: Pending::new(pending),
+        })
+    }
+
+    async fn exchange(
+        &self,
+        pending: Pending,
+        input: ExchangeInput,
+    ) -> Result<Credential, FlowError> {
+        let envelope: PendingEnvelope = serde_json::from_slice(pending.as_bytes())
+            .map_err(|_| CallbackError::BadPending("cannot be read".into()))?;
+        if envelope.provider != self.provider || envelope.flow != self.flow {
+            return Err(CallbackError::BadPending(format!(
+                "belongs to another provider or flow, not `{}`",
+                self.provider
+            ))
+            .into());
+        }
+        let app = self.app_json.clone();
+        let params = input.params().to_vec();
+        let credential = call!(self, "exchange", |store, guest| guest.call_exchange(
+            &mut store,
+            &app,
+            &envelope.inner,
+            &params
+        ))?;
+        self.credential_from_wit("exchange", credential)
+    }
+
+    async fn refresh(&self, credential: &Credential) -> Result<Credential, FlowError> {
+        let app = self.app_json.clone();
+        let old = Self::credential_to_wit(credential)?;
+        let fresh = call!(self, "refresh", |store, guest| guest
+            .call_refresh(&mut store, &app, &old))?;
+        let mut fresh = self.credential_from_wit("refresh", fresh)?;
+        // As for native flows: a refresh that returns no refresh token keeps the old one.
+        if let (Credential::OAuth2(new), Credential::OAuth2(old)) = (&mut fresh, credential)
+            && new.refresh_token.is_none()
+        {
+            new.refresh_token = old.refresh_token.clone();
+        }
+        Ok(fresh)
+    }
+
+    async fn revoke(&self, credential: &Credential) -> Result<bool, FlowError> {
+        let app = self.app_json.clone();
+        let old = Self::credential_to_wit(credential)?;
+        call!(self, "revoke", |store, guest| guest
+            .call_revoke(&mut store, &app, &old))
+    }
+}

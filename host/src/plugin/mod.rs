@@ -1,0 +1,216 @@
+//! Plugins: auth flows as WebAssembly components, run sandboxed by wasmtime.
+//!
+//! - [`discover`] lists the `.wasm` files of the plugins folder and compiles nothing; each
+//!   `<name>.wasm` becomes provider `<name>` with one flow, [`PLUGIN_FLOW`]. A configuration may
+//!   also bind a file to a flow of any provider (`[providers.X.flows.Y] plugin = "file.wasm"`).
+//! - The first use of a plugin compiles it off the async runtime, or loads the host's own
+//!   precompiled artifact from the cache folder (keyed by the file's SHA-256 and the engine's
+//!   compatibility hash, digest-checked before use); then `InstancePre`. Concurrent first uses
+//!   compile once.
+//! - Each call runs in a fresh instance with a memory limit, a CPU-time deadline (epoch
+//!   interruption, not counting time the host spends on the plugin's HTTP requests), a
+//!   wall-clock timeout around the whole call, and bounded tables and instances. The guest
+//!   gets no files, no environment, no sockets; its stdout and stderr go to the log, bounded.
+//! - HTTP goes through the host's hardened client: declared hosts only (narrowed by the
+//!   configuration), https only (plain http to loopback only when allowed), addresses checked
+//!   after resolution, no redirects, timeouts, a body cap. `wasi:http` requests (JavaScript's
+//!   `fetch`) take the same path.
+//! - Errors keep a trap, the plugin's own `flow-error` and a host failure apart, and each names
+//!   the plugin file and the call.
+
+mod allow;
+mod bindings;
+mod flow;
+mod runtime;
+mod state;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use allow::{AllowList, HostPattern};
+pub use flow::WasmFlow;
+pub use runtime::{LoadSource, LoadedPlugin, PluginHost, PluginInfo};
+
+/// The WIT package version this host implements.
+pub const WIT_VERSION: &str = "0.1.0";
+/// The export every plugin must provide.
+pub const EXPORT: &str = "integrations:auth/auth-flow";
+/// The name of the flow a discovered plugin file provides.
+pub const PLUGIN_FLOW: &str = "default";
+
+/// Host-side plugin settings, `[plugins]` in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginSettings {
+    /// Allow plain `http://` to loopback hosts (tests, local development).
+    pub allow_http_loopback: bool,
+    /// Linear memory a plugin instance may use, in MiB.
+    pub memory_mib: u64,
+    /// CPU time a call may spend in the guest, in milliseconds.
+    pub cpu_ms: u64,
+    /// Wall-clock time a whole call may take (HTTP included), in seconds.
+    pub call_timeout_secs: u64,
+    /// Bytes of a call's stdout and stderr kept for the log.
+    pub max_output_bytes: usize,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            allow_http_loopback: false,
+            memory_mib: 256,
+            cpu_ms: 1000,
+            call_timeout_secs: 60,
+            max_output_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl PluginSettings {
+    fn call_timeout(&self) -> Duration {
+        Duration::from_secs(self.call_timeout_secs)
+    }
+}
+
+/// A plugin file found in the plugins folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginFile {
+    /// The provider name (the file stem).
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+}
+
+/// Lists the plugin files of `dir` (`<name>.wasm`, names that are valid provider names),
+/// sorted. Reads the folder only: nothing is opened or compiled. A missing folder has none.
+pub fn discover(dir: &Path) -> Vec<PluginFile> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PluginFile> = entries
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            if path.extension()? != "wasm" {
+                return None;
+            }
+            let name = path.file_stem()?.to_str()?.to_owned();
+            crate::store::check_name(&name).ok()?;
+            Some(PluginFile { name, path })
+        })
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}
+
+/// Why a plugin cannot be loaded or called. Every message names the plugin file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PluginError {
+    /// The file cannot be read.
+    #[error("plugin {}: cannot read it: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not WebAssembly at all.
+    #[error("plugin {}: not a WebAssembly file", .path.display())]
+    NotWasm {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A core module, not a component.
+    #[error("plugin {}: a core WebAssembly module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)", .path.display())]
+    CoreModule {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The component does not compile.
+    #[error("plugin {}: invalid component: {reason}", .path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Built for another version of the WIT contract.
+    #[error("plugin {}: built for {package}@{found}, but this host implements {package}@{expected}; rebuild it against version {expected}", .path.display())]
+    WrongVersion {
+        /// The file.
+        path: PathBuf,
+        /// The WIT package.
+        package: String,
+        /// The version it targets.
+        found: String,
+        /// The version the host implements.
+        expected: String,
+    },
+    /// The component does not export `auth-flow`.
+    #[error("plugin {}: does not export `{export}@{version}` (it exports: {found})", .path.display(), export = EXPORT, version = WIT_VERSION)]
+    MissingExport {
+        /// The file.
+        path: PathBuf,
+        /// What it exports.
+        found: String,
+    },
+    /// The component imports something the host does not provide.
+    #[error("plugin {}: imports {} that this host does not provide", .path.display(), .imports.join(", "))]
+    UnsupportedImports {
+        /// The file.
+        path: PathBuf,
+        /// The imports.
+        imports: Vec<String>,
+    },
+    /// Its metadata is unusable.
+    #[error("plugin {}: bad metadata: {reason}", .path.display())]
+    BadMetadata {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The guest trapped: a panic, an out-of-bounds access, a stack overflow, or a limit.
+    #[error("plugin {} trapped in `{call}`: {reason}", .path.display())]
+    Trap {
+        /// The file.
+        path: PathBuf,
+        /// The call.
+        call: &'static str,
+        /// What happened.
+        reason: String,
+    },
+    /// The call took longer than the wall-clock limit.
+    #[error("plugin {}: `{call}` did not finish within {}s", .path.display(), .limit.as_secs())]
+    Timeout {
+        /// The file.
+        path: PathBuf,
+        /// The call.
+        call: &'static str,
+        /// The limit.
+        limit: Duration,
+    },
+    /// The plugin reported an error of its own.
+    #[error("plugin {} failed in `{call}`: {message}", .path.display())]
+    Failed {
+        /// The file.
+        path: PathBuf,
+        /// The call.
+        call: &'static str,
+        /// Its message (sanitized).
+        message: String,
+    },
+    /// The host failed while serving the plugin.
+    #[error("host failure running plugin {} (`{call}`): {reason}", .path.display())]
+    Host {
+        /// The file.
+        path: PathBuf,
+        /// The call.
+        call: &'static str,
+        /// Why.
+        reason: String,
+    },
+}

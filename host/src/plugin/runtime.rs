@@ -1,0 +1,507 @@
+//! The engine, the linker, the compile cache, and loading a plugin file.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
+
+use super::allow::{AllowList, HostPattern};
+use super::bindings::{Plugin, PluginPre};
+use super::state::{LimitHit, Limits, StoreState};
+use super::{EXPORT, PluginError, PluginSettings, WIT_VERSION};
+use crate::http::{HttpClient, HttpPolicy};
+
+/// How often the epoch ticks: the resolution of the CPU-time deadline.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// The WIT package of the contract.
+const PACKAGE: &str = "integrations:auth";
+
+/// Everything plugins share in one process: created on first use, so a process that uses no
+/// plugin pays nothing (no engine, no linker, no ticker thread).
+pub struct PluginHost {
+    settings: PluginSettings,
+    http_policy: HttpPolicy,
+    cache_dir: Option<PathBuf>,
+    runtime: OnceLock<Result<Arc<Runtime>, String>>,
+    loaded: Mutex<HashMap<PathBuf, Arc<OnceCell<Arc<LoadedPlugin>>>>>,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("settings", &self.settings)
+            .field("cache_dir", &self.cache_dir)
+            .finish()
+    }
+}
+
+impl PluginHost {
+    /// A host with these settings; `cache_dir` holds precompiled artifacts (none: no cache).
+    pub fn new(
+        settings: PluginSettings,
+        http_policy: HttpPolicy,
+        cache_dir: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            settings,
+            http_policy,
+            cache_dir,
+            runtime: OnceLock::new(),
+            loaded: Mutex::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &PluginSettings {
+        &self.settings
+    }
+
+    /// Whether the engine has been created (a plugin was used).
+    pub fn is_started(&self) -> bool {
+        self.runtime.get().is_some()
+    }
+
+    pub(crate) fn runtime(&self) -> Result<Arc<Runtime>, String> {
+        self.runtime
+            .get_or_init(|| Runtime::new(&self.settings, &self.http_policy).map(Arc::new))
+            .clone()
+    }
+
+    /// Loads (compiles, or takes from the cache) a plugin file and reads its metadata, once per
+    /// file however many callers ask at the same time.
+    pub async fn load(&self, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let cell = {
+            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(loaded.entry(path.to_owned()).or_default())
+        };
+        let plugin = cell
+            .get_or_try_init(|| async {
+                let runtime = self.runtime().map_err(|reason| PluginError::Host {
+                    path: path.to_owned(),
+                    call: "load",
+                    reason,
+                })?;
+                let path_owned = path.to_owned();
+                let cache = self.cache_dir.clone();
+                let rt = Arc::clone(&runtime);
+                let (component, source) =
+                    tokio::task::spawn_blocking(move || rt.compile(&path_owned, cache.as_deref()))
+                        .await
+                        .map_err(|e| PluginError::Host {
+                            path: path.to_owned(),
+                            call: "load",
+                            reason: e.to_string(),
+                        })??;
+                let pre = runtime.instantiate_pre(path, &component)?;
+                let mut plugin = LoadedPlugin {
+                    path: path.to_owned(),
+                    runtime,
+                    component,
+                    pre,
+                    source,
+                    info: PluginInfo::default(),
+                };
+                plugin.info = plugin.read_metadata(&self.settings).await?;
+                Ok::<_, PluginError>(Arc::new(plugin))
+            })
+            .await?;
+        Ok(Arc::clone(plugin))
+    }
+}
+
+/// The engine and the linker, one per process.
+pub(crate) struct Runtime {
+    pub(crate) engine: Engine,
+    linker: Linker<StoreState>,
+    engine_hash: String,
+    pub(crate) plugin_http: HttpClient,
+}
+
+impl Runtime {
+    fn new(settings: &PluginSettings, http_policy: &HttpPolicy) -> Result<Self, String> {
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .max_wasm_stack(512 * 1024)
+            .async_stack_size(2 * 1024 * 1024);
+        let engine = Engine::new(&config)
+            .map_err(|e| format!("cannot start the WebAssembly engine: {e}"))?;
+        let mut linker = Linker::new(&engine);
+        // Every WASI interface is linked so components from any toolchain load; the context
+        // grants nothing, so every such call is denied at run time.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| e.to_string())?;
+        Plugin::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)
+            .map_err(|e| e.to_string())?;
+
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("host-plugin-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+
+        let mut hasher = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let engine_hash = format!("{:016x}", hasher.finish());
+
+        let mut policy = http_policy.clone();
+        policy.public_addresses_only = true;
+        policy.allow_loopback = settings.allow_http_loopback;
+        let plugin_http = HttpClient::new(policy).map_err(|e| e.to_string())?;
+        Ok(Self {
+            engine,
+            linker,
+            engine_hash,
+            plugin_http,
+        })
+    }
+
+    /// Compiles a file, or loads its precompiled artifact from the cache. Blocking.
+    fn compile(
+        &self,
+        path: &Path,
+        cache: Option<&Path>,
+    ) -> Result<(Component, LoadSource), PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        check_header(path, &bytes)?;
+        let digest = hex(&Sha256::digest(&bytes));
+        let artifact = cache.map(|dir| dir.join(format!("{digest}-{}.cwasm", self.engine_hash)));
+        if let Some(artifact) = &artifact
+            && let Some(component) = self.load_artifact(artifact)
+        {
+            tracing::debug!(plugin = %path.display(), "loaded the precompiled plugin from the cache");
+            return Ok((component, LoadSource::Cache));
+        }
+        tracing::debug!(plugin = %path.display(), "compiling the plugin");
+        let component = Component::new(&self.engine, &bytes).map_err(|e| PluginError::Invalid {
+            path: path.to_owned(),
+            reason: format!("{e:#}"),
+        })?;
+        if let Some(artifact) = &artifact
+            && let Err(e) = write_artifact(artifact, &component)
+        {
+            tracing::warn!(plugin = %path.display(), "cannot cache the compiled plugin: {e}");
+        }
+        Ok((component, LoadSource::Compiled))
+    }
+
+    /// A cached artifact, if present, intact (digest) and accepted by the engine.
+    fn load_artifact(&self, artifact: &Path) -> Option<Component> {
+        let data = std::fs::read(artifact).ok()?;
+        let (digest, payload) = data.split_at_checked(32)?;
+        if Sha256::digest(payload).as_slice() != digest {
+            tracing::warn!(artifact = %artifact.display(), "corrupt cached plugin artifact; recompiling");
+            return None;
+        }
+        // SAFETY: `deserialize` trusts its input to be an artifact this engine produced. The
+        // file lives in the host's own 0700 cache folder, was written by `write_artifact` via
+        // temp file and rename, and its SHA-256 was just checked, so a truncated or corrupted
+        // file never gets here; wasmtime also checks the engine's version and settings.
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(&self.engine, payload) };
+        match component {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(artifact = %artifact.display(), "unusable cached plugin artifact ({e}); recompiling");
+                None
+            }
+        }
+    }
+
+    fn instantiate_pre(
+        &self,
+        path: &Path,
+        component: &Component,
+    ) -> Result<PluginPre<StoreState>, PluginError> {
+        let ty = component.component_type();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        // Our own package at another version: say so with both versions.
+        for name in exports.iter().chain(&imports) {
+            if let Some(rest) = name.strip_prefix(PACKAGE).and_then(|r| r.strip_prefix('/'))
+                && let Some((_, version)) = rest.split_once('@')
+                && version != WIT_VERSION
+            {
+                return Err(PluginError::WrongVersion {
+                    path: path.to_owned(),
+                    package: PACKAGE.into(),
+                    found: version.into(),
+                    expected: WIT_VERSION.into(),
+                });
+            }
+        }
+        let wanted = format!("{EXPORT}@{WIT_VERSION}");
+        if !exports.contains(&wanted) {
+            let found = if exports.is_empty() {
+                "nothing".to_owned()
+            } else {
+                exports.join(", ")
+            };
+            return Err(PluginError::MissingExport {
+                path: path.to_owned(),
+                found,
+            });
+        }
+        let pre = self.linker.instantiate_pre(component).map_err(|e| {
+            let text = format!("{e:#}");
+            let missing: Vec<String> = imports
+                .iter()
+                .filter(|i| text.contains(i.as_str()))
+                .cloned()
+                .collect();
+            if missing.is_empty() {
+                PluginError::Invalid {
+                    path: path.to_owned(),
+                    reason: text,
+                }
+            } else {
+                PluginError::UnsupportedImports {
+                    path: path.to_owned(),
+                    imports: missing,
+                }
+            }
+        })?;
+        PluginPre::new(pre).map_err(|e| PluginError::MissingExport {
+            path: path.to_owned(),
+            found: format!("{e:#}"),
+        })
+    }
+}
+
+/// Where a loaded plugin came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadSource {
+    /// Compiled from the `.wasm` file.
+    Compiled,
+    /// A precompiled artifact from the cache.
+    Cache,
+}
+
+/// What a plugin says about itself (its metadata, checked).
+#[derive(Debug, Clone, Default)]
+pub struct PluginInfo {
+    /// A human name.
+    pub display_name: String,
+    /// Its version.
+    pub version: String,
+    /// The hosts it may reach.
+    pub allowed_hosts: Vec<HostPattern>,
+    /// The JSON schema of its app credentials.
+    pub schema: serde_json::Value,
+}
+
+/// A compiled plugin, ready to instantiate.
+pub struct LoadedPlugin {
+    pub(crate) path: PathBuf,
+    pub(crate) runtime: Arc<Runtime>,
+    component: Component,
+    pub(crate) pre: PluginPre<StoreState>,
+    source: LoadSource,
+    info: PluginInfo,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl LoadedPlugin {
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its checked metadata.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// Whether it was compiled or taken from the cache.
+    pub fn source(&self) -> LoadSource {
+        self.source
+    }
+
+    /// Its imports and exports, by name.
+    pub fn interface_names(&self) -> (Vec<String>, Vec<String>) {
+        let ty = self.component.component_type();
+        let engine = &self.runtime.engine;
+        (
+            ty.imports(engine).map(|(n, _)| n.to_owned()).collect(),
+            ty.exports(engine).map(|(n, _)| n.to_owned()).collect(),
+        )
+    }
+
+    /// A fresh store for one call, with every limit set.
+    pub(crate) fn store(&self, settings: &PluginSettings, allow: AllowList) -> Store<StoreState> {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let limits = Limits {
+            memory_bytes: (settings.memory_mib << 20) as usize,
+            hit: None,
+        };
+        let cpu = Duration::from_millis(settings.cpu_ms);
+        let state = StoreState::new(
+            name,
+            self.runtime.plugin_http.clone(),
+            allow,
+            limits,
+            cpu,
+            settings.max_output_bytes,
+        );
+        let mut store = Store::new(&self.runtime.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            let state = ctx.data();
+            let used = state.guest_time();
+            if used >= state.cpu_budget {
+                return Err(wasmtime::Error::new(LimitHit::Cpu(
+                    state.cpu_budget.as_millis() as u64,
+                )));
+            }
+            let left = state.cpu_budget - used;
+            Ok(UpdateDeadline::Continue(
+                (left.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
+            ))
+        });
+        store
+    }
+
+    async fn read_metadata(&self, settings: &PluginSettings) -> Result<PluginInfo, PluginError> {
+        let mut store = self.store(settings, AllowList::default());
+        let call = async {
+            let plugin = self.pre.instantiate_async(&mut store).await?;
+            plugin
+                .integrations_auth_auth_flow()
+                .call_metadata(&mut store)
+                .await
+        };
+        let meta = match tokio::time::timeout(settings.call_timeout(), call).await {
+            Err(_) => {
+                return Err(PluginError::Timeout {
+                    path: self.path.clone(),
+                    call: "metadata",
+                    limit: settings.call_timeout(),
+                });
+            }
+            Ok(Err(e)) => return Err(trap(&self.path, "metadata", e, store.data())),
+            Ok(Ok(m)) => m,
+        };
+        store.data().flush_output("metadata");
+        let bad = |reason: String| PluginError::BadMetadata {
+            path: self.path.clone(),
+            reason,
+        };
+        let schema: serde_json::Value = serde_json::from_str(&meta.app_credentials_schema)
+            .map_err(|e| bad(format!("the app-credentials schema is not JSON: {e}")))?;
+        jsonschema::validator_for(&schema)
+            .map_err(|e| bad(format!("the app-credentials schema is invalid: {e}")))?;
+        let allowed_hosts = meta
+            .allowed_hosts
+            .iter()
+            .map(|h| HostPattern::parse(h).map_err(|e| bad(format!("allowed host {e}"))))
+            .collect::<Result<_, _>>()?;
+        Ok(PluginInfo {
+            display_name: crate::oauth2::sanitize(&meta.display_name, 100),
+            version: crate::oauth2::sanitize(&meta.version, 40),
+            allowed_hosts,
+            schema,
+        })
+    }
+}
+
+/// Turns a wasmtime error into the right layer: a limit, a trap, or a host failure.
+pub(crate) fn trap(
+    path: &Path,
+    call: &'static str,
+    e: wasmtime::Error,
+    state: &StoreState,
+) -> PluginError {
+    let path = path.to_owned();
+    if let Some(hit) = e.downcast_ref::<LimitHit>().copied().or(state.limits.hit) {
+        return PluginError::Trap {
+            path,
+            call,
+            reason: hit.to_string(),
+        };
+    }
+    if let Some(t) = e.downcast_ref::<wasmtime::Trap>() {
+        let reason = match t {
+            wasmtime::Trap::StackOverflow => "stack overflow (runaway recursion?)".to_owned(),
+            wasmtime::Trap::UnreachableCodeReached => "the plugin panicked (unreachable code)".to_owned(),
+            wasmtime::Trap::Interrupt => "interrupted".to_owned(),
+            wasmtime::Trap::MemoryOutOfBounds => {
+                "out-of-bounds memory access (deep recursion overflowing the guest's shadow stack looks like this too)".to_owned()
+            }
+            other => other.to_string(),
+        };
+        return PluginError::Trap { path, call, reason };
+    }
+    PluginError::Host {
+        path,
+        call,
+        reason: format!("{e:#}"),
+    }
+}
+
+fn check_header(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(PluginError::NotWasm {
+            path: path.to_owned(),
+        });
+    }
+    // Bytes 4..8: version and layer. Core modules are layer 0, components layer 1.
+    if bytes[6..8] == [0, 0] {
+        return Err(PluginError::CoreModule {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn write_artifact(artifact: &Path, component: &Component) -> Result<(), String> {
+    let dir = artifact.parent().ok_or("no cache folder")?;
+    crate::store::create_private_dir(dir).map_err(|e| e.to_string())?;
+    let payload = component.serialize().map_err(|e| e.to_string())?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
+    tmp.write_all(&Sha256::digest(&payload))
+        .map_err(|e| e.to_string())?;
+    tmp.write_all(&payload).map_err(|e| e.to_string())?;
+    tmp.as_file().sync_all().map_err(|e| e.to_string())?;
+    tmp.persist(artifact).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

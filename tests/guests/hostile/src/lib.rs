@@ -1,0 +1,99 @@
+//! A plugin that misbehaves on demand: the `mode` in its app credentials picks how, when
+//! `authorize` is called.
+
+use serde_json::{Value, json};
+
+wit_bindgen::generate!({ world: "plugin", path: "../../../wit" });
+
+use exports::integrations::auth::auth_flow::Guest;
+use integrations::auth::http::{self, Method, Request};
+use integrations::auth::types::{Authorization, AuthorizeRequest, Credential, FlowError, Interaction, PluginMetadata};
+
+struct Hostile;
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(n: u64) -> u64 {
+    // Scalars only: every frame lives on the wasm stack, not the shadow stack in memory.
+    std::hint::black_box(recurse(std::hint::black_box(n + 1))).wrapping_mul(3)
+}
+
+fn get(url: &str) -> Result<String, FlowError> {
+    let headers = vec![("content-type".into(), "application/x-www-form-urlencoded".into())];
+    let r = http::send(&Request { method: Method::Post, url: url.into(), headers, body: b"grant_type=x".to_vec() })
+        .map_err(|e| FlowError::Network(format!("{e:?}")))?;
+    Err(FlowError::Network(format!("got HTTP {}", r.status)))
+}
+
+impl Guest for Hostile {
+    fn metadata() -> PluginMetadata {
+        PluginMetadata {
+            display_name: "Hostile".into(),
+            version: "6.6.6".into(),
+            allowed_hosts: vec!["127.0.0.1".into()],
+            app_credentials_schema: json!({"type": "object", "required": ["mode"], "properties": {"mode": {"type": "string"}, "url": {"type": "string"}}}).to_string(),
+        }
+    }
+
+    fn authorize(app: String, _req: AuthorizeRequest) -> Result<Authorization, FlowError> {
+        let app: Value = serde_json::from_str(&app).unwrap();
+        let url = app["url"].as_str().unwrap_or_default();
+        match app["mode"].as_str().unwrap_or_default() {
+            "loop" => {
+                let mut x = 0u64;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "recurse" => {
+                std::hint::black_box(recurse(0));
+                unreachable!()
+            }
+            "panic" => panic!("the plugin panicked on purpose"),
+            "fetch" => get(url).map(|_| unreachable!()),
+            "probe" => {
+                // What can it see? Nothing, if the sandbox holds.
+                let file = std::fs::read_to_string("/etc/passwd").map(|s| s.len()).map_err(|e| e.to_string());
+                let dir = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
+                let env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+                let home = std::env::var("HOME").ok();
+                let socket = std::net::TcpStream::connect("127.0.0.1:1").map(|_| ()).map_err(|e| e.to_string());
+                println!("hello from the plugin's stdout");
+                eprintln!("hello from the plugin's stderr");
+                let report = json!({
+                    "file": format!("{file:?}"), "dir": format!("{dir:?}"), "env": env, "home": home,
+                    "socket": format!("{socket:?}")
+                });
+                Ok(Authorization { interaction: Interaction::Redirect(report.to_string()), pending: vec![] })
+            }
+            "chatty" => {
+                for i in 0..5_000 {
+                    println!("line {i} of a very chatty plugin that tries to flood the host's log");
+                }
+                Err(FlowError::Internal("done talking".into()))
+            }
+            other => Err(FlowError::InvalidAppCredentials(format!("unknown mode {other}"))),
+        }
+    }
+
+    fn exchange(_app: String, _pending: Vec<u8>, _input: Vec<(String, String)>) -> Result<Credential, FlowError> {
+        Err(FlowError::Unsupported("hostile".into()))
+    }
+
+    fn refresh(_app: String, _credential: Credential) -> Result<Credential, FlowError> {
+        Err(FlowError::Unsupported("hostile".into()))
+    }
+
+    fn revoke(_app: String, _credential: Credential) -> Result<bool, FlowError> {
+        Ok(false)
+    }
+}
+
+export!(Hostile);

@@ -1,0 +1,402 @@
+//! Plugins: real components built from tests/guests, loaded into the runtime and run against
+//! the test provider; hostile ones fail alone and clearly.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use host::config::ConfigLoader;
+use host::flow::{AuthorizeRequest, FlowError, Interaction};
+use host::plugin::{PluginError, PluginHost};
+use host::provider::Registry;
+use host_e2e::{Scripted, TestProvider, guests};
+use serde_json::Value;
+
+use crate::support::login;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    provider: TestProvider,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            provider: TestProvider::start().await,
+        }
+    }
+
+    fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("data/host/plugins")
+    }
+
+    fn add_plugin(&self, name: &str, guest: &str) -> PathBuf {
+        std::fs::create_dir_all(self.plugins_dir()).unwrap();
+        let path = self.plugins_dir().join(format!("{name}.wasm"));
+        std::fs::copy(guest, &path).unwrap();
+        path
+    }
+
+    fn add_raw(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        std::fs::create_dir_all(self.plugins_dir()).unwrap();
+        let path = self.plugins_dir().join(format!("{name}.wasm"));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Loads the configuration `toml` and builds the registry with a fresh plugin host.
+    fn registry(&self, toml: &str) -> (Registry, Arc<PluginHost>) {
+        let file = self.dir.path().join("host.toml");
+        std::fs::write(&file, toml).unwrap();
+        let config = ConfigLoader::with_env([
+            ("HOME", self.dir.path().to_str().unwrap().to_owned()),
+            (
+                "XDG_DATA_HOME",
+                self.dir.path().join("data").to_str().unwrap().to_owned(),
+            ),
+        ])
+        .file(&file)
+        .defaults(host::providers::builtin_defaults())
+        .load()
+        .unwrap();
+        let host = Arc::new(PluginHost::new(
+            config.plugin_settings(),
+            config.http_policy(),
+            Some(config.plugin_cache_dir()),
+        ));
+        (host::providers::registry(&config, &host), host)
+    }
+
+    fn good_section(&self, name: &str) -> String {
+        format!(
+            "[providers.{name}]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
+            host_e2e::CLIENT_ID,
+            host_e2e::CLIENT_SECRET,
+            self.provider.url("/authorize"),
+            self.provider.url("/token")
+        )
+    }
+}
+
+const LOOPBACK: &str = "[plugins]\nallow_http_loopback = true\n";
+
+async fn flow_error(registry: &Registry, name: &str) -> FlowError {
+    let provider = registry.get(name).unwrap();
+    let flow = match provider.flow(host::plugin::PLUGIN_FLOW).await {
+        Ok(f) => f,
+        Err(host::provider::ProviderError::Build { source, .. }) => return *source,
+        Err(e) => panic!("{e}"),
+    };
+    flow.authorize(AuthorizeRequest::default())
+        .await
+        .expect_err("must fail")
+}
+
+fn plugin_error(e: FlowError) -> PluginError {
+    match e {
+        FlowError::Plugin(p) => p,
+        other => panic!("expected a plugin error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_well_behaved_plugin_logs_in_and_refreshes() {
+    let s = Setup::new().await;
+    s.add_plugin("acme", guests::FLOW_GOOD);
+    let (registry, host) = s.registry(&format!("{LOOPBACK}{}", s.good_section("acme")));
+    assert!(!host.is_started(), "building the registry starts no engine");
+    let acme = registry.get("acme").unwrap();
+    let flow = acme.flow(host::plugin::PLUGIN_FLOW).await.unwrap();
+    let credential = login(flow.as_ref()).await;
+    let token = credential.as_oauth2().expect("an OAuth2 token");
+    assert!(token.access_token.expose().starts_with("at-"));
+    assert_eq!(token.extra.0["via"], "flow-good");
+    let refreshed = flow.refresh(&credential).await.unwrap();
+    assert_ne!(
+        refreshed.as_oauth2().unwrap().access_token.expose(),
+        token.access_token.expose()
+    );
+    assert_eq!(s.provider.refresh_count(), 1);
+    // A plugin that cannot revoke says so.
+    assert!(!flow.revoke(&refreshed).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_credentials_are_validated_against_the_plugin_schema_before_it_runs() {
+    let s = Setup::new().await;
+    s.add_plugin("acme", guests::FLOW_GOOD);
+    let (registry, _) = s.registry(&format!(
+        "{LOOPBACK}[providers.acme]\nclient_id = 42\nauthorize_url = [\"x\"]\n"
+    ));
+    let err = flow_error(&registry, "acme").await;
+    let FlowError::InvalidAppCredentials(v) = &err else {
+        panic!("{err:?}")
+    };
+    let text = v.to_string();
+    assert!(
+        text.contains("providers.acme.authorize_url must be of type string"),
+        "{text}"
+    );
+    assert!(
+        text.contains("providers.acme.token_url is missing"),
+        "{text}"
+    );
+    assert!(text.contains("host.toml"), "{text}");
+    assert_eq!(v.issues.len(), 2, "{text}");
+    assert!(s.provider.token_requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plugins_fail_alone_with_their_own_errors() {
+    let s = Setup::new().await;
+    s.add_plugin("good", guests::FLOW_GOOD);
+    let modes = [
+        "loop",
+        "bomb",
+        "recurse",
+        "panic",
+        "undeclared",
+        "redirect",
+        "probe",
+        "chatty",
+    ];
+    let mut toml = format!("{LOOPBACK}{}", s.good_section("good"));
+    for mode in modes {
+        s.add_plugin(mode, guests::HOSTILE);
+        let (m, url) = match mode {
+            // localhost is not among the hosts the plugin declares (127.0.0.1 is).
+            "undeclared" => (
+                "fetch",
+                s.provider.url("/token").replace("127.0.0.1", "localhost"),
+            ),
+            "redirect" => ("fetch", s.provider.url("/token")),
+            other => (other, String::new()),
+        };
+        toml.push_str(&format!(
+            "[providers.{mode}]\nmode = \"{m}\"\nurl = \"{url}\"\n"
+        ));
+    }
+    let (registry, _) = s.registry(&toml);
+
+    let trap = |e: FlowError| match plugin_error(e) {
+        PluginError::Trap { path, call, reason } => {
+            assert_eq!(call, "authorize");
+            (path, reason)
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    };
+    let (path, reason) = trap(flow_error(&registry, "loop").await);
+    assert!(path.ends_with("loop.wasm"));
+    assert!(reason.contains("CPU-time limit"), "{reason}");
+    let (_, reason) = trap(flow_error(&registry, "bomb").await);
+    assert!(reason.contains("more than 256 MiB of memory"), "{reason}");
+    let (_, reason) = trap(flow_error(&registry, "recurse").await);
+    assert!(reason.contains("stack overflow"), "{reason}");
+    let (_, reason) = trap(flow_error(&registry, "panic").await);
+    assert!(reason.contains("panicked"), "{reason}");
+
+    let failed = |e: FlowError| match plugin_error(e) {
+        PluginError::Failed { message, .. } => message,
+        other => panic!("expected the plugin's own error, got {other:?}"),
+    };
+    let message = failed(flow_error(&registry, "undeclared").await);
+    assert!(
+        message.contains("Denied") && message.contains("not among the hosts the plugin declares"),
+        "{message}"
+    );
+    assert!(
+        s.provider.token_requests().is_empty(),
+        "a denied request is never sent"
+    );
+
+    s.provider.script([Scripted::RedirectToSink(307)]);
+    let message = failed(flow_error(&registry, "redirect").await);
+    assert!(message.contains("got HTTP 307"), "{message}");
+    assert_eq!(
+        s.provider.sink_hits(),
+        0,
+        "the redirect target receives nothing"
+    );
+
+    let message = failed(flow_error(&registry, "chatty").await);
+    assert!(
+        message.contains("done talking"),
+        "a flood of output is capped, not fatal: {message}"
+    );
+
+    // The probe succeeds, and reports what it could see: nothing.
+    let probe = registry
+        .get("probe")
+        .unwrap()
+        .flow(host::plugin::PLUGIN_FLOW)
+        .await
+        .unwrap();
+    let auth = probe.authorize(AuthorizeRequest::default()).await.unwrap();
+    let Interaction::Redirect { url: report } = auth.interaction else {
+        panic!()
+    };
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert!(
+        report["file"].as_str().unwrap().starts_with("Err"),
+        "{report}"
+    );
+    assert!(
+        report["dir"].as_str().unwrap().starts_with("Err"),
+        "{report}"
+    );
+    assert_eq!(report["env"], serde_json::json!([]), "{report}");
+    assert_eq!(report["home"], Value::Null, "{report}");
+    assert!(
+        report["socket"].as_str().unwrap().starts_with("Err"),
+        "{report}"
+    );
+
+    // After all that, the host and the good plugin still work.
+    let good = registry
+        .get("good")
+        .unwrap()
+        .flow(host::plugin::PLUGIN_FLOW)
+        .await
+        .unwrap();
+    let credential = login(good.as_ref()).await;
+    assert!(credential.as_oauth2().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_files_are_refused_by_name_and_others_keep_working() {
+    let s = Setup::new().await;
+    s.add_plugin("good", guests::FLOW_GOOD);
+    s.add_raw("garbage", b"this is not wasm at all");
+    let mut corrupt = std::fs::read(guests::FLOW_GOOD).unwrap();
+    corrupt.truncate(corrupt.len() / 2);
+    s.add_raw("truncated", &corrupt);
+    s.add_raw("core", b"\0asm\x01\0\0\0");
+    s.add_plugin("future", guests::WRONG_VERSION);
+    s.add_plugin("unrelated", guests::MISSING_EXPORT);
+    let mut toml = format!("{LOOPBACK}{}", s.good_section("good"));
+    for name in ["garbage", "truncated", "core", "future", "unrelated"] {
+        toml.push_str(&format!("[providers.{name}]\n"));
+    }
+    let (registry, _) = s.registry(&toml);
+
+    let check = |e: FlowError, file: &str| {
+        let text = e.to_string();
+        assert!(text.contains(&format!("{file}.wasm")), "{text}");
+        plugin_error(e)
+    };
+    assert!(matches!(
+        check(flow_error(&registry, "garbage").await, "garbage"),
+        PluginError::NotWasm { .. }
+    ));
+    assert!(matches!(
+        check(flow_error(&registry, "truncated").await, "truncated"),
+        PluginError::Invalid { .. }
+    ));
+    assert!(matches!(
+        check(flow_error(&registry, "core").await, "core"),
+        PluginError::CoreModule { .. }
+    ));
+    let e = check(flow_error(&registry, "future").await, "future");
+    let text = e.to_string();
+    assert!(
+        text.contains("integrations:auth@0.2.0") && text.contains("integrations:auth@0.1.0"),
+        "{text}"
+    );
+    let e = check(flow_error(&registry, "unrelated").await, "unrelated");
+    assert!(matches!(e, PluginError::MissingExport { .. }), "{e:?}");
+
+    let good = registry
+        .get("good")
+        .unwrap()
+        .flow(host::plugin::PLUGIN_FLOW)
+        .await
+        .unwrap();
+    assert!(login(good.as_ref()).await.as_oauth2().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_uses_compile_once_and_a_corrupt_cache_is_recompiled() {
+    let s = Setup::new().await;
+    s.add_plugin("acme", guests::FLOW_GOOD);
+    s.add_plugin("twin", guests::FLOW_GOOD);
+    let toml = format!(
+        "{LOOPBACK}{}{}",
+        s.good_section("acme"),
+        s.good_section("twin")
+    );
+    let (registry, host) = s.registry(&toml);
+    let registry = Arc::new(registry);
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let r = Arc::clone(&registry);
+            tokio::spawn(async move {
+                let name = if i % 2 == 0 { "acme" } else { "twin" };
+                r.get(name)
+                    .unwrap()
+                    .flow(host::plugin::PLUGIN_FLOW)
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let cache = s.dir.path().join("data/host/cache/plugins");
+    let artifacts: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        artifacts.len(),
+        1,
+        "same bytes, one artifact: {artifacts:?}"
+    );
+    let loaded = host.load(&s.plugins_dir().join("acme.wasm")).await.unwrap();
+    assert_eq!(loaded.source(), host::plugin::LoadSource::Compiled);
+
+    // A new process (a new host) takes it from the cache...
+    let (_, fresh) = s.registry(&toml);
+    let again = fresh
+        .load(&s.plugins_dir().join("acme.wasm"))
+        .await
+        .unwrap();
+    assert_eq!(again.source(), host::plugin::LoadSource::Cache);
+    // ...unless the artifact is corrupt: then it recompiles, never trusting it.
+    let bytes = std::fs::read(&artifacts[0]).unwrap();
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0xff;
+    std::fs::write(&artifacts[0], &flipped).unwrap();
+    let (_, third) = s.registry(&toml);
+    let recompiled = third
+        .load(&s.plugins_dir().join("acme.wasm"))
+        .await
+        .unwrap();
+    assert_eq!(recompiled.source(), host::plugin::LoadSource::Compiled);
+    assert_ne!(
+        std::fs::read(&artifacts[0]).unwrap(),
+        flipped,
+        "the artifact was rewritten"
+    );
+}
+
+#[test]
+fn discovery_lists_plugin_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "b.wasm",
+        "a.wasm",
+        "notes.txt",
+        ".hidden.wasm",
+        "bad name.wasm",
+    ] {
+        std::fs::write(dir.path().join(f), b"").unwrap();
+    }
+    let found: Vec<String> = host::plugin::discover(dir.path())
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(found, vec!["a", "b"]);
+    assert!(host::plugin::discover(Path::new("/nonexistent/plugins")).is_empty());
+}

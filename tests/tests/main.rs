@@ -6,5 +6,6 @@ mod lazy_flows;
 mod loopback;
 mod oauth2_flow;
 mod plugins;
+mod plugins_cli;
 mod support;
 mod token_endpoint;

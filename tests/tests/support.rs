@@ -94,6 +94,18 @@ impl HostEnv {
             .join(format!("credentials/github/{account}.json"))
     }
 
+    /// The plugins folder `host` uses by default.
+    pub(crate) fn plugins_dir(&self) -> std::path::PathBuf {
+        self.data_dir().join("plugins")
+    }
+
+    /// Writes the configuration file `host` reads by default.
+    pub(crate) fn write_config(&self, toml: &str) {
+        let dir = self.home.path().join("config/host");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("host.toml"), toml).unwrap();
+    }
+
     /// `host ARGS` with a clean environment: only the temp home and the github provider's
     /// settings pointed at the test provider.
     pub(crate) fn host(&self, args: &[&str]) -> tokio::process::Command {
@@ -140,8 +152,18 @@ impl HostEnv {
         extra: &[&str],
         visit: impl AsyncFnOnce(String) -> Vec<String>,
     ) -> (Output, Vec<(u16, String)>) {
+        self.login_as("github", extra, visit).await
+    }
+
+    /// [`HostEnv::login`] with another provider.
+    pub(crate) async fn login_as(
+        &self,
+        provider: &str,
+        extra: &[&str],
+        visit: impl AsyncFnOnce(String) -> Vec<String>,
+    ) -> (Output, Vec<(u16, String)>) {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt};
-        let mut args = vec!["run", "--provider", "github", "--no-browser"];
+        let mut args = vec!["run", "--provider", provider, "--no-browser"];
         args.extend_from_slice(extra);
         let mut child = self.host(&args).spawn().expect("spawn host run");
         let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap());

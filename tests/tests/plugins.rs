@@ -400,3 +400,31 @@ fn discovery_lists_plugin_files_only() {
     assert_eq!(found, vec!["a", "b"]);
     assert!(host::plugin::discover(Path::new("/nonexistent/plugins")).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasi_http_requests_take_the_same_allow_list() {
+    let s = Setup::new().await;
+    s.add_plugin("allowed", guests::HOSTILE);
+    s.add_plugin("undeclared", guests::HOSTILE);
+    s.add_plugin("narrowed", guests::HOSTILE);
+    let user = s.provider.url("/api/user");
+    let toml = format!(
+        "{LOOPBACK}[providers.allowed]\nmode = \"wasi-http\"\nurl = \"{user}\"\n\
+         [providers.undeclared]\nmode = \"wasi-http\"\nurl = \"{}\"\n\
+         [providers.narrowed]\nmode = \"wasi-http\"\nurl = \"{user}\"\n[providers.narrowed.sandbox]\nallowed_hosts = [\"api.example.com\"]\n",
+        user.replace("127.0.0.1", "localhost"),
+    );
+    let (registry, _) = s.registry(&toml);
+    let message = |e: FlowError| match plugin_error(e) {
+        PluginError::Failed { message, .. } => message,
+        other => panic!("{other:?}"),
+    };
+    // Allowed: the request reaches the provider (which refuses the missing token).
+    let m = message(flow_error(&registry, "allowed").await);
+    assert!(m.contains("wasi:http got HTTP 401"), "{m}");
+    // Not declared, or narrowed away by the configuration: denied before any connection.
+    let m = message(flow_error(&registry, "undeclared").await);
+    assert!(m.contains("HttpRequestDenied"), "{m}");
+    let m = message(flow_error(&registry, "narrowed").await);
+    assert!(m.contains("HttpRequestDenied"), "{m}");
+}

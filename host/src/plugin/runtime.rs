@@ -68,6 +68,12 @@ impl PluginHost {
         self.runtime.get().is_some()
     }
 
+    /// Creates the engine now (normally done on first use): for callers that want start-up
+    /// cost out of a later, latency-sensitive path.
+    pub fn warm_up(&self) -> Result<(), String> {
+        self.runtime().map(drop)
+    }
+
     pub(crate) fn runtime(&self) -> Result<Arc<Runtime>, String> {
         self.runtime
             .get_or_init(|| Runtime::new(&self.settings, &self.http_policy).map(Arc::new))

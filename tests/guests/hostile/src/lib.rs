@@ -25,6 +25,28 @@ fn get(url: &str) -> Result<String, FlowError> {
     Err(FlowError::Network(format!("got HTTP {}", r.status)))
 }
 
+/// A GET through `wasi:http/outgoing-handler` (what JavaScript's `fetch` uses).
+fn wasi_http_get(url: &str) -> Result<String, FlowError> {
+    use wasi::http::types::{Fields, Method as WMethod, OutgoingRequest, Scheme};
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| FlowError::Internal("bad url".into()))?;
+    let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_method(&WMethod::Get).unwrap();
+    request
+        .set_scheme(Some(&if scheme == "https" { Scheme::Https } else { Scheme::Http }))
+        .unwrap();
+    request.set_authority(Some(authority)).unwrap();
+    request.set_path_with_query(Some(&path)).unwrap();
+    let future = wasi::http::outgoing_handler::handle(request, None)
+        .map_err(|e| FlowError::Network(format!("wasi:http refused: {e:?}")))?;
+    future.subscribe().block();
+    match future.get() {
+        Some(Ok(Ok(response))) => Err(FlowError::Network(format!("wasi:http got HTTP {}", response.status()))),
+        Some(Ok(Err(code))) => Err(FlowError::Network(format!("wasi:http error: {code:?}"))),
+        other => Err(FlowError::Internal(format!("wasi:http: {other:?}"))),
+    }
+}
+
 impl Guest for Hostile {
     fn metadata() -> PluginMetadata {
         PluginMetadata {
@@ -58,6 +80,7 @@ impl Guest for Hostile {
             }
             "panic" => panic!("the plugin panicked on purpose"),
             "fetch" => get(url).map(|_| unreachable!()),
+            "wasi-http" => wasi_http_get(url).map(|_| unreachable!()),
             "probe" => {
                 // What can it see? Nothing, if the sandbox holds.
                 let file = std::fs::read_to_string("/etc/passwd").map(|s| s.len()).map_err(|e| e.to_string());

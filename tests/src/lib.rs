@@ -32,6 +32,9 @@ pub mod guests {
 
 /// The client id the provider knows.
 pub const CLIENT_ID: &str = "test-client";
+/// The API key `/api/keycheck` accepts.
+pub const VALID_API_KEY: &str = "key-0123456789abcdef";
+
 /// The client secret the provider knows.
 pub const CLIENT_SECRET: &str = "test-secret-c0ffee";
 
@@ -131,6 +134,7 @@ impl TestProvider {
             .route("/sink", any(sink))
             .route("/revoke", post(revoke))
             .route("/api/user", get(user))
+            .route("/api/keycheck", get(keycheck))
             .route(
                 "/api/applications/{client_id}/token",
                 axum::routing::delete(delete_token),
@@ -406,6 +410,19 @@ async fn user(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
             Json(json!({"message": "Bad credentials"})),
         )
             .into_response()
+    }
+}
+
+/// An API that accepts one key: `Authorization: Bearer VALID_API_KEY`.
+async fn keycheck(headers: HeaderMap) -> Response {
+    let ok = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(&format!("Bearer {VALID_API_KEY}"));
+    if ok {
+        Json(json!({"ok": true})).into_response()
+    } else {
+        (StatusCode::UNAUTHORIZED, Json(json!({"error": "bad key"}))).into_response()
     }
 }
 

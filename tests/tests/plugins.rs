@@ -428,3 +428,92 @@ async fn wasi_http_requests_take_the_same_allow_list() {
     let m = message(flow_error(&registry, "narrowed").await);
     assert!(m.contains("HttpRequestDenied"), "{m}");
 }
+
+/// Builds tests/python-plugin with componentize-py (into the test temp folder, once), or says
+/// why it cannot. CI installs componentize-py, so there the test always runs.
+fn python_plugin() -> Option<PathBuf> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python-plugin");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("api_key_py.wasm");
+    let fresh = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if fresh(&out).is_some() && fresh(&out) >= fresh(&source.join("app.py")) {
+        return Some(out);
+    }
+    let status = std::process::Command::new("componentize-py")
+        .args([
+            "-d",
+            "../../wit",
+            "-w",
+            "plugin",
+            "componentize",
+            "app",
+            "-o",
+        ])
+        .arg(&out)
+        .current_dir(&source)
+        .status();
+    match status {
+        Ok(s) if s.success() => Some(out),
+        Ok(s) => panic!("componentize-py failed: {s}"),
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "componentize-py is required in CI (pip install componentize-py==0.25.1): {e}"
+            );
+            eprintln!(
+                "skipping the Python plugin: componentize-py not found ({e}); pip install componentize-py==0.25.1"
+            );
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_plugin_built_with_componentize_py_runs_unchanged() {
+    let Some(wasm) = python_plugin() else { return };
+    let s = Setup::new().await;
+    s.add_plugin("pykey", wasm.to_str().unwrap());
+    let toml = format!(
+        "{LOOPBACK}[providers.pykey]\nverify_url = \"{}\"\n",
+        s.provider.url("/api/keycheck")
+    );
+    let (registry, host) = s.registry(&toml);
+    let flow = registry
+        .get("pykey")
+        .unwrap()
+        .flow(host::plugin::PLUGIN_FLOW)
+        .await
+        .unwrap();
+    // It imports wasi:sockets, wasi:filesystem and more: linked, granted nothing.
+    let loaded = host
+        .load(&s.plugins_dir().join("pykey.wasm"))
+        .await
+        .unwrap();
+    let (imports, _) = loaded.interface_names();
+    assert!(
+        imports.iter().any(|i| i.starts_with("wasi:sockets/tcp")),
+        "{imports:?}"
+    );
+
+    let auth = flow.authorize(AuthorizeRequest::default()).await.unwrap();
+    let Interaction::Prompt { fields } = &auth.interaction else {
+        panic!("{:?}", auth.interaction)
+    };
+    assert_eq!(fields[0].name, "api_key");
+    assert!(fields[0].secret);
+
+    let wrong = host::flow::ExchangeInput::new([("api_key", "nope")]);
+    let err = flow
+        .exchange(auth.pending.clone(), wrong)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, FlowError::Callback(host::flow::CallbackError::Rejected(m)) if m.contains("HTTP 401")),
+        "{err:?}"
+    );
+    let right = host::flow::ExchangeInput::new([("api_key", host_e2e::VALID_API_KEY)]);
+    let credential = flow.exchange(auth.pending, right).await.unwrap();
+    let host::flow::Credential::ApiKey { key } = credential else {
+        panic!()
+    };
+    assert_eq!(key.expose(), host_e2e::VALID_API_KEY);
+}

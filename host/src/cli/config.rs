@@ -81,13 +81,13 @@ pub(crate) fn run(ctx: &Context, args: ConfigArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(k, v, o)| json!({ "key": k, "value": v, "from": o }))
             .collect();
-        println!(
+        outln!(
             "{:#}",
             json!({ "file": ctx.config.file(), "data_dir": ctx.config.data_dir(), "settings": out })
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "# configuration file: {}{}",
         ctx.config.file().display(),
         if ctx.config.file().is_file() {
@@ -96,9 +96,9 @@ pub(crate) fn run(ctx: &Context, args: ConfigArgs) -> anyhow::Result<()> {
             " (absent)"
         }
     );
-    println!("# data folder: {}", ctx.config.data_dir().display());
+    outln!("# data folder: {}", ctx.config.data_dir().display());
     for (key, value, origin) in rows {
-        println!("{key} = {value}  # from {origin}");
+        outln!("{key} = {value}  # from {origin}");
     }
     Ok(())
 }

@@ -1,5 +1,21 @@
 //! Command-line definitions and the commands.
 
+/// `println!` that ends the process quietly when stdout is closed (`host … | head`), instead of
+/// panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("error: cannot write to stdout: {e}");
+            std::process::exit(1);
+        }
+    }};
+}
+
 mod config;
 mod logout;
 mod plugin;

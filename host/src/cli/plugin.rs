@@ -67,17 +67,17 @@ async fn inspect(ctx: &Context, file: PathBuf, as_json: bool) -> anyhow::Result<
             "imports": imports,
             "exports": exports,
         });
-        println!("{out:#}");
+        outln!("{out:#}");
         return Ok(());
     }
-    println!(
+    outln!(
         "{} {} ({})",
         info.display_name,
         info.version,
         file.display()
     );
-    println!("  contract: integrations:auth@{wit}");
-    println!(
+    outln!("  contract: integrations:auth@{wit}");
+    outln!(
         "  allowed hosts: {}",
         if hosts.is_empty() {
             "none".to_owned()
@@ -85,17 +85,17 @@ async fn inspect(ctx: &Context, file: PathBuf, as_json: bool) -> anyhow::Result<
             hosts.join(", ")
         }
     );
-    println!("  imports:");
+    outln!("  imports:");
     for i in &imports {
-        println!("    {i}");
+        outln!("    {i}");
     }
-    println!("  exports:");
+    outln!("  exports:");
     for e in &exports {
-        println!("    {e}");
+        outln!("    {e}");
     }
-    println!("  app credentials schema:");
+    outln!("  app credentials schema:");
     for line in serde_json::to_string_pretty(&info.schema)?.lines() {
-        println!("    {line}");
+        outln!("    {line}");
     }
     Ok(())
 }

@@ -54,7 +54,7 @@ pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
         }));
     }
     if args.json {
-        println!("{:#}", Value::Array(out));
+        outln!("{:#}", Value::Array(out));
         return Ok(());
     }
     for p in &out {
@@ -64,29 +64,29 @@ pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
             .flatten()
             .filter_map(Value::as_str)
             .collect();
-        println!(
+        outln!(
             "{}  ({})",
             p["name"].as_str().unwrap_or_default(),
             p["source"].as_str().unwrap_or_default()
         );
-        println!("  flows: {}", flows.join(", "));
+        outln!("  flows: {}", flows.join(", "));
         match p["credentials"]["status"].as_str() {
             Some("invalid") => {
-                println!("  app credentials: invalid");
+                outln!("  app credentials: invalid");
                 for problem in p["credentials"]["problems"]
                     .as_array()
                     .into_iter()
                     .flatten()
                 {
-                    println!("    - {}", problem.as_str().unwrap_or_default());
+                    outln!("    - {}", problem.as_str().unwrap_or_default());
                 }
             }
-            Some(status) => println!("  app credentials: {status}"),
+            Some(status) => outln!("  app credentials: {status}"),
             None => {}
         }
         let accounts = p["accounts"].as_array().cloned().unwrap_or_default();
         if accounts.is_empty() {
-            println!(
+            outln!(
                 "  accounts: none (log in with `host run --provider {}`)",
                 p["name"].as_str().unwrap_or_default()
             );
@@ -94,7 +94,7 @@ pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
         for a in accounts {
             let name = a["account"].as_str().unwrap_or_default();
             if let Some(e) = a["error"].as_str() {
-                println!("  account {name}: {e}");
+                outln!("  account {name}: {e}");
                 continue;
             }
             let who = a["identity"]
@@ -102,7 +102,7 @@ pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
                 .map(|i| format!(" ({i})"))
                 .unwrap_or_default();
             let expiry = a["expires_at"].as_str().and_then(|s| s.parse().ok());
-            println!("  account {name}{who}: token {}", describe_expiry(expiry));
+            outln!("  account {name}{who}: token {}", describe_expiry(expiry));
         }
     }
     Ok(())

@@ -105,7 +105,7 @@ pub(crate) async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
             "expires_at": record.expires_at(),
             "stored_at": path,
         });
-        println!("{summary:#}");
+        outln!("{summary:#}");
     }
     let who = record
         .identity

@@ -45,8 +45,8 @@ pub(crate) async fn run(ctx: &Context, args: TokenArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     match &record.credential {
-        Credential::OAuth2(t) => println!("{}", t.access_token.expose()),
-        Credential::ApiKey { key } => println!("{}", key.expose()),
+        Credential::OAuth2(t) => outln!("{}", t.access_token.expose()),
+        Credential::ApiKey { key } => outln!("{}", key.expose()),
         _ => bail!("the credential for `{name}` is not a token"),
     }
     Ok(())

@@ -1,20 +1,29 @@
-//! Builds the test guests (tests/guests, a workspace of its own) for wasm32-wasip2 and exposes
-//! their paths as constants, so that `cargo test` alone is enough.
+//! Builds the test components for wasm32-wasip2 and exposes their paths as constants, so that
+//! `cargo test` alone is enough:
+//! - the test guests in tests/guests (a workspace of its own);
+//! - the example plugins in plugins/ (members of the main workspace, built with plugin-sdk).
 //!
-//! The guests get their own target folder (target/guests): a nested cargo on the outer target
-//! folder would wait forever on its lock.
+//! They get their own target folder (target/guests): a nested cargo on the outer target folder
+//! would wait forever on its lock.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const GUESTS: &[&str] = &["flow-good", "hostile", "wrong-version", "missing-export"];
+const PLUGINS: &[&str] = &["api-key", "slack"];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest.parent().unwrap().to_path_buf();
     let guests = manifest.join("guests");
-    let wit = manifest.parent().unwrap().join("wit");
-    println!("cargo:rerun-if-changed={}", guests.display());
-    println!("cargo:rerun-if-changed={}", wit.display());
+    for dir in [
+        guests.clone(),
+        root.join("wit"),
+        root.join("plugins"),
+        root.join("plugin-sdk/src"),
+    ] {
+        println!("cargo:rerun-if-changed={}", dir.display());
+    }
 
     // OUT_DIR is target/<profile>/build/<pkg>-<hash>/out: target/ is four levels up.
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
@@ -25,6 +34,36 @@ fn main() {
         .unwrap_or_else(|| out.join("t"));
     let guest_target = target.join("guests");
 
+    build(&guests.join("Cargo.toml"), &guest_target, &[]);
+    let mut packages = Vec::new();
+    for plugin in PLUGINS {
+        packages.extend(["-p", plugin]);
+    }
+    build(&root.join("Cargo.toml"), &guest_target, &packages);
+
+    let release = guest_target.join("wasm32-wasip2/release");
+    let mut consts = String::new();
+    for guest in GUESTS {
+        let file = format!("guest_{}.wasm", guest.replace('-', "_"));
+        consts.push_str(&constant(guest, &release.join(file)));
+    }
+    for plugin in PLUGINS {
+        let file = format!("{}.wasm", plugin.replace('-', "_"));
+        consts.push_str(&constant(&format!("{plugin}-plugin"), &release.join(file)));
+    }
+    std::fs::write(out.join("guests.rs"), consts).unwrap();
+}
+
+fn constant(name: &str, path: &Path) -> String {
+    assert!(path.is_file(), "missing component {}", path.display());
+    let ident = name.replace('-', "_").to_uppercase();
+    format!(
+        "/// The `{name}` component.\npub const {ident}: &str = {:?};\n",
+        path.display().to_string()
+    )
+}
+
+fn build(manifest: &Path, target_dir: &Path, packages: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args([
@@ -34,10 +73,11 @@ fn main() {
         "wasm32-wasip2",
         "--manifest-path",
     ])
-    .arg(guests.join("Cargo.toml"))
+    .arg(manifest)
     .arg("--target-dir")
-    .arg(&guest_target);
-    // Settings meant for the outer build must not leak into the guests' build.
+    .arg(target_dir)
+    .args(packages);
+    // Settings meant for the outer build must not leak into the components' build.
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",
@@ -50,22 +90,9 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("run cargo for the test guests");
+    let status = cmd.status().expect("run cargo for the test components");
     assert!(
         status.success(),
-        "building the test guests failed; is the target installed? `rustup target add wasm32-wasip2`"
+        "building the test components failed; is the target installed? `rustup target add wasm32-wasip2`"
     );
-
-    let mut consts = String::new();
-    for guest in GUESTS {
-        let file = format!("guest_{}.wasm", guest.replace('-', "_"));
-        let path = guest_target.join("wasm32-wasip2/release").join(file);
-        assert!(path.is_file(), "missing guest {}", path.display());
-        let name = guest.replace('-', "_").to_uppercase();
-        consts.push_str(&format!(
-            "/// The `{guest}` test guest component.\npub const {name}: &str = {:?};\n",
-            path.display().to_string()
-        ));
-    }
-    std::fs::write(out.join("guests.rs"), consts).unwrap();
 }

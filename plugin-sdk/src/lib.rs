@@ -147,7 +147,19 @@ macro_rules! register {
             }
         }
 
+        // Exported only when built as a component: a native build (tests, `cargo check` of a
+        // workspace) links no component ABI symbols.
+        #[cfg(target_family = "wasm")]
         $crate::__private::bindings::__export_auth_flow!(__HostPluginExport with_types_in $crate::__private::bindings);
+        #[cfg(not(target_family = "wasm"))]
+        const _: () = {
+            use $crate::__private::Guest as _;
+            let _ = __HostPluginExport::metadata;
+            let _ = __HostPluginExport::authorize;
+            let _ = __HostPluginExport::exchange;
+            let _ = __HostPluginExport::refresh;
+            let _ = __HostPluginExport::revoke;
+        };
     };
 }
 

@@ -71,6 +71,7 @@ pub struct AuthorizationUrl {
     redirect_uri: Option<String>,
     scopes: Vec<String>,
     separator: String,
+    scope_param: String,
     params: Vec<(String, String)>,
 }
 
@@ -83,6 +84,7 @@ impl AuthorizationUrl {
             redirect_uri: None,
             scopes: Vec::new(),
             separator: " ".into(),
+            scope_param: "scope".into(),
             params: Vec::new(),
         }
     }
@@ -107,6 +109,13 @@ impl AuthorizationUrl {
     /// How scopes are joined (`" "` by the RFC; some providers want `","`).
     pub fn scope_separator(mut self, separator: &str) -> Self {
         self.separator = separator.to_owned();
+        self
+    }
+
+    /// The query parameter that carries the scopes (`scope`; Slack's user scopes go in
+    /// `user_scope`).
+    pub fn scope_param(mut self, name: &str) -> Self {
+        self.scope_param = name.to_owned();
         self
     }
 
@@ -135,7 +144,7 @@ impl AuthorizationUrl {
                 q.append_pair("redirect_uri", r);
             }
             if !self.scopes.is_empty() {
-                q.append_pair("scope", &self.scopes.join(&self.separator));
+                q.append_pair(&self.scope_param, &self.scopes.join(&self.separator));
             }
             q.append_pair("state", &state)
                 .append_pair("code_challenge", &challenge)

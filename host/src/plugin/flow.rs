@@ -86,11 +86,21 @@ impl WasmFlow {
         }
         let stripped = raw.with_value(section);
         let value = stripped.validate_against(&plugin.info().schema)?;
-        let allow = AllowList::new(
-            plugin.info().allowed_hosts.clone(),
-            granted,
-            host.settings().allow_http_loopback,
-        );
+        let declared = plugin
+            .info()
+            .allowed_hosts
+            .iter()
+            .map(|spec| {
+                spec.resolve(&value).map_err(|e| {
+                    FlowError::Config(format!(
+                        "plugin {} declares the host {spec}, but providers.{}.{e}",
+                        plugin.path().display(),
+                        ctx.name()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let allow = AllowList::new(declared, granted, host.settings().allow_http_loopback);
         Ok(Self {
             settings: host.settings().clone(),
             plugin,

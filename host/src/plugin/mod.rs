@@ -4,7 +4,7 @@
 //!   `<name>.wasm` becomes provider `<name>` with one flow, [`PLUGIN_FLOW`]. A configuration may
 //!   also bind a file to a flow of any provider (`[providers.X.flows.Y] plugin = "file.wasm"`).
 //! - The first use of a plugin compiles it off the async runtime, or loads the host's own
-//!   precompiled artifact from the cache folder (keyed by the file's SHA-256 and the engine's
+//!   precompiled artifact from the cache folder (keyed by the file's BLAKE3 hash and the engine's
 //!   compatibility hash, digest-checked before use); then `InstancePre`. Concurrent first uses
 //!   compile once.
 //! - Each call runs in a fresh instance with a memory limit, a CPU-time deadline (epoch
@@ -31,7 +31,7 @@ use serde::Deserialize;
 
 pub use allow::{AllowList, HostPattern};
 pub use flow::WasmFlow;
-pub use runtime::{LoadSource, LoadedPlugin, PluginHost, PluginInfo};
+pub use runtime::{HostSpec, LoadSource, LoadedPlugin, PluginHost, PluginInfo};
 
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "0.1.0";

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
@@ -94,6 +93,7 @@ impl PluginHost {
                     call: "load",
                     reason,
                 })?;
+                let started = std::time::Instant::now();
                 let path_owned = path.to_owned();
                 let cache = self.cache_dir.clone();
                 let rt = Arc::clone(&runtime);
@@ -105,7 +105,9 @@ impl PluginHost {
                             call: "load",
                             reason: e.to_string(),
                         })??;
+                let compiled = started.elapsed();
                 let pre = runtime.instantiate_pre(path, &component)?;
+                let linked = started.elapsed();
                 let mut plugin = LoadedPlugin {
                     path: path.to_owned(),
                     runtime,
@@ -115,6 +117,15 @@ impl PluginHost {
                     info: PluginInfo::default(),
                 };
                 plugin.info = plugin.read_metadata(&self.settings).await?;
+                tracing::debug!(
+                    plugin = %path.display(),
+                    source = ?plugin.source,
+                    "plugin loaded in {:?} (load {:?}, link {:?}, metadata {:?})",
+                    started.elapsed(),
+                    compiled,
+                    linked - compiled,
+                    started.elapsed() - linked
+                );
                 Ok::<_, PluginError>(Arc::new(plugin))
             })
             .await?;
@@ -137,8 +148,22 @@ impl Runtime {
             .epoch_interruption(true)
             .max_wasm_stack(512 * 1024)
             .async_stack_size(2 * 1024 * 1024);
-        let engine = Engine::new(&config)
-            .map_err(|e| format!("cannot start the WebAssembly engine: {e}"))?;
+        // The pooling allocator makes a fresh instance per call cheap (slots reserved once,
+        // reused); its limits are sized for interpreted-language components too (a
+        // componentize-py plugin has tens of MiB of code and large tables). Where the address
+        // space cannot be reserved, fall back to on-demand allocation.
+        let mut pooled = config.clone();
+        pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool(
+            settings,
+        )));
+        let engine = match Engine::new(&pooled) {
+            Ok(engine) => engine,
+            Err(e) => {
+                tracing::debug!("pooling allocator unavailable ({e}); allocating on demand");
+                Engine::new(&config)
+                    .map_err(|e| format!("cannot start the WebAssembly engine: {e}"))?
+            }
+        };
         let mut linker = Linker::new(&engine);
         // Every WASI interface is linked so components from any toolchain load; the context
         // grants nothing, so every such call is denied at run time.
@@ -187,7 +212,7 @@ impl Runtime {
             source,
         })?;
         check_header(path, &bytes)?;
-        let digest = hex(&Sha256::digest(&bytes));
+        let digest = blake3::hash(&bytes).to_hex();
         let artifact = cache.map(|dir| dir.join(format!("{digest}-{}.cwasm", self.engine_hash)));
         if let Some(artifact) = &artifact
             && let Some(component) = self.load_artifact(artifact)
@@ -212,13 +237,13 @@ impl Runtime {
     fn load_artifact(&self, artifact: &Path) -> Option<Component> {
         let data = std::fs::read(artifact).ok()?;
         let (digest, payload) = data.split_at_checked(32)?;
-        if Sha256::digest(payload).as_slice() != digest {
+        if blake3::hash(payload).as_bytes() != digest {
             tracing::warn!(artifact = %artifact.display(), "corrupt cached plugin artifact; recompiling");
             return None;
         }
         // SAFETY: `deserialize` trusts its input to be an artifact this engine produced. The
         // file lives in the host's own 0700 cache folder, was written by `write_artifact` via
-        // temp file and rename, and its SHA-256 was just checked, so a truncated or corrupted
+        // temp file and rename, and its BLAKE3 digest was just checked, so a truncated or corrupted
         // file never gets here; wasmtime also checks the engine's version and settings.
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(&self.engine, payload) };
@@ -297,6 +322,23 @@ impl Runtime {
     }
 }
 
+/// The instance pool: enough slots for concurrent calls of several plugins, each slot as
+/// large as one plugin instance may grow.
+fn pool(settings: &PluginSettings) -> wasmtime::PoolingAllocationConfig {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_component_instances(64)
+        .total_core_instances(512)
+        .total_memories(128)
+        .total_tables(256)
+        .total_stacks(64)
+        .max_memories_per_module(2)
+        .max_tables_per_module(4)
+        .table_elements(200_000)
+        .max_memory_size((settings.memory_mib << 20) as usize)
+        .max_unused_warm_slots(16);
+    pool
+}
+
 /// Where a loaded plugin came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadSource {
@@ -304,6 +346,71 @@ pub enum LoadSource {
     Compiled,
     /// A precompiled artifact from the cache.
     Cache,
+}
+
+/// One entry of a plugin's allowed hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostSpec {
+    /// A fixed pattern.
+    Pattern(HostPattern),
+    /// `{field}`: the host and port of the URL in this app-credentials field.
+    Field(String),
+}
+
+impl HostSpec {
+    fn parse(text: &str) -> Result<Self, String> {
+        match text
+            .trim()
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+        {
+            Some(field)
+                if !field.is_empty()
+                    && field
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+            {
+                Ok(HostSpec::Field(field.to_owned()))
+            }
+            Some(_) => Err(format!("`{text}`: not a field name")),
+            None => HostPattern::parse(text).map(HostSpec::Pattern),
+        }
+    }
+
+    /// The pattern for these (validated) app credentials.
+    pub fn resolve(&self, app: &serde_json::Value) -> Result<HostPattern, String> {
+        match self {
+            HostSpec::Pattern(p) => Ok(p.clone()),
+            HostSpec::Field(field) => {
+                let text = app
+                    .get(field)
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| format!("`{field}` is not set"))?;
+                let url = url::Url::parse(text).map_err(|_| format!("`{field}` is not a URL"))?;
+                let host = url
+                    .host_str()
+                    .ok_or_else(|| format!("`{field}` has no host"))?;
+                let port = url
+                    .port_or_known_default()
+                    .ok_or_else(|| format!("`{field}` has no port"))?;
+                let host = if host.contains(':') && !host.starts_with('[') {
+                    format!("[{host}]")
+                } else {
+                    host.to_owned()
+                };
+                HostPattern::parse(&format!("{host}:{port}"))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for HostSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostSpec::Pattern(p) => p.fmt(f),
+            HostSpec::Field(field) => write!(f, "{{{field}}}"),
+        }
+    }
 }
 
 /// What a plugin says about itself (its metadata, checked).
@@ -314,7 +421,7 @@ pub struct PluginInfo {
     /// Its version.
     pub version: String,
     /// The hosts it may reach.
-    pub allowed_hosts: Vec<HostPattern>,
+    pub allowed_hosts: Vec<HostSpec>,
     /// The JSON schema of its app credentials.
     pub schema: serde_json::Value,
 }
@@ -430,12 +537,11 @@ impl LoadedPlugin {
         };
         let schema: serde_json::Value = serde_json::from_str(&meta.app_credentials_schema)
             .map_err(|e| bad(format!("the app-credentials schema is not JSON: {e}")))?;
-        jsonschema::validator_for(&schema)
-            .map_err(|e| bad(format!("the app-credentials schema is invalid: {e}")))?;
+        // The schema itself is compiled (and checked) when credentials are validated against it.
         let allowed_hosts = meta
             .allowed_hosts
             .iter()
-            .map(|h| HostPattern::parse(h).map_err(|e| bad(format!("allowed host {e}"))))
+            .map(|h| HostSpec::parse(h).map_err(|e| bad(format!("allowed host {e}"))))
             .collect::<Result<_, _>>()?;
         Ok(PluginInfo {
             display_name: crate::oauth2::sanitize(&meta.display_name, 100),
@@ -500,14 +606,10 @@ fn write_artifact(artifact: &Path, component: &Component) -> Result<(), String> 
     crate::store::create_private_dir(dir).map_err(|e| e.to_string())?;
     let payload = component.serialize().map_err(|e| e.to_string())?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
-    tmp.write_all(&Sha256::digest(&payload))
+    tmp.write_all(blake3::hash(&payload).as_bytes())
         .map_err(|e| e.to_string())?;
     tmp.write_all(&payload).map_err(|e| e.to_string())?;
     tmp.as_file().sync_all().map_err(|e| e.to_string())?;
     tmp.persist(artifact).map_err(|e| e.to_string())?;
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -3,6 +3,7 @@
 //!
 //! - `registry/list/{0,100}`: load the configuration, build the registry (built-ins plus one
 //!   provider per plugin file) and list it, as `host providers` does. Nothing is compiled.
+//! - `cli/providers/{0,100}`: the same through the real `host providers --json` process.
 //! - `first_access/cold`: compile a plugin (no cache) and read its metadata.
 //! - `first_access/cached`: the same with the precompiled artifact in the cache.
 //! - `call/instance_and_trivial_call`: a fresh instance of a loaded plugin plus one trivial
@@ -55,6 +56,37 @@ fn registry(c: &mut Criterion) {
                 let listed: usize = registry.providers().map(|p| p.flow_names().count()).sum();
                 assert_eq!(listed, count + 1);
                 assert!(!host.is_started());
+            })
+        });
+    }
+    group.finish();
+}
+
+/// `host providers --json` as a user runs it, with 0 and 100 plugin files: the figure the
+/// "listing 100 plugins within 1.2x of none" budget is about.
+fn cli_providers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("cli/providers");
+    group.sample_size(30);
+    for count in [0usize, 100] {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join(".local/share/host/plugins");
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..count {
+            std::fs::copy(
+                host_e2e::guests::FLOW_GOOD,
+                dir.join(format!("p{i:03}.wasm")),
+            )
+            .unwrap();
+        }
+        group.bench_with_input(BenchmarkId::from_parameter(count), &count, |b, _| {
+            b.iter(|| {
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
+                    .args(["providers", "--json"])
+                    .env_clear()
+                    .env("HOME", home.path())
+                    .output()
+                    .unwrap();
+                assert!(out.status.success());
             })
         });
     }
@@ -124,5 +156,5 @@ fn call(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, registry, first_access, call);
+criterion_group!(benches, registry, cli_providers, first_access, call);
 criterion_main!(benches);

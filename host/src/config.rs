@@ -39,6 +39,9 @@ use crate::http::HttpPolicy;
 /// The prefix of the configuration's environment variables.
 pub const ENV_PREFIX: &str = "HOST_";
 
+/// Prompt answers (`HOST_FIELD_API_KEY`), not configuration keys.
+pub const FIELD_PREFIX: &str = "HOST_FIELD_";
+
 /// `HOST_` variables that are not configuration keys.
 const NOT_CONFIG: &[&str] = &["HOST_CONFIG", "HOST_LOG"];
 
@@ -418,10 +421,14 @@ impl OriginLookup for FigmentOrigins {
 
     fn where_to_set(&self, path: &[&str]) -> Vec<Origin> {
         let dotted = path.join(".");
-        let mut out = vec![
-            Origin::File(self.file.clone()),
-            Origin::EnvVar(env_name(path)),
-        ];
+        let mut out = vec![Origin::File(self.file.clone())];
+        // A name with `-` (provider `api-key`) has no environment-variable spelling.
+        let spellable = path
+            .iter()
+            .all(|k| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        if spellable {
+            out.push(Origin::EnvVar(env_name(path)));
+        }
         out.extend(
             self.aliases
                 .iter()
@@ -460,7 +467,7 @@ impl Layer {
             let Some(rest) = k.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
-            if NOT_CONFIG.contains(&k.as_str()) || rest.is_empty() {
+            if NOT_CONFIG.contains(&k.as_str()) || rest.is_empty() || k.starts_with(FIELD_PREFIX) {
                 continue;
             }
             let key = rest.to_ascii_lowercase();

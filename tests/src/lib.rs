@@ -103,6 +103,8 @@ struct Inner {
     rotate: std::sync::atomic::AtomicBool,
     /// Scopes are returned comma-separated (as GitHub does).
     comma_scopes: std::sync::atomic::AtomicBool,
+    /// Answers in Slack's shape.
+    slack: std::sync::atomic::AtomicBool,
     /// Access tokens issued and not revoked.
     access_tokens: Mutex<Vec<String>>,
     /// Tokens revoked, through either API, in order.
@@ -196,6 +198,11 @@ impl TestProvider {
         self.inner.comma_scopes.store(on, Ordering::SeqCst);
     }
 
+    /// Answers token requests as Slack does (token under `authed_user`, errors in HTTP 200).
+    pub fn set_slack_shape(&self, on: bool) {
+        self.inner.slack.store(on, Ordering::SeqCst);
+    }
+
     /// The tokens revoked so far (RFC 7009 or GitHub's deletion API), in order.
     pub fn revoked(&self) -> Vec<String> {
         self.inner.revoked.lock().unwrap().clone()
@@ -234,7 +241,7 @@ async fn authorize(
         Grant {
             challenge: challenge.clone(),
             redirect_uri: q.get("redirect_uri").cloned(),
-            scope: q.get("scope").cloned(),
+            scope: q.get("scope").or_else(|| q.get("user_scope")).cloned(),
         },
     );
     let Some(redirect) = q.get("redirect_uri") else {
@@ -288,7 +295,7 @@ async fn token(
         ),
     };
     if id != CLIENT_ID || secret != CLIENT_SECRET {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+        return token_error(&inner, StatusCode::UNAUTHORIZED, "invalid_client");
     }
     let scope = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
@@ -296,14 +303,14 @@ async fn token(
                 .get("code")
                 .and_then(|c| inner.grants.lock().unwrap().remove(c));
             let Some(grant) = grant else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+                return token_error(&inner, StatusCode::BAD_REQUEST, "invalid_grant");
             };
             let verifier = form.get("code_verifier").cloned().unwrap_or_default();
             let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
             if computed != grant.challenge
                 || grant.redirect_uri != form.get("redirect_uri").cloned()
             {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+                return token_error(&inner, StatusCode::BAD_REQUEST, "invalid_grant");
             }
             grant.scope
         }
@@ -315,11 +322,11 @@ async fn token(
                 inner.refresh_tokens.lock().unwrap().get(&rt).cloned()
             };
             let Some(scope) = known else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+                return token_error(&inner, StatusCode::BAD_REQUEST, "invalid_grant");
             };
             scope
         }
-        _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+        _ => return token_error(&inner, StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     };
     let n = inner.counter.fetch_add(1, Ordering::SeqCst);
     let mut body = json!({
@@ -346,7 +353,28 @@ async fn token(
         body["refresh_token"] = Value::String(rt);
     }
     inner.access_tokens.lock().unwrap().push(format!("at-{n}"));
+    if inner.slack.load(Ordering::SeqCst) {
+        // Slack's oauth.v2.access: the user token nested under `authed_user`, the team beside.
+        let mut user = body;
+        user["token_type"] = Value::String("user".into());
+        user["id"] = Value::String("U0123".into());
+        let wrapped = json!({
+            "ok": true,
+            "app_id": "A0123",
+            "team": {"id": "T0123", "name": "Acme Corp"},
+            "authed_user": user,
+        });
+        return Json(wrapped).into_response();
+    }
     Json(body).into_response()
+}
+
+/// An OAuth2 error, or Slack's `{"ok": false, "error": …}` with HTTP 200 in Slack mode.
+fn token_error(inner: &Inner, status: StatusCode, code: &str) -> Response {
+    if inner.slack.load(Ordering::SeqCst) {
+        return Json(json!({"ok": false, "error": code})).into_response();
+    }
+    oauth_error(status, code)
 }
 
 fn client_authenticated(headers: &HeaderMap, form: Option<&HashMap<String, String>>) -> bool {

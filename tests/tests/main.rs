@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod examples;
 mod lazy_flows;
 mod loopback;
 mod oauth2_flow;

@@ -19,6 +19,7 @@ macro_rules! outln {
 mod config;
 mod logout;
 mod plugin;
+mod prompt;
 mod providers;
 mod run;
 mod token;

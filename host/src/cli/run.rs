@@ -12,7 +12,7 @@ use host::store::{Record, check_name};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
-use super::{Context, Target, describe_expiry};
+use super::{Context, Target, describe_expiry, prompt};
 
 /// How long the login-name lookup after a login may take.
 const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -39,6 +39,10 @@ pub(crate) struct RunArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Answer a prompt field without asking (repeatable). Secrets are better passed through
+    /// HOST_FIELD_<NAME> or typed at the prompt: arguments show up in process listings.
+    #[arg(long = "field", value_name = "NAME=VALUE", value_parser = parse_field)]
+    fields: Vec<(String, String)>,
 }
 
 pub(crate) async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
@@ -78,6 +82,10 @@ pub(crate) async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
                 wait_for_callback(ctx, &mut listener, flow.as_ref(), auth.pending, timeout).await;
             listener.shutdown().await;
             outcome?
+        }
+        Interaction::Prompt { fields } => {
+            listener.shutdown().await;
+            prompt::run(ctx, flow.as_ref(), &fields, &args.fields, auth.pending).await?
         }
         _ => bail!("flow `{flow_name}` asks for an interaction `host run` does not support yet"),
     };
@@ -119,6 +127,14 @@ pub(crate) async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     ctx.say(format!("  token {}", describe_expiry(record.expires_at())));
     ctx.say(format!("  stored in {}", path.display()));
     Ok(())
+}
+
+fn parse_field(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text.split_once('=').ok_or("expected NAME=VALUE")?;
+    if name.is_empty() {
+        return Err("the field name is empty".into());
+    }
+    Ok((name.to_owned(), value.to_owned()))
 }
 
 fn open_browser(ctx: &Context, url: &str) {

@@ -312,6 +312,9 @@ pub enum FlowError {
     /// The token endpoint failed or answered something unusable.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The device code (or the login's time) ran out before the user authorized.
+    #[error("the code expired before it was entered; start the login again")]
+    Expired,
     /// The credential cannot be refreshed because it carries no refresh token.
     #[error("the credential has no refresh token; log in again")]
     NoRefreshToken,

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod credentials;
+pub mod device;
 pub mod flow;
 pub mod http;
 pub mod loopback;

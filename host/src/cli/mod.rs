@@ -5,8 +5,11 @@
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let mut out = std::io::stdout().lock();
-        if let Err(e) = writeln!(out, $($arg)*) {
+        // Formatted first, written once: stdout is line-buffered, and a long JSON document
+        // would otherwise cost a write per line.
+        let mut text = format!($($arg)*);
+        text.push('\n');
+        if let Err(e) = std::io::stdout().lock().write_all(text.as_bytes()) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 std::process::exit(0);
             }

@@ -15,6 +15,7 @@ pub(crate) struct ProvidersArgs {
 
 pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
     let mut out = Vec::new();
+    let with_records = ctx.store.providers_with_records();
     for provider in ctx.registry.providers() {
         let source = match provider.source() {
             ProviderSource::BuiltIn => json!("built-in"),
@@ -29,9 +30,12 @@ pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
                 "problems": e.issues.iter().map(ToString::to_string).collect::<Vec<_>>(),
             }),
         };
-        let accounts: Vec<Value> = ctx
-            .store
-            .accounts(provider.name())
+        let names = if with_records.contains(provider.name()) {
+            ctx.store.accounts(provider.name())
+        } else {
+            Vec::new()
+        };
+        let accounts: Vec<Value> = names
             .into_iter()
             .map(|account| match ctx.store.load(provider.name(), &account) {
                 Ok(Some(r)) => json!({

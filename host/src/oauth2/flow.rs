@@ -503,21 +503,25 @@ impl<C: TokenClass> OAuth2Flow<C> {
         token: &SecretString,
         hint: &str,
     ) -> Result<http::Request<Vec<u8>>, FlowError> {
+        self.form_request(url, &[("token", token.expose()), ("token_type_hint", hint)])
+    }
+
+    /// A form POST to one of the provider's endpoints, with the client's authentication (HTTP
+    /// Basic, or `client_id`/`client_secret` in the body; a public client sends its id).
+    pub(crate) fn form_request(
+        &self,
+        url: &url::Url,
+        params: &[(&str, &str)],
+    ) -> Result<http::Request<Vec<u8>>, FlowError> {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("token", token.expose())
-            .append_pair("token_type_hint", hint);
+        form.extend_pairs(params);
         let mut request = http::Request::post(url.as_str())
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
+            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(http::header::ACCEPT, "application/json");
         match (&self.app.client_secret, self.app.client_auth) {
             (Some(secret), ClientAuth::Basic) => {
-                request = request.header(
-                    http::header::AUTHORIZATION,
-                    basic_auth(&self.app.client_id, secret.expose()),
-                );
+                request = request
+                    .header(http::header::AUTHORIZATION, basic_auth(&self.app.client_id, secret.expose()));
             }
             (secret, _) => {
                 form.append_pair("client_id", &self.app.client_id);
@@ -526,9 +530,32 @@ impl<C: TokenClass> OAuth2Flow<C> {
                 }
             }
         }
-        request
-            .body(form.finish().into_bytes())
-            .map_err(|e| FlowError::Internal(e.to_string()))
+        request.body(form.finish().into_bytes()).map_err(|e| FlowError::Internal(e.to_string()))
+    }
+
+    /// Sends a token request built by hand (the device grant) and reads the token the same way
+    /// as every other: classified, then parsed by `oauth2` into the standard shape.
+    pub(crate) async fn send_token_request(
+        &self,
+        request: http::Request<Vec<u8>>,
+        requested_scopes: &[String],
+    ) -> Result<OAuth2Token, FlowError> {
+        let received_at = Utc::now();
+        let response = self.http.send(request).await.map_err(TokenError::from)?;
+        let fields = classify(&response, &|code| self.class.error_kind(code))?;
+        let parsed: OAuthTokenResponse = serde_json::from_slice(normalized(fields).body())
+            .map_err(|_| FlowError::Internal("token response re-parse failed".into()))?;
+        self.finish(Ok(parsed), received_at, requested_scopes).map(|(token, _)| token)
+    }
+
+    /// The provider's name.
+    pub(crate) fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The token class.
+    pub(crate) fn class(&self) -> &C {
+        &self.class
     }
 }
 

@@ -7,6 +7,7 @@
 //! string or scopes comma-separated, and a redirect must never be followed.
 
 mod app;
+mod device;
 mod error;
 mod flow;
 mod response;
@@ -14,6 +15,7 @@ mod token;
 
 pub use app::{ClientAuth, OAuth2AppCredentials};
 pub use error::{ErrorKind, OAuthError, TokenError, sanitize};
+pub use device::{DEFAULT_INTERVAL, DeviceFlow, INTERVAL_BOUNDS};
 pub use flow::OAuth2Flow;
 pub(crate) use flow::basic_auth;
 pub use response::{MAX_TOKEN_LEN, lifetime};

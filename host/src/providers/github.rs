@@ -21,13 +21,15 @@ use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
 };
 use crate::http::{HttpClient, HttpPolicy};
-use crate::oauth2::{ErrorKind, OAuth2AppCredentials, OAuth2Flow, TokenClass, TokenError};
+use crate::oauth2::{DeviceFlow, ErrorKind, OAuth2AppCredentials, OAuth2Flow, TokenClass, TokenError};
 use crate::provider::{Provider, ProviderSource};
 
 /// The provider's name.
 pub const NAME: &str = "github";
-/// The name of its authorization-code flow.
+/// The name of its authorization-code (browser) flow.
 pub const OAUTH2_FLOW: &str = "oauth2";
+/// The name of its device flow.
+pub const DEVICE_FLOW: &str = "device";
 
 /// GitHub's app credentials: the OAuth2 ones plus the REST API's base URL.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -71,42 +73,81 @@ pub fn builder(config: &Config) -> crate::provider::ProviderBuilder {
     Provider::builder(NAME, config.provider_section(NAME))
         .source(ProviderSource::BuiltIn)
         .app_credentials::<GitHubAppCredentials>()
-        .flow(OAUTH2_FLOW, move |ctx| {
+        .flow(OAUTH2_FLOW, {
             let policy = policy.clone();
-            async move {
-                let app: GitHubAppCredentials = ctx.app_credentials()?;
-                GitHubFlow::new(ctx.name(), app, policy)
+            move |ctx| {
+                let policy = policy.clone();
+                async move { GitHubFlow::new(ctx.name(), ctx.app_credentials()?, policy) }
             }
+        })
+        .flow(DEVICE_FLOW, move |ctx| {
+            let policy = policy.clone();
+            async move { GitHubFlow::device(ctx.name(), ctx.app_credentials()?, policy) }
         })
         .default_flow(OAUTH2_FLOW)
 }
 
-/// GitHub's authorization-code flow: [`OAuth2Flow`] with GitHub's token class, plus GitHub's
+/// A GitHub flow (browser or device): [`OAuth2Flow`] with GitHub's token class, plus GitHub's
 /// own token deletion API for revocation and its user API for the login name.
 pub struct GitHubFlow {
-    inner: OAuth2Flow<GitHubToken>,
+    inner: Grant,
     api_url: Url,
     client_id: String,
     client_secret: Option<crate::credentials::SecretString>,
     http: HttpClient,
 }
 
+/// How a GitHub flow obtains the token.
+enum Grant {
+    /// The browser redirect (authorization code with PKCE).
+    Code(OAuth2Flow<GitHubToken>),
+    /// The device flow: a code typed at github.com/login/device.
+    Device(DeviceFlow<GitHubToken>),
+}
+
+impl Grant {
+    fn oauth2(&self) -> &OAuth2Flow<GitHubToken> {
+        match self {
+            Grant::Code(f) => f,
+            Grant::Device(d) => d.oauth2(),
+        }
+    }
+
+    fn flow(&self) -> &dyn AuthFlow {
+        match self {
+            Grant::Code(f) => f,
+            Grant::Device(d) => d,
+        }
+    }
+}
+
 /// How long the login lookup after a login may take; it never fails the login.
 const IDENTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl GitHubFlow {
-    /// The flow for these app credentials.
-    pub fn new(
+    /// The browser (authorization code) flow for these app credentials.
+    pub fn new(provider: &str, app: GitHubAppCredentials, policy: HttpPolicy) -> Result<Self, FlowError> {
+        Self::build(provider, app, policy, false)
+    }
+
+    /// The device flow for these app credentials.
+    pub fn device(provider: &str, app: GitHubAppCredentials, policy: HttpPolicy) -> Result<Self, FlowError> {
+        Self::build(provider, app, policy, true)
+    }
+
+    fn build(
         provider: &str,
         app: GitHubAppCredentials,
         policy: HttpPolicy,
+        device: bool,
     ) -> Result<Self, FlowError> {
         crate::http::require_secure(&app.api_url)
             .map_err(|e| FlowError::Config(format!("providers.{provider}.api_url: {e}")))?;
         let http = HttpClient::new(policy).map_err(|e| FlowError::Config(e.to_string()))?;
         let client_id = app.oauth2.client_id.clone();
         let client_secret = app.oauth2.client_secret.clone();
-        let inner = OAuth2Flow::with_class(provider, app.oauth2, GitHubToken, http.clone())?;
+        let code = OAuth2Flow::with_class(provider, app.oauth2, GitHubToken, http.clone())?;
+        let inner = if device { Grant::Device(DeviceFlow::new(code)?) } else { Grant::Code(code) };
         Ok(Self {
             inner,
             api_url: app.api_url,
@@ -124,7 +165,7 @@ impl GitHubFlow {
 #[async_trait::async_trait]
 impl AuthFlow for GitHubFlow {
     async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, FlowError> {
-        self.inner.authorize(req).await
+        self.inner.flow().authorize(req).await
     }
 
     async fn exchange(
@@ -132,11 +173,11 @@ impl AuthFlow for GitHubFlow {
         pending: Pending,
         input: ExchangeInput,
     ) -> Result<Credential, FlowError> {
-        self.inner.exchange(pending, input).await
+        self.inner.flow().exchange(pending, input).await
     }
 
     async fn refresh(&self, credential: &Credential) -> Result<Credential, FlowError> {
-        self.inner.refresh(credential).await
+        self.inner.oauth2().refresh(credential).await
     }
 
     /// `DELETE /applications/{client_id}/token`, authenticated with the app's id and secret.

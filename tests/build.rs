@@ -9,7 +9,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GUESTS: &[&str] = &["flow-good", "hostile", "wrong-version", "missing-export"];
+const GUESTS: &[&str] = &[
+    "flow-good",
+    "hostile",
+    "wrong-version",
+    "missing-export",
+    "device-plugin",
+];
 const PLUGINS: &[&str] = &["api-key", "slack"];
 
 fn main() {

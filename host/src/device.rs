@@ -29,7 +29,9 @@ enum Next {
 }
 
 fn next(error: &FlowError) -> Next {
-    let FlowError::Token(token) = error else { return Next::Stop };
+    let FlowError::Token(token) = error else {
+        return Next::Stop;
+    };
     match token {
         TokenError::Provider(p) => match p.kind {
             ErrorKind::AuthorizationPending => Next::Again,
@@ -37,7 +39,9 @@ fn next(error: &FlowError) -> Next {
             ErrorKind::ServerError | ErrorKind::TemporarilyUnavailable => Next::BackOff(None),
             _ => Next::Stop,
         },
-        TokenError::Http(HttpError::Timeout { .. } | HttpError::Connect { .. }) => Next::BackOff(None),
+        TokenError::Http(HttpError::Timeout { .. } | HttpError::Connect { .. }) => {
+            Next::BackOff(None)
+        }
         TokenError::Unavailable { retry_after, .. } => Next::BackOff(*retry_after),
         TokenError::Status { status, .. } if *status >= 500 => Next::BackOff(None),
         _ => Next::Stop,
@@ -58,7 +62,10 @@ pub async fn poll(
             return Err(FlowError::Expired);
         }
         tokio::time::sleep_until(wake).await;
-        let error = match flow.exchange(pending.clone(), ExchangeInput::default()).await {
+        let error = match flow
+            .exchange(pending.clone(), ExchangeInput::default())
+            .await
+        {
             Ok(credential) => return Ok(credential),
             Err(e) => e,
         };
@@ -69,15 +76,25 @@ pub async fn poll(
                 tracing::debug!("asked to slow down; polling every {interval:?} from now on");
             }
             Next::BackOff(retry_after) => {
-                interval = (interval * 2).min(MAX_INTERVAL).max(retry_after.unwrap_or_default());
+                interval = (interval * 2)
+                    .min(MAX_INTERVAL)
+                    .max(retry_after.unwrap_or_default());
                 tracing::warn!("polling failed ({error}); trying again in {interval:?}");
             }
             Next::Stop => {
                 return Err(match &error {
-                    FlowError::Token(TokenError::Provider(p)) if p.kind == ErrorKind::AccessDenied => {
-                        FlowError::AccessDenied { description: p.description.clone() }
+                    FlowError::Token(TokenError::Provider(p))
+                        if p.kind == ErrorKind::AccessDenied =>
+                    {
+                        FlowError::AccessDenied {
+                            description: p.description.clone(),
+                        }
                     }
-                    FlowError::Token(TokenError::Provider(p)) if p.kind == ErrorKind::ExpiredToken => FlowError::Expired,
+                    FlowError::Token(TokenError::Provider(p))
+                        if p.kind == ErrorKind::ExpiredToken =>
+                    {
+                        FlowError::Expired
+                    }
                     _ => error,
                 });
             }

@@ -283,8 +283,13 @@ impl Store {
 
     /// The providers that have stored records (one folder read).
     pub fn providers_with_records(&self) -> std::collections::BTreeSet<String> {
-        let Ok(entries) = fs::read_dir(&self.dir) else { return Default::default() };
-        entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| check_name(n).is_ok()).collect()
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Default::default();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| check_name(n).is_ok())
+            .collect()
     }
 
     /// The accounts stored for a provider, sorted.

@@ -32,6 +32,11 @@ pub mod guests {
 
 /// The client id the provider knows.
 pub const CLIENT_ID: &str = "test-client";
+/// The grant type of a device poll.
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// The user code the device endpoint hands out.
+pub const USER_CODE: &str = "WDJB-MJHT";
+
 /// The API key `/api/keycheck` accepts.
 pub const VALID_API_KEY: &str = "key-0123456789abcdef";
 
@@ -67,6 +72,8 @@ pub enum Scripted {
 /// One request the token endpoint received.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
+    /// When it arrived.
+    pub at: std::time::Instant,
     /// The form parameters.
     pub form: HashMap<String, String>,
     /// The `Authorization` header, if any.
@@ -103,6 +110,10 @@ struct Inner {
     rotate: std::sync::atomic::AtomicBool,
     /// Scopes are returned comma-separated (as GitHub does).
     comma_scopes: std::sync::atomic::AtomicBool,
+    /// Device codes issued, with the scope asked for.
+    device_codes: Mutex<HashMap<String, Option<String>>>,
+    /// The polling interval the device endpoint announces.
+    device_interval: AtomicU64,
     /// Answers in Slack's shape.
     slack: std::sync::atomic::AtomicBool,
     /// Access tokens issued and not revoked.
@@ -130,11 +141,14 @@ impl TestProvider {
         let inner = Arc::new(Inner::default());
         inner.ttl.store(3600, Ordering::SeqCst);
         inner.rotate.store(true, Ordering::SeqCst);
+        inner.device_interval.store(1, Ordering::SeqCst);
         let app = Router::new()
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/sink", any(sink))
             .route("/revoke", post(revoke))
+            .route("/device/code", post(device_code))
+            .route("/device/evil", post(device_evil))
             .route("/api/user", get(user))
             .route("/api/keycheck", get(keycheck))
             .route(
@@ -216,6 +230,14 @@ impl TestProvider {
             .count()
     }
 
+    /// The device polls (token requests with the device grant) so far.
+    pub fn device_polls(&self) -> Vec<TokenRequest> {
+        self.token_requests()
+            .into_iter()
+            .filter(|r| r.form.get("grant_type").map(String::as_str) == Some(DEVICE_GRANT))
+            .collect()
+    }
+
     /// Forgets every refresh token (as if the user revoked the app).
     pub fn revoke_all(&self) {
         self.inner.refresh_tokens.lock().unwrap().clear();
@@ -279,6 +301,7 @@ async fn token(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let request = TokenRequest {
+        at: std::time::Instant::now(),
         form: form.clone(),
         authorization,
     };
@@ -322,6 +345,13 @@ async fn token(
                 inner.refresh_tokens.lock().unwrap().get(&rt).cloned()
             };
             let Some(scope) = known else {
+                return token_error(&inner, StatusCode::BAD_REQUEST, "invalid_grant");
+            };
+            scope
+        }
+        Some(DEVICE_GRANT) => {
+            let code = form.get("device_code").cloned().unwrap_or_default();
+            let Some(scope) = inner.device_codes.lock().unwrap().remove(&code) else {
                 return token_error(&inner, StatusCode::BAD_REQUEST, "invalid_grant");
             };
             scope
@@ -379,6 +409,7 @@ fn token_error(inner: &Inner, status: StatusCode, code: &str) -> Response {
 
 fn client_authenticated(headers: &HeaderMap, form: Option<&HashMap<String, String>>) -> bool {
     let request = TokenRequest {
+        at: std::time::Instant::now(),
         form: form.cloned().unwrap_or_default(),
         authorization: headers
             .get(header::AUTHORIZATION)
@@ -401,6 +432,7 @@ async fn revoke(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     inner.requests.lock().unwrap().push(TokenRequest {
+        at: std::time::Instant::now(),
         form: form.clone(),
         authorization: None,
     });
@@ -439,6 +471,52 @@ async fn user(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
         )
             .into_response()
     }
+}
+
+/// The device authorization endpoint (RFC 8628 §3.2).
+async fn device_code(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if !client_authenticated(&headers, Some(&form))
+        && form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+    {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    let n = inner.counter.fetch_add(1, Ordering::SeqCst);
+    let device_code = format!("dc-{n}");
+    inner
+        .device_codes
+        .lock()
+        .unwrap()
+        .insert(device_code.clone(), form.get("scope").cloned());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    Json(json!({
+        "device_code": device_code,
+        "user_code": USER_CODE,
+        "verification_uri": format!("http://{host}/device"),
+        "verification_uri_complete": format!("http://{host}/device?user_code={USER_CODE}"),
+        "expires_in": 900,
+        "interval": inner.device_interval.load(Ordering::SeqCst),
+    }))
+    .into_response()
+}
+
+/// A hostile device endpoint: terminal escape sequences in what is shown to the user.
+async fn device_evil() -> Response {
+    Json(json!({
+        "device_code": "dc-evil",
+        "user_code": "\u{1b}]0;pwned\u{7}\u{1b}[2JABCD-EFGH",
+        "verification_uri": "https://example.com/device\u{1b}[31m",
+        "expires_in": 900,
+        "interval": 1,
+    }))
+    .into_response()
 }
 
 /// An API that accepts one key: `Authorization: Bearer VALID_API_KEY`.

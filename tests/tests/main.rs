@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod device;
 mod examples;
 mod lazy_flows;
 mod loopback;

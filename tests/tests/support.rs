@@ -127,6 +127,10 @@ impl HostEnv {
                 self.provider.url("/token"),
             )
             .env("HOST_PROVIDERS__GITHUB__API_URL", self.provider.url("/api"))
+            .env(
+                "HOST_PROVIDERS__GITHUB__DEVICE_AUTHORIZATION_URL",
+                self.provider.url("/device/code"),
+            )
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -33,9 +33,10 @@ pub(crate) struct RunArgs {
     /// The loopback port for the redirect (default: any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// Give up after this many seconds without a callback.
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
-    timeout: u64,
+    /// Give up after this many seconds (default: 300 for a browser login, the code's lifetime
+    /// for a device login).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -54,10 +55,7 @@ pub(crate) async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     let provider = ctx.registry.get(name)?;
     let flow_name = match &args.flow {
         Some(f) => f.clone(),
-        None => provider
-            .default_flow()
-            .context("the provider has no flows")?
-            .to_owned(),
+        None => pick_flow(ctx, &provider, args.no_browser)?,
     };
     let flow = provider.flow(&flow_name).await?;
     let mut listener = Loopback::bind(args.port)
@@ -77,11 +75,28 @@ pub(crate) async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
             if !args.no_browser {
                 open_browser(ctx, &url);
             }
-            let timeout = Duration::from_secs(args.timeout);
+            let timeout = Duration::from_secs(args.timeout.unwrap_or(DEFAULT_TIMEOUT));
             let outcome =
                 wait_for_callback(ctx, &mut listener, flow.as_ref(), auth.pending, timeout).await;
             listener.shutdown().await;
             outcome?
+        }
+        Interaction::DeviceCode {
+            user_code,
+            verification_uri,
+            verification_uri_complete,
+            interval,
+            expires_in,
+        } => {
+            listener.shutdown().await;
+            let code = DeviceCode {
+                user_code,
+                verification_uri,
+                verification_uri_complete,
+                interval,
+                expires_in,
+            };
+            device_login(ctx, flow.as_ref(), code, auth.pending, &args).await?
         }
         Interaction::Prompt { fields } => {
             listener.shutdown().await;
@@ -129,6 +144,124 @@ pub(crate) async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a browser login waits for its callback unless --timeout says otherwise.
+const DEFAULT_TIMEOUT: u64 = 300;
+
+/// The flow used when none is named: the provider's default, except that where no browser can
+/// be opened (no display, an SSH session) and the provider has a device flow, that one, saying
+/// so. `--no-browser` keeps the default: it only means "print the URL, open nothing".
+fn pick_flow(
+    ctx: &Context,
+    provider: &host::provider::Provider,
+    no_browser: bool,
+) -> anyhow::Result<String> {
+    let default = provider
+        .default_flow()
+        .context("the provider has no flows")?
+        .to_owned();
+    let has_device = provider.flow_names().any(|f| f == DEVICE);
+    if !no_browser && default != DEVICE && has_device && !browser_available() {
+        ctx.say(format!(
+            "No browser can be opened here: using the device flow (pass --flow {default} for the browser flow)."
+        ));
+        return Ok(DEVICE.to_owned());
+    }
+    Ok(default)
+}
+
+/// The device flow's conventional name.
+const DEVICE: &str = "device";
+
+/// Whether a browser can be opened: a desktop session, not an SSH login without a display.
+fn browser_available() -> bool {
+    let var = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let display = var("DISPLAY") || var("WAYLAND_DISPLAY");
+    let ssh = var("SSH_CONNECTION") || var("SSH_TTY");
+    if cfg!(any(target_os = "macos", windows)) {
+        !ssh
+    } else {
+        display
+    }
+}
+
+/// The parts of a device-code interaction.
+struct DeviceCode {
+    user_code: String,
+    verification_uri: String,
+    verification_uri_complete: Option<String>,
+    interval: u64,
+    expires_in: u64,
+}
+
+/// Shows the code and the URL, offers the browser, then polls until the user has entered it.
+async fn device_login(
+    ctx: &Context,
+    flow: &dyn AuthFlow,
+    code: DeviceCode,
+    pending: Pending,
+    args: &RunArgs,
+) -> anyhow::Result<Credential> {
+    // The code and the URL go out even with --quiet: without them there is no login.
+    eprintln!("First copy your one-time code: {}", code.user_code);
+    eprintln!("Then open this URL in a browser (on any device) and enter it:");
+    eprintln!("{}", code.verification_uri);
+    if !args.no_browser {
+        open_browser(
+            ctx,
+            code.verification_uri_complete
+                .as_deref()
+                .unwrap_or(&code.verification_uri),
+        );
+    }
+    let limit = args.timeout.unwrap_or(code.expires_in).min(code.expires_in);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(limit);
+    let interval = Duration::from_secs(code.interval);
+    let poll = host::device::poll(flow, pending, interval, deadline);
+    let outcome = with_spinner(ctx, deadline, "Waiting for the code to be entered", poll).await;
+    outcome.map_err(|e| match e {
+        FlowError::Expired => anyhow::anyhow!(
+            "the code was not entered within {}s; nothing was stored (run `host run` again)",
+            limit
+        ),
+        e @ FlowError::AccessDenied { .. } => {
+            anyhow::Error::new(e).context("the login was refused")
+        }
+        e => anyhow::Error::new(e).context("the login failed"),
+    })
+}
+
+/// Runs `work` with a spinner showing the time left until `deadline`.
+async fn with_spinner<T>(
+    ctx: &Context,
+    deadline: tokio::time::Instant,
+    message: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let spinner = ProgressBar::with_draw_target(
+        None,
+        if ctx.quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
+    );
+    spinner.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("static template"));
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tokio::pin!(work);
+    let result = loop {
+        tokio::select! {
+            result = &mut work => break result,
+            _ = tick.tick() => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs();
+                spinner.set_message(format!("{message}… {}:{:02} left", left / 60, left % 60));
+                spinner.tick();
+            }
+        }
+    };
+    spinner.finish_and_clear();
+    result
+}
+
 fn parse_field(text: &str) -> Result<(String, String), String> {
     let (name, value) = text.split_once('=').ok_or("expected NAME=VALUE")?;
     if name.is_empty() {
@@ -138,10 +271,7 @@ fn parse_field(text: &str) -> Result<(String, String), String> {
 }
 
 fn open_browser(ctx: &Context, url: &str) {
-    let no_display = cfg!(all(unix, not(target_os = "macos")))
-        && std::env::var_os("DISPLAY").is_none()
-        && std::env::var_os("WAYLAND_DISPLAY").is_none();
-    if no_display {
+    if !browser_available() {
         ctx.say("No browser can be opened here (no display): open the URL above yourself.");
         return;
     }

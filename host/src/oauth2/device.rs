@@ -16,8 +16,8 @@ use super::error::{ErrorKind, OAuthError, TokenError, sanitize};
 use super::flow::OAuth2Flow;
 use super::token::{StandardToken, TokenClass};
 use crate::flow::{
-    AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, ExchangeInput,
-    FlowError, Interaction, Pending,
+    AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, ExchangeInput, FlowError,
+    Interaction, Pending,
 };
 
 /// The grant type of a device poll.
@@ -38,7 +38,9 @@ pub struct DeviceFlow<C: TokenClass = StandardToken> {
 
 impl<C: TokenClass> std::fmt::Debug for DeviceFlow<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeviceFlow").field("provider", &self.inner.provider()).finish()
+        f.debug_struct("DeviceFlow")
+            .field("provider", &self.inner.provider())
+            .finish()
     }
 }
 
@@ -71,10 +73,15 @@ impl<C: TokenClass> DeviceFlow<C> {
 }
 
 /// Reads a device authorization response (RFC 8628 §3.2), lenient where providers are.
-fn device_response(response: &http::Response<Vec<u8>>, kind_of: &dyn Fn(&str) -> Option<ErrorKind>) -> Result<Map<String, Value>, TokenError> {
+fn device_response(
+    response: &http::Response<Vec<u8>>,
+    kind_of: &dyn Fn(&str) -> Option<ErrorKind>,
+) -> Result<Map<String, Value>, TokenError> {
     let status = response.status();
     if status.is_redirection() {
-        return Err(TokenError::Redirect { status: status.as_u16() });
+        return Err(TokenError::Redirect {
+            status: status.as_u16(),
+        });
     }
     let body: Option<Value> = serde_json::from_slice(response.body()).ok();
     if let Some(Value::Object(map)) = &body
@@ -83,27 +90,44 @@ fn device_response(response: &http::Response<Vec<u8>>, kind_of: &dyn Fn(&str) ->
         let code = sanitize(error.as_str().unwrap_or("(not a string)"), 64);
         return Err(TokenError::Provider(OAuthError {
             kind: kind_of(&code).unwrap_or_else(|| ErrorKind::from_code(&code)),
-            description: map.get("error_description").and_then(Value::as_str).map(|d| sanitize(d, 300)),
+            description: map
+                .get("error_description")
+                .and_then(Value::as_str)
+                .map(|d| sanitize(d, 300)),
             uri: None,
             code,
             status: status.as_u16(),
         }));
     }
     if !status.is_success() {
-        return Err(TokenError::Status { status: status.as_u16(), content_type: None });
+        return Err(TokenError::Status {
+            status: status.as_u16(),
+            content_type: None,
+        });
     }
     match body {
         Some(Value::Object(map)) => Ok(map),
-        Some(_) => Err(TokenError::NotObject { found: "not an object" }),
+        Some(_) => Err(TokenError::NotObject {
+            found: "not an object",
+        }),
         None => Err(TokenError::NotJson { content_type: None }),
     }
 }
 
-fn text(map: &Map<String, Value>, names: &[&'static str], max: usize) -> Result<String, TokenError> {
+fn text(
+    map: &Map<String, Value>,
+    names: &[&'static str],
+    max: usize,
+) -> Result<String, TokenError> {
     for name in names {
         match map.get(*name) {
             Some(Value::String(s)) if !s.trim().is_empty() => return Ok(sanitize(s.trim(), max)),
-            Some(_) => return Err(TokenError::Invalid { field: name, reason: "is not a non-empty string" }),
+            Some(_) => {
+                return Err(TokenError::Invalid {
+                    field: name,
+                    reason: "is not a non-empty string",
+                });
+            }
             None => {}
         }
     }
@@ -114,7 +138,10 @@ fn text(map: &Map<String, Value>, names: &[&'static str], max: usize) -> Result<
 fn link(uri: String, field: &'static str) -> Result<String, TokenError> {
     match url::Url::parse(&uri) {
         Ok(u) if matches!(u.scheme(), "https" | "http") => Ok(u.to_string()),
-        _ => Err(TokenError::Invalid { field, reason: "is not an http(s) URL" }),
+        _ => Err(TokenError::Invalid {
+            field,
+            reason: "is not an http(s) URL",
+        }),
     }
 }
 
@@ -122,26 +149,43 @@ fn link(uri: String, field: &'static str) -> Result<String, TokenError> {
 impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
     async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, FlowError> {
         let app = self.inner.app_credentials();
-        let url = app.device_authorization_url.as_ref().expect("checked in new");
-        let scopes = if req.scopes.is_empty() { app.scopes.clone() } else { req.scopes };
+        let url = app
+            .device_authorization_url
+            .as_ref()
+            .expect("checked in new");
+        let scopes = if req.scopes.is_empty() {
+            app.scopes.clone()
+        } else {
+            req.scopes
+        };
         let scope = scopes.join(" ");
         let mut params = Vec::new();
         if !scope.is_empty() {
             params.push(("scope", scope.as_str()));
         }
         let request = self.inner.form_request(url, &params)?;
-        let response = self.inner.http_client().send(request).await.map_err(TokenError::from)?;
+        let response = self
+            .inner
+            .http_client()
+            .send(request)
+            .await
+            .map_err(TokenError::from)?;
         let map = device_response(&response, &|c| self.inner.class().error_kind(c))?;
         let device_code = text(&map, &["device_code"], 4096)?;
         let user_code = text(&map, &["user_code"], 64)?;
         // Google says `verification_url`.
-        let verification_uri = link(text(&map, &["verification_uri", "verification_url"], 500)?, "verification_uri")?;
+        let verification_uri = link(
+            text(&map, &["verification_uri", "verification_url"], 500)?,
+            "verification_uri",
+        )?;
         let verification_uri_complete = match map.get("verification_uri_complete") {
             Some(Value::String(s)) => Some(link(sanitize(s, 500), "verification_uri_complete")?),
             _ => None,
         };
         let lifetime = super::lifetime(map.get("expires_in").cloned(), "expires_in")?
-            .ok_or(TokenError::Missing { field: "expires_in" })?
+            .ok_or(TokenError::Missing {
+                field: "expires_in",
+            })?
             .clamp(LIFETIME_BOUNDS.0, LIFETIME_BOUNDS.1);
         let interval = super::lifetime(map.get("interval").cloned(), "interval")?
             .unwrap_or(DEFAULT_INTERVAL)
@@ -153,7 +197,8 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
             scopes,
             expires_at: Utc::now() + chrono::Duration::seconds(lifetime as i64),
         };
-        let pending = serde_json::to_vec(&pending).map_err(|e| FlowError::Internal(e.to_string()))?;
+        let pending =
+            serde_json::to_vec(&pending).map_err(|e| FlowError::Internal(e.to_string()))?;
         Ok(Authorization {
             interaction: Interaction::DeviceCode {
                 user_code,
@@ -167,17 +212,32 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
     }
 
     /// One poll: the credential, or `authorization_pending` / `slow_down` to ask again later.
-    async fn exchange(&self, pending: Pending, _input: ExchangeInput) -> Result<Credential, FlowError> {
+    async fn exchange(
+        &self,
+        pending: Pending,
+        _input: ExchangeInput,
+    ) -> Result<Credential, FlowError> {
         let pending: DevicePending = serde_json::from_slice(pending.as_bytes())
             .map_err(|_| CallbackError::BadPending("cannot be read".into()))?;
         if pending.provider != self.inner.provider() || pending.flow != FLOW_NAME {
-            return Err(CallbackError::BadPending(format!("belongs to another flow, not `{}`'s device flow", self.inner.provider())).into());
+            return Err(CallbackError::BadPending(format!(
+                "belongs to another flow, not `{}`'s device flow",
+                self.inner.provider()
+            ))
+            .into());
         }
         let url = &self.inner.app_credentials().token_url;
-        let request = self
+        let request = self.inner.form_request(
+            url,
+            &[
+                ("grant_type", DEVICE_GRANT),
+                ("device_code", &pending.device_code),
+            ],
+        )?;
+        let token = self
             .inner
-            .form_request(url, &[("grant_type", DEVICE_GRANT), ("device_code", &pending.device_code)])?;
-        let token = self.inner.send_token_request(request, &pending.scopes).await?;
+            .send_token_request(request, &pending.scopes)
+            .await?;
         Ok(Credential::OAuth2(token))
     }
 

@@ -516,12 +516,17 @@ impl<C: TokenClass> OAuth2Flow<C> {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.extend_pairs(params);
         let mut request = http::Request::post(url.as_str())
-            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
             .header(http::header::ACCEPT, "application/json");
         match (&self.app.client_secret, self.app.client_auth) {
             (Some(secret), ClientAuth::Basic) => {
-                request = request
-                    .header(http::header::AUTHORIZATION, basic_auth(&self.app.client_id, secret.expose()));
+                request = request.header(
+                    http::header::AUTHORIZATION,
+                    basic_auth(&self.app.client_id, secret.expose()),
+                );
             }
             (secret, _) => {
                 form.append_pair("client_id", &self.app.client_id);
@@ -530,7 +535,9 @@ impl<C: TokenClass> OAuth2Flow<C> {
                 }
             }
         }
-        request.body(form.finish().into_bytes()).map_err(|e| FlowError::Internal(e.to_string()))
+        request
+            .body(form.finish().into_bytes())
+            .map_err(|e| FlowError::Internal(e.to_string()))
     }
 
     /// Sends a token request built by hand (the device grant) and reads the token the same way
@@ -545,7 +552,8 @@ impl<C: TokenClass> OAuth2Flow<C> {
         let fields = classify(&response, &|code| self.class.error_kind(code))?;
         let parsed: OAuthTokenResponse = serde_json::from_slice(normalized(fields).body())
             .map_err(|_| FlowError::Internal("token response re-parse failed".into()))?;
-        self.finish(Ok(parsed), received_at, requested_scopes).map(|(token, _)| token)
+        self.finish(Ok(parsed), received_at, requested_scopes)
+            .map(|(token, _)| token)
     }
 
     /// The provider's name.

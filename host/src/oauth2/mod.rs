@@ -14,8 +14,8 @@ mod response;
 mod token;
 
 pub use app::{ClientAuth, OAuth2AppCredentials};
-pub use error::{ErrorKind, OAuthError, TokenError, sanitize};
 pub use device::{DEFAULT_INTERVAL, DeviceFlow, INTERVAL_BOUNDS};
+pub use error::{ErrorKind, OAuthError, TokenError, sanitize};
 pub use flow::OAuth2Flow;
 pub(crate) use flow::basic_auth;
 pub use response::{MAX_TOKEN_LEN, lifetime};

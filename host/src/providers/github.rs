@@ -21,7 +21,9 @@ use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
 };
 use crate::http::{HttpClient, HttpPolicy};
-use crate::oauth2::{DeviceFlow, ErrorKind, OAuth2AppCredentials, OAuth2Flow, TokenClass, TokenError};
+use crate::oauth2::{
+    DeviceFlow, ErrorKind, OAuth2AppCredentials, OAuth2Flow, TokenClass, TokenError,
+};
 use crate::provider::{Provider, ProviderSource};
 
 /// The provider's name.
@@ -126,12 +128,20 @@ const IDENTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl GitHubFlow {
     /// The browser (authorization code) flow for these app credentials.
-    pub fn new(provider: &str, app: GitHubAppCredentials, policy: HttpPolicy) -> Result<Self, FlowError> {
+    pub fn new(
+        provider: &str,
+        app: GitHubAppCredentials,
+        policy: HttpPolicy,
+    ) -> Result<Self, FlowError> {
         Self::build(provider, app, policy, false)
     }
 
     /// The device flow for these app credentials.
-    pub fn device(provider: &str, app: GitHubAppCredentials, policy: HttpPolicy) -> Result<Self, FlowError> {
+    pub fn device(
+        provider: &str,
+        app: GitHubAppCredentials,
+        policy: HttpPolicy,
+    ) -> Result<Self, FlowError> {
         Self::build(provider, app, policy, true)
     }
 
@@ -147,7 +157,11 @@ impl GitHubFlow {
         let client_id = app.oauth2.client_id.clone();
         let client_secret = app.oauth2.client_secret.clone();
         let code = OAuth2Flow::with_class(provider, app.oauth2, GitHubToken, http.clone())?;
-        let inner = if device { Grant::Device(DeviceFlow::new(code)?) } else { Grant::Code(code) };
+        let inner = if device {
+            Grant::Device(DeviceFlow::new(code)?)
+        } else {
+            Grant::Code(code)
+        };
         Ok(Self {
             inner,
             api_url: app.api_url,

@@ -6,7 +6,7 @@ use host::flow::{
 use host_e2e::{CLIENT_ID, CLIENT_SECRET, TestProvider};
 use serde_json::json;
 
-use crate::support::{REDIRECT, assert_debug_no_secrets, flow, flow_with, login};
+use crate::support::{REDIRECT, approved, assert_debug_no_secrets, flow, flow_with, login};
 
 #[tokio::test]
 async fn authorize_exchange_refresh() {
@@ -131,16 +131,9 @@ async fn request_body_auth_and_public_clients_send_client_id_in_body() {
     let public = flow_with(&provider, |app| {
         app.as_object_mut().unwrap().remove("client_secret");
     });
-    let auth = public
-        .authorize(AuthorizeRequest::with_redirect(REDIRECT))
-        .await
-        .unwrap();
-    let Interaction::Redirect { url } = auth.interaction else {
-        panic!()
-    };
-    let query = host_e2e::approve(&url).await;
+    let (pending, _, query) = approved(&public).await;
     let err = public
-        .exchange(auth.pending, ExchangeInput::from_query(&query))
+        .exchange(pending, ExchangeInput::from_query(&query))
         .await
         .unwrap_err();
     assert!(matches!(err, FlowError::Token(_)), "{err:?}");
@@ -151,13 +144,7 @@ async fn request_body_auth_and_public_clients_send_client_id_in_body() {
 }
 
 async fn callback(flow: &dyn AuthFlow, edit: impl FnOnce(String, &str) -> String) -> FlowError {
-    let auth = flow
-        .authorize(AuthorizeRequest::with_redirect(REDIRECT))
-        .await
-        .unwrap();
-    let Interaction::Redirect { url } = auth.interaction else {
-        panic!()
-    };
+    let (pending, url, query) = approved(flow).await;
     let state: String = url::Url::parse(&url)
         .unwrap()
         .query_pairs()
@@ -165,9 +152,8 @@ async fn callback(flow: &dyn AuthFlow, edit: impl FnOnce(String, &str) -> String
         .unwrap()
         .1
         .into_owned();
-    let query = host_e2e::approve(&url).await;
     let query = edit(query, &state);
-    flow.exchange(auth.pending, ExchangeInput::from_query(&query))
+    flow.exchange(pending, ExchangeInput::from_query(&query))
         .await
         .unwrap_err()
 }
@@ -271,16 +257,9 @@ async fn pending_state_is_tied_to_its_provider() {
         .parse()
         .unwrap();
     let b = host::oauth2::OAuth2Flow::new("other", app).unwrap();
-    let auth = a
-        .authorize(AuthorizeRequest::with_redirect(REDIRECT))
-        .await
-        .unwrap();
-    let Interaction::Redirect { url } = auth.interaction else {
-        panic!()
-    };
-    let query = host_e2e::approve(&url).await;
+    let (pending, _, query) = approved(&a).await;
     let err = b
-        .exchange(auth.pending, ExchangeInput::from_query(&query))
+        .exchange(pending, ExchangeInput::from_query(&query))
         .await
         .unwrap_err();
     assert!(

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use host::credentials::RawAppCredentials;
-use host::flow::{AuthFlow, AuthorizeRequest, Credential, ExchangeInput, Interaction};
+use host::flow::{AuthFlow, AuthorizeRequest, Credential, ExchangeInput, Interaction, Pending};
 use host::http::{HttpClient, HttpPolicy};
 use host::oauth2::{OAuth2AppCredentials, OAuth2Flow, StandardToken};
 use host_e2e::TestProvider;
@@ -37,8 +37,9 @@ pub(crate) fn flow(provider: &TestProvider) -> OAuth2Flow {
     flow_with(provider, |_| {})
 }
 
-/// Runs authorize → approve (the test browser) → exchange.
-pub(crate) async fn login(flow: &dyn AuthFlow) -> Credential {
+/// Runs authorize, then the test browser's approval: the pending state, the authorization URL
+/// and the callback's query string.
+pub(crate) async fn approved(flow: &dyn AuthFlow) -> (Pending, String, String) {
     let auth = flow
         .authorize(AuthorizeRequest::with_redirect(REDIRECT))
         .await
@@ -47,11 +48,16 @@ pub(crate) async fn login(flow: &dyn AuthFlow) -> Credential {
         panic!("expected a redirect")
     };
     let query = host_e2e::approve(&url).await;
-    flow.exchange(auth.pending, ExchangeInput::from_query(&query))
+    (auth.pending, url, query)
+}
+
+/// Runs authorize → approve (the test browser) → exchange.
+pub(crate) async fn login(flow: &dyn AuthFlow) -> Credential {
+    let (pending, _, query) = approved(flow).await;
+    flow.exchange(pending, ExchangeInput::from_query(&query))
         .await
         .expect("exchange")
 }
-
 /// Asserts that neither `Display` nor `Debug` of `value` shows any of `secrets`.
 pub(crate) fn assert_no_secrets<E: std::fmt::Display + std::fmt::Debug>(
     value: &E,

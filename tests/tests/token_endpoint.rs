@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use host::flow::{AuthFlow, AuthorizeRequest, Credential, ExchangeInput, FlowError, Interaction};
+use host::flow::{AuthFlow, Credential, ExchangeInput, FlowError};
 use host::http::HttpError;
 use host::oauth2::{ErrorKind, TokenError};
 use host_e2e::{CLIENT_SECRET, Scripted, TestProvider};
 use serde_json::json;
 
-use crate::support::{REDIRECT, assert_no_secrets, flow, login};
+use crate::support::{approved, assert_no_secrets, flow, login};
 
 /// A token-shaped secret planted in hostile bodies: it must never reach an error.
 const PLANTED: &str = "planted-secret-9f8e7d";
@@ -26,16 +26,9 @@ fn raw(status: u16, content_type: Option<&'static str>, body: &str) -> Scripted 
 /// Runs an exchange whose token response is `scripted`; returns the error.
 async fn exchange_with(provider: &TestProvider, scripted: Scripted) -> (FlowError, Vec<String>) {
     let flow = flow(provider);
-    let auth = flow
-        .authorize(AuthorizeRequest::with_redirect(REDIRECT))
-        .await
-        .unwrap();
-    let Interaction::Redirect { url } = auth.interaction else {
-        panic!()
-    };
-    let pending_text = String::from_utf8(auth.pending.as_bytes().to_vec()).unwrap();
-    let pending: serde_json::Value = serde_json::from_str(&pending_text).unwrap();
-    let query = host_e2e::approve(&url).await;
+    let (pending, _, query) = approved(&flow).await;
+    let pending_text = String::from_utf8(pending.as_bytes().to_vec()).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&pending_text).unwrap();
     let code = url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "code")
         .unwrap()
@@ -43,15 +36,15 @@ async fn exchange_with(provider: &TestProvider, scripted: Scripted) -> (FlowErro
         .into_owned();
     provider.script([scripted]);
     let err = flow
-        .exchange(auth.pending, ExchangeInput::from_query(&query))
+        .exchange(pending, ExchangeInput::from_query(&query))
         .await
         .unwrap_err();
     let secrets = vec![
         CLIENT_SECRET.to_owned(),
         PLANTED.to_owned(),
         code,
-        pending["verifier"].as_str().unwrap().to_owned(),
-        pending["state"].as_str().unwrap().to_owned(),
+        state["verifier"].as_str().unwrap().to_owned(),
+        state["state"].as_str().unwrap().to_owned(),
     ];
     (err, secrets)
 }
@@ -325,16 +318,9 @@ async fn odd_but_valid_responses_are_accepted() {
     for (body, want_secs) in cases {
         let flow = flow(&provider);
         provider.script([Scripted::Json(200, body.clone())]);
-        let auth = flow
-            .authorize(AuthorizeRequest::with_redirect(REDIRECT))
-            .await
-            .unwrap();
-        let Interaction::Redirect { url } = auth.interaction else {
-            panic!()
-        };
-        let query = host_e2e::approve(&url).await;
+        let (pending, _, query) = approved(&flow).await;
         let cred = flow
-            .exchange(auth.pending, ExchangeInput::from_query(&query))
+            .exchange(pending, ExchangeInput::from_query(&query))
             .await;
         let cred = cred.unwrap_or_else(|e| panic!("{body}: {e}"));
         let token = cred.as_oauth2().unwrap();
@@ -409,16 +395,9 @@ async fn an_unreachable_endpoint_fails_fast_and_cleanly() {
     let flow = crate::support::flow_with(&provider, |app| {
         app["token_url"] = json!(format!("http://127.0.0.1:{port}/token"));
     });
-    let auth = flow
-        .authorize(AuthorizeRequest::with_redirect(REDIRECT))
-        .await
-        .unwrap();
-    let Interaction::Redirect { url } = auth.interaction else {
-        panic!()
-    };
-    let query = host_e2e::approve(&url).await;
+    let (pending, _, query) = approved(&flow).await;
     let err = flow
-        .exchange(auth.pending, ExchangeInput::from_query(&query))
+        .exchange(pending, ExchangeInput::from_query(&query))
         .await
         .unwrap_err();
     assert!(matches!(

@@ -291,53 +291,44 @@ async fn wait_for_callback(
     timeout: Duration,
 ) -> anyhow::Result<Credential> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let spinner = ProgressBar::with_draw_target(
-        None,
-        if ctx.quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        },
-    );
-    spinner.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("static template"));
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let result = loop {
-        tokio::select! {
-            callback = listener.next() => {
-                let Some(callback) = callback else { break Err(anyhow::anyhow!("the callback listener stopped")) };
-                match flow.exchange(pending.clone(), ExchangeInput::from_query(&callback.query)).await {
-                    Ok(credential) => {
-                        callback.reply(Page::Success);
-                        break Ok(credential);
-                    }
-                    Err(FlowError::Callback(e)) => {
-                        // Not our callback (a forged or stray request): say so, keep waiting.
-                        spinner.suspend(|| tracing::warn!("ignored a request to the callback: {e}"));
-                        callback.reply(Page::Rejected(format!("This request was not accepted: {e}.")));
-                    }
-                    Err(e @ FlowError::AccessDenied { .. }) => {
-                        callback.reply(Page::Failed("Access was denied. You can close this tab.".into()));
-                        break Err(anyhow::Error::new(e).context("the login was refused"));
-                    }
-                    Err(e) => {
-                        callback.reply(Page::Failed("The login failed; the terminal says why.".into()));
-                        break Err(anyhow::Error::new(e).context("the login failed"));
-                    }
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                break Err(anyhow::anyhow!(
+    let wait = async {
+        loop {
+            let callback = tokio::select! {
+                callback = listener.next() => callback.context("the callback listener stopped")?,
+                _ = tokio::time::sleep_until(deadline) => anyhow::bail!(
                     "no login callback arrived within {}s; nothing was stored (run `host run` again, or raise --timeout)",
                     timeout.as_secs()
-                ));
-            }
-            _ = tick.tick() => {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs();
-                spinner.set_message(format!("Waiting for the browser… {}:{:02} left", left / 60, left % 60));
-                spinner.tick();
+                ),
+            };
+            match flow
+                .exchange(pending.clone(), ExchangeInput::from_query(&callback.query))
+                .await
+            {
+                Ok(credential) => {
+                    callback.reply(Page::Success);
+                    return Ok(credential);
+                }
+                Err(FlowError::Callback(e)) => {
+                    // Not our callback (a forged or stray request): say so, keep waiting.
+                    tracing::warn!("ignored a request to the callback: {e}");
+                    callback.reply(Page::Rejected(format!(
+                        "This request was not accepted: {e}."
+                    )));
+                }
+                Err(e @ FlowError::AccessDenied { .. }) => {
+                    callback.reply(Page::Failed(
+                        "Access was denied. You can close this tab.".into(),
+                    ));
+                    return Err(anyhow::Error::new(e).context("the login was refused"));
+                }
+                Err(e) => {
+                    callback.reply(Page::Failed(
+                        "The login failed; the terminal says why.".into(),
+                    ));
+                    return Err(anyhow::Error::new(e).context("the login failed"));
+                }
             }
         }
     };
-    spinner.finish_and_clear();
-    result
+    with_spinner(ctx, deadline, "Waiting for the browser", wait).await
 }

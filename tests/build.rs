@@ -15,6 +15,7 @@ const GUESTS: &[&str] = &[
     "wrong-version",
     "missing-export",
     "device-plugin",
+    "unknown-import",
 ];
 const PLUGINS: &[&str] = &["api-key", "slack"];
 

@@ -88,7 +88,7 @@ pub enum StoreError {
     #[error("`{0}` is not a valid name: use letters, digits, `.`, `_` and `-` (at most 64)")]
     BadName(String),
     /// File-system trouble.
-    #[error("{action} {}: {source}", .path.display())]
+    #[error("{action} {}", .path.display())]
     Io {
         /// What was being done.
         action: &'static str,

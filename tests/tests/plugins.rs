@@ -273,8 +273,16 @@ async fn broken_files_are_refused_by_name_and_others_keep_working() {
     s.add_raw("core", b"\0asm\x01\0\0\0");
     s.add_plugin("future", guests::WRONG_VERSION);
     s.add_plugin("unrelated", guests::MISSING_EXPORT);
+    s.add_plugin("greedy", guests::UNKNOWN_IMPORT);
     let mut toml = format!("{LOOPBACK}{}", s.good_section("good"));
-    for name in ["garbage", "truncated", "core", "future", "unrelated"] {
+    for name in [
+        "garbage",
+        "truncated",
+        "core",
+        "future",
+        "unrelated",
+        "greedy",
+    ] {
         toml.push_str(&format!("[providers.{name}]\n"));
     }
     let (registry, _) = s.registry(&toml);
@@ -304,6 +312,12 @@ async fn broken_files_are_refused_by_name_and_others_keep_working() {
     );
     let e = check(flow_error(&registry, "unrelated").await, "unrelated");
     assert!(matches!(e, PluginError::MissingExport { .. }), "{e:?}");
+    // Only what the host cannot provide is refused, by name.
+    let e = check(flow_error(&registry, "greedy").await, "greedy");
+    assert!(
+        matches!(&e, PluginError::UnsupportedImports { imports, .. } if imports == &["test:unknown/vault"]),
+        "{e:?}"
+    );
 
     let good = registry
         .get("good")

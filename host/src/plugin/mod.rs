@@ -109,7 +109,7 @@ pub fn discover(dir: &Path) -> Vec<PluginFile> {
 #[non_exhaustive]
 pub enum PluginError {
     /// The file cannot be read.
-    #[error("plugin {}: cannot read it: {source}", .path.display())]
+    #[error("plugin {}: cannot read it", .path.display())]
     Io {
         /// The file.
         path: PathBuf,

@@ -78,6 +78,20 @@ async fn run_then_token_then_refresh() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_ne!(out.stdout.trim(), third);
     assert_eq!(env.provider.refresh_count(), 3);
+    let out = env
+        .output(&[
+            "token",
+            "--provider",
+            "github",
+            "--json",
+            "--min-valid",
+            "0",
+        ])
+        .await;
+    let json: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["token_type"], "bearer");
+    assert!(json["access_token"].as_str().unwrap().starts_with("at-"));
+    assert!(json["expires_at"].is_string());
     // `run` never prints a token.
     assert!(!summary.to_string().contains(&first));
 }

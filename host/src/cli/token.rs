@@ -14,6 +14,9 @@ pub(crate) struct TokenArgs {
     /// Refresh first when the token expires within this many seconds.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     min_valid: u32,
+    /// Print `{"access_token", "token_type", "expires_at", "scopes"}` as JSON instead.
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) async fn run(ctx: &Context, args: TokenArgs) -> anyhow::Result<()> {
@@ -44,10 +47,26 @@ pub(crate) async fn run(ctx: &Context, args: TokenArgs) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e.into()),
     };
-    match &record.credential {
-        Credential::OAuth2(t) => outln!("{}", t.access_token.expose()),
-        Credential::ApiKey { key } => outln!("{}", key.expose()),
+    let (token, kind) = match &record.credential {
+        Credential::OAuth2(t) => (t.access_token.expose(), "bearer"),
+        Credential::ApiKey { key } => (key.expose(), "api_key"),
         _ => bail!("the credential for `{name}` is not a token"),
+    };
+    if args.json {
+        let scopes = record
+            .credential
+            .as_oauth2()
+            .map(|t| t.scopes.clone())
+            .unwrap_or_default();
+        let out = serde_json::json!({
+            "access_token": token,
+            "token_type": kind,
+            "expires_at": record.expires_at(),
+            "scopes": scopes,
+        });
+        outln!("{out}");
+    } else {
+        outln!("{token}");
     }
     Ok(())
 }

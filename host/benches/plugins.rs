@@ -53,8 +53,11 @@ fn registry(c: &mut Criterion) {
                 let config = config(home.path());
                 let host = plugin_host(&config, true);
                 let registry = host::providers::registry(&config, &host);
-                let listed: usize = registry.providers().map(|p| p.flow_names().count()).sum();
-                assert_eq!(listed, count + 1);
+                let listed: Vec<(&str, usize)> = registry
+                    .providers()
+                    .map(|p| (p.name(), p.flow_names().count()))
+                    .collect();
+                assert_eq!(listed.len(), count + 1);
                 assert!(!host.is_started());
             })
         });

@@ -210,3 +210,66 @@ fn the_oauth2_example_stays_short() {
     let lines = source.lines().count();
     assert!(lines < 150, "plugins/slack/src/lib.rs has {lines} lines");
 }
+
+/// Reads the pseudo-terminal's output until `needle` has shown up `times` times.
+async fn read_until(
+    out: &mut tokio::process::ChildStdout,
+    seen: &mut String,
+    needle: &str,
+    times: usize,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    while seen.matches(needle).count() < times {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(20), out.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("waiting for {needle:?}; the terminal shows {seen:?}"))
+            .unwrap();
+        assert!(n > 0, "the terminal closed before {needle:?}: {seen:?}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
+#[tokio::test]
+async fn on_a_terminal_secret_fields_are_asked_without_echo_and_retried() {
+    use tokio::io::AsyncWriteExt;
+    let env = HostEnv::start().await;
+    install(&env, "api-key", host_e2e::guests::API_KEY_PLUGIN);
+    env.write_config(&format!(
+        "[plugins]\nallow_http_loopback = true\n[providers.api-key]\nverify_url = \"{}\"\n",
+        env.provider.url("/api/keycheck")
+    ));
+    // `script` (util-linux) gives `host` a real pseudo-terminal.
+    let line = format!("{} run --provider api-key", env!("CARGO_BIN_EXE_host"));
+    let mut child = env
+        .command("script", &["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut input = child.stdin.take().unwrap();
+    let mut output = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    read_until(&mut output, &mut seen, "API key: ", 1).await;
+    input.write_all(b"not-the-key\n").await.unwrap();
+    // Refused by the plugin's check: said, and asked again.
+    read_until(&mut output, &mut seen, "API key: ", 2).await;
+    assert!(
+        seen.contains("the API key was refused (HTTP 401). Try again."),
+        "{seen:?}"
+    );
+    input
+        .write_all(format!("{}\n", host_e2e::VALID_API_KEY).as_bytes())
+        .await
+        .unwrap();
+    read_until(&mut output, &mut seen, "Logged in", 1).await;
+    let status = child.wait().await.unwrap();
+    assert!(status.success(), "{seen}");
+    assert!(
+        !seen.contains("not-the-key") && !seen.contains(host_e2e::VALID_API_KEY),
+        "echoed: {seen:?}"
+    );
+    assert_eq!(
+        stored(&env, "api-key")["credential"]["key"],
+        host_e2e::VALID_API_KEY
+    );
+}

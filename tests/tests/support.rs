@@ -115,7 +115,12 @@ impl HostEnv {
     /// `host ARGS` with a clean environment: only the temp home and the github provider's
     /// settings pointed at the test provider.
     pub(crate) fn host(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_host"));
+        self.command(env!("CARGO_BIN_EXE_host"), args)
+    }
+
+    /// Any program with the same clean environment as [`HostEnv::host`].
+    pub(crate) fn command(&self, program: &str, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

@@ -80,6 +80,15 @@ impl Setup {
 
 const LOOPBACK: &str = "[plugins]\nallow_http_loopback = true\n";
 
+async fn plugin_flow(registry: &Registry, name: &str) -> Arc<dyn host::flow::AuthFlow> {
+    registry
+        .get(name)
+        .unwrap()
+        .flow(host::plugin::PLUGIN_FLOW)
+        .await
+        .unwrap()
+}
+
 async fn flow_error(registry: &Registry, name: &str) -> FlowError {
     let provider = registry.get(name).unwrap();
     let flow = match provider.flow(host::plugin::PLUGIN_FLOW).await {
@@ -225,12 +234,7 @@ async fn hostile_plugins_fail_alone_with_their_own_errors() {
     );
 
     // The probe succeeds, and reports what it could see: nothing.
-    let probe = registry
-        .get("probe")
-        .unwrap()
-        .flow(host::plugin::PLUGIN_FLOW)
-        .await
-        .unwrap();
+    let probe = plugin_flow(&registry, "probe").await;
     let auth = probe.authorize(AuthorizeRequest::default()).await.unwrap();
     let Interaction::Redirect { url: report } = auth.interaction else {
         panic!()
@@ -252,12 +256,7 @@ async fn hostile_plugins_fail_alone_with_their_own_errors() {
     );
 
     // After all that, the host and the good plugin still work.
-    let good = registry
-        .get("good")
-        .unwrap()
-        .flow(host::plugin::PLUGIN_FLOW)
-        .await
-        .unwrap();
+    let good = plugin_flow(&registry, "good").await;
     let credential = login(good.as_ref()).await;
     assert!(credential.as_oauth2().is_some());
 }
@@ -319,12 +318,7 @@ async fn broken_files_are_refused_by_name_and_others_keep_working() {
         "{e:?}"
     );
 
-    let good = registry
-        .get("good")
-        .unwrap()
-        .flow(host::plugin::PLUGIN_FLOW)
-        .await
-        .unwrap();
+    let good = plugin_flow(&registry, "good").await;
     assert!(login(good.as_ref()).await.as_oauth2().is_some());
 }
 
@@ -491,12 +485,7 @@ async fn a_python_plugin_built_with_componentize_py_runs_unchanged() {
         s.provider.url("/api/keycheck")
     );
     let (registry, host) = s.registry(&toml);
-    let flow = registry
-        .get("pykey")
-        .unwrap()
-        .flow(host::plugin::PLUGIN_FLOW)
-        .await
-        .unwrap();
+    let flow = plugin_flow(&registry, "pykey").await;
     // It imports wasi:sockets, wasi:filesystem and more: linked, granted nothing.
     let loaded = host
         .load(&s.plugins_dir().join("pykey.wasm"))

@@ -1,7 +1,6 @@
 //! `host logout`: revoke at the provider where possible, delete the local record.
 
 use clap::Args;
-use host::store::check_name;
 
 use super::{Context, Target};
 
@@ -12,12 +11,11 @@ pub(crate) struct LogoutArgs {
 }
 
 pub(crate) async fn run(ctx: &Context, args: LogoutArgs) -> anyhow::Result<()> {
+    let provider = args.target.provider(ctx)?;
     let Target {
         provider: name,
         account,
     } = &args.target;
-    check_name(account)?;
-    let provider = ctx.registry.get(name)?;
     let record = ctx.store.get(name, account)?;
     let revoked = match provider.flow(&record.flow).await {
         Ok(flow) => flow

@@ -112,6 +112,14 @@ struct Target {
     account: String,
 }
 
+impl Target {
+    /// Checks the account name and finds the provider.
+    fn provider(&self, ctx: &Context) -> anyhow::Result<std::sync::Arc<host::provider::Provider>> {
+        host::store::check_name(&self.account)?;
+        Ok(ctx.registry.get(&self.provider)?)
+    }
+}
+
 pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",

@@ -8,7 +8,7 @@ use host::flow::{
     AuthFlow, AuthorizeRequest, Credential, ExchangeInput, FlowError, Interaction, Pending,
 };
 use host::loopback::{Loopback, Page};
-use host::store::{Record, check_name};
+use host::store::Record;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
@@ -47,12 +47,11 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
+    let provider = args.target.provider(ctx)?;
     let Target {
         provider: name,
         account,
     } = &args.target;
-    check_name(account)?;
-    let provider = ctx.registry.get(name)?;
     let flow_name = match &args.flow {
         Some(f) => f.clone(),
         None => pick_flow(ctx, &provider, args.no_browser)?,

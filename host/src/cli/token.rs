@@ -3,7 +3,7 @@
 use anyhow::bail;
 use clap::Args;
 use host::flow::Credential;
-use host::store::{FreshError, check_name};
+use host::store::FreshError;
 
 use super::{Context, Target};
 
@@ -20,12 +20,11 @@ pub(crate) struct TokenArgs {
 }
 
 pub(crate) async fn run(ctx: &Context, args: TokenArgs) -> anyhow::Result<()> {
+    let provider = args.target.provider(ctx)?;
     let Target {
         provider: name,
         account,
     } = &args.target;
-    check_name(account)?;
-    let provider = ctx.registry.get(name)?;
     let skew = chrono::Duration::seconds(i64::from(args.min_valid));
     let fresh = ctx
         .store

@@ -315,6 +315,9 @@ pub enum FlowError {
     /// The device code (or the login's time) ran out before the user authorized.
     #[error("the code expired before it was entered; start the login again")]
     Expired,
+    /// The refresh token has expired (the provider said when).
+    #[error("the refresh token has expired; log in again")]
+    RefreshTokenExpired,
     /// The credential cannot be refreshed because it carries no refresh token.
     #[error("the credential has no refresh token; log in again")]
     NoRefreshToken,
@@ -333,7 +336,7 @@ impl FlowError {
     /// Whether the user must log in again (the refresh token was rejected or is absent).
     pub fn needs_login(&self) -> bool {
         match self {
-            FlowError::NoRefreshToken => true,
+            FlowError::NoRefreshToken | FlowError::RefreshTokenExpired => true,
             FlowError::Token(t) => t.is_invalid_grant(),
             _ => false,
         }

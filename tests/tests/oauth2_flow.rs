@@ -389,3 +389,37 @@ async fn rfc7009_revocation_revokes_the_refresh_token_first_and_retries_503() {
     let plain = flow_with(&provider, |_| {});
     assert!(!plain.revoke(&credential).await.unwrap());
 }
+
+#[tokio::test]
+async fn an_expired_github_refresh_token_asks_for_a_login_without_a_request() {
+    let provider = TestProvider::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let config = host::config::ConfigLoader::with_env([
+        ("HOME", home.path().to_str().unwrap().to_owned()),
+        ("GITHUB_CLIENT_ID", CLIENT_ID.to_owned()),
+        ("HOST_PROVIDERS__GITHUB__TOKEN_URL", provider.url("/token")),
+    ])
+    .defaults(host::providers::builtin_defaults())
+    .load()
+    .unwrap();
+    let registry = host::providers::builtin_registry(&config);
+    let flow = registry
+        .get("github")
+        .unwrap()
+        .flow("oauth2")
+        .await
+        .unwrap();
+    let mut token =
+        host::oauth2::OAuth2Token::bearer(host::credentials::SecretString::new("ghu_x"));
+    token.refresh_token = Some(host::credentials::SecretString::new("ghr_x"));
+    token.extra.0.insert(
+        "refresh_token_expires_at".into(),
+        json!("2020-01-01T00:00:00Z"),
+    );
+    let err = flow.refresh(&Credential::OAuth2(token)).await.unwrap_err();
+    assert!(
+        matches!(err, FlowError::RefreshTokenExpired) && err.needs_login(),
+        "{err:?}"
+    );
+    assert!(provider.token_requests().is_empty());
+}

@@ -190,7 +190,17 @@ impl AuthFlow for GitHubFlow {
         self.inner.flow().exchange(pending, input).await
     }
 
+    /// Refreshes, unless the refresh token is known to have expired (GitHub App refresh
+    /// tokens live about six months): then the user must log in again, without a request.
     async fn refresh(&self, credential: &Credential) -> Result<Credential, FlowError> {
+        let expired = credential
+            .as_oauth2()
+            .and_then(|t| t.extra_as::<GitHubTokenExtra>().ok())
+            .and_then(|e| e.refresh_token_expires_at)
+            .is_some_and(|at| at <= chrono::Utc::now());
+        if expired {
+            return Err(FlowError::RefreshTokenExpired);
+        }
         self.inner.oauth2().refresh(credential).await
     }
 

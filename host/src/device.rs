@@ -29,8 +29,13 @@ enum Next {
 }
 
 fn next(error: &FlowError) -> Next {
-    let FlowError::Token(token) = error else {
-        return Next::Stop;
+    let token = match error {
+        FlowError::Token(token) => token,
+        // A plugin's own network failure: worth trying again, later.
+        FlowError::Plugin(crate::plugin::PluginError::Failed { network: true, .. }) => {
+            return Next::BackOff(None);
+        }
+        _ => return Next::Stop,
     };
     match token {
         TokenError::Provider(p) => match p.kind {

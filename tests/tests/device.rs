@@ -219,16 +219,26 @@ async fn a_plugin_device_flow_is_polled_the_same_way() {
     ));
     env.provider.script([
         pending_200(),
+        Scripted::Raw {
+            status: 502,
+            content_type: None,
+            headers: vec![],
+            body: vec![],
+        },
         Scripted::Json(200, json!({"error": "slow_down"})),
     ]);
     let out = env.output(&["run", "--provider", "gadget", "--json"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stderr.contains(USER_CODE), "{}", out.stderr);
     let gaps = gaps(&env);
-    assert_eq!(gaps.len(), 2, "{gaps:?}");
+    assert_eq!(gaps.len(), 3, "{gaps:?}");
     assert!(
-        gaps[1] >= 5.5,
-        "slow_down from a plugin widens the interval too: {gaps:?}"
+        gaps[1] >= 1.9,
+        "the plugin's network error backs off (1 s to 2 s): {gaps:?}"
+    );
+    assert!(
+        gaps[2] >= 6.5,
+        "slow_down from a plugin widens it by 5 s too: {gaps:?}"
     );
     let out = env.output(&["token", "--provider", "gadget"]).await;
     assert!(out.stdout.starts_with("at-"), "{out:?}");

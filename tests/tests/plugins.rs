@@ -169,7 +169,12 @@ async fn hostile_plugins_fail_alone_with_their_own_errors() {
         "probe",
         "chatty",
     ];
-    let mut toml = format!("{LOOPBACK}{}", s.good_section("good"));
+    // Limits tighter than the defaults, and far apart, so that on a loaded machine the memory
+    // bomb still hits memory first and the loop still hits the CPU deadline.
+    let mut toml = format!(
+        "{LOOPBACK}memory_mib = 64\ncpu_ms = 2000\n{}",
+        s.good_section("good")
+    );
     for mode in modes {
         s.add_plugin(mode, guests::HOSTILE);
         let (m, url) = match mode {
@@ -196,9 +201,9 @@ async fn hostile_plugins_fail_alone_with_their_own_errors() {
     };
     let (path, reason) = trap(flow_error(&registry, "loop").await);
     assert!(path.ends_with("loop.wasm"));
-    assert!(reason.contains("CPU-time limit"), "{reason}");
+    assert!(reason.contains("2000 ms CPU-time limit"), "{reason}");
     let (_, reason) = trap(flow_error(&registry, "bomb").await);
-    assert!(reason.contains("more than 256 MiB of memory"), "{reason}");
+    assert!(reason.contains("more than 64 MiB of memory"), "{reason}");
     let (_, reason) = trap(flow_error(&registry, "recurse").await);
     assert!(reason.contains("stack overflow"), "{reason}");
     let (_, reason) = trap(flow_error(&registry, "panic").await);

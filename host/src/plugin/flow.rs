@@ -139,16 +139,17 @@ impl WasmFlow {
 
     /// The plugin's own error, mapped to the host's meaning.
     fn plugin_error(&self, call: &'static str, e: wit::FlowError) -> FlowError {
-        let failed = |message: String| {
+        let failed = |message: String, network: bool| {
             FlowError::Plugin(PluginError::Failed {
                 path: self.plugin.path().to_owned(),
                 call,
                 message: sanitize(&message, 500),
+                network,
             })
         };
         match e {
             wit::FlowError::InvalidAppCredentials(m) => {
-                failed(format!("invalid app credentials: {m}"))
+                failed(format!("invalid app credentials: {m}"), false)
             }
             wit::FlowError::InvalidInput(m) => CallbackError::Rejected(sanitize(&m, 300)).into(),
             wit::FlowError::AccessDenied(d) => FlowError::AccessDenied {
@@ -164,9 +165,9 @@ impl WasmFlow {
                     status: p.status,
                 }))
             }
-            wit::FlowError::Network(m) => failed(format!("network: {m}")),
+            wit::FlowError::Network(m) => failed(format!("network: {m}"), true),
             wit::FlowError::Unsupported(m) => FlowError::Unsupported(sanitize(&m, 300)),
-            wit::FlowError::Internal(m) => failed(m),
+            wit::FlowError::Internal(m) => failed(m, false),
         }
     }
 
@@ -180,6 +181,7 @@ impl WasmFlow {
                 path: self.plugin.path().to_owned(),
                 call,
                 message: format!("returned an unusable credential: {reason}"),
+                network: false,
             })
         };
         let checked = |s: String, what: &str| {

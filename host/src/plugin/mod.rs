@@ -202,6 +202,8 @@ pub enum PluginError {
         call: &'static str,
         /// Its message (sanitized).
         message: String,
+        /// Whether it is a network failure (worth retrying later).
+        network: bool,
     },
     /// The host failed while serving the plugin.
     #[error("host failure running plugin {} (`{call}`): {reason}", .path.display())]

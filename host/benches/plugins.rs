@@ -35,19 +35,25 @@ fn plugin_host(config: &Config, cache: bool) -> Arc<PluginHost> {
     ))
 }
 
+/// A temporary home whose default plugins folder holds `count` copies of the test plugin.
+fn home_with_plugins(count: usize) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join(".local/share/host/plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..count {
+        std::fs::copy(
+            host_e2e::guests::FLOW_GOOD,
+            dir.join(format!("p{i:03}.wasm")),
+        )
+        .unwrap();
+    }
+    home
+}
+
 fn registry(c: &mut Criterion) {
     let mut group = c.benchmark_group("registry/list");
     for count in [0usize, 100] {
-        let home = tempfile::tempdir().unwrap();
-        let dir = home.path().join(".local/share/host/plugins");
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..count {
-            std::fs::copy(
-                host_e2e::guests::FLOW_GOOD,
-                dir.join(format!("p{i:03}.wasm")),
-            )
-            .unwrap();
-        }
+        let home = home_with_plugins(count);
         group.bench_with_input(BenchmarkId::from_parameter(count), &count, |b, &count| {
             b.iter(|| {
                 let config = config(home.path());
@@ -71,16 +77,7 @@ fn cli_providers(c: &mut Criterion) {
     let mut group = c.benchmark_group("cli/providers");
     group.sample_size(30);
     for count in [0usize, 100] {
-        let home = tempfile::tempdir().unwrap();
-        let dir = home.path().join(".local/share/host/plugins");
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..count {
-            std::fs::copy(
-                host_e2e::guests::FLOW_GOOD,
-                dir.join(format!("p{i:03}.wasm")),
-            )
-            .unwrap();
-        }
+        let home = home_with_plugins(count);
         group.bench_with_input(BenchmarkId::from_parameter(count), &count, |b, _| {
             b.iter(|| {
                 let out = std::process::Command::new(env!("CARGO_BIN_EXE_host"))

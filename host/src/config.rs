@@ -220,12 +220,22 @@ impl ConfigLoader {
 fn describe(e: figment::Error) -> String {
     let mut out = String::new();
     for e in e {
+        // `found` values are shown by their kind only (`string`, not the string itself).
+        let kind_of = |found: &figment::error::Actual| {
+            found
+                .to_string()
+                .split(' ')
+                .next()
+                .unwrap_or("value")
+                .to_owned()
+        };
         let kind = match &e.kind {
-            figment::error::Kind::InvalidType(found, expected) => {
-                format!(
-                    "expected {expected}, found {}",
-                    found.to_string().split(' ').next().unwrap_or("value")
-                )
+            figment::error::Kind::InvalidType(found, expected)
+            | figment::error::Kind::InvalidValue(found, expected) => {
+                format!("expected {expected}, found {}", kind_of(found))
+            }
+            figment::error::Kind::UnknownVariant(_, expected) => {
+                format!("expected one of {}", expected.join(", "))
             }
             figment::error::Kind::Message(m) => m.clone(),
             other => other.to_string(),

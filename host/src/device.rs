@@ -16,6 +16,13 @@ use crate::flow::{AuthFlow, Credential, ExchangeInput, FlowError, Pending};
 use crate::http::HttpError;
 use crate::oauth2::{ErrorKind, TokenError};
 
+/// The interval when the provider gives none (RFC 8628 §3.5), in seconds.
+pub const DEFAULT_INTERVAL: u64 = 5;
+/// Bounds on the interval a provider or plugin may ask for, in seconds.
+pub const INTERVAL_BOUNDS: (u64, u64) = (1, 60);
+/// Bounds on a device code's lifetime, in seconds.
+pub const LIFETIME_BOUNDS: (u64, u64) = (10, 3600);
+
 /// What `slow_down` adds to the interval.
 pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// The longest interval back-off reaches.

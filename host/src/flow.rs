@@ -110,23 +110,54 @@ pub enum Interaction {
         url: String,
     },
     /// Visit a verification URL and enter a code (RFC 8628).
-    DeviceCode {
-        /// The code the user types.
-        user_code: String,
-        /// Where the user types it.
-        verification_uri: String,
-        /// A URL that already carries the code, when the provider gives one.
-        verification_uri_complete: Option<String>,
-        /// Seconds between polls.
-        interval: u64,
-        /// Seconds until the code expires.
-        expires_in: u64,
-    },
+    DeviceCode(DeviceCode),
     /// Fill these fields (an API key, a username and password).
     Prompt {
         /// The fields to ask for.
         fields: Vec<PromptField>,
     },
+}
+
+/// A device code for the user to enter (RFC 8628), as shown to them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DeviceCode {
+    /// The code the user types.
+    pub user_code: String,
+    /// Where the user types it.
+    pub verification_uri: String,
+    /// A URL that already carries the code, when the provider gives one.
+    pub verification_uri_complete: Option<String>,
+    /// Seconds between polls.
+    pub interval: u64,
+    /// Seconds until the code expires.
+    pub expires_in: u64,
+}
+
+impl DeviceCode {
+    /// A device code from whatever a provider or plugin said: texts stripped of control
+    /// characters and capped, the interval (default [`crate::device::DEFAULT_INTERVAL`]) and
+    /// the lifetime clamped to [`crate::device::INTERVAL_BOUNDS`] and
+    /// [`crate::device::LIFETIME_BOUNDS`].
+    pub fn new(
+        user_code: &str,
+        verification_uri: &str,
+        verification_uri_complete: Option<&str>,
+        interval: Option<u64>,
+        expires_in: u64,
+    ) -> Self {
+        use crate::device::{DEFAULT_INTERVAL, INTERVAL_BOUNDS, LIFETIME_BOUNDS};
+        use crate::oauth2::sanitize;
+        Self {
+            user_code: sanitize(user_code.trim(), 64),
+            verification_uri: sanitize(verification_uri.trim(), 500),
+            verification_uri_complete: verification_uri_complete.map(|u| sanitize(u.trim(), 500)),
+            interval: interval
+                .unwrap_or(DEFAULT_INTERVAL)
+                .clamp(INTERVAL_BOUNDS.0, INTERVAL_BOUNDS.1),
+            expires_in: expires_in.clamp(LIFETIME_BOUNDS.0, LIFETIME_BOUNDS.1),
+        }
+    }
 }
 
 /// One field of a [`Interaction::Prompt`].
@@ -340,5 +371,29 @@ impl FlowError {
             FlowError::Token(t) => t.is_invalid_grant(),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_codes_are_sanitized_and_clamped() {
+        let code = DeviceCode::new(
+            "\u{1b}[2JAB-CD",
+            "https://x.example/device\u{7}",
+            None,
+            Some(0),
+            1_000_000,
+        );
+        assert_eq!(code.user_code, "[2JAB-CD");
+        assert_eq!(code.verification_uri, "https://x.example/device");
+        assert_eq!(code.interval, crate::device::INTERVAL_BOUNDS.0);
+        assert_eq!(code.expires_in, crate::device::LIFETIME_BOUNDS.1);
+        assert_eq!(
+            DeviceCode::new("a", "b", None, None, 60).interval,
+            crate::device::DEFAULT_INTERVAL
+        );
     }
 }

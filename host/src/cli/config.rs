@@ -33,6 +33,17 @@ fn is_secret(key: &str) -> bool {
         .any(|s| key.ends_with(s))
 }
 
+/// A URL value with a password (`http://user:pass@proxy:3128`) keeps everything but the password.
+fn redact_url_password(value: Value) -> Value {
+    if let Some(mut url) = value.as_str().and_then(|s| url::Url::parse(s).ok())
+        && url.password().is_some()
+        && url.set_password(Some("redacted")).is_ok()
+    {
+        return Value::String(url.to_string());
+    }
+    value
+}
+
 fn walk(prefix: &str, dict: &Dict, out: &mut Vec<(String, Value)>) {
     for (key, value) in dict {
         let path = if prefix.is_empty() {
@@ -46,7 +57,7 @@ fn walk(prefix: &str, dict: &Dict, out: &mut Vec<(String, Value)>) {
                 let shown = if is_secret(key) {
                     json!("[redacted]")
                 } else {
-                    leaf.deserialize::<Value>().unwrap_or(Value::Null)
+                    redact_url_password(leaf.deserialize::<Value>().unwrap_or(Value::Null))
                 };
                 out.push((path, shown));
             }
@@ -101,4 +112,22 @@ pub(crate) fn run(ctx: &Context, args: ConfigArgs) -> anyhow::Result<()> {
         outln!("{key} = {value}  # from {origin}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_passwords_and_secret_keys_are_hidden() {
+        let shown = redact_url_password(json!("http://me:hunter2@proxy.example:3128/"));
+        assert_eq!(shown, json!("http://me:redacted@proxy.example:3128/"));
+        assert_eq!(
+            redact_url_password(json!("https://api.github.com")),
+            json!("https://api.github.com")
+        );
+        assert!(
+            is_secret("client_secret") && is_secret("refresh_token") && !is_secret("token_url")
+        );
+    }
 }

@@ -33,7 +33,7 @@ pub(crate) async fn run(
     }
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     for attempt in 1..=ATTEMPTS {
-        let answers = answers(ctx, fields, given, interactive)?;
+        let answers = answers(fields, given, interactive)?;
         match flow
             .exchange(pending.clone(), ExchangeInput::new(answers))
             .await
@@ -69,7 +69,6 @@ fn env_name(field: &str) -> String {
 }
 
 fn answers(
-    ctx: &Context,
     fields: &[PromptField],
     given: &[(String, String)],
     interactive: bool,
@@ -85,7 +84,7 @@ fn answers(
         };
         let value = match value {
             Some(v) => v,
-            None if interactive => ask(ctx, field)?,
+            None if interactive => ask(field)?,
             // Piped input: one line per missing field (`host run --provider x < key.txt`).
             None => match stdin_lines.as_mut().and_then(|l| l.next()).transpose()? {
                 Some(line) => line,
@@ -115,13 +114,12 @@ fn answers(
     Ok(answers)
 }
 
-fn ask(ctx: &Context, field: &PromptField) -> anyhow::Result<String> {
+fn ask(field: &PromptField) -> anyhow::Result<String> {
     let label = format!("{}: ", field.label);
     if field.secret {
         // Read from the terminal with echo off.
         return rpassword::prompt_password(&label).context("cannot read from the terminal");
     }
-    let _ = ctx;
     eprint!("{label}");
     std::io::stderr().flush().ok();
     let mut line = String::new();

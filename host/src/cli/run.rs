@@ -5,7 +5,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use host::flow::{
-    AuthFlow, AuthorizeRequest, Credential, ExchangeInput, FlowError, Interaction, Pending,
+    AuthFlow, AuthorizeRequest, Credential, DeviceCode, ExchangeInput, FlowError, Interaction,
+    Pending,
 };
 use host::loopback::{Loopback, Page};
 use host::store::Record;
@@ -80,21 +81,8 @@ pub(crate) async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
             listener.shutdown().await;
             outcome?
         }
-        Interaction::DeviceCode {
-            user_code,
-            verification_uri,
-            verification_uri_complete,
-            interval,
-            expires_in,
-        } => {
+        Interaction::DeviceCode(code) => {
             listener.shutdown().await;
-            let code = DeviceCode {
-                user_code,
-                verification_uri,
-                verification_uri_complete,
-                interval,
-                expires_in,
-            };
             device_login(ctx, flow.as_ref(), code, auth.pending, &args).await?
         }
         Interaction::Prompt { fields } => {
@@ -181,15 +169,6 @@ fn browser_available() -> bool {
     } else {
         display
     }
-}
-
-/// The parts of a device-code interaction.
-struct DeviceCode {
-    user_code: String,
-    verification_uri: String,
-    verification_uri_complete: Option<String>,
-    interval: u64,
-    expires_in: u64,
 }
 
 /// Shows the code and the URL, offers the browser, then polls until the user has entered it.

@@ -12,24 +12,19 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::error::{ErrorKind, OAuthError, TokenError, sanitize};
+use super::error::{TokenError, sanitize};
 use super::flow::OAuth2Flow;
+use super::response::json_object;
 use super::token::{StandardToken, TokenClass};
 use crate::flow::{
-    AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, ExchangeInput, FlowError,
-    Interaction, Pending,
+    AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, DeviceCode,
+    ExchangeInput, FlowError, Interaction, Pending,
 };
 
 /// The grant type of a device poll.
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// The name under which the pending state ties itself to this kind of flow.
 const FLOW_NAME: &str = "device";
-/// The interval when the provider gives none (RFC 8628 §3.5).
-pub const DEFAULT_INTERVAL: u64 = 5;
-/// Bounds on the interval a provider may ask for, in seconds.
-pub const INTERVAL_BOUNDS: (u64, u64) = (1, 60);
-/// Bounds on the code's lifetime, in seconds.
-const LIFETIME_BOUNDS: (u64, u64) = (10, 3600);
 
 /// The device flow of an OAuth2 provider with a `device_authorization_url`.
 pub struct DeviceFlow<C: TokenClass = StandardToken> {
@@ -69,48 +64,6 @@ impl<C: TokenClass> DeviceFlow<C> {
     /// The OAuth2 flow underneath (refresh and revocation are its).
     pub fn oauth2(&self) -> &OAuth2Flow<C> {
         &self.inner
-    }
-}
-
-/// Reads a device authorization response (RFC 8628 §3.2), lenient where providers are.
-fn device_response(
-    response: &http::Response<Vec<u8>>,
-    kind_of: &dyn Fn(&str) -> Option<ErrorKind>,
-) -> Result<Map<String, Value>, TokenError> {
-    let status = response.status();
-    if status.is_redirection() {
-        return Err(TokenError::Redirect {
-            status: status.as_u16(),
-        });
-    }
-    let body: Option<Value> = serde_json::from_slice(response.body()).ok();
-    if let Some(Value::Object(map)) = &body
-        && let Some(error) = map.get("error")
-    {
-        let code = sanitize(error.as_str().unwrap_or("(not a string)"), 64);
-        return Err(TokenError::Provider(OAuthError {
-            kind: kind_of(&code).unwrap_or_else(|| ErrorKind::from_code(&code)),
-            description: map
-                .get("error_description")
-                .and_then(Value::as_str)
-                .map(|d| sanitize(d, 300)),
-            uri: None,
-            code,
-            status: status.as_u16(),
-        }));
-    }
-    if !status.is_success() {
-        return Err(TokenError::Status {
-            status: status.as_u16(),
-            content_type: None,
-        });
-    }
-    match body {
-        Some(Value::Object(map)) => Ok(map),
-        Some(_) => Err(TokenError::NotObject {
-            found: "not an object",
-        }),
-        None => Err(TokenError::NotJson { content_type: None }),
     }
 }
 
@@ -170,7 +123,7 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
             .send(request)
             .await
             .map_err(TokenError::from)?;
-        let map = device_response(&response, &|c| self.inner.class().error_kind(c))?;
+        let map = json_object(&response, &|c| self.inner.class().error_kind(c))?;
         let device_code = text(&map, &["device_code"], 4096)?;
         let user_code = text(&map, &["user_code"], 64)?;
         // Google says `verification_url`.
@@ -179,34 +132,33 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
             "verification_uri",
         )?;
         let verification_uri_complete = match map.get("verification_uri_complete") {
-            Some(Value::String(s)) => Some(link(sanitize(s, 500), "verification_uri_complete")?),
+            Some(Value::String(s)) => Some(link(s.clone(), "verification_uri_complete")?),
             _ => None,
         };
-        let lifetime = super::lifetime(map.get("expires_in").cloned(), "expires_in")?
-            .ok_or(TokenError::Missing {
+        let expires_in = super::lifetime(map.get("expires_in").cloned(), "expires_in")?.ok_or(
+            TokenError::Missing {
                 field: "expires_in",
-            })?
-            .clamp(LIFETIME_BOUNDS.0, LIFETIME_BOUNDS.1);
-        let interval = super::lifetime(map.get("interval").cloned(), "interval")?
-            .unwrap_or(DEFAULT_INTERVAL)
-            .clamp(INTERVAL_BOUNDS.0, INTERVAL_BOUNDS.1);
+            },
+        )?;
+        let interval = super::lifetime(map.get("interval").cloned(), "interval")?;
+        let code = DeviceCode::new(
+            &user_code,
+            &verification_uri,
+            verification_uri_complete.as_deref(),
+            interval,
+            expires_in,
+        );
         let pending = DevicePending {
             provider: self.inner.provider().to_owned(),
             flow: FLOW_NAME.into(),
             device_code,
             scopes,
-            expires_at: Utc::now() + chrono::Duration::seconds(lifetime as i64),
+            expires_at: Utc::now() + chrono::Duration::seconds(code.expires_in as i64),
         };
         let pending =
             serde_json::to_vec(&pending).map_err(|e| FlowError::Internal(e.to_string()))?;
         Ok(Authorization {
-            interaction: Interaction::DeviceCode {
-                user_code,
-                verification_uri,
-                verification_uri_complete,
-                interval,
-                expires_in: lifetime,
-            },
+            interaction: Interaction::DeviceCode(code),
             pending: Pending::new(pending),
         })
     }

@@ -14,7 +14,7 @@ mod response;
 mod token;
 
 pub use app::{ClientAuth, OAuth2AppCredentials};
-pub use device::{DEFAULT_INTERVAL, DeviceFlow, INTERVAL_BOUNDS};
+pub use device::DeviceFlow;
 pub use error::{ErrorKind, OAuthError, TokenError, sanitize};
 pub use flow::OAuth2Flow;
 pub(crate) use flow::basic_auth;

@@ -31,6 +31,16 @@ pub(crate) fn classify(
     response: &http::Response<Vec<u8>>,
     kind_of: &dyn Fn(&str) -> Option<ErrorKind>,
 ) -> Result<TokenFields, TokenError> {
+    fields(json_object(response, kind_of)?)
+}
+
+/// The first stage for every OAuth2 endpoint (token, device authorization): refuses redirects,
+/// turns an `{"error": …}` body (whatever the status), 429/503 and other failures into typed
+/// errors, and returns the JSON (or form-encoded) object of a successful answer.
+pub(crate) fn json_object(
+    response: &http::Response<Vec<u8>>,
+    kind_of: &dyn Fn(&str) -> Option<ErrorKind>,
+) -> Result<Map<String, Value>, TokenError> {
     let status = response.status();
     if status.is_redirection() {
         return Err(TokenError::Redirect {
@@ -68,16 +78,13 @@ pub(crate) fn classify(
             content_type,
         });
     }
-    let map = match body {
-        Some(Value::Object(map)) => map,
-        Some(other) => {
-            return Err(TokenError::NotObject {
-                found: json_kind(&other),
-            });
-        }
-        None => return Err(TokenError::NotJson { content_type }),
-    };
-    fields(map)
+    match body {
+        Some(Value::Object(map)) => Ok(map),
+        Some(other) => Err(TokenError::NotObject {
+            found: json_kind(&other),
+        }),
+        None => Err(TokenError::NotJson { content_type }),
+    }
 }
 
 fn parse_body(body: &[u8], content_type: Option<&str>) -> Option<Value> {

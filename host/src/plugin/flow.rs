@@ -15,8 +15,8 @@ use super::state::StoreState;
 use super::{PluginError, PluginSettings};
 use crate::credentials::SecretString;
 use crate::flow::{
-    AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, ExchangeInput, FlowError,
-    Interaction, Pending, PromptField,
+    AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, DeviceCode,
+    ExchangeInput, FlowError, Interaction, Pending, PromptField,
 };
 use crate::oauth2::{ErrorKind, OAuth2Token, OAuthError, TokenError, TokenExtras, sanitize};
 use crate::provider::ProviderContext;
@@ -261,13 +261,13 @@ impl AuthFlow for WasmFlow {
             .call_authorize(&mut store, &app, &request))?;
         let interaction = match auth.interaction {
             wit::Interaction::Redirect(url) => Interaction::Redirect { url },
-            wit::Interaction::DeviceCode(d) => Interaction::DeviceCode {
-                user_code: sanitize(&d.user_code, 64),
-                verification_uri: sanitize(&d.verification_uri, 500),
-                verification_uri_complete: d.verification_uri_complete.map(|u| sanitize(&u, 500)),
-                interval: d.interval_secs,
-                expires_in: d.expires_in_secs,
-            },
+            wit::Interaction::DeviceCode(d) => Interaction::DeviceCode(DeviceCode::new(
+                &d.user_code,
+                &d.verification_uri,
+                d.verification_uri_complete.as_deref(),
+                Some(d.interval_secs),
+                d.expires_in_secs,
+            )),
             wit::Interaction::Prompt(fields) => Interaction::Prompt {
                 fields: fields
                     .into_iter()

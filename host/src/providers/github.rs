@@ -94,9 +94,6 @@ pub fn builder(config: &Config) -> crate::provider::ProviderBuilder {
 pub struct GitHubFlow {
     inner: Grant,
     api_url: Url,
-    client_id: String,
-    client_secret: Option<crate::credentials::SecretString>,
-    http: HttpClient,
 }
 
 /// How a GitHub flow obtains the token.
@@ -154,9 +151,7 @@ impl GitHubFlow {
         crate::http::require_secure(&app.api_url)
             .map_err(|e| FlowError::Config(format!("providers.{provider}.api_url: {e}")))?;
         let http = HttpClient::new(policy).map_err(|e| FlowError::Config(e.to_string()))?;
-        let client_id = app.oauth2.client_id.clone();
-        let client_secret = app.oauth2.client_secret.clone();
-        let code = OAuth2Flow::with_class(provider, app.oauth2, GitHubToken, http.clone())?;
+        let code = OAuth2Flow::with_class(provider, app.oauth2, GitHubToken, http)?;
         let inner = if device {
             Grant::Device(DeviceFlow::new(code)?)
         } else {
@@ -165,9 +160,6 @@ impl GitHubFlow {
         Ok(Self {
             inner,
             api_url: app.api_url,
-            client_id,
-            client_secret,
-            http,
         })
     }
 
@@ -206,25 +198,32 @@ impl AuthFlow for GitHubFlow {
 
     /// `DELETE /applications/{client_id}/token`, authenticated with the app's id and secret.
     async fn revoke(&self, credential: &Credential) -> Result<bool, FlowError> {
-        let (Some(secret), Some(token)) = (&self.client_secret, credential.as_oauth2()) else {
+        let app = self.inner.oauth2().app_credentials();
+        let (Some(secret), Some(token)) = (&app.client_secret, credential.as_oauth2()) else {
             return Ok(false);
         };
         let body = serde_json::to_vec(&json!({ "access_token": token.access_token.expose() }))
             .map_err(|e| FlowError::Internal(e.to_string()))?;
         let path = format!(
             "applications/{}/token",
-            url::form_urlencoded::byte_serialize(self.client_id.as_bytes()).collect::<String>()
+            url::form_urlencoded::byte_serialize(app.client_id.as_bytes()).collect::<String>()
         );
         let request = http::Request::delete(self.api(&path))
             .header(
                 http::header::AUTHORIZATION,
-                crate::oauth2::basic_auth(&self.client_id, secret.expose()),
+                crate::oauth2::basic_auth(&app.client_id, secret.expose()),
             )
             .header(http::header::ACCEPT, "application/vnd.github+json")
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body)
             .map_err(|e| FlowError::Internal(e.to_string()))?;
-        let response = self.http.send(request).await.map_err(TokenError::from)?;
+        let response = self
+            .inner
+            .oauth2()
+            .http_client()
+            .send(request)
+            .await
+            .map_err(TokenError::from)?;
         match response.status().as_u16() {
             // 404: the token is already gone.
             204 | 200 | 404 => Ok(true),
@@ -247,10 +246,13 @@ impl AuthFlow for GitHubFlow {
             .header(http::header::ACCEPT, "application/vnd.github+json")
             .body(Vec::new())
             .ok()?;
-        let response = tokio::time::timeout(IDENTIFY_TIMEOUT, self.http.send(request))
-            .await
-            .ok()?
-            .ok()?;
+        let response = tokio::time::timeout(
+            IDENTIFY_TIMEOUT,
+            self.inner.oauth2().http_client().send(request),
+        )
+        .await
+        .ok()?
+        .ok()?;
         if !response.status().is_success() {
             return None;
         }

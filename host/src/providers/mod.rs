@@ -3,13 +3,14 @@
 
 pub mod github;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{Config, Defaults};
+use crate::credentials::RawAppCredentials;
 use crate::flow::FlowError;
 use crate::plugin::{HostPattern, PLUGIN_FLOW, PluginHost, WasmFlow, discover};
-use crate::provider::{ProviderBuilder, ProviderSource, Registry};
+use crate::provider::{Provider, ProviderBuilder, ProviderSource, Registry};
 
 /// The defaults and aliases of every built-in provider, for [`crate::config::ConfigLoader`].
 pub fn builtin_defaults() -> Vec<Defaults> {
@@ -28,10 +29,17 @@ pub fn builtin_registry(config: &Config) -> Registry {
 ///
 /// Nothing is validated, compiled or fetched here: the plugins folder is listed, that is all.
 pub fn registry(config: &Config, plugins: &Arc<PluginHost>) -> Registry {
-    let mut registry = Registry::new();
-    let github = with_bound_flows(github::builder(config), config, plugins, github::NAME);
-    registry.register(github.build());
     let plugins_dir = config.plugins_dir();
+    let bind = |builder: ProviderBuilder, section: &RawAppCredentials| {
+        bound_flows(section, &plugins_dir)
+            .into_iter()
+            .fold(builder, |b, (flow, path)| {
+                plugin_flow(b, plugins, &flow, path)
+            })
+    };
+    let mut registry = Registry::new();
+    let github = github::builder(config);
+    registry.register(bind(github, &config.provider_section(github::NAME)).build());
     for file in discover(&plugins_dir) {
         if registry.get(&file.name).is_ok() {
             tracing::warn!(
@@ -41,29 +49,28 @@ pub fn registry(config: &Config, plugins: &Arc<PluginHost>) -> Registry {
             );
             continue;
         }
-        let builder =
-            crate::provider::Provider::builder(&file.name, config.provider_section(&file.name))
-                .source(ProviderSource::Plugin(file.path.clone()));
-        let builder = plugin_flow(builder, config, plugins, &file.name, PLUGIN_FLOW, file.path);
-        registry.register(with_bound_flows(builder, config, plugins, &file.name).build());
+        let section = config.provider_section(&file.name);
+        let builder = Provider::builder(&file.name, section.clone())
+            .source(ProviderSource::Plugin(file.path.clone()));
+        let builder = plugin_flow(builder, plugins, PLUGIN_FLOW, file.path);
+        registry.register(bind(builder, &section).build());
     }
     // Providers that exist only through flows bound in the configuration.
     let names: Vec<String> = config.provider_names().map(str::to_owned).collect();
     for name in names {
-        if registry.get(&name).is_ok() || bound_flows(config, &name).is_empty() {
+        let section = config.provider_section(&name);
+        if registry.get(&name).is_ok() || bound_flows(&section, &plugins_dir).is_empty() {
             continue;
         }
-        let builder = crate::provider::Provider::builder(&name, config.provider_section(&name))
-            .source(ProviderSource::Code);
-        registry.register(with_bound_flows(builder, config, plugins, &name).build());
+        let builder = Provider::builder(&name, section.clone()).source(ProviderSource::Code);
+        registry.register(bind(builder, &section).build());
     }
     registry
 }
 
 /// `[providers.NAME.flows.FLOW] plugin = "file.wasm"` entries, paths resolved against the
 /// plugins folder.
-fn bound_flows(config: &Config, name: &str) -> Vec<(String, PathBuf)> {
-    let section = config.provider_section(name);
+fn bound_flows(section: &RawAppCredentials, plugins_dir: &Path) -> Vec<(String, PathBuf)> {
     let Some(flows) = section.value().get("flows").and_then(|f| f.as_object()) else {
         return Vec::new();
     };
@@ -71,32 +78,15 @@ fn bound_flows(config: &Config, name: &str) -> Vec<(String, PathBuf)> {
         .iter()
         .filter_map(|(flow, v)| {
             let file = PathBuf::from(v.get("plugin")?.as_str()?);
-            let path = if file.is_absolute() {
-                file
-            } else {
-                config.plugins_dir().join(file)
-            };
-            Some((flow.clone(), path))
+            Some((flow.clone(), plugins_dir.join(file)))
         })
         .collect()
 }
 
-fn with_bound_flows(
-    mut builder: ProviderBuilder,
-    config: &Config,
-    plugins: &Arc<PluginHost>,
-    name: &str,
-) -> ProviderBuilder {
-    for (flow, path) in bound_flows(config, name) {
-        builder = plugin_flow(builder, config, plugins, name, &flow, path);
-    }
-    builder
-}
-
 /// The hosts the configuration grants a provider's plugins (`sandbox.allowed_hosts`), if it
-/// narrows them.
-fn granted_hosts(config: &Config, name: &str) -> Result<Option<Vec<HostPattern>>, FlowError> {
-    let section = config.provider_section(name);
+/// narrows them. Read when a plugin flow is first built, not at start-up.
+fn granted_hosts(section: &RawAppCredentials) -> Result<Option<Vec<HostPattern>>, FlowError> {
+    let name = section.provider();
     let Some(list) = section.value().pointer("/sandbox/allowed_hosts") else {
         return Ok(None);
     };
@@ -120,23 +110,19 @@ fn granted_hosts(config: &Config, name: &str) -> Result<Option<Vec<HostPattern>>
 
 fn plugin_flow(
     builder: ProviderBuilder,
-    config: &Config,
     plugins: &Arc<PluginHost>,
-    name: &str,
     flow: &str,
     path: PathBuf,
 ) -> ProviderBuilder {
     let plugins = Arc::clone(plugins);
-    let granted = granted_hosts(config, name);
     let flow_name = flow.to_owned();
     builder.flow(flow, move |ctx| {
         let plugins = Arc::clone(&plugins);
         let path = path.clone();
-        let granted = match &granted {
-            Ok(g) => Ok(g.clone()),
-            Err(e) => Err(FlowError::Config(e.to_string())),
-        };
         let flow_name = flow_name.clone();
-        async move { WasmFlow::new(&plugins, &path, &ctx, &flow_name, granted?).await }
+        async move {
+            let granted = granted_hosts(ctx.raw_app_credentials())?;
+            WasmFlow::new(&plugins, &path, &ctx, &flow_name, granted).await
+        }
     })
 }

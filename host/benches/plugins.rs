@@ -13,15 +13,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use host::config::{Config, ConfigLoader};
-use host::credentials::SecretString;
-use host::flow::Credential;
-use host::oauth2::OAuth2Token;
+use host::Credential;
+use host::OAuth2Token;
+use host::SecretString;
 use host::plugin::{PLUGIN_FLOW, PluginHost};
+use host::{Config, ConfigLoader};
 
 fn config(home: &Path) -> Config {
     ConfigLoader::with_env([("HOME", home.to_str().unwrap())])
-        .defaults(host::providers::builtin_defaults())
+        .defaults(host::builtin_defaults())
         .load()
         .unwrap()
 }
@@ -42,7 +42,7 @@ fn home_with_plugins(count: usize) -> tempfile::TempDir {
     std::fs::create_dir_all(&dir).unwrap();
     for i in 0..count {
         std::fs::copy(
-            host_e2e::guests::FLOW_GOOD,
+            host_testkit::guests::FLOW_GOOD,
             dir.join(format!("p{i:03}.wasm")),
         )
         .unwrap();
@@ -57,14 +57,14 @@ fn registry(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(count), &count, |b, &count| {
             b.iter(|| {
                 let config = config(home.path());
-                let host = plugin_host(&config, true);
-                let registry = host::providers::registry(&config, &host);
-                let listed: Vec<(&str, usize)> = registry
+                let app = host::App::from_config(config);
+                let listed: Vec<(&str, usize)> = app
+                    .registry()
                     .providers()
                     .map(|p| (p.name(), p.flow_names().count()))
                     .collect();
                 assert_eq!(listed.len(), count + 1);
-                assert!(!host.is_started());
+                assert!(!app.plugins().is_started());
             })
         });
     }
@@ -97,7 +97,7 @@ fn first_access(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let home = tempfile::tempdir().unwrap();
     let config = config(home.path());
-    let file = Path::new(host_e2e::guests::FLOW_GOOD);
+    let file = Path::new(host_testkit::guests::FLOW_GOOD);
     let mut group = c.benchmark_group("first_access");
     group.sample_size(20);
     group.bench_function("cold", |b| {
@@ -134,7 +134,7 @@ fn call(c: &mut Criterion) {
     let home = tempfile::tempdir().unwrap();
     let dir = home.path().join(".local/share/host/plugins");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(host_e2e::guests::FLOW_GOOD, dir.join("acme.wasm")).unwrap();
+    std::fs::copy(host_testkit::guests::FLOW_GOOD, dir.join("acme.wasm")).unwrap();
     std::fs::write(
         home.path().join("host.toml"),
         "[providers.acme]\nclient_id = \"x\"\nauthorize_url = \"https://a.example/\"\ntoken_url = \"https://a.example/t\"\n",
@@ -144,10 +144,9 @@ fn call(c: &mut Criterion) {
         .file(home.path().join("host.toml"))
         .load()
         .unwrap();
-    let host = plugin_host(&config, true);
-    let registry = host::providers::registry(&config, &host);
+    let app = host::App::from_config(config);
     let flow = rt
-        .block_on(registry.get("acme").unwrap().flow(PLUGIN_FLOW))
+        .block_on(app.provider("acme").unwrap().flow(PLUGIN_FLOW))
         .unwrap();
     let credential = Credential::OAuth2(OAuth2Token::bearer(SecretString::new("t")));
     c.bench_function("call/instance_and_trivial_call", |b| {

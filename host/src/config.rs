@@ -33,8 +33,9 @@ use figment::{Figment, Metadata, Profile, Provider};
 use serde::Deserialize;
 use url::Url;
 
-use crate::credentials::{Origin, OriginLookup, RawAppCredentials};
+use crate::app_credentials::{Origin, OriginLookup};
 use crate::http::HttpPolicy;
+use crate::section::ProviderSection;
 
 /// The prefix of the configuration's environment variables.
 pub const ENV_PREFIX: &str = "HOST_";
@@ -300,6 +301,7 @@ struct Settings {
     plugins_dir: Option<PathBuf>,
     #[serde(default)]
     http: HttpSettings,
+    #[cfg(feature = "plugins")]
     #[serde(default)]
     plugins: crate::plugin::PluginSettings,
     #[serde(default)]
@@ -361,6 +363,7 @@ impl Config {
     }
 
     /// The `[plugins]` settings.
+    #[cfg(feature = "plugins")]
     pub fn plugin_settings(&self) -> crate::plugin::PluginSettings {
         self.settings.plugins.clone()
     }
@@ -382,14 +385,14 @@ impl Config {
 
     /// Provider `name`'s section (`[providers.<name>]`) with the origin of each value; an empty
     /// object when there is none.
-    pub fn provider_section(&self, name: &str) -> RawAppCredentials {
+    pub fn provider_section(&self, name: &str) -> ProviderSection {
         let value = self
             .settings
             .providers
             .get(name)
             .cloned()
             .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-        RawAppCredentials::new(
+        ProviderSection::new(
             name,
             vec!["providers".into(), name.into()],
             value,
@@ -403,9 +406,93 @@ impl Config {
         self.origins.origin(&parts)
     }
 
-    /// The underlying figment, for extracting further settings.
-    pub fn figment(&self) -> &Figment {
-        &self.figment
+    /// Every effective setting with where it came from, secrets redacted (by key name, and
+    /// passwords inside URLs), sorted by key: what `host config` shows.
+    pub fn settings(&self) -> Result<Vec<Setting>, ConfigError> {
+        let data = self
+            .figment
+            .data()
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        let mut out = Vec::new();
+        if let Some(dict) = data.get(&Profile::Default) {
+            walk("", dict, &mut out);
+        }
+        Ok(out
+            .into_iter()
+            .map(|(key, value)| {
+                let origin = self.origin(&key);
+                Setting { key, value, origin }
+            })
+            .collect())
+    }
+}
+
+/// One effective setting, as [`Config::settings`] reports it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Setting {
+    /// The dotted key, e.g. `providers.github.client_id`.
+    pub key: String,
+    /// The value, `"[redacted]"` for secrets.
+    pub value: serde_json::Value,
+    /// Where it came from.
+    pub origin: Option<Origin>,
+}
+
+impl Setting {
+    /// Where it came from, for people (`unknown` when that cannot be said).
+    pub fn origin_text(&self) -> String {
+        self.origin
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), ToString::to_string)
+    }
+}
+
+/// Keys whose values are never shown.
+fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key == "token"
+        || [
+            "secret",
+            "password",
+            "api_key",
+            "apikey",
+            "access_token",
+            "refresh_token",
+        ]
+        .iter()
+        .any(|s| key.ends_with(s))
+}
+
+/// A URL value with a password (`http://user:pass@proxy:3128`) keeps everything but the password.
+fn redact_url_password(value: serde_json::Value) -> serde_json::Value {
+    if let Some(mut url) = value.as_str().and_then(|s| url::Url::parse(s).ok())
+        && url.password().is_some()
+        && url.set_password(Some("redacted")).is_ok()
+    {
+        return serde_json::Value::String(url.to_string());
+    }
+    value
+}
+
+fn walk(prefix: &str, dict: &Dict, out: &mut Vec<(String, serde_json::Value)>) {
+    for (key, value) in dict {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            FigValue::Dict(_, child) => walk(&path, child, out),
+            leaf => {
+                let shown = if is_secret(key) {
+                    serde_json::Value::from("[redacted]")
+                } else {
+                    redact_url_password(leaf.deserialize::<serde_json::Value>().unwrap_or_default())
+                };
+                out.push((path, shown));
+            }
+        }
     }
 }
 
@@ -536,5 +623,24 @@ impl Provider for Layer {
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         Ok(Profile::Default.collect(self.dict.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn url_passwords_and_secret_keys_are_hidden() {
+        let shown = redact_url_password(json!("http://me:hunter2@proxy.example:3128/"));
+        assert_eq!(shown, json!("http://me:redacted@proxy.example:3128/"));
+        assert_eq!(
+            redact_url_password(json!("https://api.github.com")),
+            json!("https://api.github.com")
+        );
+        assert!(
+            is_secret("client_secret") && is_secret("refresh_token") && !is_secret("token_url")
+        );
     }
 }

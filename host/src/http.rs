@@ -9,7 +9,6 @@
 //!
 //! Errors never carry URLs with query strings or bodies: only the host.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use url::Url;
@@ -67,13 +66,14 @@ pub enum HttpError {
         /// The timeout that expired.
         timeout: Duration,
     },
-    /// The connection failed.
-    #[error("cannot reach {host}: {reason}")]
+    /// The connection failed (refused, reset, a DNS failure, TLS).
+    #[error("cannot reach {host}")]
     Connect {
         /// The host.
         host: String,
-        /// Why (without the URL).
-        reason: String,
+        /// What failed, without the URL.
+        #[source]
+        source: reqwest::Error,
     },
     /// The response body is larger than allowed.
     #[error("the response from {host} is larger than {limit} bytes")]
@@ -84,8 +84,15 @@ pub enum HttpError {
         limit: usize,
     },
     /// The client could not be built (a bad proxy URL, TLS set-up).
-    #[error("cannot set up the HTTP client: {0}")]
-    Setup(String),
+    #[error("cannot set up the HTTP client")]
+    Setup(#[source] reqwest::Error),
+}
+
+impl HttpError {
+    /// Whether trying again later may work (a timeout, a failed connection).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, HttpError::Timeout { .. } | HttpError::Connect { .. })
+    }
 }
 
 /// The hardened HTTP client. Cheap to clone.
@@ -106,7 +113,7 @@ impl HttpClient {
             .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")));
         if let Some(proxy) = &policy.proxy {
             let proxy = reqwest::Proxy::all(proxy.as_str())
-                .map_err(|e| HttpError::Setup(format!("bad proxy: {}", e.without_url())))?;
+                .map_err(|e| HttpError::Setup(e.without_url()))?;
             builder = builder.proxy(proxy);
         }
         if policy.public_addresses_only {
@@ -116,7 +123,7 @@ impl HttpClient {
         }
         let client = builder
             .build()
-            .map_err(|e| HttpError::Setup(e.without_url().to_string()))?;
+            .map_err(|e| HttpError::Setup(e.without_url()))?;
         Ok(Self { client, policy })
     }
 
@@ -165,7 +172,9 @@ impl HttpClient {
             }
             body.extend_from_slice(&chunk);
         }
-        out.body(body).map_err(|e| HttpError::Setup(e.to_string()))
+        Ok(out
+            .body(body)
+            .expect("a status and headers taken from a response build a response"))
     }
 
     fn transport(&self, host: &str, e: reqwest::Error) -> HttpError {
@@ -175,18 +184,23 @@ impl HttpClient {
                 timeout: self.policy.timeout,
             };
         }
-        // The innermost cause says most (connection refused, DNS failure); never the URL.
-        let e = e.without_url();
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            reason = s.to_string();
-            source = s.source();
-        }
         HttpError::Connect {
             host: host.to_owned(),
-            reason,
+            source: e.without_url(),
         }
+    }
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for HttpClient {
+    type Error = HttpError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>,
+    >;
+
+    /// Sends a request the `oauth2` crate built (see `OAuth2Flow::client`), with every limit of
+    /// this client.
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(self.send(request))
     }
 }
 
@@ -206,8 +220,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
             let allowed: Vec<std::net::SocketAddr> = addrs
                 .into_iter()
                 .filter(|a| {
-                    crate::plugin::AllowList::is_public_address(a.ip())
-                        || (allow_loopback && a.ip().is_loopback())
+                    crate::address::is_public(a.ip()) || (allow_loopback && a.ip().is_loopback())
                 })
                 .collect();
             if allowed.is_empty() {
@@ -220,26 +233,14 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
-/// Whether the URL's host is loopback: `127.0.0.0/8`, `::1` or `localhost`.
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(url::Host::Domain(d)) => {
-            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
-        }
-        None => false,
-    }
-}
-
 /// Refuses a URL that is neither `https` nor plain `http` to a loopback host.
-pub fn require_secure(url: &Url) -> Result<(), HttpError> {
+pub(crate) fn require_secure(url: &Url) -> Result<(), HttpError> {
     let host = url
         .host_str()
         .ok_or_else(|| HttpError::BadUrl("the URL has no host".into()))?;
     match url.scheme() {
         "https" => Ok(()),
-        "http" if is_loopback(url) => Ok(()),
+        "http" if crate::address::is_loopback_url(url) => Ok(()),
         "http" => Err(HttpError::InsecureUrl {
             host: host.to_owned(),
         }),

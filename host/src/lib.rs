@@ -1,22 +1,104 @@
 //! A sandboxed auth-flow runtime: turns a person's interaction (a browser consent, a device
 //! code, a pasted key) into working API credentials, and keeps them fresh.
 //!
-//! - [`flow`]: the [`AuthFlow`](flow::AuthFlow) trait every flow implements, and its values;
-//! - [`provider`]: providers with lazily built, cached flows, and the [`Registry`](provider::Registry);
-//! - [`credentials`]: schema-validated app credentials and the [`SecretString`](credentials::SecretString);
-//! - [`oauth2`]: the native [`OAuth2Flow`](oauth2::OAuth2Flow);
-//! - [`providers`]: built-in providers (`github`);
-//! - [`config`]: layered configuration;
-//! - [`http`]: the hardened HTTP client all provider traffic goes through.
+//! Log in, then keep a token fresh:
+//!
+//! ```no_run
+//! use host::{App, DeviceCode, LoginOptions, LoginUi, DEFAULT_MIN_VALID};
+//!
+//! /// What the person sees: here, lines on stderr.
+//! struct Terminal;
+//!
+//! impl LoginUi for Terminal {
+//!     fn show_url(&self, url: &str) {
+//!         eprintln!("Open this URL to log in:\n{url}");
+//!     }
+//!     fn show_device_code(&self, code: &DeviceCode) {
+//!         eprintln!("Enter {} at {}", code.user_code, code.verification_uri);
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Configuration from ~/.config/host/host.toml and HOST_* / GITHUB_CLIENT_ID variables.
+//! let app = App::load_default()?;
+//! let login = app.login("github", "default", None, &LoginOptions::default(), &Terminal).await?;
+//! println!("logged in as {:?}", login.identity);
+//!
+//! // Later, in any process: a token valid for at least a minute, refreshed when due.
+//! let record = app.token("github", "default", DEFAULT_MIN_VALID).await?;
+//! let token = record.credential.secret().expect("an OAuth2 token");
+//! # let _ = token;
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/login.rs` is this program in full; the end-to-end tests run it against a test
+//! provider.
+//!
+//! # The pieces
+//! - The flow model: [`AuthFlow`] (`authorize` → `exchange` → `refresh`) with its
+//!   [`Interaction`], opaque [`Pending`] state, typed [`Credential`]s and one error model,
+//!   [`FlowError`]. It knows none of its implementations.
+//! - [`oauth2`]: the native [`OAuth2Flow`](oauth2::OAuth2Flow) and
+//!   [`DeviceFlow`](oauth2::DeviceFlow), with direct access to a configured `oauth2` client;
+//!   [`github`]: the built-in provider.
+//! - [`Provider`]s own schema-validated app credentials and named flows, built lazily and
+//!   cached; a [`Registry`] holds them; [`App`] puts configuration, providers and the
+//!   [`Store`] together.
+//! - [`login()`] drives any flow's interaction for any front end ([`LoginUi`]);
+//!   [`Store::fresh`] refreshes with one request however many processes ask.
+//! - `plugin` (feature `plugins`, on by default): flows as sandboxed WebAssembly components.
+//!
+//! # Features
+//! - `plugins` (default): WebAssembly plugin flows (wasmtime).
+//! - `cli` (default): the `host` binary.
+//!
+//! With `default-features = false` the library has the flow model, OAuth2, GitHub, the
+//! configuration and the store, without wasmtime or the command-line crates.
 
-pub mod config;
-pub mod credentials;
-pub mod device;
-pub mod flow;
-pub mod http;
-pub mod loopback;
+#![deny(missing_docs)]
+
+mod address;
+mod app;
+mod app_credentials;
+mod config;
+mod flow;
+pub mod github;
+mod http;
+mod login;
+mod loopback;
+mod names;
 pub mod oauth2;
+#[cfg(feature = "plugins")]
 pub mod plugin;
-pub mod provider;
-pub mod providers;
-pub mod store;
+mod polling;
+mod private_fs;
+mod provider;
+mod secret;
+mod section;
+mod store;
+mod text;
+
+pub use app::{App, AppError, DEFAULT_MIN_VALID, builtin_defaults};
+pub use app_credentials::{
+    AppCredentials, CodeOrigins, FieldIssue, Origin, OriginLookup, ValidationError,
+};
+pub use config::{
+    Alias, Config, ConfigError, ConfigLoader, Defaults, ENV_PREFIX, FIELD_PREFIX, Setting,
+};
+pub use flow::{
+    AuthFlow, Authorization, AuthorizeRequest, BoxError, CallbackError, Credential, DeviceCode,
+    ExchangeInput, FlowError, Interaction, MAX_PENDING_BYTES, OAuth2Token, Pending, PromptField,
+    TokenExtras, async_trait,
+};
+pub use http::{HttpClient, HttpError, HttpPolicy};
+pub use login::{DEFAULT_BROWSER_TIMEOUT, LoginError, LoginOptions, LoginUi, Waiting, login};
+pub use loopback::{Callback, Loopback, Page};
+pub use names::{BadName, check_name};
+pub use polling::{MAX_INTERVAL, SLOW_DOWN_STEP, poll_device};
+pub use provider::{
+    Provider, ProviderBuilder, ProviderContext, ProviderError, ProviderSource, Registry,
+};
+pub use secret::SecretString;
+pub use section::ProviderSection;
+pub use store::{DEFAULT_ACCOUNT, FreshError, Record, RecordLock, Store, StoreError};

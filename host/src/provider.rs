@@ -5,12 +5,11 @@
 //! for costs nothing.
 //!
 //! ```
-//! use host::credentials::RawAppCredentials;
 //! use host::oauth2::{OAuth2AppCredentials, OAuth2Flow};
-//! use host::provider::{Provider, Registry};
+//! use host::{Provider, ProviderSection, Registry};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let app = RawAppCredentials::from_code("acme", serde_json::json!({
+//! let app = ProviderSection::from_code("acme", serde_json::json!({
 //!     "client_id": "my-app",
 //!     "authorize_url": "https://id.acme.test/authorize",
 //!     "token_url": "https://id.acme.test/token",
@@ -24,10 +23,15 @@
 //!         })
 //!         .build(),
 //! );
-//! let flow = registry.get("acme")?.flow("oauth2").await?;
+//! let acme = registry.get("acme")?;
+//! let flow = acme.flow("oauth2").await?;
+//! // The same flow, typed: its configured `oauth2` client is one call away.
+//! let typed: std::sync::Arc<OAuth2Flow> = acme.flow_as("oauth2").await?;
+//! let _client = typed.client();
 //! # let _ = flow; Ok(()) }
 //! ```
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
@@ -36,14 +40,15 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use tokio::sync::OnceCell;
 
-use crate::credentials::{AppCredentials, RawAppCredentials, ValidationError};
+use crate::app_credentials::{AppCredentials, ValidationError};
 use crate::flow::{AuthFlow, FlowError};
+use crate::section::ProviderSection;
 
 /// What a flow factory gets: the provider's name and its raw app credentials.
 #[derive(Debug, Clone)]
 pub struct ProviderContext {
     name: Arc<str>,
-    app: Arc<RawAppCredentials>,
+    app: Arc<ProviderSection>,
 }
 
 impl ProviderContext {
@@ -52,8 +57,9 @@ impl ProviderContext {
         &self.name
     }
 
-    /// The raw app credentials (validate them with [`ProviderContext::app_credentials`]).
-    pub fn raw_app_credentials(&self) -> &RawAppCredentials {
+    /// The provider's configuration section (validate its app credentials with
+    /// [`ProviderContext::app_credentials`]).
+    pub fn section(&self) -> &ProviderSection {
         &self.app
     }
 
@@ -63,15 +69,19 @@ impl ProviderContext {
     }
 }
 
-type Factory = Box<
-    dyn Fn(ProviderContext) -> BoxFuture<'static, Result<Arc<dyn AuthFlow>, FlowError>>
-        + Send
-        + Sync,
->;
+/// A built flow, as the trait object and as its concrete type (for [`Provider::flow_as`]).
+#[derive(Clone)]
+struct BuiltFlow {
+    flow: Arc<dyn AuthFlow>,
+    any: Arc<dyn Any + Send + Sync>,
+}
+
+type Factory =
+    Box<dyn Fn(ProviderContext) -> BoxFuture<'static, Result<BuiltFlow, FlowError>> + Send + Sync>;
 
 struct FlowSlot {
     factory: Factory,
-    cell: OnceCell<Arc<dyn AuthFlow>>,
+    cell: OnceCell<BuiltFlow>,
 }
 
 /// Where a provider comes from.
@@ -86,7 +96,7 @@ pub enum ProviderSource {
     Plugin(std::path::PathBuf),
 }
 
-type Checker = Box<dyn Fn(&RawAppCredentials) -> Result<(), ValidationError> + Send + Sync>;
+type Checker = Box<dyn Fn(&ProviderSection) -> Result<(), ValidationError> + Send + Sync>;
 
 /// A provider: app credentials plus named, lazily built flows.
 pub struct Provider {
@@ -109,7 +119,7 @@ impl fmt::Debug for Provider {
 
 impl Provider {
     /// Starts building a provider named `name` with these app credentials.
-    pub fn builder(name: impl Into<String>, app: RawAppCredentials) -> ProviderBuilder {
+    pub fn builder(name: impl Into<String>, app: ProviderSection) -> ProviderBuilder {
         ProviderBuilder {
             provider: Provider {
                 ctx: ProviderContext {
@@ -166,6 +176,28 @@ impl Provider {
     ///
     /// A failing factory caches nothing: the next access tries again.
     pub async fn flow(&self, name: &str) -> Result<Arc<dyn AuthFlow>, ProviderError> {
+        Ok(self.built(name).await?.flow)
+    }
+
+    /// The flow `name` as its concrete type `T` (the same cached instance as
+    /// [`Provider::flow`]): for what only that type offers, such as
+    /// [`OAuth2Flow::client`](crate::oauth2::OAuth2Flow::client).
+    pub async fn flow_as<T: AuthFlow + 'static>(
+        &self,
+        name: &str,
+    ) -> Result<Arc<T>, ProviderError> {
+        self.built(name)
+            .await?
+            .any
+            .downcast::<T>()
+            .map_err(|_| ProviderError::FlowType {
+                provider: self.name().to_owned(),
+                flow: name.to_owned(),
+                expected: std::any::type_name::<T>(),
+            })
+    }
+
+    async fn built(&self, name: &str) -> Result<BuiltFlow, ProviderError> {
         let slot = self
             .flows
             .get(name)
@@ -183,7 +215,7 @@ impl Provider {
                 flow: name.to_owned(),
                 source: Box::new(source),
             })?;
-        Ok(Arc::clone(flow))
+        Ok(flow.clone())
     }
 }
 
@@ -203,7 +235,13 @@ impl ProviderBuilder {
         let name = name.into();
         let factory: Factory = Box::new(move |ctx| {
             let fut = factory(ctx);
-            Box::pin(async move { fut.await.map(|f| Arc::new(f) as Arc<dyn AuthFlow>) })
+            Box::pin(async move {
+                let flow = Arc::new(fut.await?);
+                Ok(BuiltFlow {
+                    flow: Arc::clone(&flow) as Arc<dyn AuthFlow>,
+                    any: flow,
+                })
+            })
         });
         if self.provider.default_flow.is_none() {
             self.provider.default_flow = Some(name.clone());
@@ -263,6 +301,16 @@ pub enum ProviderError {
         flow: String,
         /// The flows it has.
         known: Vec<String>,
+    },
+    /// The flow is not of the type asked for.
+    #[error("flow `{flow}` of provider `{provider}` is not a {expected}")]
+    FlowType {
+        /// The provider.
+        provider: String,
+        /// The flow.
+        flow: String,
+        /// The type asked for.
+        expected: &'static str,
     },
     /// The flow's factory failed.
     #[error("cannot set up flow `{flow}` of provider `{provider}`")]

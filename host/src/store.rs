@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -20,13 +19,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::flow::{AuthFlow, Credential, FlowError};
+use crate::names::{BadName, check_name};
+use crate::private_fs::{create_private_dir, write_atomic};
 
 /// The record format version written by this program.
 const RECORD_VERSION: u32 = 1;
-
-/// Environment variable that makes a save abort the process between writing the temp file and
-/// renaming it, so tests can show that a crash there loses nothing. Test use only.
-pub const FAULT_ENV: &str = "HOST_TEST_FAULT";
 
 /// A stored credential with what is known about it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,7 +66,7 @@ impl Record {
 
     /// When the access token expires, if it does.
     pub fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.credential.as_oauth2().and_then(|t| t.expires_at)
+        self.credential.expires_at()
     }
 
     /// Whether the credential must be refreshed before use.
@@ -85,8 +82,8 @@ impl Record {
 #[non_exhaustive]
 pub enum StoreError {
     /// A provider or account name that cannot be a file name.
-    #[error("`{0}` is not a valid name: use letters, digits, `.`, `_` and `-` (at most 64)")]
-    BadName(String),
+    #[error(transparent)]
+    BadName(#[from] BadName),
     /// File-system trouble.
     #[error("{action} {}", .path.display())]
     Io {
@@ -133,21 +130,6 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Store
         action,
         path,
         source,
-    }
-}
-
-/// Checks that a provider or account name is a safe file name.
-pub fn check_name(name: &str) -> Result<(), StoreError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::BadName(name.chars().take(64).collect()))
     }
 }
 
@@ -237,37 +219,16 @@ impl Store {
     pub fn save(&self, record: &Record) -> Result<PathBuf, StoreError> {
         let path = self.path(&record.provider, &record.account)?;
         let dir = path.parent().expect("record paths have a parent");
-        create_private_dir(&self.dir)?;
-        create_private_dir(dir)?;
+        self.create_dirs(dir)?;
         let mut record = record.clone();
         record.version = RECORD_VERSION;
         record.updated_at = Utc::now();
         let bytes = serde_json::to_vec_pretty(&record).map_err(|e| StoreError::Io {
             action: "cannot encode",
             path: path.clone(),
-            source: std::io::Error::other(e.to_string()),
+            source: std::io::Error::other(e),
         })?;
-        // NamedTempFile creates the file 0600 in the same folder, so the rename is atomic.
-        let mut tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.", record.account))
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(io("cannot create a temp file in", dir))?;
-        tmp.write_all(&bytes)
-            .map_err(io("cannot write", tmp.path()))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(io("cannot sync", tmp.path()))?;
-        if std::env::var(FAULT_ENV).as_deref() == Ok("abort-before-rename") {
-            // Simulates a crash: the temp file is written, the rename never happens.
-            let _ = tmp.keep();
-            std::process::abort();
-        }
-        tmp.persist(&path)
-            .map_err(|e| io("cannot replace", &path)(e.error))?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+        write_atomic(&path, &[&bytes]).map_err(io("cannot write", &path))?;
         Ok(path)
     }
 
@@ -313,8 +274,7 @@ impl Store {
             .parent()
             .expect("record paths have a parent")
             .to_owned();
-        create_private_dir(&self.dir)?;
-        create_private_dir(&dir)?;
+        self.create_dirs(&dir)?;
         tokio::task::spawn_blocking(move || {
             let file = private_options()
                 .read(true)
@@ -329,8 +289,15 @@ impl Store {
         .map_err(|e| StoreError::Io {
             action: "cannot lock",
             path: dir,
-            source: std::io::Error::other(e.to_string()),
+            source: std::io::Error::other(e),
         })?
+    }
+
+    fn create_dirs(&self, dir: &Path) -> Result<(), StoreError> {
+        for d in [&self.dir, dir] {
+            create_private_dir(d).map_err(io("cannot create", d))?;
+        }
+        Ok(())
     }
 
     /// A credential valid for at least `skew`, refreshed first when needed (through the flow
@@ -399,23 +366,11 @@ fn private_options() -> OpenOptions {
     options
 }
 
-/// Creates a folder (and its parents) and makes it `0700`.
-pub fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
-    fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(io("cannot protect", dir))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::SecretString;
-    use crate::oauth2::OAuth2Token;
+    use crate::flow::OAuth2Token;
+    use crate::secret::SecretString;
 
     fn record(token: &str) -> Record {
         Record::new(

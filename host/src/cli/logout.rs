@@ -16,7 +16,8 @@ pub(crate) async fn run(ctx: &Context, args: LogoutArgs) -> anyhow::Result<()> {
         provider: name,
         account,
     } = &args.target;
-    let record = ctx.store.get(name, account)?;
+    let store = ctx.app.store();
+    let record = store.get(name, account)?;
     let revoked = match provider.flow(&record.flow).await {
         Ok(flow) => flow
             .revoke(&record.credential)
@@ -24,7 +25,7 @@ pub(crate) async fn run(ctx: &Context, args: LogoutArgs) -> anyhow::Result<()> {
             .map_err(anyhow::Error::from),
         Err(e) => Err(e.into()),
     };
-    ctx.store.delete(name, account)?;
+    store.delete(name, account)?;
     match revoked {
         Ok(true) => ctx.say(format!("Revoked the token at {name} and deleted the local credential (account `{account}`).")),
         Ok(false) => ctx.say(format!(

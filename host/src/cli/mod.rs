@@ -21,6 +21,7 @@ macro_rules! outln {
 
 mod config;
 mod logout;
+#[cfg(feature = "plugins")]
 mod plugin;
 mod prompt;
 mod providers;
@@ -32,9 +33,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use host::config::{Config, ConfigLoader};
-use host::provider::Registry;
-use host::store::Store;
+use host::{App, ConfigLoader};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -87,6 +86,7 @@ enum Command {
     /// Show the effective configuration and where each value comes from (secrets redacted).
     Config(config::ConfigArgs),
     /// Inspect or install plugins (WebAssembly components).
+    #[cfg(feature = "plugins")]
     #[command(
         after_help = "Examples:\n  host plugin inspect ./acme.wasm\n  host plugin install ./acme.wasm"
     )]
@@ -108,15 +108,24 @@ struct Target {
     #[arg(long, short = 'p')]
     provider: String,
     /// The account name, for several logins with one provider.
-    #[arg(long, short = 'a', default_value = host::store::DEFAULT_ACCOUNT)]
+    #[arg(long, short = 'a', default_value = host::DEFAULT_ACCOUNT)]
     account: String,
 }
 
 impl Target {
     /// Checks the account name and finds the provider.
-    fn provider(&self, ctx: &Context) -> anyhow::Result<std::sync::Arc<host::provider::Provider>> {
-        host::store::check_name(&self.account)?;
-        Ok(ctx.registry.get(&self.provider)?)
+    fn provider(&self, ctx: &Context) -> anyhow::Result<std::sync::Arc<host::Provider>> {
+        host::check_name(&self.account)?;
+        Ok(ctx.app.provider(&self.provider)?)
+    }
+
+    /// ` --account NAME` unless it is the default account, for messages that suggest a command.
+    fn account_flag(&self) -> String {
+        if self.account == host::DEFAULT_ACCOUNT {
+            String::new()
+        } else {
+            format!(" --account {}", self.account)
+        }
     }
 }
 
@@ -138,17 +147,13 @@ pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
 
 /// What every command works with.
 struct Context {
-    config: Config,
-    plugins: std::sync::Arc<host::plugin::PluginHost>,
-    registry: Registry,
-    store: Store,
+    app: App,
     quiet: bool,
 }
 
 impl Context {
     fn load(cli: &Cli) -> anyhow::Result<Self> {
-        let mut loader =
-            ConfigLoader::from_process_env().defaults(host::providers::builtin_defaults());
+        let mut loader = ConfigLoader::from_process_env().defaults(host::builtin_defaults());
         if let Some(file) = &cli.config {
             loader = loader.file(file);
         }
@@ -156,18 +161,8 @@ impl Context {
         if let Some(dir) = &cli.plugins_dir {
             config.set_plugins_dir(dir.clone());
         }
-        let plugins = std::sync::Arc::new(host::plugin::PluginHost::new(
-            config.plugin_settings(),
-            config.http_policy(),
-            Some(config.plugin_cache_dir()),
-        ));
-        let registry = host::providers::registry(&config, &plugins);
-        let store = Store::new(config.data_dir());
         Ok(Self {
-            config,
-            plugins,
-            registry,
-            store,
+            app: App::from_config(config),
             quiet: cli.quiet,
         })
     }
@@ -193,6 +188,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Providers(args) => providers::run(&ctx, args),
         Command::Logout(args) => logout::run(&ctx, args).await,
         Command::Config(args) => config::run(&ctx, args),
+        #[cfg(feature = "plugins")]
         Command::Plugin(args) => plugin::run(&ctx, args).await,
         Command::Completions { .. } => unreachable!("handled above"),
     }

@@ -1,11 +1,10 @@
 //! `host plugin inspect` and `host plugin install`.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use host::plugin::{EXPORT, WIT_VERSION};
+use host::plugin::{EXPORT, PluginError, WIT_VERSION};
 use serde_json::json;
 
 use super::Context;
@@ -47,7 +46,7 @@ pub(crate) async fn run(ctx: &Context, args: PluginArgs) -> anyhow::Result<()> {
 }
 
 async fn inspect(ctx: &Context, file: PathBuf, as_json: bool) -> anyhow::Result<()> {
-    let plugin = ctx.plugins.load(&file).await?;
+    let plugin = ctx.app.plugins().load(&file).await?;
     let info = plugin.info();
     let (imports, exports) = plugin.interface_names();
     let hosts: Vec<String> = info.allowed_hosts.iter().map(ToString::to_string).collect();
@@ -114,33 +113,20 @@ async fn install(
             .context("cannot take a provider name from the file name; use --name")?
             .to_owned(),
     };
-    host::store::check_name(&name)?;
+    host::check_name(&name)?;
     if ctx
-        .registry
-        .get(&name)
-        .is_ok_and(|p| matches!(p.source(), host::provider::ProviderSource::BuiltIn))
+        .app
+        .provider(&name)
+        .is_ok_and(|p| matches!(p.source(), host::ProviderSource::BuiltIn))
     {
         bail!("`{name}` is a built-in provider; install the plugin under another --name");
     }
-    // Loading checks the component (version, exports, imports, metadata) and precompiles it
-    // into the cache, which the installed copy (same bytes) then hits.
-    let plugin = ctx.plugins.load(&file).await?;
-    let dir = ctx.config.plugins_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let target = dir.join(format!("{name}.wasm"));
-    if target.exists() && !force {
-        bail!(
-            "{} already exists; pass --force to replace it",
-            target.display()
-        );
-    }
-    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    tmp.write_all(&bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(&target)
-        .with_context(|| format!("cannot create {}", target.display()))?;
+    let dir = ctx.app.config().plugins_dir();
+    let (plugin, target) = match ctx.app.plugins().install(&file, &dir, &name, force).await {
+        Ok(installed) => installed,
+        Err(e @ PluginError::AlreadyInstalled { .. }) => bail!("{e}; pass --force to replace it"),
+        Err(e) => return Err(e.into()),
+    };
     ctx.say(format!(
         "Installed {} {} as provider `{name}` ({}).",
         plugin.info().display_name,

@@ -2,55 +2,36 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use anyhow::{Context as _, anyhow, bail};
-use host::config::FIELD_PREFIX;
-use host::flow::{
-    AuthFlow, CallbackError, Credential, ExchangeInput, FlowError, Pending, PromptField,
-};
+use anyhow::Context as _;
+use host::{FIELD_PREFIX, LoginError, PromptField};
 
 use super::Context;
 
-/// Attempts at an interactive prompt before giving up.
-const ATTEMPTS: usize = 3;
-
-/// Collects the answers (flags, then `HOST_FIELD_*`, then the terminal or standard input),
-/// checks them, and exchanges them for a credential.
-pub(crate) async fn run(
+/// Answers for a prompt: flags, then `HOST_FIELD_*`, then the terminal (asked again after a
+/// refusal) or standard input (one line per field; a refusal ends the login).
+pub(crate) fn answers(
     ctx: &Context,
-    flow: &dyn AuthFlow,
     fields: &[PromptField],
     given: &[(String, String)],
-    pending: Pending,
-) -> anyhow::Result<Credential> {
+    refused: Option<&str>,
+) -> Result<Vec<(String, String)>, LoginError> {
     for (name, _) in given {
         if !fields.iter().any(|f| f.name == *name) {
             let known: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
-            bail!(
+            return Err(LoginError::Input(format!(
                 "this flow asks for {}; it has no field `{name}`",
                 known.join(", ")
-            );
+            )));
         }
     }
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    for attempt in 1..=ATTEMPTS {
-        let answers = answers(fields, given, interactive)?;
-        match flow
-            .exchange(pending.clone(), ExchangeInput::new(answers))
-            .await
-        {
-            Ok(credential) => return Ok(credential),
-            Err(FlowError::Callback(CallbackError::Rejected(why)))
-                if interactive && attempt < ATTEMPTS =>
-            {
-                ctx.say(format!("Not accepted: {why}. Try again."));
-            }
-            Err(FlowError::Callback(CallbackError::Rejected(why))) => {
-                bail!("what was entered was not accepted: {why}")
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context("the login failed")),
+    if let Some(why) = refused {
+        if !interactive {
+            return Err(LoginError::NotAccepted(why.to_owned()));
         }
+        ctx.say(format!("Not accepted: {why}. Try again."));
     }
-    unreachable!("the last attempt returns")
+    collect(fields, given, interactive).map_err(|e| LoginError::Input(format!("{e:#}")))
 }
 
 /// `HOST_FIELD_API_KEY` for `api_key` (`api-key` too).
@@ -68,7 +49,7 @@ fn env_name(field: &str) -> String {
     format!("{FIELD_PREFIX}{name}")
 }
 
-fn answers(
+fn collect(
     fields: &[PromptField],
     given: &[(String, String)],
     interactive: bool,
@@ -89,7 +70,7 @@ fn answers(
             None => match stdin_lines.as_mut().and_then(|l| l.next()).transpose()? {
                 Some(line) => line,
                 None => {
-                    return Err(anyhow!(
+                    return Err(anyhow::anyhow!(
                         "`{}` ({}) is needed: pass --field {}=…, set {var}, or run in a terminal to be asked",
                         field.name,
                         field.label,
@@ -100,10 +81,10 @@ fn answers(
         };
         let value = value.trim().to_owned();
         if value.is_empty() {
-            bail!("`{}` ({}) must not be empty", field.name, field.label);
+            anyhow::bail!("`{}` ({}) must not be empty", field.name, field.label);
         }
         if value.chars().any(char::is_control) {
-            bail!(
+            anyhow::bail!(
                 "`{}` ({}) contains control characters",
                 field.name,
                 field.label

@@ -1,7 +1,7 @@
 //! `host providers`: every provider, its flows, configuration status and stored accounts.
 
 use clap::Args;
-use host::provider::ProviderSource;
+use host::ProviderSource;
 use serde_json::{Value, json};
 
 use super::{Context, describe_expiry};
@@ -15,8 +15,9 @@ pub(crate) struct ProvidersArgs {
 
 pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
     let mut out = Vec::new();
-    let with_records = ctx.store.providers_with_records();
-    for provider in ctx.registry.providers() {
+    let store = ctx.app.store();
+    let with_records = store.providers_with_records();
+    for provider in ctx.app.registry().providers() {
         let source = match provider.source() {
             ProviderSource::BuiltIn => json!("built-in"),
             ProviderSource::Plugin(path) => json!(path),
@@ -31,13 +32,13 @@ pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
             }),
         };
         let names = if with_records.contains(provider.name()) {
-            ctx.store.accounts(provider.name())
+            store.accounts(provider.name())
         } else {
             Vec::new()
         };
         let accounts: Vec<Value> = names
             .into_iter()
-            .map(|account| match ctx.store.load(provider.name(), &account) {
+            .map(|account| match store.load(provider.name(), &account) {
                 Ok(Some(r)) => json!({
                     "account": account,
                     "flow": r.flow,

@@ -1,22 +1,17 @@
 //! `host run`: log in through a provider's flow and store the credential.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Args;
-use host::flow::{
-    AuthFlow, AuthorizeRequest, Credential, DeviceCode, ExchangeInput, FlowError, Interaction,
-    Pending,
+use host::{
+    CallbackError, DeviceCode, LoginError, LoginOptions, LoginUi, PromptField, Provider, Waiting,
 };
-use host::loopback::{Loopback, Page};
-use host::store::Record;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use super::{Context, Target, describe_expiry, prompt};
-
-/// How long the login-name lookup after a login may take.
-const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
@@ -57,48 +52,30 @@ pub(crate) async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
         Some(f) => f.clone(),
         None => pick_flow(ctx, &provider, args.no_browser)?,
     };
-    let flow = provider.flow(&flow_name).await?;
-    let mut listener = Loopback::bind(args.port)
-        .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
-    let request =
-        AuthorizeRequest::with_redirect(listener.redirect_uri()).scopes(args.scopes.clone());
-    let auth = flow
-        .authorize(request)
-        .await
-        .context("cannot start the login")?;
-    let credential = match auth.interaction {
-        Interaction::Redirect { url } => {
-            ctx.say("Open this URL in your browser to log in:");
-            // The URL goes out even with --quiet: without it there is no login.
-            eprintln!("{url}");
-            if !args.no_browser {
-                open_browser(ctx, &url);
-            }
-            let timeout = Duration::from_secs(args.timeout.unwrap_or(DEFAULT_TIMEOUT));
-            let outcome =
-                wait_for_callback(ctx, &mut listener, flow.as_ref(), auth.pending, timeout).await;
-            listener.shutdown().await;
-            outcome?
-        }
-        Interaction::DeviceCode(code) => {
-            listener.shutdown().await;
-            device_login(ctx, flow.as_ref(), code, auth.pending, &args).await?
-        }
-        Interaction::Prompt { fields } => {
-            listener.shutdown().await;
-            prompt::run(ctx, flow.as_ref(), &fields, &args.fields, auth.pending).await?
-        }
-        _ => bail!("flow `{flow_name}` asks for an interaction `host run` does not support yet"),
+    let mut options = LoginOptions::default()
+        .scopes(args.scopes.clone())
+        .port(args.port);
+    if let Some(secs) = args.timeout {
+        options = options.timeout(Duration::from_secs(secs));
+    }
+    let ui = Terminal {
+        ctx,
+        open_browser: !args.no_browser,
+        given: &args.fields,
+        spinner: Mutex::new(None),
     };
-
-    let identity = tokio::time::timeout(IDENTIFY_TIMEOUT, flow.identify(&credential))
+    let record = ctx
+        .app
+        .login(name, account, Some(&flow_name), &options, &ui)
         .await
-        .ok()
-        .flatten();
-    let mut record = Record::new(name, account, &flow_name, credential);
-    record.identity = identity;
-    let path = ctx.store.save(&record)?;
+        .map_err(|e| match e {
+            host::AppError::Login(e @ LoginError::TimedOut { .. }) => anyhow::anyhow!(
+                "{e} (run `host run --provider {name}{}` again, or raise --timeout)",
+                args.target.account_flag()
+            ),
+            e => e.into(),
+        })?;
+    let path = ctx.app.store().path(name, account)?;
 
     let scopes = record
         .credential
@@ -131,17 +108,90 @@ pub(crate) async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How long a browser login waits for its callback unless --timeout says otherwise.
-const DEFAULT_TIMEOUT: u64 = 300;
+/// The terminal as a login front end: URLs and codes on stderr (even with --quiet: without
+/// them there is no login), a browser when one can be opened, a spinner with the time left,
+/// prompt answers from flags, `HOST_FIELD_*`, the terminal or standard input.
+struct Terminal<'a> {
+    ctx: &'a Context,
+    open_browser: bool,
+    given: &'a [(String, String)],
+    spinner: Mutex<Option<ProgressBar>>,
+}
+
+#[async_trait::async_trait]
+impl LoginUi for Terminal<'_> {
+    fn show_url(&self, url: &str) {
+        self.ctx.say("Open this URL in your browser to log in:");
+        eprintln!("{url}");
+        if self.open_browser {
+            open_browser(self.ctx, url);
+        }
+    }
+
+    fn show_device_code(&self, code: &DeviceCode) {
+        eprintln!("First copy your one-time code: {}", code.user_code);
+        eprintln!("Then open this URL in a browser (on any device) and enter it:");
+        eprintln!("{}", code.verification_uri);
+        if self.open_browser {
+            let url = code
+                .verification_uri_complete
+                .as_deref()
+                .unwrap_or(&code.verification_uri);
+            open_browser(self.ctx, url);
+        }
+    }
+
+    async fn answer(
+        &self,
+        fields: &[PromptField],
+        refused: Option<&str>,
+    ) -> Result<Vec<(String, String)>, LoginError> {
+        prompt::answers(self.ctx, fields, self.given, refused)
+    }
+
+    fn waiting(&self, what: Waiting, left: Duration) {
+        let mut spinner = self.spinner.lock().unwrap_or_else(|e| e.into_inner());
+        let spinner = spinner.get_or_insert_with(|| {
+            let bar = ProgressBar::with_draw_target(
+                None,
+                if self.ctx.quiet {
+                    ProgressDrawTarget::hidden()
+                } else {
+                    ProgressDrawTarget::stderr()
+                },
+            );
+            bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("static"));
+            bar
+        });
+        let message = match what {
+            Waiting::Browser => "Waiting for the browser",
+            _ => "Waiting for the code to be entered",
+        };
+        let left = left.as_secs();
+        spinner.set_message(format!("{message}… {}:{:02} left", left / 60, left % 60));
+        spinner.tick();
+    }
+
+    fn done_waiting(&self) {
+        if let Some(spinner) = self
+            .spinner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            spinner.finish_and_clear();
+        }
+    }
+
+    fn callback_rejected(&self, error: &CallbackError) {
+        tracing::debug!("a request to the callback was refused: {error}");
+    }
+}
 
 /// The flow used when none is named: the provider's default, except that where no browser can
 /// be opened (no display, an SSH session) and the provider has a device flow, that one, saying
 /// so. `--no-browser` keeps the default: it only means "print the URL, open nothing".
-fn pick_flow(
-    ctx: &Context,
-    provider: &host::provider::Provider,
-    no_browser: bool,
-) -> anyhow::Result<String> {
+fn pick_flow(ctx: &Context, provider: &Provider, no_browser: bool) -> anyhow::Result<String> {
     let default = provider
         .default_flow()
         .context("the provider has no flows")?
@@ -171,75 +221,6 @@ fn browser_available() -> bool {
     }
 }
 
-/// Shows the code and the URL, offers the browser, then polls until the user has entered it.
-async fn device_login(
-    ctx: &Context,
-    flow: &dyn AuthFlow,
-    code: DeviceCode,
-    pending: Pending,
-    args: &RunArgs,
-) -> anyhow::Result<Credential> {
-    // The code and the URL go out even with --quiet: without them there is no login.
-    eprintln!("First copy your one-time code: {}", code.user_code);
-    eprintln!("Then open this URL in a browser (on any device) and enter it:");
-    eprintln!("{}", code.verification_uri);
-    if !args.no_browser {
-        open_browser(
-            ctx,
-            code.verification_uri_complete
-                .as_deref()
-                .unwrap_or(&code.verification_uri),
-        );
-    }
-    let limit = args.timeout.unwrap_or(code.expires_in).min(code.expires_in);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(limit);
-    let interval = Duration::from_secs(code.interval);
-    let poll = host::device::poll(flow, pending, interval, deadline);
-    let outcome = with_spinner(ctx, deadline, "Waiting for the code to be entered", poll).await;
-    outcome.map_err(|e| match e {
-        FlowError::Expired => anyhow::anyhow!(
-            "the code was not entered within {}s; nothing was stored (run `host run` again)",
-            limit
-        ),
-        e @ FlowError::AccessDenied { .. } => {
-            anyhow::Error::new(e).context("the login was refused")
-        }
-        e => anyhow::Error::new(e).context("the login failed"),
-    })
-}
-
-/// Runs `work` with a spinner showing the time left until `deadline`.
-async fn with_spinner<T>(
-    ctx: &Context,
-    deadline: tokio::time::Instant,
-    message: &str,
-    work: impl std::future::Future<Output = T>,
-) -> T {
-    let spinner = ProgressBar::with_draw_target(
-        None,
-        if ctx.quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        },
-    );
-    spinner.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("static template"));
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    tokio::pin!(work);
-    let result = loop {
-        tokio::select! {
-            result = &mut work => break result,
-            _ = tick.tick() => {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs();
-                spinner.set_message(format!("{message}… {}:{:02} left", left / 60, left % 60));
-                spinner.tick();
-            }
-        }
-    };
-    spinner.finish_and_clear();
-    result
-}
-
 fn parse_field(text: &str) -> Result<(String, String), String> {
     let (name, value) = text.split_once('=').ok_or("expected NAME=VALUE")?;
     if name.is_empty() {
@@ -259,54 +240,4 @@ fn open_browser(ctx: &Context, url: &str) {
             "Could not open a browser ({e}): open the URL above yourself."
         )),
     }
-}
-
-async fn wait_for_callback(
-    ctx: &Context,
-    listener: &mut Loopback,
-    flow: &dyn AuthFlow,
-    pending: Pending,
-    timeout: Duration,
-) -> anyhow::Result<Credential> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let wait = async {
-        loop {
-            let callback = tokio::select! {
-                callback = listener.next() => callback.context("the callback listener stopped")?,
-                _ = tokio::time::sleep_until(deadline) => anyhow::bail!(
-                    "no login callback arrived within {}s; nothing was stored (run `host run` again, or raise --timeout)",
-                    timeout.as_secs()
-                ),
-            };
-            match flow
-                .exchange(pending.clone(), ExchangeInput::from_query(&callback.query))
-                .await
-            {
-                Ok(credential) => {
-                    callback.reply(Page::Success);
-                    return Ok(credential);
-                }
-                Err(FlowError::Callback(e)) => {
-                    // Not our callback (a forged or stray request): say so, keep waiting.
-                    tracing::warn!("ignored a request to the callback: {e}");
-                    callback.reply(Page::Rejected(format!(
-                        "This request was not accepted: {e}."
-                    )));
-                }
-                Err(e @ FlowError::AccessDenied { .. }) => {
-                    callback.reply(Page::Failed(
-                        "Access was denied. You can close this tab.".into(),
-                    ));
-                    return Err(anyhow::Error::new(e).context("the login was refused"));
-                }
-                Err(e) => {
-                    callback.reply(Page::Failed(
-                        "The login failed; the terminal says why.".into(),
-                    ));
-                    return Err(anyhow::Error::new(e).context("the login failed"));
-                }
-            }
-        }
-    };
-    with_spinner(ctx, deadline, "Waiting for the browser", wait).await
 }

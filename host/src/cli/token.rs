@@ -1,9 +1,10 @@
 //! `host token`: print a valid access token, refreshing first when needed.
 
+use std::time::Duration;
+
 use anyhow::bail;
 use clap::Args;
-use host::flow::Credential;
-use host::store::FreshError;
+use host::Credential;
 
 use super::{Context, Target};
 
@@ -20,28 +21,20 @@ pub(crate) struct TokenArgs {
 }
 
 pub(crate) async fn run(ctx: &Context, args: TokenArgs) -> anyhow::Result<()> {
-    let provider = args.target.provider(ctx)?;
+    args.target.provider(ctx)?;
     let Target {
         provider: name,
         account,
     } = &args.target;
-    let skew = chrono::Duration::seconds(i64::from(args.min_valid));
-    let fresh = ctx
-        .store
-        .fresh(name, account, skew, |flow| async move {
-            provider.flow(&flow).await
-        })
-        .await;
-    let record = match fresh {
+    let min_valid = Duration::from_secs(u64::from(args.min_valid));
+    let record = match ctx.app.token(name, account, min_valid).await {
         Ok(record) => record,
-        Err(FreshError::Refresh { source, .. }) if source.needs_login() => {
-            let flag = if account == host::store::DEFAULT_ACCOUNT {
-                String::new()
-            } else {
-                format!(" --account {account}")
-            };
+        Err(e) if e.needs_login() => {
+            let source = e.flow_error().expect("needs_login comes from a flow error");
             bail!(
-                "the stored credential for `{name}` can no longer be refreshed ({source}); run `host run --provider {name}{flag}` to log in again"
+                "the stored credential for `{name}` can no longer be refreshed ({}); run `host run --provider {name}{}` to log in again",
+                chain(source),
+                args.target.account_flag()
             )
         }
         Err(e) => return Err(e.into()),
@@ -68,4 +61,16 @@ pub(crate) async fn run(ctx: &Context, args: TokenArgs) -> anyhow::Result<()> {
         outln!("{token}");
     }
     Ok(())
+}
+
+/// An error and its causes on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        next = e.source();
+    }
+    out
 }

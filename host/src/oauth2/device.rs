@@ -5,21 +5,22 @@
 //! endpoint: it returns the credential, or a [`TokenError::Provider`] with
 //! [`ErrorKind::AuthorizationPending`] or [`ErrorKind::SlowDown`] meaning "ask again later".
 //! The polling schedule (interval, `slow_down`, back-off, deadline) is
-//! [`crate::device::poll`]'s, so plugin device flows get the same rules.
+//! [`crate::poll_device`]'s, so plugin device flows get the same rules.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::error::{TokenError, sanitize};
-use super::flow::OAuth2Flow;
-use super::response::json_object;
-use super::token::{StandardToken, TokenClass};
+use super::class::{StandardToken, TokenClass};
+use super::code::OAuth2Flow;
+use super::error::TokenError;
+use super::response::{json_object, lifetime};
 use crate::flow::{
-    AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, DeviceCode,
-    ExchangeInput, FlowError, Interaction, Pending,
+    AuthFlow, Authorization, AuthorizeRequest, Credential, DeviceCode, ExchangeInput, FlowError,
+    Interaction, Pending,
 };
+use crate::text::sanitize;
 
 /// The grant type of a device poll.
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -41,8 +42,6 @@ impl<C: TokenClass> std::fmt::Debug for DeviceFlow<C> {
 
 #[derive(Serialize, Deserialize)]
 struct DevicePending {
-    provider: String,
-    flow: String,
     device_code: String,
     scopes: Vec<String>,
     expires_at: DateTime<Utc>,
@@ -53,7 +52,7 @@ impl<C: TokenClass> DeviceFlow<C> {
     /// when the provider has no device authorization endpoint.
     pub fn new(inner: OAuth2Flow<C>) -> Result<Self, FlowError> {
         if inner.app_credentials().device_authorization_url.is_none() {
-            return Err(FlowError::Config(format!(
+            return Err(FlowError::config(format!(
                 "providers.{}.device_authorization_url is not set: the provider has no device flow",
                 inner.provider()
             )));
@@ -116,7 +115,7 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
         if !scope.is_empty() {
             params.push(("scope", scope.as_str()));
         }
-        let request = self.inner.form_request(url, &params)?;
+        let request = self.inner.endpoint_request(url, &params)?;
         let response = self
             .inner
             .http_client()
@@ -135,12 +134,11 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
             Some(Value::String(s)) => Some(link(s.clone(), "verification_uri_complete")?),
             _ => None,
         };
-        let expires_in = super::lifetime(map.get("expires_in").cloned(), "expires_in")?.ok_or(
-            TokenError::Missing {
+        let expires_in =
+            lifetime(map.get("expires_in").cloned(), "expires_in")?.ok_or(TokenError::Missing {
                 field: "expires_in",
-            },
-        )?;
-        let interval = super::lifetime(map.get("interval").cloned(), "interval")?;
+            })?;
+        let interval = lifetime(map.get("interval").cloned(), "interval")?;
         let code = DeviceCode::new(
             &user_code,
             &verification_uri,
@@ -149,17 +147,13 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
             expires_in,
         );
         let pending = DevicePending {
-            provider: self.inner.provider().to_owned(),
-            flow: FLOW_NAME.into(),
             device_code,
             scopes,
             expires_at: Utc::now() + chrono::Duration::seconds(code.expires_in as i64),
         };
-        let pending =
-            serde_json::to_vec(&pending).map_err(|e| FlowError::Internal(e.to_string()))?;
         Ok(Authorization {
             interaction: Interaction::DeviceCode(code),
-            pending: Pending::new(pending),
+            pending: Pending::seal_json(self.inner.provider(), FLOW_NAME, &pending)?,
         })
     }
 
@@ -169,26 +163,16 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
         pending: Pending,
         _input: ExchangeInput,
     ) -> Result<Credential, FlowError> {
-        let pending: DevicePending = serde_json::from_slice(pending.as_bytes())
-            .map_err(|_| CallbackError::BadPending("cannot be read".into()))?;
-        if pending.provider != self.inner.provider() || pending.flow != FLOW_NAME {
-            return Err(CallbackError::BadPending(format!(
-                "belongs to another flow, not `{}`'s device flow",
-                self.inner.provider()
-            ))
-            .into());
-        }
-        let url = &self.inner.app_credentials().token_url;
-        let request = self.inner.form_request(
-            url,
-            &[
-                ("grant_type", DEVICE_GRANT),
-                ("device_code", &pending.device_code),
-            ],
-        )?;
+        let pending: DevicePending = pending.open_json(self.inner.provider(), FLOW_NAME)?;
         let token = self
             .inner
-            .send_token_request(request, &pending.scopes)
+            .token_request(
+                &[
+                    ("grant_type", DEVICE_GRANT),
+                    ("device_code", &pending.device_code),
+                ],
+                &pending.scopes,
+            )
             .await?;
         Ok(Credential::OAuth2(token))
     }

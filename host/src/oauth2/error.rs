@@ -1,8 +1,9 @@
-//! Typed errors of the token endpoint.
+//! Typed errors of the token endpoint, and what they mean to a caller.
 
 use std::fmt;
 use std::time::Duration;
 
+use crate::flow::FlowError;
 use crate::http::HttpError;
 
 /// The standard OAuth2 error codes (RFC 6749 §5.2, RFC 8628 §3.5), plus `Other`.
@@ -152,6 +153,11 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// The token error in `error`'s cause chain, if there is one.
+    pub fn find(error: &FlowError) -> Option<&TokenError> {
+        error.find_cause::<TokenError>()
+    }
+
     /// Whether this is an `invalid_grant`: the code or refresh token is no longer valid.
     pub fn is_invalid_grant(&self) -> bool {
         matches!(self, TokenError::Provider(e) if e.kind == ErrorKind::InvalidGrant)
@@ -166,27 +172,33 @@ impl TokenError {
     }
 }
 
-/// Strips control characters (ANSI escapes included) and caps the length, for text that came
-/// from a server and will be printed.
-pub fn sanitize(text: &str, max_chars: usize) -> String {
-    let mut out = String::new();
-    for (n, c) in text.chars().filter(|c| !c.is_control()).enumerate() {
-        if n == max_chars {
-            out.push('…');
-            break;
+impl From<TokenError> for FlowError {
+    /// Sorts a token-endpoint failure into the kind a caller acts on; the error itself stays
+    /// the cause.
+    fn from(e: TokenError) -> Self {
+        let transient = |retry_after, e: TokenError| FlowError::Transient {
+            retry_after,
+            source: Box::new(e),
+        };
+        match &e {
+            TokenError::Provider(p) => match p.kind {
+                ErrorKind::AuthorizationPending => FlowError::Pending,
+                ErrorKind::SlowDown => FlowError::SlowDown,
+                ErrorKind::AccessDenied => FlowError::Denied {
+                    description: p.description.clone(),
+                },
+                ErrorKind::ExpiredToken => FlowError::Expired,
+                ErrorKind::InvalidGrant => FlowError::LoginRequired {
+                    reason: "the provider refused the grant",
+                    source: Some(Box::new(e)),
+                },
+                ErrorKind::ServerError | ErrorKind::TemporarilyUnavailable => transient(None, e),
+                _ => FlowError::Failed(Box::new(e)),
+            },
+            TokenError::Unavailable { retry_after, .. } => transient(*retry_after, e),
+            TokenError::Status { status, .. } if *status >= 500 => transient(None, e),
+            TokenError::Http(h) if h.is_transient() => transient(None, e),
+            _ => FlowError::Failed(Box::new(e)),
         }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sanitize_strips_escapes_and_caps() {
-        assert_eq!(sanitize("a\u{1b}[31mred\r\nx", 100), "a[31mredx");
-        assert_eq!(sanitize("abcdef", 3), "abc…");
     }
 }

@@ -1,22 +1,25 @@
-//! The native OAuth2 flow: authorization code with PKCE and state, token exchange, refresh.
+//! The native OAuth2 flows: authorization code with PKCE and state, the device grant, token
+//! exchange, refresh and revocation.
 //!
-//! Built on the [`oauth2`](https://docs.rs/oauth2) crate, which builds every request (client
-//! authentication, PKCE, the refresh grant), and on this crate's hardened
-//! [`HttpClient`](crate::http::HttpClient), which sends it. Responses are classified here
-//! before `oauth2` sees them: providers put errors inside HTTP 200, send `expires_in` as a
-//! string or scopes comma-separated, and a redirect must never be followed.
+//! The [`oauth2`](https://docs.rs/oauth2) crate builds the authorization URL and is the
+//! configured client behind [`OAuth2Flow::client`]; this crate's hardened
+//! [`HttpClient`](crate::HttpClient) sends every request. Token responses are read once, by
+//! rules that accept what real providers send (errors inside HTTP 200, `expires_in` as a
+//! string, comma-separated scopes) and refuse everything unsafe; a redirect is never followed.
 
 mod app;
+mod class;
+mod code;
 mod device;
 mod error;
-mod flow;
 mod response;
-mod token;
 
 pub use app::{ClientAuth, OAuth2AppCredentials};
+pub use class::{StandardToken, TokenClass};
+pub(crate) use code::basic_auth;
+pub use code::{AuthorizationError, OAuth2Client, OAuth2Flow};
 pub use device::DeviceFlow;
-pub use error::{ErrorKind, OAuthError, TokenError, sanitize};
-pub use flow::OAuth2Flow;
-pub(crate) use flow::basic_auth;
-pub use response::{MAX_TOKEN_LEN, lifetime};
-pub use token::{OAuth2Token, StandardToken, TokenClass, TokenExtras};
+pub use error::{ErrorKind, OAuthError, TokenError};
+pub(crate) use response::lifetime;
+#[cfg(feature = "plugins")]
+pub(crate) use response::{check_token_type, token_text};

@@ -9,11 +9,16 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::error::{ErrorKind, OAuthError, TokenError, sanitize};
-use crate::credentials::SecretString;
+use chrono::{DateTime, Utc};
+
+use super::class::TokenClass;
+use super::error::{ErrorKind, OAuthError, TokenError};
+use crate::flow::{OAuth2Token, TokenExtras};
+use crate::secret::SecretString;
+use crate::text::sanitize;
 
 /// The longest access or refresh token accepted.
-pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// A token response that passed every check, before the token class shapes its extras.
 pub(crate) struct TokenFields {
@@ -24,6 +29,36 @@ pub(crate) struct TokenFields {
     /// `None` when the provider did not say.
     pub(crate) scopes: Option<Vec<String>>,
     pub(crate) extra: Map<String, Value>,
+}
+
+impl TokenFields {
+    /// The token, its extras shaped by the provider's class, its lifetime made absolute from
+    /// `received_at` (checked arithmetic: an absurd lifetime means no known expiry), and the
+    /// requested scopes when the provider did not say which it granted.
+    pub(crate) fn into_token<C: TokenClass>(
+        self,
+        class: &C,
+        received_at: DateTime<Utc>,
+        requested_scopes: &[String],
+    ) -> Result<OAuth2Token, TokenError> {
+        let extra = class.parse_extra(&self.extra, received_at)?;
+        let extra = match serde_json::to_value(extra) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        let expires_at = self.expires_in.and_then(|s| {
+            let d = chrono::Duration::try_seconds(i64::try_from(s).ok()?)?;
+            received_at.checked_add_signed(d)
+        });
+        Ok(OAuth2Token {
+            access_token: self.access_token,
+            token_type: "bearer".into(),
+            refresh_token: self.refresh_token,
+            expires_at,
+            scopes: self.scopes.unwrap_or_else(|| requested_scopes.to_vec()),
+            extra: TokenExtras(extra),
+        })
+    }
 }
 
 /// Classifies a token endpoint's response. `kind_of` maps provider-specific error codes.
@@ -143,16 +178,19 @@ fn json_kind(v: &Value) -> &'static str {
 }
 
 fn token_value(v: Option<Value>, field: &'static str) -> Result<Option<SecretString>, TokenError> {
-    let s = match v {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => s,
-        Some(_) => {
-            return Err(TokenError::Invalid {
-                field,
-                reason: "is not a string",
-            });
-        }
-    };
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => token_text(s, field).map(Some),
+        Some(_) => Err(TokenError::Invalid {
+            field,
+            reason: "is not a string",
+        }),
+    }
+}
+
+/// The host's one rule for a token value, wherever it came from (a token endpoint, a plugin):
+/// not empty, not absurdly long, no spaces or control characters.
+pub(crate) fn token_text(s: String, field: &'static str) -> Result<SecretString, TokenError> {
     if s.is_empty() {
         return Err(TokenError::Invalid {
             field,
@@ -171,7 +209,7 @@ fn token_value(v: Option<Value>, field: &'static str) -> Result<Option<SecretStr
             reason: "contains spaces or control characters",
         });
     }
-    Ok(Some(SecretString::new(s)))
+    Ok(SecretString::new(s))
 }
 
 fn fields(mut map: Map<String, Value>) -> Result<TokenFields, TokenError> {
@@ -180,8 +218,7 @@ fn fields(mut map: Map<String, Value>) -> Result<TokenFields, TokenError> {
             field: "access_token",
         })?;
     match map.remove("token_type") {
-        Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
-        Some(Value::String(t)) => return Err(TokenError::UnsupportedTokenType(sanitize(&t, 40))),
+        Some(Value::String(t)) => check_token_type(&t)?,
         Some(_) => {
             return Err(TokenError::Invalid {
                 field: "token_type",
@@ -225,10 +262,19 @@ fn fields(mut map: Map<String, Value>) -> Result<TokenFields, TokenError> {
     })
 }
 
+/// The host's one rule for a token type: bearer, in any case.
+pub(crate) fn check_token_type(token_type: &str) -> Result<(), TokenError> {
+    if token_type.eq_ignore_ascii_case("bearer") {
+        Ok(())
+    } else {
+        Err(TokenError::UnsupportedTokenType(sanitize(token_type, 40)))
+    }
+}
+
 /// Reads a lifetime in seconds: a number or a numeric string. Zero or negative means "no usable
 /// lifetime" (`None`): treating it as "expired now" would refresh on every use. Fractions are
 /// truncated. Huge values are kept; turning them into a date uses checked arithmetic.
-pub fn lifetime(v: Option<Value>, field: &'static str) -> Result<Option<u64>, TokenError> {
+pub(crate) fn lifetime(v: Option<Value>, field: &'static str) -> Result<Option<u64>, TokenError> {
     let seconds: f64 = match v {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),

@@ -18,20 +18,25 @@
 //! - Errors keep a trap, the plugin's own `flow-error` and a host failure apart, and each names
 //!   the plugin file and the call.
 
-mod allow;
 mod bindings;
-mod flow;
+mod discovery;
+mod imports;
 mod runtime;
-mod state;
+mod sandbox;
+mod wasm_flow;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use allow::{AllowList, HostPattern};
-pub use flow::WasmFlow;
-pub use runtime::{HostSpec, LoadSource, LoadedPlugin, PluginHost, PluginInfo};
+use crate::flow::FlowError;
+
+pub use discovery::{PluginFile, discover};
+pub(crate) use discovery::{bind_plugin_flows, plugin_provider};
+pub use runtime::{EngineError, HostSpec, LoadSource, LoadedPlugin, PluginHost, PluginInfo};
+pub use sandbox::{HostPattern, HostPatternError};
+pub use wasm_flow::WasmFlow;
 
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "0.1.0";
@@ -74,48 +79,24 @@ impl PluginSettings {
     }
 }
 
-/// A plugin file found in the plugins folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginFile {
-    /// The provider name (the file stem).
-    pub name: String,
-    /// The file.
-    pub path: PathBuf,
-}
-
-/// Lists the plugin files of `dir` (`<name>.wasm`, names that are valid provider names),
-/// sorted. Reads the folder only: nothing is opened or compiled. A missing folder has none.
-pub fn discover(dir: &Path) -> Vec<PluginFile> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut found: Vec<PluginFile> = entries
-        .filter_map(|e| {
-            let path = e.ok()?.path();
-            if path.extension()? != "wasm" {
-                return None;
-            }
-            let name = path.file_stem()?.to_str()?.to_owned();
-            crate::store::check_name(&name).ok()?;
-            Some(PluginFile { name, path })
-        })
-        .collect();
-    found.sort_by(|a, b| a.name.cmp(&b.name));
-    found
-}
-
 /// Why a plugin cannot be loaded or called. Every message names the plugin file.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PluginError {
-    /// The file cannot be read.
-    #[error("plugin {}: cannot read it", .path.display())]
+    /// The file cannot be read or written.
+    #[error("plugin {}: cannot read or write it", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// A plugin of that name is installed already.
+    #[error("{} is installed already", .path.display())]
+    AlreadyInstalled {
+        /// The installed file.
+        path: PathBuf,
     },
     /// Not WebAssembly at all.
     #[error("plugin {}: not a WebAssembly file", .path.display())]
@@ -202,17 +183,29 @@ pub enum PluginError {
         call: &'static str,
         /// Its message (sanitized).
         message: String,
-        /// Whether it is a network failure (worth retrying later).
-        network: bool,
     },
     /// The host failed while serving the plugin.
-    #[error("host failure running plugin {} (`{call}`): {reason}", .path.display())]
+    #[error("host failure running plugin {} (`{call}`)", .path.display())]
     Host {
         /// The file.
         path: PathBuf,
         /// The call.
         call: &'static str,
         /// Why.
-        reason: String,
+        #[source]
+        source: crate::flow::BoxError,
     },
+}
+
+impl PluginError {
+    /// The plugin error in `error`'s cause chain, if there is one.
+    pub fn find(error: &FlowError) -> Option<&PluginError> {
+        error.find_cause::<PluginError>()
+    }
+}
+
+impl From<PluginError> for FlowError {
+    fn from(e: PluginError) -> Self {
+        FlowError::Failed(Box::new(e))
+    }
 }

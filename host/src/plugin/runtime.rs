@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -11,9 +10,9 @@ use tokio::sync::OnceCell;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
-use super::allow::{AllowList, HostPattern};
 use super::bindings::{Plugin, PluginPre};
-use super::state::{LimitHit, Limits, StoreState};
+use super::imports::{LimitHit, Limits, StoreState};
+use super::sandbox::{AllowList, HostPattern, HostPatternError};
 use super::{EXPORT, PluginError, PluginSettings, WIT_VERSION};
 use crate::http::{HttpClient, HttpPolicy};
 
@@ -28,7 +27,7 @@ pub struct PluginHost {
     settings: PluginSettings,
     http_policy: HttpPolicy,
     cache_dir: Option<PathBuf>,
-    runtime: OnceLock<Result<Arc<Runtime>, String>>,
+    runtime: OnceLock<Result<Arc<Runtime>, EngineError>>,
     loaded: Mutex<HashMap<PathBuf, Arc<OnceCell<Arc<LoadedPlugin>>>>>,
 }
 
@@ -69,13 +68,17 @@ impl PluginHost {
 
     /// Creates the engine now (normally done on first use): for callers that want start-up
     /// cost out of a later, latency-sensitive path.
-    pub fn warm_up(&self) -> Result<(), String> {
+    pub fn warm_up(&self) -> Result<(), EngineError> {
         self.runtime().map(drop)
     }
 
-    pub(crate) fn runtime(&self) -> Result<Arc<Runtime>, String> {
+    pub(crate) fn runtime(&self) -> Result<Arc<Runtime>, EngineError> {
         self.runtime
-            .get_or_init(|| Runtime::new(&self.settings, &self.http_policy).map(Arc::new))
+            .get_or_init(|| {
+                Runtime::new(&self.settings, &self.http_policy)
+                    .map(Arc::new)
+                    .map_err(EngineError)
+            })
             .clone()
     }
 
@@ -88,10 +91,10 @@ impl PluginHost {
         };
         let plugin = cell
             .get_or_try_init(|| async {
-                let runtime = self.runtime().map_err(|reason| PluginError::Host {
+                let runtime = self.runtime().map_err(|e| PluginError::Host {
                     path: path.to_owned(),
                     call: "load",
-                    reason,
+                    source: Box::new(e),
                 })?;
                 let started = std::time::Instant::now();
                 let path_owned = path.to_owned();
@@ -103,7 +106,7 @@ impl PluginHost {
                         .map_err(|e| PluginError::Host {
                             path: path.to_owned(),
                             call: "load",
-                            reason: e.to_string(),
+                            source: Box::new(e),
                         })??;
                 let compiled = started.elapsed();
                 let pre = runtime.instantiate_pre(path, &component)?;
@@ -132,6 +135,48 @@ impl PluginHost {
         Ok(Arc::clone(plugin))
     }
 }
+
+impl PluginHost {
+    /// Checks the plugin `file` (version, exports, imports, metadata), precompiles it into the
+    /// cache, and copies it atomically into `plugins_dir` as `<name>.wasm`, which then is
+    /// provider `name`. An installed plugin of that name is replaced only with `replace`.
+    pub async fn install(
+        &self,
+        file: &Path,
+        plugins_dir: &Path,
+        name: &str,
+        replace: bool,
+    ) -> Result<(Arc<LoadedPlugin>, PathBuf), PluginError> {
+        crate::names::check_name(name).map_err(|e| PluginError::Host {
+            path: file.to_owned(),
+            call: "install",
+            source: Box::new(e),
+        })?;
+        // Loading checks the component and precompiles it into the cache, which the installed
+        // copy (same bytes) then hits.
+        let plugin = self.load(file).await?;
+        let target = plugins_dir.join(format!("{name}.wasm"));
+        if target.exists() && !replace {
+            return Err(PluginError::AlreadyInstalled { path: target });
+        }
+        let io = |source| PluginError::Io {
+            path: target.clone(),
+            source,
+        };
+        let bytes = std::fs::read(file).map_err(|source| PluginError::Io {
+            path: file.to_owned(),
+            source,
+        })?;
+        std::fs::create_dir_all(plugins_dir).map_err(io)?;
+        crate::private_fs::write_atomic(&target, &[&bytes]).map_err(io)?;
+        Ok((plugin, target))
+    }
+}
+
+/// The plugin engine could not be started (a bad setting, a platform without support).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot start the plugin engine: {0}")]
+pub struct EngineError(String);
 
 /// The engine and the linker, one per process.
 pub(crate) struct Runtime {
@@ -358,7 +403,7 @@ pub enum HostSpec {
 }
 
 impl HostSpec {
-    fn parse(text: &str) -> Result<Self, String> {
+    fn parse(text: &str) -> Result<Self, HostPatternError> {
         match text
             .trim()
             .strip_prefix('{')
@@ -372,13 +417,16 @@ impl HostSpec {
             {
                 Ok(HostSpec::Field(field.to_owned()))
             }
-            Some(_) => Err(format!("`{text}`: not a field name")),
+            Some(_) => Err(HostPatternError {
+                pattern: crate::text::sanitize(text, 100),
+                problem: "not a field name",
+            }),
             None => HostPattern::parse(text).map(HostSpec::Pattern),
         }
     }
 
-    /// The pattern for these (validated) app credentials.
-    pub fn resolve(&self, app: &serde_json::Value) -> Result<HostPattern, String> {
+    /// The pattern for these (validated) app credentials; `Err` says which field is wrong.
+    pub(crate) fn resolve(&self, app: &serde_json::Value) -> Result<HostPattern, String> {
         match self {
             HostSpec::Pattern(p) => Ok(p.clone()),
             HostSpec::Field(field) => {
@@ -398,7 +446,7 @@ impl HostSpec {
                 } else {
                     host.to_owned()
                 };
-                HostPattern::parse(&format!("{host}:{port}"))
+                HostPattern::parse(&format!("{host}:{port}")).map_err(|e| e.to_string())
             }
         }
     }
@@ -544,8 +592,8 @@ impl LoadedPlugin {
             .map(|h| HostSpec::parse(h).map_err(|e| bad(format!("allowed host {e}"))))
             .collect::<Result<_, _>>()?;
         Ok(PluginInfo {
-            display_name: crate::oauth2::sanitize(&meta.display_name, 100),
-            version: crate::oauth2::sanitize(&meta.version, 40),
+            display_name: crate::text::sanitize(&meta.display_name, 100),
+            version: crate::text::sanitize(&meta.version, 40),
             allowed_hosts,
             schema,
         })
@@ -582,7 +630,7 @@ pub(crate) fn trap(
     PluginError::Host {
         path,
         call,
-        reason: format!("{e:#}"),
+        source: e.into_boxed_dyn_error(),
     }
 }
 
@@ -603,13 +651,9 @@ fn check_header(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
 
 fn write_artifact(artifact: &Path, component: &Component) -> Result<(), String> {
     let dir = artifact.parent().ok_or("no cache folder")?;
-    crate::store::create_private_dir(dir).map_err(|e| e.to_string())?;
+    crate::private_fs::create_private_dir(dir).map_err(|e| e.to_string())?;
     let payload = component.serialize().map_err(|e| e.to_string())?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
-    tmp.write_all(blake3::hash(&payload).as_bytes())
-        .map_err(|e| e.to_string())?;
-    tmp.write_all(&payload).map_err(|e| e.to_string())?;
-    tmp.as_file().sync_all().map_err(|e| e.to_string())?;
-    tmp.persist(artifact).map_err(|e| e.to_string())?;
-    Ok(())
+    let digest = blake3::hash(&payload);
+    crate::private_fs::write_atomic(artifact, &[digest.as_bytes(), &payload])
+        .map_err(|e| e.to_string())
 }

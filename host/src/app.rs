@@ -1,0 +1,254 @@
+//! The composition root: configuration, providers, store (and the plugin host) put together
+//! once, as the `host` CLI, the tests and the benchmarks all use them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, ConfigError, ConfigLoader, Defaults};
+use crate::flow::FlowError;
+use crate::github::{self, GitHub};
+use crate::login::{LoginError, LoginOptions, LoginUi, login};
+use crate::names::BadName;
+use crate::provider::{Provider, ProviderError, Registry};
+use crate::store::{FreshError, Record, Store, StoreError};
+
+/// How close to its expiry a token is refreshed by [`App::token`].
+pub const DEFAULT_MIN_VALID: Duration = Duration::from_secs(60);
+
+/// The defaults and aliases of every built-in provider, for a [`ConfigLoader`].
+pub fn builtin_defaults() -> Vec<Defaults> {
+    vec![github::defaults()]
+}
+
+/// Everything a program needs to log in and keep tokens fresh: the configuration, every
+/// provider (built-in, from plugin files, and the plugin flows the configuration binds), and
+/// the credential store.
+///
+/// Building it reads the plugins folder's names and nothing more: no flow is built, no app
+/// credentials are validated, no plugin is compiled until something asks.
+#[derive(Debug)]
+pub struct App {
+    config: Config,
+    registry: Registry,
+    store: Store,
+    #[cfg(feature = "plugins")]
+    plugins: Arc<crate::plugin::PluginHost>,
+}
+
+impl App {
+    /// The configuration from the process environment and the default file
+    /// (`$XDG_CONFIG_HOME/host/host.toml`, or `$HOST_CONFIG`).
+    pub fn load_default() -> Result<Self, ConfigError> {
+        let config = ConfigLoader::from_process_env()
+            .defaults(builtin_defaults())
+            .load()?;
+        Ok(Self::from_config(config))
+    }
+
+    /// Puts everything together from a loaded configuration (load it with
+    /// [`builtin_defaults`] so the built-in providers get theirs).
+    pub fn from_config(config: Config) -> Self {
+        let store = Store::new(config.data_dir());
+        #[cfg(feature = "plugins")]
+        {
+            let plugins = Arc::new(crate::plugin::PluginHost::new(
+                config.plugin_settings(),
+                config.http_policy(),
+                Some(config.plugin_cache_dir()),
+            ));
+            let registry = registry(&config, &plugins);
+            Self {
+                config,
+                registry,
+                store,
+                plugins,
+            }
+        }
+        #[cfg(not(feature = "plugins"))]
+        {
+            let registry = registry(&config);
+            Self {
+                config,
+                registry,
+                store,
+            }
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Every provider.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The credential store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The plugin host (its engine starts when a plugin is first used).
+    #[cfg(feature = "plugins")]
+    pub fn plugins(&self) -> &Arc<crate::plugin::PluginHost> {
+        &self.plugins
+    }
+
+    /// The provider `name` (a plugin, a configured one).
+    pub fn provider(&self, name: &str) -> Result<Arc<Provider>, ProviderError> {
+        self.registry.get(name)
+    }
+
+    /// The built-in `github` provider, typed.
+    pub fn github(&self) -> GitHub {
+        GitHub::new(
+            self.registry
+                .get(github::NAME)
+                .expect("the built-in github provider is always registered"),
+        )
+    }
+
+    /// Logs in to `provider` with its flow `flow` (its default flow when `None`), and stores
+    /// the credential as `account`, with who it belongs to when the provider says (looked up
+    /// for at most a few seconds, never failing the login).
+    pub async fn login(
+        &self,
+        provider: &str,
+        account: &str,
+        flow: Option<&str>,
+        options: &LoginOptions,
+        ui: &dyn LoginUi,
+    ) -> Result<Record, AppError> {
+        crate::names::check_name(account)?;
+        let handle = self.provider(provider)?;
+        let flow_name = match flow {
+            Some(f) => f.to_owned(),
+            None => handle
+                .default_flow()
+                .ok_or_else(|| ProviderError::UnknownFlow {
+                    provider: provider.to_owned(),
+                    flow: "(default)".into(),
+                    known: Vec::new(),
+                })?
+                .to_owned(),
+        };
+        let flow = handle.flow(&flow_name).await?;
+        let credential = login(flow.as_ref(), options, ui).await?;
+        let identity = tokio::time::timeout(IDENTIFY_TIMEOUT, flow.identify(&credential))
+            .await
+            .ok()
+            .flatten();
+        let mut record = Record::new(provider, account, &flow_name, credential);
+        record.identity = identity;
+        self.store.save(&record)?;
+        Ok(record)
+    }
+
+    /// The stored credential of `provider`'s `account`, valid for at least `min_valid`:
+    /// refreshed first when needed (through the flow that made it), concurrent callers in this
+    /// and other processes sharing one refresh.
+    pub async fn token(
+        &self,
+        provider: &str,
+        account: &str,
+        min_valid: Duration,
+    ) -> Result<Record, AppError> {
+        let handle = self.provider(provider)?;
+        let skew = chrono::Duration::from_std(min_valid).unwrap_or(chrono::Duration::MAX);
+        let record = self
+            .store
+            .fresh(provider, account, skew, |flow| async move {
+                handle.flow(&flow).await
+            })
+            .await?;
+        Ok(record)
+    }
+}
+
+/// How long the identity lookup after a login may take.
+const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why an [`App`] operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// An unusable account or provider name.
+    #[error(transparent)]
+    BadName(#[from] BadName),
+    /// The provider or flow cannot be had.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The login failed.
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored credential cannot be had fresh.
+    #[error(transparent)]
+    Fresh(#[from] FreshError),
+}
+
+impl AppError {
+    /// The flow error at the bottom of this one, if a flow failed.
+    pub fn flow_error(&self) -> Option<&FlowError> {
+        match self {
+            AppError::Fresh(FreshError::Refresh { source, .. }) => Some(source),
+            AppError::Login(
+                LoginError::Start(e) | LoginError::Refused(e) | LoginError::Failed(e),
+            ) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether the user must log in again.
+    pub fn needs_login(&self) -> bool {
+        self.flow_error().is_some_and(FlowError::needs_login)
+    }
+}
+
+/// Every provider: the built-in ones, one per plugin file, and providers that exist only
+/// through plugin flows their section binds.
+#[cfg(feature = "plugins")]
+fn registry(config: &Config, plugins: &Arc<crate::plugin::PluginHost>) -> Registry {
+    use crate::plugin::{bind_plugin_flows, discover, plugin_provider};
+    use crate::provider::ProviderSource;
+
+    let plugins_dir = config.plugins_dir();
+    let mut registry = Registry::new();
+    let github = github::builder(config);
+    let section = config.provider_section(github::NAME);
+    registry.register(bind_plugin_flows(github, &section, plugins, &plugins_dir).build());
+    for file in discover(&plugins_dir) {
+        if registry.get(&file.name).is_ok() {
+            tracing::warn!(
+                "plugin {} is ignored: a built-in provider is called `{}`",
+                file.path.display(),
+                file.name
+            );
+            continue;
+        }
+        let section = config.provider_section(&file.name);
+        registry.register(plugin_provider(file, section, plugins, &plugins_dir));
+    }
+    let names: Vec<String> = config.provider_names().map(str::to_owned).collect();
+    for name in names {
+        let section = config.provider_section(&name);
+        if registry.get(&name).is_ok() || section.bound_plugin_flows(&plugins_dir).is_empty() {
+            continue;
+        }
+        let builder = Provider::builder(&name, section.clone()).source(ProviderSource::Code);
+        registry.register(bind_plugin_flows(builder, &section, plugins, &plugins_dir).build());
+    }
+    registry
+}
+
+/// Every provider: the built-in ones.
+#[cfg(not(feature = "plugins"))]
+fn registry(config: &Config) -> Registry {
+    let mut registry = Registry::new();
+    registry.register(github::provider(config));
+    registry
+}

@@ -1,0 +1,428 @@
+//! The built-in `github` provider: OAuth apps and GitHub Apps (user-to-server tokens).
+//!
+//! - github.com endpoints by default; every one can be overridden for GitHub Enterprise Server
+//!   (`https://HOST/login/oauth/authorize`, `https://HOST/api/v3`) or tests.
+//! - `GITHUB_CLIENT_ID` and `GITHUB_CLIENT_SECRET` set `providers.github.client_id` and
+//!   `providers.github.client_secret`.
+//! - GitHub answers token errors with HTTP 200; its codes map to [`GitHubErrorCode`] and to the
+//!   standard [`ErrorKind`] (a `bad_refresh_token` is an `invalid_grant`: log in again).
+//! - GitHub App user tokens expire (8 hours) and come with a refresh token that expires too
+//!   (`refresh_token_expires_in`, about 6 months): [`GitHubTokenExtra`] keeps its absolute expiry.
+//! - Scopes come back comma-separated (`repo,gist`); they are split.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use std::sync::Arc;
+
+use crate::config::{Alias, Config, Defaults};
+use crate::flow::{
+    AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
+};
+use crate::http::{HttpClient, HttpPolicy};
+use crate::oauth2::{
+    DeviceFlow, ErrorKind, OAuth2AppCredentials, OAuth2Flow, TokenClass, TokenError,
+};
+use crate::provider::{Provider, ProviderBuilder, ProviderError, ProviderSource};
+use crate::text::sanitize;
+
+/// The provider's name.
+pub const NAME: &str = "github";
+/// The name of its authorization-code (browser) flow.
+pub const OAUTH2_FLOW: &str = "oauth2";
+/// The name of its device flow.
+pub const DEVICE_FLOW: &str = "device";
+
+/// GitHub's app credentials: the OAuth2 ones plus the REST API's base URL.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct GitHubAppCredentials {
+    /// The OAuth2 settings.
+    #[serde(flatten)]
+    pub oauth2: OAuth2AppCredentials,
+    /// The REST API (`https://api.github.com`, or `https://HOST/api/v3` on Enterprise Server).
+    pub api_url: Url,
+}
+
+/// The built-in defaults and aliases.
+pub fn defaults() -> Defaults {
+    Defaults {
+        path: format!("providers.{NAME}"),
+        values: json!({
+            "authorize_url": "https://github.com/login/oauth/authorize",
+            "token_url": "https://github.com/login/oauth/access_token",
+            "device_authorization_url": "https://github.com/login/device/code",
+            "api_url": "https://api.github.com",
+            "client_auth": "request_body",
+        }),
+        aliases: vec![
+            Alias::new("GITHUB_CLIENT_ID", format!("providers.{NAME}.client_id")),
+            Alias::new(
+                "GITHUB_CLIENT_SECRET",
+                format!("providers.{NAME}.client_secret"),
+            ),
+        ],
+    }
+}
+
+/// The `github` provider, configured from `config`.
+pub fn provider(config: &Config) -> Provider {
+    builder(config).build()
+}
+
+/// A typed handle on the `github` provider (see `App::github`): its flows as
+/// [`GitHubFlow`]s, built on first access and cached like every flow.
+#[derive(Debug, Clone)]
+pub struct GitHub {
+    provider: Arc<Provider>,
+}
+
+impl GitHub {
+    /// The handle on a registered `github` provider.
+    pub fn new(provider: Arc<Provider>) -> Self {
+        Self { provider }
+    }
+
+    /// The provider underneath.
+    pub fn provider(&self) -> &Arc<Provider> {
+        &self.provider
+    }
+
+    /// The browser flow (authorization code with PKCE): the same instance on every call.
+    pub async fn oauth2(&self) -> Result<Arc<GitHubFlow>, ProviderError> {
+        self.provider.flow_as(OAUTH2_FLOW).await
+    }
+
+    /// The device flow.
+    pub async fn device(&self) -> Result<Arc<GitHubFlow>, ProviderError> {
+        self.provider.flow_as(DEVICE_FLOW).await
+    }
+
+    /// The app credentials, validated.
+    pub fn app_credentials(&self) -> Result<GitHubAppCredentials, crate::ValidationError> {
+        self.provider.context().app_credentials()
+    }
+}
+
+/// The `github` provider's builder, for adding flows.
+pub(crate) fn builder(config: &Config) -> ProviderBuilder {
+    let policy = config.http_policy();
+    Provider::builder(NAME, config.provider_section(NAME))
+        .source(ProviderSource::BuiltIn)
+        .app_credentials::<GitHubAppCredentials>()
+        .flow(OAUTH2_FLOW, {
+            let policy = policy.clone();
+            move |ctx| {
+                let policy = policy.clone();
+                async move { GitHubFlow::new(ctx.name(), ctx.app_credentials()?, policy) }
+            }
+        })
+        .flow(DEVICE_FLOW, move |ctx| {
+            let policy = policy.clone();
+            async move { GitHubFlow::device(ctx.name(), ctx.app_credentials()?, policy) }
+        })
+        .default_flow(OAUTH2_FLOW)
+}
+
+/// A GitHub flow (browser or device): [`OAuth2Flow`] with GitHub's token class, plus GitHub's
+/// own token deletion API for revocation and its user API for the login name.
+#[derive(Debug)]
+pub struct GitHubFlow {
+    inner: Grant,
+    api_url: Url,
+}
+
+/// How a GitHub flow obtains the token.
+#[derive(Debug)]
+enum Grant {
+    /// The browser redirect (authorization code with PKCE).
+    Code(OAuth2Flow<GitHubToken>),
+    /// The device flow: a code typed at github.com/login/device.
+    Device(DeviceFlow<GitHubToken>),
+}
+
+impl Grant {
+    fn oauth2(&self) -> &OAuth2Flow<GitHubToken> {
+        match self {
+            Grant::Code(f) => f,
+            Grant::Device(d) => d.oauth2(),
+        }
+    }
+
+    fn flow(&self) -> &dyn AuthFlow {
+        match self {
+            Grant::Code(f) => f,
+            Grant::Device(d) => d,
+        }
+    }
+}
+
+/// How long the login lookup after a login may take; it never fails the login.
+const IDENTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl GitHubFlow {
+    /// The browser (authorization code) flow for these app credentials.
+    pub fn new(
+        provider: &str,
+        app: GitHubAppCredentials,
+        policy: HttpPolicy,
+    ) -> Result<Self, FlowError> {
+        Self::build(provider, app, policy, false)
+    }
+
+    /// The device flow for these app credentials.
+    pub fn device(
+        provider: &str,
+        app: GitHubAppCredentials,
+        policy: HttpPolicy,
+    ) -> Result<Self, FlowError> {
+        Self::build(provider, app, policy, true)
+    }
+
+    fn build(
+        provider: &str,
+        app: GitHubAppCredentials,
+        policy: HttpPolicy,
+        device: bool,
+    ) -> Result<Self, FlowError> {
+        crate::http::require_secure(&app.api_url).map_err(|e| FlowError::InvalidConfig {
+            message: format!("providers.{provider}.api_url"),
+            source: Some(Box::new(e)),
+        })?;
+        let http = HttpClient::new(policy).map_err(|e| FlowError::InvalidConfig {
+            message: "cannot set up the HTTP client".into(),
+            source: Some(Box::new(e)),
+        })?;
+        let code = OAuth2Flow::with_class(provider, app.oauth2, GitHubToken, http)?;
+        let inner = if device {
+            Grant::Device(DeviceFlow::new(code)?)
+        } else {
+            Grant::Code(code)
+        };
+        Ok(Self {
+            inner,
+            api_url: app.api_url,
+        })
+    }
+
+    /// The OAuth2 flow underneath (its configured client, its HTTP client).
+    pub fn oauth2(&self) -> &OAuth2Flow<GitHubToken> {
+        self.inner.oauth2()
+    }
+
+    /// The REST API's base URL.
+    pub fn api_url(&self) -> &Url {
+        &self.api_url
+    }
+
+    fn api(&self, path: &str) -> String {
+        format!("{}/{}", self.api_url.as_str().trim_end_matches('/'), path)
+    }
+}
+
+#[async_trait::async_trait]
+impl AuthFlow for GitHubFlow {
+    async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, FlowError> {
+        self.inner.flow().authorize(req).await
+    }
+
+    async fn exchange(
+        &self,
+        pending: Pending,
+        input: ExchangeInput,
+    ) -> Result<Credential, FlowError> {
+        self.inner.flow().exchange(pending, input).await
+    }
+
+    /// Refreshes, unless the refresh token is known to have expired (GitHub App refresh
+    /// tokens live about six months): then the user must log in again, without a request.
+    async fn refresh(&self, credential: &Credential) -> Result<Credential, FlowError> {
+        let expired = credential
+            .as_oauth2()
+            .and_then(|t| t.extra_as::<GitHubTokenExtra>().ok())
+            .and_then(|e| e.refresh_token_expires_at)
+            .is_some_and(|at| at <= chrono::Utc::now());
+        if expired {
+            return Err(FlowError::LoginRequired {
+                reason: "the refresh token has expired",
+                source: None,
+            });
+        }
+        self.inner.oauth2().refresh(credential).await
+    }
+
+    /// `DELETE /applications/{client_id}/token`, authenticated with the app's id and secret.
+    async fn revoke(&self, credential: &Credential) -> Result<bool, FlowError> {
+        let app = self.inner.oauth2().app_credentials();
+        let (Some(secret), Some(token)) = (&app.client_secret, credential.as_oauth2()) else {
+            return Ok(false);
+        };
+        let body = serde_json::to_vec(&json!({ "access_token": token.access_token.expose() }))
+            .map_err(|e| FlowError::internal("cannot encode the request", e))?;
+        let path = format!(
+            "applications/{}/token",
+            url::form_urlencoded::byte_serialize(app.client_id.as_bytes()).collect::<String>()
+        );
+        let request = http::Request::delete(self.api(&path))
+            .header(
+                http::header::AUTHORIZATION,
+                crate::oauth2::basic_auth(&app.client_id, secret.expose()),
+            )
+            .header(http::header::ACCEPT, "application/vnd.github+json")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .map_err(|e| FlowError::internal("cannot build the request", e))?;
+        let response = self
+            .inner
+            .oauth2()
+            .http_client()
+            .send(request)
+            .await
+            .map_err(TokenError::from)?;
+        match response.status().as_u16() {
+            // 404: the token is already gone.
+            204 | 200 | 404 => Ok(true),
+            status => Err(TokenError::Status {
+                status,
+                content_type: None,
+            }
+            .into()),
+        }
+    }
+
+    /// The login name from `GET /user`.
+    async fn identify(&self, credential: &Credential) -> Option<String> {
+        let token = credential.as_oauth2()?;
+        let request = http::Request::get(self.api("user"))
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", token.access_token.expose()),
+            )
+            .header(http::header::ACCEPT, "application/vnd.github+json")
+            .body(Vec::new())
+            .ok()?;
+        let response = tokio::time::timeout(
+            IDENTIFY_TIMEOUT,
+            self.inner.oauth2().http_client().send(request),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let user: Value = serde_json::from_slice(response.body()).ok()?;
+        user.get("login")
+            .and_then(Value::as_str)
+            .map(|l| sanitize(l, 64))
+    }
+}
+
+/// GitHub's error codes (sent with HTTP 200).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GitHubErrorCode {
+    /// The code is wrong or expired.
+    BadVerificationCode,
+    /// The refresh token is wrong, expired or revoked.
+    BadRefreshToken,
+    /// The client id or secret is wrong.
+    IncorrectClientCredentials,
+    /// The redirect URI does not match the app's.
+    RedirectUriMismatch,
+    /// The user has not verified their email.
+    UnverifiedUserEmail,
+    /// The device code is wrong.
+    IncorrectDeviceCode,
+    /// The device flow is not enabled for the app.
+    DeviceFlowDisabled,
+    /// The grant type is not supported (e.g. refresh on an OAuth app).
+    UnsupportedGrantType,
+    /// The user or app is suspended.
+    ApplicationSuspended,
+}
+
+impl GitHubErrorCode {
+    /// The typed code of a GitHub error code string.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Some(match code {
+            "bad_verification_code" => Self::BadVerificationCode,
+            "bad_refresh_token" => Self::BadRefreshToken,
+            "incorrect_client_credentials" => Self::IncorrectClientCredentials,
+            "redirect_uri_mismatch" => Self::RedirectUriMismatch,
+            "unverified_user_email" => Self::UnverifiedUserEmail,
+            "incorrect_device_code" => Self::IncorrectDeviceCode,
+            "device_flow_disabled" => Self::DeviceFlowDisabled,
+            "unsupported_grant_type" => Self::UnsupportedGrantType,
+            "application_suspended" => Self::ApplicationSuspended,
+            _ => return None,
+        })
+    }
+
+    /// The GitHub error code a token error carries, if any.
+    pub fn of(error: &TokenError) -> Option<Self> {
+        error
+            .provider_error()
+            .and_then(|e| Self::from_code(&e.code))
+    }
+
+    /// Its standard OAuth2 meaning.
+    pub fn kind(self) -> ErrorKind {
+        match self {
+            Self::BadVerificationCode | Self::BadRefreshToken | Self::IncorrectDeviceCode => {
+                ErrorKind::InvalidGrant
+            }
+            Self::IncorrectClientCredentials => ErrorKind::InvalidClient,
+            Self::RedirectUriMismatch => ErrorKind::InvalidRequest,
+            Self::UnverifiedUserEmail | Self::ApplicationSuspended => ErrorKind::AccessDenied,
+            Self::DeviceFlowDisabled => ErrorKind::UnauthorizedClient,
+            Self::UnsupportedGrantType => ErrorKind::UnsupportedGrantType,
+        }
+    }
+}
+
+/// GitHub's token class.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GitHubToken;
+
+/// GitHub's extra token fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GitHubTokenExtra {
+    /// When the refresh token expires (GitHub App user tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_expires_at: Option<DateTime<Utc>>,
+}
+
+impl TokenClass for GitHubToken {
+    type Extra = GitHubTokenExtra;
+
+    fn parse_extra(
+        &self,
+        fields: &Map<String, Value>,
+        received_at: DateTime<Utc>,
+    ) -> Result<Self::Extra, TokenError> {
+        let seconds = crate::oauth2::lifetime(
+            fields.get("refresh_token_expires_in").cloned(),
+            "refresh_token_expires_in",
+        )?;
+        let refresh_token_expires_at = seconds.and_then(|s| {
+            let s = i64::try_from(s).ok()?;
+            received_at.checked_add_signed(chrono::Duration::try_seconds(s)?)
+        });
+        Ok(GitHubTokenExtra {
+            refresh_token_expires_at,
+        })
+    }
+
+    fn error_kind(&self, code: &str) -> Option<ErrorKind> {
+        GitHubErrorCode::from_code(code).map(GitHubErrorCode::kind)
+    }
+
+    fn keep_on_refresh(&self, old: &Self::Extra, new: &mut Self::Extra) {
+        if new.refresh_token_expires_at.is_none() {
+            new.refresh_token_expires_at = old.refresh_token_expires_at;
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! `OAuth2Flow`: authorization code with PKCE (S256) and state, token exchange, refresh,
+//! revocation.
+//!
+//! The `oauth2` crate builds the authorization URL (state, PKCE challenge, scopes) and is the
+//! configured client handed to callers who want more ([`OAuth2Flow::client`]). Every request to
+//! the provider's token, device and revocation endpoints is built by one function here
+//! ([`OAuth2Flow::endpoint_request`], which applies the client authentication) and every token
+//! response is read once by [`super::response`]: the `oauth2` crate's strict parser would turn
+//! a provider's lenient answer (errors inside HTTP 200, `expires_in` as a string) into a parse
+//! error, and it has no single-poll device call for the shared polling schedule.
+
+use std::borrow::Cow;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthUrl, ClientId, ClientSecret, CsrfToken, DeviceAuthorizationUrl, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, PkceCodeChallenge, RedirectUrl, RevocationUrl, Scope, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+
+use super::app::{ClientAuth, OAuth2AppCredentials};
+use super::class::{StandardToken, TokenClass};
+use super::error::{ErrorKind, OAuthError, TokenError};
+use super::response::classify;
+use crate::flow::{
+    AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, ExchangeInput, FlowError,
+    Interaction, OAuth2Token, Pending,
+};
+use crate::http::{HttpClient, HttpPolicy, require_secure};
+use crate::secret::SecretString;
+use crate::text::sanitize;
+
+/// Bytes of randomness in `state` (256 bits; RFC 9700 asks for at least 128).
+const STATE_BYTES: u32 = 32;
+
+/// Authorization parameters the flow sets itself and configuration may not override.
+const RESERVED_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+/// The name under which the pending state ties itself to this kind of flow.
+const FLOW_NAME: &str = "oauth2";
+
+/// The `oauth2` crate's client, configured from a flow's app credentials: client id and secret,
+/// client authentication, authorization and token endpoints, and the device, revocation and
+/// redirect URLs when configured. Send its requests with the flow's
+/// [`http_client`](OAuth2Flow::http_client).
+pub type OAuth2Client = oauth2::basic::BasicClient<
+    EndpointSet,
+    EndpointMaybeSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointSet,
+>;
+
+/// The authorization-code flow with PKCE, generic over the provider's [`TokenClass`].
+pub struct OAuth2Flow<C: TokenClass = StandardToken> {
+    provider: String,
+    app: OAuth2AppCredentials,
+    class: C,
+    http: HttpClient,
+}
+
+impl<C: TokenClass> std::fmt::Debug for OAuth2Flow<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth2Flow")
+            .field("provider", &self.provider)
+            .field("app", &self.app)
+            .finish()
+    }
+}
+
+impl OAuth2Flow<StandardToken> {
+    /// A flow for `provider` with the standard token model and the default HTTP limits.
+    pub fn new(provider: &str, app: OAuth2AppCredentials) -> Result<Self, FlowError> {
+        let http =
+            HttpClient::new(HttpPolicy::default()).map_err(|e| FlowError::InvalidConfig {
+                message: "cannot set up the HTTP client".into(),
+                source: Some(Box::new(e)),
+            })?;
+        Self::with_class(provider, app, StandardToken, http)
+    }
+}
+
+impl<C: TokenClass> OAuth2Flow<C> {
+    /// A flow for `provider` with a token class and an HTTP client.
+    ///
+    /// Refuses plain-http endpoints to non-loopback hosts and extra authorization parameters
+    /// that would override the ones the flow sets.
+    pub fn with_class(
+        provider: &str,
+        app: OAuth2AppCredentials,
+        class: C,
+        http: HttpClient,
+    ) -> Result<Self, FlowError> {
+        let endpoints = [
+            ("authorize_url", Some(&app.authorize_url)),
+            ("token_url", Some(&app.token_url)),
+            (
+                "device_authorization_url",
+                app.device_authorization_url.as_ref(),
+            ),
+            ("revocation_url", app.revocation_url.as_ref()),
+        ];
+        for (field, url) in endpoints {
+            if let Some(url) = url {
+                require_secure(url).map_err(|e| FlowError::InvalidConfig {
+                    message: format!("providers.{provider}.{field}"),
+                    source: Some(Box::new(e)),
+                })?;
+            }
+        }
+        if let Some(name) = app
+            .authorize_params
+            .keys()
+            .find(|k| RESERVED_PARAMS.contains(&k.as_str()))
+        {
+            return Err(FlowError::config(format!(
+                "providers.{provider}.authorize_params.{name}: `{name}` is set by the flow itself"
+            )));
+        }
+        Ok(Self {
+            provider: provider.to_owned(),
+            app,
+            class,
+            http,
+        })
+    }
+
+    /// Replaces the HTTP client (other limits, a proxy).
+    pub fn with_http_client(mut self, http: HttpClient) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// The app credentials.
+    pub fn app_credentials(&self) -> &OAuth2AppCredentials {
+        &self.app
+    }
+
+    /// The HTTP client every request of this flow goes through. It implements the `oauth2`
+    /// crate's `AsyncHttpClient`, so requests built with [`OAuth2Flow::client`] can use it.
+    pub fn http_client(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// The provider's name.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The token class.
+    pub fn class(&self) -> &C {
+        &self.class
+    }
+
+    /// Direct access to a configured `oauth2` client (the seed's `client`/`create_client`):
+    /// for grants this flow does not drive, such as client credentials or token introspection.
+    ///
+    /// ```no_run
+    /// # async fn demo(flow: &host::oauth2::OAuth2Flow) -> Result<(), Box<dyn std::error::Error>> {
+    /// use oauth2::TokenResponse as _;
+    /// let token = flow
+    ///     .client()
+    ///     .exchange_client_credentials()
+    ///     .add_scope(oauth2::Scope::new("read".into()))
+    ///     .request_async(flow.http_client())
+    ///     .await?;
+    /// println!("expires in {:?}", token.expires_in());
+    /// # Ok(()) }
+    /// ```
+    pub fn client(&self) -> OAuth2Client {
+        let app = &self.app;
+        let mut client = BasicClient::new(ClientId::new(app.client_id.clone()))
+            .set_auth_uri(AuthUrl::from_url(app.authorize_url.clone()))
+            .set_token_uri(TokenUrl::from_url(app.token_url.clone()))
+            .set_device_authorization_url_option(
+                app.device_authorization_url
+                    .clone()
+                    .map(DeviceAuthorizationUrl::from_url),
+            )
+            .set_revocation_url_option(app.revocation_url.clone().map(RevocationUrl::from_url))
+            .set_auth_type(match app.client_auth {
+                ClientAuth::Basic => oauth2::AuthType::BasicAuth,
+                ClientAuth::RequestBody => oauth2::AuthType::RequestBody,
+            });
+        if let Some(secret) = &app.client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
+        }
+        if let Some(redirect) = &app.redirect_uri {
+            client = client.set_redirect_uri(RedirectUrl::from_url(redirect.clone()));
+        }
+        client
+    }
+
+    /// A form POST to one of the provider's endpoints with the client's authentication (HTTP
+    /// Basic, or `client_id`/`client_secret` in the body; a public client sends its id): the one
+    /// way every token, device and revocation request is built.
+    pub(crate) fn endpoint_request(
+        &self,
+        url: &url::Url,
+        params: &[(&str, &str)],
+    ) -> Result<http::Request<Vec<u8>>, FlowError> {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.extend_pairs(params);
+        let mut request = http::Request::post(url.as_str())
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json");
+        match (&self.app.client_secret, self.app.client_auth) {
+            (Some(secret), ClientAuth::Basic) => {
+                request = request.header(
+                    http::header::AUTHORIZATION,
+                    basic_auth(&self.app.client_id, secret.expose()),
+                );
+            }
+            (secret, _) => {
+                form.append_pair("client_id", &self.app.client_id);
+                if let Some(secret) = secret {
+                    form.append_pair("client_secret", secret.expose());
+                }
+            }
+        }
+        request
+            .body(form.finish().into_bytes())
+            .map_err(|e| FlowError::internal("cannot build a request", e))
+    }
+
+    /// Sends a token request (code, refresh or device grant) to the token endpoint and reads the
+    /// token from the answer, once.
+    pub(crate) async fn token_request(
+        &self,
+        params: &[(&str, &str)],
+        requested_scopes: &[String],
+    ) -> Result<OAuth2Token, FlowError> {
+        let request = self.endpoint_request(&self.app.token_url, params)?;
+        let received_at = Utc::now();
+        let response = self.http.send(request).await.map_err(TokenError::from)?;
+        let fields = classify(&response, &|code| self.class.error_kind(code))?;
+        Ok(fields.into_token(&self.class, received_at, requested_scopes)?)
+    }
+}
+
+/// What `authorize` hands to `exchange`, sealed into [`Pending`].
+#[derive(Serialize, Deserialize)]
+struct PendingState {
+    state: String,
+    verifier: String,
+    redirect_uri: Option<String>,
+    scopes: Vec<String>,
+}
+
+#[async_trait]
+impl<C: TokenClass> AuthFlow for OAuth2Flow<C> {
+    async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, FlowError> {
+        let scopes = if req.scopes.is_empty() {
+            self.app.scopes.clone()
+        } else {
+            req.scopes
+        };
+        let redirect = match req.redirect_uri {
+            Some(uri) => Some(uri),
+            None => self.app.redirect_uri.as_ref().map(|u| u.to_string()),
+        };
+        let redirect_url = redirect
+            .as_deref()
+            .map(|u| RedirectUrl::new(u.to_owned()))
+            .transpose()
+            .map_err(|_| FlowError::config("the redirect URI is not a valid URL"))?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let client = self.client();
+        let mut request = client
+            .authorize_url(|| CsrfToken::new_random_len(STATE_BYTES))
+            .add_scopes(scopes.iter().cloned().map(Scope::new))
+            .set_pkce_challenge(challenge);
+        if let Some(url) = &redirect_url {
+            request = request.set_redirect_uri(Cow::Borrowed(url));
+        }
+        for (k, v) in &self.app.authorize_params {
+            request = request.add_extra_param(k.as_str(), v.as_str());
+        }
+        let (url, state) = request.url();
+        let pending = PendingState {
+            state: state.secret().clone(),
+            verifier: verifier.secret().clone(),
+            redirect_uri: redirect,
+            scopes,
+        };
+        Ok(Authorization {
+            interaction: Interaction::Redirect {
+                url: url.to_string(),
+            },
+            pending: Pending::seal_json(&self.provider, FLOW_NAME, &pending)?,
+        })
+    }
+
+    async fn exchange(
+        &self,
+        pending: Pending,
+        input: ExchangeInput,
+    ) -> Result<Credential, FlowError> {
+        let pending: PendingState = pending.open_json(&self.provider, FLOW_NAME)?;
+        // The state is checked first, on error callbacks too: an unchecked error callback would
+        // let anyone who can reach the listener end the login.
+        let state = input
+            .single("state")?
+            .ok_or_else(|| CallbackError::Missing("state".into()))?;
+        if !SecretString::new(pending.state.clone()).ct_eq(state) {
+            return Err(CallbackError::StateMismatch.into());
+        }
+        let code = input.single("code")?;
+        let error = input.single("error")?;
+        if let (Some(iss), Some(expected)) = (input.single("iss")?, &self.app.issuer)
+            && iss != expected
+        {
+            return Err(CallbackError::IssuerMismatch {
+                expected: expected.clone(),
+                got: sanitize(iss, 200),
+            }
+            .into());
+        }
+        let code = match (code, error) {
+            (Some(_), Some(_)) => return Err(CallbackError::CodeAndError.into()),
+            (None, Some(error)) => {
+                let description = input.single("error_description")?.map(|d| sanitize(d, 300));
+                if error == "access_denied" {
+                    return Err(FlowError::Denied { description });
+                }
+                let code = sanitize(error, 64);
+                return Err(FlowError::Failed(Box::new(AuthorizationError(
+                    OAuthError {
+                        kind: self
+                            .class
+                            .error_kind(&code)
+                            .unwrap_or_else(|| ErrorKind::from_code(&code)),
+                        code,
+                        description,
+                        uri: None,
+                        status: 0,
+                    },
+                ))));
+            }
+            (Some(code), None) if !code.is_empty() => code,
+            _ => return Err(CallbackError::Missing("code".into()).into()),
+        };
+        let mut params = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", pending.verifier.as_str()),
+        ];
+        if let Some(redirect) = &pending.redirect_uri {
+            params.push(("redirect_uri", redirect));
+        }
+        let token = self.token_request(&params, &pending.scopes).await?;
+        Ok(Credential::OAuth2(token))
+    }
+
+    async fn refresh(&self, credential: &Credential) -> Result<Credential, FlowError> {
+        let old = credential
+            .as_oauth2()
+            .ok_or_else(|| FlowError::Unsupported("only OAuth2 tokens can be refreshed".into()))?;
+        let refresh = old.refresh_token.as_ref().ok_or(FlowError::LoginRequired {
+            reason: "the credential has no refresh token",
+            source: None,
+        })?;
+        let params = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.expose()),
+        ];
+        let mut token = self.token_request(&params, &old.scopes).await?;
+        if token.refresh_token.is_none() {
+            // No new refresh token: the old one stays valid, with what the class keeps of it.
+            token.refresh_token = old.refresh_token.clone();
+            if let (Ok(old_extra), Ok(mut new_extra)) =
+                (old.extra_as::<C::Extra>(), token.extra_as::<C::Extra>())
+            {
+                self.class.keep_on_refresh(&old_extra, &mut new_extra);
+                if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(new_extra) {
+                    token.extra = crate::flow::TokenExtras(map);
+                }
+            }
+        }
+        Ok(Credential::OAuth2(token))
+    }
+
+    async fn revoke(&self, credential: &Credential) -> Result<bool, FlowError> {
+        self.revoke_rfc7009(credential).await
+    }
+}
+
+/// An error the authorization server reported on the callback (other than `access_denied`).
+#[derive(Debug, thiserror::Error)]
+#[error("the authorization failed: {0}")]
+pub struct AuthorizationError(pub OAuthError);
+
+impl<C: TokenClass> OAuth2Flow<C> {
+    /// Revokes the credential at the RFC 7009 revocation endpoint: the refresh token first
+    /// (which ends the whole grant at most providers), then the access token. `Ok(false)` when
+    /// no revocation endpoint is configured.
+    pub async fn revoke_rfc7009(&self, credential: &Credential) -> Result<bool, FlowError> {
+        let Some(url) = &self.app.revocation_url else {
+            return Ok(false);
+        };
+        let token = credential
+            .as_oauth2()
+            .ok_or_else(|| FlowError::Unsupported("only OAuth2 tokens can be revoked".into()))?;
+        let mut tokens = Vec::new();
+        if let Some(r) = &token.refresh_token {
+            tokens.push((r, "refresh_token"));
+        }
+        tokens.push((&token.access_token, "access_token"));
+        for (secret, hint) in tokens {
+            self.revoke_one(url, secret, hint).await?;
+        }
+        Ok(true)
+    }
+
+    async fn revoke_one(
+        &self,
+        url: &url::Url,
+        token: &SecretString,
+        hint: &str,
+    ) -> Result<(), FlowError> {
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let request = self
+                .endpoint_request(url, &[("token", token.expose()), ("token_type_hint", hint)])?;
+            let response = self.http.send(request).await.map_err(TokenError::from)?;
+            let status = response.status();
+            // RFC 7009 §2.2: 200 means revoked (or already invalid), whatever the body.
+            if status.is_success() {
+                return Ok(());
+            }
+            let retry = status == http::StatusCode::SERVICE_UNAVAILABLE && attempt < ATTEMPTS;
+            if !retry {
+                return Err(classify(&response, &|c| self.class.error_kind(c))
+                    .err()
+                    .unwrap_or(TokenError::Status {
+                        status: status.as_u16(),
+                        content_type: None,
+                    })
+                    .into());
+            }
+            let wait = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                .unwrap_or(1)
+                .min(5);
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+        }
+        Ok(())
+    }
+}
+
+/// An RFC 6749 §2.3.1 Basic header: id and secret form-urlencoded, then base64.
+pub(crate) fn basic_auth(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let pair = format!("{}:{}", enc(id), enc(secret));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}

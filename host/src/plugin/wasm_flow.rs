@@ -1,0 +1,297 @@
+//! `WasmFlow`: an [`AuthFlow`] served by a plugin component, one fresh instance per call.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use wasmtime::Store;
+
+use super::bindings::integrations::auth::types as wit;
+use super::imports::StoreState;
+use super::runtime::{LoadedPlugin, PluginHost, trap};
+use super::sandbox::{AllowList, HostPattern};
+use super::{PluginError, PluginSettings};
+use crate::flow::{
+    AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, DeviceCode,
+    ExchangeInput, FlowError, Interaction, OAuth2Token, Pending, PromptField, TokenExtras,
+};
+use crate::oauth2::{ErrorKind, OAuthError, TokenError, check_token_type, token_text};
+use crate::provider::ProviderContext;
+use crate::text::sanitize;
+
+/// A flow served by a plugin.
+pub struct WasmFlow {
+    plugin: Arc<LoadedPlugin>,
+    settings: PluginSettings,
+    provider: String,
+    flow: String,
+    app_json: String,
+    allow: AllowList,
+}
+
+impl std::fmt::Debug for WasmFlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmFlow")
+            .field("plugin", &self.plugin.path())
+            .field("provider", &self.provider)
+            .field("flow", &self.flow)
+            .finish()
+    }
+}
+
+macro_rules! call {
+    ($self:ident, $name:literal, |$store:ident, $guest:ident| $body:expr) => {{
+        let mut $store = $self.plugin.store(&$self.settings, $self.allow.clone());
+        let limit = $self.settings.call_timeout();
+        let outcome = tokio::time::timeout(limit, async {
+            let instance = $self.plugin.pre.instantiate_async(&mut $store).await?;
+            let $guest = instance.integrations_auth_auth_flow();
+            $body.await
+        })
+        .await;
+        $self.finish($name, outcome, &$store)
+    }};
+}
+
+impl WasmFlow {
+    /// Loads the plugin at `path` (compiling or taking it from the cache) and validates the
+    /// provider's app credentials against the schema the plugin exports, before any flow call.
+    pub async fn new(
+        host: &PluginHost,
+        path: &Path,
+        ctx: &ProviderContext,
+        flow: &str,
+        granted: Option<Vec<HostPattern>>,
+    ) -> Result<Self, FlowError> {
+        let plugin = host.load(path).await?;
+        let value = ctx
+            .section()
+            .app_credentials_only()
+            .validate_against(&plugin.info().schema)?;
+        let declared = plugin
+            .info()
+            .allowed_hosts
+            .iter()
+            .map(|spec| {
+                spec.resolve(&value).map_err(|e| {
+                    FlowError::config(format!(
+                        "plugin {} declares the host {spec}, but providers.{}.{e}",
+                        plugin.path().display(),
+                        ctx.name()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let allow = AllowList::new(declared, granted, host.settings().allow_http_loopback);
+        Ok(Self {
+            settings: host.settings().clone(),
+            plugin,
+            provider: ctx.name().to_owned(),
+            flow: flow.to_owned(),
+            app_json: value.to_string(),
+            allow,
+        })
+    }
+
+    /// The loaded plugin.
+    pub fn plugin(&self) -> &LoadedPlugin {
+        &self.plugin
+    }
+
+    fn finish<R>(
+        &self,
+        call: &'static str,
+        outcome: Result<wasmtime::Result<Result<R, wit::FlowError>>, tokio::time::error::Elapsed>,
+        store: &Store<StoreState>,
+    ) -> Result<R, FlowError> {
+        store.data().flush_output(call);
+        let path = self.plugin.path().to_owned();
+        match outcome {
+            Err(_) => Err(PluginError::Timeout {
+                path,
+                call,
+                limit: self.settings.call_timeout(),
+            }
+            .into()),
+            Ok(Err(e)) => Err(trap(&path, call, e, store.data()).into()),
+            Ok(Ok(Err(e))) => Err(self.plugin_error(call, e)),
+            Ok(Ok(Ok(r))) => Ok(r),
+        }
+    }
+
+    /// The plugin's own error, mapped to the host's meaning.
+    fn plugin_error(&self, call: &'static str, e: wit::FlowError) -> FlowError {
+        let failed = |message: String| PluginError::Failed {
+            path: self.plugin.path().to_owned(),
+            call,
+            message: sanitize(&message, 500),
+        };
+        match e {
+            wit::FlowError::InvalidAppCredentials(m) => {
+                failed(format!("invalid app credentials: {m}")).into()
+            }
+            wit::FlowError::InvalidInput(m) => CallbackError::Rejected(sanitize(&m, 300)).into(),
+            wit::FlowError::AccessDenied(d) => FlowError::Denied {
+                description: d.map(|d| sanitize(&d, 300)),
+            },
+            wit::FlowError::Provider(p) => {
+                let code = sanitize(&p.code, 64);
+                // The same meanings as a native flow's: `authorization_pending` polls again,
+                // `invalid_grant` asks for a new login.
+                TokenError::Provider(OAuthError {
+                    kind: ErrorKind::from_code(&code),
+                    code,
+                    description: p.description.map(|d| sanitize(&d, 300)),
+                    uri: None,
+                    status: p.status,
+                })
+                .into()
+            }
+            // The plugin says a request failed in a way that may pass: back off and retry.
+            wit::FlowError::Network(m) => FlowError::Transient {
+                retry_after: None,
+                source: Box::new(failed(format!("network: {m}"))),
+            },
+            wit::FlowError::Unsupported(m) => FlowError::Unsupported(sanitize(&m, 300)),
+            wit::FlowError::Internal(m) => failed(m).into(),
+        }
+    }
+
+    fn credential_from_wit(
+        &self,
+        call: &'static str,
+        c: wit::Credential,
+    ) -> Result<Credential, FlowError> {
+        let bad = |reason: &str| {
+            FlowError::from(PluginError::Failed {
+                path: self.plugin.path().to_owned(),
+                call,
+                message: format!("returned an unusable credential: {reason}"),
+            })
+        };
+        // The host's one rule for token values, as for a token endpoint's answer.
+        let checked =
+            |s: String, what: &'static str| token_text(s, what).map_err(|e| bad(&e.to_string()));
+        Ok(match c {
+            wit::Credential::Oauth2(t) => {
+                check_token_type(&t.token_type).map_err(|e| bad(&e.to_string()))?;
+                let extra = match serde_json::from_str::<serde_json::Value>(&t.extra_json) {
+                    Ok(serde_json::Value::Object(map)) => map,
+                    _ if t.extra_json.trim().is_empty() => Default::default(),
+                    _ => return Err(bad("extra-json is not a JSON object")),
+                };
+                Credential::OAuth2(OAuth2Token {
+                    access_token: checked(t.access_token, "access_token")?,
+                    token_type: "bearer".into(),
+                    refresh_token: t
+                        .refresh_token
+                        .map(|r| checked(r, "refresh_token"))
+                        .transpose()?,
+                    expires_at: t
+                        .expires_at
+                        .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0)),
+                    scopes: t.scopes.iter().map(|s| sanitize(s, 200)).collect(),
+                    extra: TokenExtras(extra),
+                })
+            }
+            wit::Credential::ApiKey(k) => Credential::ApiKey {
+                key: checked(k, "api_key")?,
+            },
+            wit::Credential::Basic(b) => Credential::Basic {
+                username: sanitize(&b.username, 200),
+                password: checked(b.password, "password")?,
+            },
+        })
+    }
+
+    fn credential_to_wit(c: &Credential) -> Result<wit::Credential, FlowError> {
+        Ok(match c {
+            Credential::OAuth2(t) => wit::Credential::Oauth2(wit::Oauth2Token {
+                access_token: t.access_token.expose().to_owned(),
+                token_type: t.token_type.clone(),
+                refresh_token: t.refresh_token.as_ref().map(|r| r.expose().to_owned()),
+                expires_at: t.expires_at.map(|at| at.timestamp()),
+                scopes: t.scopes.clone(),
+                extra_json: serde_json::Value::Object(t.extra.0.clone()).to_string(),
+            }),
+            Credential::ApiKey { key } => wit::Credential::ApiKey(key.expose().to_owned()),
+            Credential::Basic { username, password } => wit::Credential::Basic(wit::BasicAuth {
+                username: username.clone(),
+                password: password.expose().to_owned(),
+            }),
+        })
+    }
+}
+
+#[async_trait]
+impl AuthFlow for WasmFlow {
+    async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, FlowError> {
+        let request = wit::AuthorizeRequest {
+            redirect_uri: req.redirect_uri,
+            scopes: req.scopes,
+        };
+        let app = self.app_json.clone();
+        let auth = call!(self, "authorize", |store, guest| guest
+            .call_authorize(&mut store, &app, &request))?;
+        let interaction = match auth.interaction {
+            wit::Interaction::Redirect(url) => Interaction::Redirect { url },
+            wit::Interaction::DeviceCode(d) => Interaction::DeviceCode(DeviceCode::new(
+                &d.user_code,
+                &d.verification_uri,
+                d.verification_uri_complete.as_deref(),
+                Some(d.interval_secs),
+                d.expires_in_secs,
+            )),
+            wit::Interaction::Prompt(fields) => Interaction::Prompt {
+                fields: fields
+                    .into_iter()
+                    .map(|f| PromptField {
+                        name: sanitize(&f.name, 64),
+                        label: sanitize(&f.label, 200),
+                        secret: f.secret,
+                    })
+                    .collect(),
+            },
+        };
+        Ok(Authorization {
+            interaction,
+            pending: Pending::seal(&self.provider, &self.flow, &auth.pending)?,
+        })
+    }
+
+    async fn exchange(
+        &self,
+        pending: Pending,
+        input: ExchangeInput,
+    ) -> Result<Credential, FlowError> {
+        let state = pending.open(&self.provider, &self.flow)?.to_vec();
+        let app = self.app_json.clone();
+        let params = input.params().to_vec();
+        let credential = call!(self, "exchange", |store, guest| guest
+            .call_exchange(&mut store, &app, &state, &params))?;
+        self.credential_from_wit("exchange", credential)
+    }
+
+    async fn refresh(&self, credential: &Credential) -> Result<Credential, FlowError> {
+        let app = self.app_json.clone();
+        let old = Self::credential_to_wit(credential)?;
+        let fresh = call!(self, "refresh", |store, guest| guest
+            .call_refresh(&mut store, &app, &old))?;
+        let mut fresh = self.credential_from_wit("refresh", fresh)?;
+        // As for native flows: a refresh that returns no refresh token keeps the old one.
+        if let (Credential::OAuth2(new), Credential::OAuth2(old)) = (&mut fresh, credential)
+            && new.refresh_token.is_none()
+        {
+            new.refresh_token = old.refresh_token.clone();
+        }
+        Ok(fresh)
+    }
+
+    async fn revoke(&self, credential: &Credential) -> Result<bool, FlowError> {
+        let app = self.app_json.clone();
+        let old = Self::credential_to_wit(credential)?;
+        call!(self, "revoke", |store, guest| guest
+            .call_revoke(&mut store, &app, &old))
+    }
+}

@@ -1,0 +1,61 @@
+//! Polling a device-code authorization to completion (RFC 8628 §3.4–3.5), for native and
+//! plugin flows alike: a flow's `exchange` makes one poll, this module keeps the schedule.
+//!
+//! - wait the interval before every poll, the first one included;
+//! - [`FlowError::Pending`] (`authorization_pending`): poll again at the same interval;
+//! - [`FlowError::SlowDown`]: add 5 seconds to the interval, for every later poll;
+//! - [`FlowError::Transient`] (a network error, a 5xx, a 429): back off (double the interval,
+//!   at most a minute; a `Retry-After` is honoured), never polling faster again;
+//! - anything else ([`FlowError::Denied`], [`FlowError::Expired`], a protocol error), or the
+//!   code's lifetime running out: stop.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::flow::{AuthFlow, Credential, ExchangeInput, FlowError, Pending};
+
+/// What `slow_down` adds to the interval.
+pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+/// The longest interval back-off reaches.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Polls `flow` with `pending` until the user has authorized, refused, or `deadline` passes.
+pub async fn poll_device(
+    flow: &dyn AuthFlow,
+    pending: Pending,
+    interval: Duration,
+    deadline: Instant,
+) -> Result<Credential, FlowError> {
+    let mut interval = interval.max(Duration::from_secs(1));
+    loop {
+        let wake = Instant::now() + interval;
+        if wake > deadline {
+            return Err(FlowError::Expired);
+        }
+        tokio::time::sleep_until(wake).await;
+        match flow
+            .exchange(pending.clone(), ExchangeInput::default())
+            .await
+        {
+            Ok(credential) => return Ok(credential),
+            Err(FlowError::Pending) => {
+                tracing::debug!("authorization pending; polling again in {interval:?}");
+            }
+            Err(FlowError::SlowDown) => {
+                interval += SLOW_DOWN_STEP;
+                tracing::debug!("asked to slow down; polling every {interval:?} from now on");
+            }
+            Err(error @ FlowError::Transient { retry_after, .. }) => {
+                interval = (interval * 2)
+                    .min(MAX_INTERVAL)
+                    .max(retry_after.unwrap_or_default());
+                tracing::warn!(
+                    "polling failed ({}); trying again in {interval:?}",
+                    crate::text::error_chain(&error)
+                );
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}

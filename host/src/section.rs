@@ -1,0 +1,279 @@
+//! A provider's configuration section, `[providers.<name>]`: its app credentials (validated
+//! against a schema before any flow is built) and the keys that belong to the host.
+//!
+//! The host owns two keys of every section and never hands them to a flow or plugin:
+//! `flows` (`[providers.X.flows.Y] plugin = "file.wasm"` binds a plugin flow) and `sandbox`
+//! (`allowed_hosts` narrows what a plugin may reach).
+
+use std::fmt;
+#[cfg(feature = "plugins")]
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::app_credentials::{
+    AppCredentials, CodeOrigins, FieldIssue, OriginLookup, ValidationError, coerce_to_strings,
+    describe,
+};
+
+/// Keys of a provider section that belong to the host, never handed to a flow.
+pub(crate) const HOST_KEYS: &[&str] = &["flows", "sandbox"];
+
+/// A provider's raw app-credentials section, as configured, with the origin of each value.
+#[derive(Clone)]
+pub struct ProviderSection {
+    provider: String,
+    section: Vec<String>,
+    value: Value,
+    origins: Arc<dyn OriginLookup>,
+}
+
+impl fmt::Debug for ProviderSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The section may hold a client secret: show only which keys are set.
+        let keys: Vec<&str> = match &self.value {
+            Value::Object(map) => map.keys().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        f.debug_struct("ProviderSection")
+            .field("provider", &self.provider)
+            .field("keys", &keys)
+            .finish()
+    }
+}
+
+impl ProviderSection {
+    /// A section for `provider` found at `section` (e.g. `["providers", "github"]`).
+    pub fn new(
+        provider: impl Into<String>,
+        section: Vec<String>,
+        value: Value,
+        origins: Arc<dyn OriginLookup>,
+    ) -> Self {
+        Self {
+            provider: provider.into(),
+            section,
+            value,
+            origins,
+        }
+    }
+
+    /// Credentials given directly by code, for library users and tests.
+    pub fn from_code(provider: impl Into<String>, value: Value) -> Self {
+        let provider = provider.into();
+        let section = vec!["providers".to_owned(), provider.clone()];
+        Self::new(provider, section, value, Arc::new(CodeOrigins))
+    }
+
+    /// The same section with another value (same provider, path and origins).
+    pub fn with_value(&self, value: Value) -> Self {
+        Self {
+            value,
+            ..self.clone()
+        }
+    }
+
+    /// The provider these credentials belong to.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The raw JSON value (may contain secrets: never print it).
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The app credentials alone: the section without the keys the host owns.
+    pub fn app_credentials_only(&self) -> Self {
+        let mut value = self.value.clone();
+        if let Some(map) = value.as_object_mut() {
+            for key in HOST_KEYS {
+                map.remove(*key);
+            }
+        }
+        self.with_value(value)
+    }
+
+    #[cfg(feature = "plugins")]
+    /// `[providers.NAME.flows.FLOW] plugin = "file.wasm"` entries, paths resolved against the
+    /// plugins folder.
+    pub(crate) fn bound_plugin_flows(&self, plugins_dir: &Path) -> Vec<(String, PathBuf)> {
+        let Some(flows) = self.value.get("flows").and_then(|f| f.as_object()) else {
+            return Vec::new();
+        };
+        flows
+            .iter()
+            .filter_map(|(flow, v)| {
+                let file = PathBuf::from(v.get("plugin")?.as_str()?);
+                Some((flow.clone(), plugins_dir.join(file)))
+            })
+            .collect()
+    }
+
+    #[cfg(feature = "plugins")]
+    /// `sandbox.allowed_hosts` as written, if the section narrows what its plugins may reach:
+    /// `Err` names the setting when it is not a list of strings.
+    pub(crate) fn sandbox_allowed_hosts(&self) -> Result<Option<Vec<&str>>, String> {
+        let Some(list) = self.value.pointer("/sandbox/allowed_hosts") else {
+            return Ok(None);
+        };
+        let setting = format!("providers.{}.sandbox.allowed_hosts", self.provider);
+        list.as_array()
+            .ok_or_else(|| format!("{setting} must be a list of host patterns"))?
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| format!("{setting} must be a list of strings"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// Validates against `C`'s JSON schema, then builds the typed value.
+    pub fn parse<C: AppCredentials>(&self) -> Result<C, ValidationError> {
+        let schema = schemars::schema_for!(C);
+        let value = self.validate_against(schema.as_value())?;
+        serde_json::from_value(value).map_err(|e| {
+            // serde's message may quote the value; keep only its position-free category.
+            let problem = match e.classify() {
+                serde_json::error::Category::Data => "does not have the expected shape",
+                _ => "could not be read",
+            };
+            self.error(vec![self.issue(&[], problem.to_owned())])
+        })
+    }
+
+    /// Validates against a JSON schema given as a value (e.g. one a plugin exports), and returns
+    /// the validated value.
+    ///
+    /// A number or boolean given where the schema wants a string (a numeric client id from an
+    /// environment variable or a TOML file) is taken as that string first.
+    pub fn validate_against(&self, schema: &Value) -> Result<Value, ValidationError> {
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .build(schema)
+            .map_err(|_| {
+                self.error(vec![
+                    self.issue(&[], "has an invalid JSON schema".to_owned()),
+                ])
+            })?;
+        let value = coerce_to_strings(&self.value, schema);
+        let mut issues = Vec::new();
+        for error in validator.iter_errors(&value) {
+            let at: Vec<String> = error
+                .instance_path()
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            use jsonschema::error::ValidationErrorKind as K;
+            match error.kind() {
+                K::Required { property } => {
+                    let mut path = at.clone();
+                    path.push(property.as_str().unwrap_or_default().to_owned());
+                    issues.push(self.missing(&path));
+                }
+                K::AdditionalProperties { unexpected } => {
+                    for name in unexpected {
+                        let mut path = at.clone();
+                        path.push(name.clone());
+                        issues.push(self.issue(&path, "is not a known setting".to_owned()));
+                    }
+                }
+                kind => issues.push(self.issue(&at, describe(kind))),
+            }
+        }
+        if issues.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.error(issues))
+        }
+    }
+
+    fn error(&self, issues: Vec<FieldIssue>) -> ValidationError {
+        ValidationError {
+            provider: self.provider.clone(),
+            issues,
+        }
+    }
+
+    fn full_path<'a>(&'a self, rel: &'a [String]) -> Vec<&'a str> {
+        self.section.iter().chain(rel).map(String::as_str).collect()
+    }
+
+    /// A present value that is wrong, with where it came from.
+    fn issue(&self, rel: &[String], problem: String) -> FieldIssue {
+        let full = self.full_path(rel);
+        let origin = if rel.is_empty() {
+            None
+        } else {
+            self.origins.origin(&full)
+        };
+        FieldIssue {
+            path: full.join("."),
+            problem,
+            origin,
+            set_with: vec![],
+        }
+    }
+
+    /// A missing value, with where it could be set.
+    fn missing(&self, rel: &[String]) -> FieldIssue {
+        let full = self.full_path(rel);
+        let set_with = self.origins.where_to_set(&full);
+        FieldIssue {
+            path: full.join("."),
+            problem: "is missing".to_owned(),
+            origin: None,
+            set_with,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::SecretString;
+    use schemars::JsonSchema;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct Creds {
+        client_id: String,
+        client_secret: Option<SecretString>,
+        port: u16,
+    }
+
+    #[test]
+    fn every_failing_field_is_listed_without_its_value() {
+        let raw = ProviderSection::from_code(
+            "acme",
+            serde_json::json!({ "client_secret": [42], "port": "s3cr3t-port" }),
+        );
+        let err = raw.parse::<Creds>().err().expect("must fail");
+        let text = err.to_string();
+        assert_eq!(err.issues.len(), 3, "{text}");
+        assert!(
+            text.contains("providers.acme.client_id is missing"),
+            "{text}"
+        );
+        assert!(
+            text.contains("providers.acme.client_secret must be"),
+            "{text}"
+        );
+        assert!(text.contains("providers.acme.port must be"), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+    }
+
+    #[test]
+    fn valid_credentials_parse() {
+        let raw = ProviderSection::from_code(
+            "acme",
+            serde_json::json!({ "client_id": "id", "port": 8080 }),
+        );
+        let c = raw.parse::<Creds>().expect("valid");
+        assert_eq!(c.client_id, "id");
+        assert_eq!(c.port, 8080);
+    }
+}

@@ -1,0 +1,353 @@
+//! The real `host` binary, end to end, against the test provider.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{HostEnv, browser_redirect};
+
+fn state_of(url: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+#[tokio::test]
+async fn run_then_token_then_refresh() {
+    let env = HostEnv::start().await;
+    env.provider.set_ttl(90);
+    let summary = env.login_ok().await;
+    assert_eq!(summary["provider"], "github");
+    assert_eq!(summary["account"], "default");
+    assert_eq!(
+        summary["identity"], "octocat",
+        "the GitHub login is looked up"
+    );
+    assert!(summary["expires_at"].is_string());
+
+    let record = env.record_path("default");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&record).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dir = std::fs::metadata(record.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dir, 0o700);
+    }
+    let stored: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let first = stored["credential"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Valid for 90 s, more than the 60 s skew: printed as is, no refresh.
+    let out = env.output(&["token", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, format!("{first}\n"));
+    assert_eq!(env.provider.refresh_count(), 0);
+
+    // Asking for more validity than it has refreshes first, and stores the rotated tokens.
+    let out = env
+        .output(&["token", "--provider", "github", "--min-valid", "120"])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let second = out.stdout.trim().to_owned();
+    assert_ne!(second, first);
+    assert_eq!(env.provider.refresh_count(), 1);
+    let stored: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    assert_eq!(stored["credential"]["access_token"], second.as_str());
+
+    // A token that really expired is refreshed too.
+    env.provider.set_ttl(1);
+    let out = env
+        .output(&["token", "--provider", "github", "--min-valid", "3600"])
+        .await;
+    let third = out.stdout.trim().to_owned();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let out = env
+        .output(&["token", "--provider", "github", "--min-valid", "0"])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_ne!(out.stdout.trim(), third);
+    assert_eq!(env.provider.refresh_count(), 3);
+    let out = env
+        .output(&[
+            "token",
+            "--provider",
+            "github",
+            "--json",
+            "--min-valid",
+            "0",
+        ])
+        .await;
+    let json: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["token_type"], "bearer");
+    assert!(json["access_token"].as_str().unwrap().starts_with("at-"));
+    assert!(json["expires_at"].is_string());
+    // `run` never prints a token.
+    assert!(!summary.to_string().contains(&first));
+}
+
+#[tokio::test]
+async fn a_tampered_state_is_rejected_and_the_real_callback_still_wins() {
+    let env = HostEnv::start().await;
+    let (out, answers) = env
+        .login(&["--json"], async |url| {
+            let real = browser_redirect(&url).await;
+            let state = state_of(&url);
+            let forged = real.replace(&state, "forged-state");
+            let base = real.split('?').next().unwrap().to_owned();
+            vec![forged, base.replace("/callback", "/elsewhere"), real]
+        })
+        .await;
+    assert_eq!(answers[0].0, 400, "{answers:?}");
+    assert!(answers[0].1.contains("not accepted"), "{answers:?}");
+    assert_eq!(answers[1].0, 404, "{answers:?}");
+    assert_eq!(answers[2].0, 200, "{answers:?}");
+    assert!(answers[2].1.contains("close this tab"), "{answers:?}");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(env.record_path("default").is_file());
+}
+
+#[tokio::test]
+async fn access_denied_ends_the_run_with_a_clear_message() {
+    let env = HostEnv::start().await;
+    let (out, answers) = env
+        .login(&[], async |url| {
+            let real = browser_redirect(&url).await;
+            let base = real.split('?').next().unwrap().to_owned();
+            vec![format!(
+                "{base}?error=access_denied&error_description=The+user+said+no&state={}",
+                state_of(&url)
+            )]
+        })
+        .await;
+    assert_eq!(answers[0].0, 400);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("refused") && out.stderr.contains("The user said no"),
+        "{}",
+        out.stderr
+    );
+    assert!(!env.record_path("default").exists());
+}
+
+#[tokio::test]
+async fn no_callback_before_the_timeout() {
+    let env = HostEnv::start().await;
+    let (out, _) = env.login(&["--timeout", "1"], async |_| vec![]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("no login callback arrived within 1s"),
+        "{}",
+        out.stderr
+    );
+    assert!(!env.record_path("default").exists(), "nothing stored");
+}
+
+#[tokio::test]
+async fn twenty_concurrent_token_calls_share_one_refresh() {
+    let env = HostEnv::start().await;
+    env.provider.set_ttl(30); // inside the 60 s skew: every caller wants a refresh
+    env.login_ok().await;
+    env.provider.set_ttl(3600);
+    let calls: Vec<_> = (0..20)
+        .map(|_| env.output(&["token", "--provider", "github"]))
+        .collect();
+    let outs = futures_util::future::join_all(calls).await;
+    let first = outs[0].stdout.clone();
+    for out in &outs {
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert_eq!(out.stdout, first, "all print the same token");
+    }
+    assert_eq!(
+        env.provider.refresh_count(),
+        1,
+        "exactly one refresh request"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_between_write_and_rename_loses_nothing() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let mut cmd = env.host(&["token", "--provider", "github", "--min-valid", "999999"]);
+    cmd.env("HOST_TEST_FAULT", "abort-before-rename");
+    let crashed = cmd.output().await.unwrap();
+    assert!(
+        !crashed.status.success(),
+        "the injected crash must kill the process"
+    );
+    let after_crash = std::fs::read(env.record_path("default")).unwrap();
+    let good: Value = serde_json::from_slice(&after_crash).expect("the record is intact");
+    assert!(good["credential"]["access_token"].is_string());
+    // The previous credential is still read back.
+    let out = env
+        .output(&["token", "--provider", "github", "--min-valid", "0"])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout.trim(),
+        good["credential"]["access_token"].as_str().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_truncated_record_is_reported_and_moved_aside() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let path = env.record_path("default");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+    let out = env.output(&["token", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("corrupt") && out.stderr.contains(&path.display().to_string()),
+        "{}",
+        out.stderr
+    );
+    let aside: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains(".corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "kept aside, not overwritten");
+}
+
+#[tokio::test]
+async fn clear_one_sentence_errors() {
+    let env = HostEnv::start().await;
+    let out = env.output(&["token", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("no credential stored")
+            && out.stderr.contains("host run --provider github"),
+        "{}",
+        out.stderr
+    );
+
+    let out = env.output(&["token", "--provider", "gitlub"]).await;
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("unknown provider `gitlub`") && out.stderr.contains("github"),
+        "{}",
+        out.stderr
+    );
+
+    let mut cmd = env.host(&[
+        "run",
+        "--provider",
+        "github",
+        "--no-browser",
+        "--timeout",
+        "1",
+    ]);
+    cmd.env_remove("GITHUB_CLIENT_ID");
+    let out = cmd.output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("providers.github.client_id is missing")
+            && stderr.contains("GITHUB_CLIENT_ID"),
+        "{stderr}"
+    );
+
+    let config = env.home.path().join("bad.toml");
+    std::fs::write(&config, "[providers.github\n").unwrap();
+    let out = env
+        .output(&[
+            "--config",
+            config.to_str().unwrap(),
+            "token",
+            "--provider",
+            "github",
+        ])
+        .await;
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("bad.toml"), "{}", out.stderr);
+
+    let out = env.output(&["token"]).await;
+    assert_eq!(out.code, Some(2), "usage errors exit 2");
+}
+
+#[tokio::test]
+async fn providers_config_and_logout() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let out = env.output(&["providers", "--json"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let list: Value = serde_json::from_str(&out.stdout).unwrap();
+    let github = &list[0];
+    assert_eq!(github["name"], "github");
+    assert_eq!(github["source"], "built-in");
+    assert_eq!(github["credentials"]["status"], "valid");
+    assert_eq!(github["accounts"][0]["account"], "default");
+    assert_eq!(github["accounts"][0]["identity"], "octocat");
+
+    let out = env.output(&["config", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("providers.github.client_id = \"test-client\"  # from environment variable GITHUB_CLIENT_ID"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("providers.github.client_secret = \"[redacted]\""),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("providers.github.token_url = \"http://127.0.0.1"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains(host_testkit::CLIENT_SECRET));
+
+    let stored: Value =
+        serde_json::from_slice(&std::fs::read(env.record_path("default")).unwrap()).unwrap();
+    let token = stored["credential"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = env.output(&["logout", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("Revoked") && out.stderr.contains("deleted"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        env.provider.revoked(),
+        vec![token],
+        "GitHub's token deletion API was called"
+    );
+    assert!(!env.record_path("default").exists());
+
+    let out = env.output(&["completions", "bash"]).await;
+    assert_eq!(out.code, Some(0));
+    assert!(out.stdout.contains("host"));
+}
+
+#[tokio::test]
+async fn a_rejected_refresh_token_says_to_log_in_again() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    env.provider.revoke_all();
+    let out = env
+        .output(&["token", "--provider", "github", "--min-valid", "999999"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("run `host run --provider github` to log in again"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("invalid_grant"), "{}", out.stderr);
+}

@@ -1,0 +1,509 @@
+//! Plugins: real components built from tests/guests, loaded into the runtime and run against
+//! the test provider; hostile ones fail alone and clearly.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use host::ConfigLoader;
+use host::Registry;
+use host::plugin::{PluginError, PluginHost};
+use host::{AuthorizeRequest, FlowError, Interaction};
+use host_testkit::{Scripted, TestProvider, guests};
+use serde_json::Value;
+
+use crate::support::login;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    provider: TestProvider,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            provider: TestProvider::start().await,
+        }
+    }
+
+    fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("data/host/plugins")
+    }
+
+    fn add_plugin(&self, name: &str, guest: &str) -> PathBuf {
+        std::fs::create_dir_all(self.plugins_dir()).unwrap();
+        let path = self.plugins_dir().join(format!("{name}.wasm"));
+        std::fs::copy(guest, &path).unwrap();
+        path
+    }
+
+    fn add_raw(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        std::fs::create_dir_all(self.plugins_dir()).unwrap();
+        let path = self.plugins_dir().join(format!("{name}.wasm"));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Loads the configuration `toml` and builds the registry with a fresh plugin host.
+    fn registry(&self, toml: &str) -> (host::App, Arc<PluginHost>) {
+        let file = self.dir.path().join("host.toml");
+        std::fs::write(&file, toml).unwrap();
+        let config = ConfigLoader::with_env([
+            ("HOME", self.dir.path().to_str().unwrap().to_owned()),
+            (
+                "XDG_DATA_HOME",
+                self.dir.path().join("data").to_str().unwrap().to_owned(),
+            ),
+        ])
+        .file(&file)
+        .defaults(host::builtin_defaults())
+        .load()
+        .unwrap();
+        let app = host::App::from_config(config);
+        let host = Arc::clone(app.plugins());
+        (app, host)
+    }
+
+    fn good_section(&self, name: &str) -> String {
+        format!(
+            "[providers.{name}]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
+            host_testkit::CLIENT_ID,
+            host_testkit::CLIENT_SECRET,
+            self.provider.url("/authorize"),
+            self.provider.url("/token")
+        )
+    }
+}
+
+const LOOPBACK: &str = "[plugins]\nallow_http_loopback = true\n";
+
+async fn plugin_flow(registry: &Registry, name: &str) -> Arc<dyn host::AuthFlow> {
+    registry
+        .get(name)
+        .unwrap()
+        .flow(host::plugin::PLUGIN_FLOW)
+        .await
+        .unwrap()
+}
+
+async fn flow_error(registry: &Registry, name: &str) -> FlowError {
+    let provider = registry.get(name).unwrap();
+    let flow = match provider.flow(host::plugin::PLUGIN_FLOW).await {
+        Ok(f) => f,
+        Err(host::ProviderError::Build { source, .. }) => return *source,
+        Err(e) => panic!("{e}"),
+    };
+    flow.authorize(AuthorizeRequest::default())
+        .await
+        .expect_err("must fail")
+}
+
+fn plugin_error(e: FlowError) -> PluginError {
+    let cause = match e {
+        FlowError::Failed(e) | FlowError::Transient { source: e, .. } => e,
+        other => panic!("expected a plugin error, got {other:?}"),
+    };
+    *cause
+        .downcast::<PluginError>()
+        .unwrap_or_else(|e| panic!("expected a plugin error, got {e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_well_behaved_plugin_logs_in_and_refreshes() {
+    let s = Setup::new().await;
+    s.add_plugin("acme", guests::FLOW_GOOD);
+    let (app, host) = s.registry(&format!("{LOOPBACK}{}", s.good_section("acme")));
+    let registry = app.registry();
+    assert!(!host.is_started(), "building the registry starts no engine");
+    let acme = registry.get("acme").unwrap();
+    let flow = acme.flow(host::plugin::PLUGIN_FLOW).await.unwrap();
+    let credential = login(flow.as_ref()).await;
+    let token = credential.as_oauth2().expect("an OAuth2 token");
+    assert!(token.access_token.expose().starts_with("at-"));
+    assert_eq!(token.extra.0["via"], "flow-good");
+    let refreshed = flow.refresh(&credential).await.unwrap();
+    assert_ne!(
+        refreshed.as_oauth2().unwrap().access_token.expose(),
+        token.access_token.expose()
+    );
+    assert_eq!(s.provider.refresh_count(), 1);
+    // A plugin that cannot revoke says so.
+    assert!(!flow.revoke(&refreshed).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_credentials_are_validated_against_the_plugin_schema_before_it_runs() {
+    let s = Setup::new().await;
+    s.add_plugin("acme", guests::FLOW_GOOD);
+    let (app, _) = s.registry(&format!(
+        "{LOOPBACK}[providers.acme]\nclient_id = 42\nauthorize_url = [\"x\"]\n"
+    ));
+    let registry = app.registry();
+    let err = flow_error(registry, "acme").await;
+    let FlowError::InvalidAppCredentials(v) = &err else {
+        panic!("{err:?}")
+    };
+    let text = v.to_string();
+    assert!(
+        text.contains("providers.acme.authorize_url must be of type string"),
+        "{text}"
+    );
+    assert!(
+        text.contains("providers.acme.token_url is missing"),
+        "{text}"
+    );
+    assert!(text.contains("host.toml"), "{text}");
+    assert_eq!(v.issues.len(), 2, "{text}");
+    assert!(s.provider.token_requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plugins_fail_alone_with_their_own_errors() {
+    let s = Setup::new().await;
+    s.add_plugin("good", guests::FLOW_GOOD);
+    let modes = [
+        "loop",
+        "bomb",
+        "recurse",
+        "panic",
+        "undeclared",
+        "redirect",
+        "probe",
+        "chatty",
+    ];
+    // Limits tighter than the defaults, and far apart, so that on a loaded machine the memory
+    // bomb still hits memory first and the loop still hits the CPU deadline.
+    let mut toml = format!(
+        "{LOOPBACK}memory_mib = 64\ncpu_ms = 2000\n{}",
+        s.good_section("good")
+    );
+    for mode in modes {
+        s.add_plugin(mode, guests::HOSTILE);
+        let (m, url) = match mode {
+            // localhost is not among the hosts the plugin declares (127.0.0.1 is).
+            "undeclared" => (
+                "fetch",
+                s.provider.url("/token").replace("127.0.0.1", "localhost"),
+            ),
+            "redirect" => ("fetch", s.provider.url("/token")),
+            other => (other, String::new()),
+        };
+        toml.push_str(&format!(
+            "[providers.{mode}]\nmode = \"{m}\"\nurl = \"{url}\"\n"
+        ));
+    }
+    let (app, _) = s.registry(&toml);
+    let registry = app.registry();
+
+    let trap = |e: FlowError| match plugin_error(e) {
+        PluginError::Trap { path, call, reason } => {
+            assert_eq!(call, "authorize");
+            (path, reason)
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    };
+    let (path, reason) = trap(flow_error(registry, "loop").await);
+    assert!(path.ends_with("loop.wasm"));
+    assert!(reason.contains("2000 ms CPU-time limit"), "{reason}");
+    let (_, reason) = trap(flow_error(registry, "bomb").await);
+    assert!(reason.contains("more than 64 MiB of memory"), "{reason}");
+    let (_, reason) = trap(flow_error(registry, "recurse").await);
+    assert!(reason.contains("stack overflow"), "{reason}");
+    let (_, reason) = trap(flow_error(registry, "panic").await);
+    assert!(reason.contains("panicked"), "{reason}");
+
+    let failed = |e: FlowError| match plugin_error(e) {
+        PluginError::Failed { message, .. } => message,
+        other => panic!("expected the plugin's own error, got {other:?}"),
+    };
+    let message = failed(flow_error(registry, "undeclared").await);
+    assert!(
+        message.contains("Denied") && message.contains("not among the hosts the plugin declares"),
+        "{message}"
+    );
+    assert!(
+        s.provider.token_requests().is_empty(),
+        "a denied request is never sent"
+    );
+
+    s.provider.script([Scripted::RedirectToSink(307)]);
+    let message = failed(flow_error(registry, "redirect").await);
+    assert!(message.contains("got HTTP 307"), "{message}");
+    assert_eq!(
+        s.provider.sink_hits(),
+        0,
+        "the redirect target receives nothing"
+    );
+
+    let message = failed(flow_error(registry, "chatty").await);
+    assert!(
+        message.contains("done talking"),
+        "a flood of output is capped, not fatal: {message}"
+    );
+
+    // The probe succeeds, and reports what it could see: nothing.
+    let probe = plugin_flow(registry, "probe").await;
+    let auth = probe.authorize(AuthorizeRequest::default()).await.unwrap();
+    let Interaction::Redirect { url: report } = auth.interaction else {
+        panic!()
+    };
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert!(
+        report["file"].as_str().unwrap().starts_with("Err"),
+        "{report}"
+    );
+    assert!(
+        report["dir"].as_str().unwrap().starts_with("Err"),
+        "{report}"
+    );
+    assert_eq!(report["env"], serde_json::json!([]), "{report}");
+    assert_eq!(report["home"], Value::Null, "{report}");
+    assert!(
+        report["socket"].as_str().unwrap().starts_with("Err"),
+        "{report}"
+    );
+
+    // After all that, the host and the good plugin still work.
+    let good = plugin_flow(registry, "good").await;
+    let credential = login(good.as_ref()).await;
+    assert!(credential.as_oauth2().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_files_are_refused_by_name_and_others_keep_working() {
+    let s = Setup::new().await;
+    s.add_plugin("good", guests::FLOW_GOOD);
+    s.add_raw("garbage", b"this is not wasm at all");
+    let mut corrupt = std::fs::read(guests::FLOW_GOOD).unwrap();
+    corrupt.truncate(corrupt.len() / 2);
+    s.add_raw("truncated", &corrupt);
+    s.add_raw("core", b"\0asm\x01\0\0\0");
+    s.add_plugin("future", guests::WRONG_VERSION);
+    s.add_plugin("unrelated", guests::MISSING_EXPORT);
+    s.add_plugin("greedy", guests::UNKNOWN_IMPORT);
+    let mut toml = format!("{LOOPBACK}{}", s.good_section("good"));
+    for name in [
+        "garbage",
+        "truncated",
+        "core",
+        "future",
+        "unrelated",
+        "greedy",
+    ] {
+        toml.push_str(&format!("[providers.{name}]\n"));
+    }
+    let (app, _) = s.registry(&toml);
+    let registry = app.registry();
+
+    let check = |e: FlowError, file: &str| {
+        let text = e.to_string();
+        assert!(text.contains(&format!("{file}.wasm")), "{text}");
+        plugin_error(e)
+    };
+    assert!(matches!(
+        check(flow_error(registry, "garbage").await, "garbage"),
+        PluginError::NotWasm { .. }
+    ));
+    assert!(matches!(
+        check(flow_error(registry, "truncated").await, "truncated"),
+        PluginError::Invalid { .. }
+    ));
+    assert!(matches!(
+        check(flow_error(registry, "core").await, "core"),
+        PluginError::CoreModule { .. }
+    ));
+    let e = check(flow_error(registry, "future").await, "future");
+    let text = e.to_string();
+    assert!(
+        text.contains("integrations:auth@0.2.0") && text.contains("integrations:auth@0.1.0"),
+        "{text}"
+    );
+    let e = check(flow_error(registry, "unrelated").await, "unrelated");
+    assert!(matches!(e, PluginError::MissingExport { .. }), "{e:?}");
+    // Only what the host cannot provide is refused, by name.
+    let e = check(flow_error(registry, "greedy").await, "greedy");
+    assert!(
+        matches!(&e, PluginError::UnsupportedImports { imports, .. } if imports == &["test:unknown/vault"]),
+        "{e:?}"
+    );
+
+    let good = plugin_flow(registry, "good").await;
+    assert!(login(good.as_ref()).await.as_oauth2().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_uses_compile_once_and_a_corrupt_cache_is_recompiled() {
+    let s = Setup::new().await;
+    s.add_plugin("acme", guests::FLOW_GOOD);
+    s.add_plugin("twin", guests::FLOW_GOOD);
+    let toml = format!(
+        "{LOOPBACK}{}{}",
+        s.good_section("acme"),
+        s.good_section("twin")
+    );
+    let (app, host) = s.registry(&toml);
+    let app = Arc::new(app);
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let r = Arc::clone(&app);
+            tokio::spawn(async move {
+                let name = if i % 2 == 0 { "acme" } else { "twin" };
+                r.registry()
+                    .get(name)
+                    .unwrap()
+                    .flow(host::plugin::PLUGIN_FLOW)
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let cache = s.dir.path().join("data/host/cache/plugins");
+    let artifacts: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        artifacts.len(),
+        1,
+        "same bytes, one artifact: {artifacts:?}"
+    );
+    let loaded = host.load(&s.plugins_dir().join("acme.wasm")).await.unwrap();
+    assert_eq!(loaded.source(), host::plugin::LoadSource::Compiled);
+
+    // A new process (a new host) takes it from the cache...
+    let (_app, fresh) = s.registry(&toml);
+    let again = fresh
+        .load(&s.plugins_dir().join("acme.wasm"))
+        .await
+        .unwrap();
+    assert_eq!(again.source(), host::plugin::LoadSource::Cache);
+    // ...unless the artifact is corrupt: then it recompiles, never trusting it.
+    let bytes = std::fs::read(&artifacts[0]).unwrap();
+    let mut flipped = bytes.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0xff;
+    std::fs::write(&artifacts[0], &flipped).unwrap();
+    let (_app, third) = s.registry(&toml);
+    let recompiled = third
+        .load(&s.plugins_dir().join("acme.wasm"))
+        .await
+        .unwrap();
+    assert_eq!(recompiled.source(), host::plugin::LoadSource::Compiled);
+    assert_ne!(
+        std::fs::read(&artifacts[0]).unwrap(),
+        flipped,
+        "the artifact was rewritten"
+    );
+}
+
+#[test]
+fn discovery_lists_plugin_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "b.wasm",
+        "a.wasm",
+        "notes.txt",
+        ".hidden.wasm",
+        "bad name.wasm",
+    ] {
+        std::fs::write(dir.path().join(f), b"").unwrap();
+    }
+    let found: Vec<String> = host::plugin::discover(dir.path())
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(found, vec!["a", "b"]);
+    assert!(host::plugin::discover(Path::new("/nonexistent/plugins")).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasi_http_requests_take_the_same_allow_list() {
+    let s = Setup::new().await;
+    s.add_plugin("allowed", guests::HOSTILE);
+    s.add_plugin("undeclared", guests::HOSTILE);
+    s.add_plugin("narrowed", guests::HOSTILE);
+    let user = s.provider.url("/api/user");
+    let toml = format!(
+        "{LOOPBACK}[providers.allowed]\nmode = \"wasi-http\"\nurl = \"{user}\"\n\
+         [providers.undeclared]\nmode = \"wasi-http\"\nurl = \"{}\"\n\
+         [providers.narrowed]\nmode = \"wasi-http\"\nurl = \"{user}\"\n[providers.narrowed.sandbox]\nallowed_hosts = [\"api.example.com\"]\n",
+        user.replace("127.0.0.1", "localhost"),
+    );
+    let (app, _) = s.registry(&toml);
+    let registry = app.registry();
+    let message = |e: FlowError| match plugin_error(e) {
+        PluginError::Failed { message, .. } => message,
+        other => panic!("{other:?}"),
+    };
+    // Allowed: the request reaches the provider (which refuses the missing token).
+    let m = message(flow_error(registry, "allowed").await);
+    assert!(m.contains("wasi:http got HTTP 401"), "{m}");
+    // Not declared, or narrowed away by the configuration: denied before any connection.
+    let m = message(flow_error(registry, "undeclared").await);
+    assert!(m.contains("HttpRequestDenied"), "{m}");
+    let m = message(flow_error(registry, "narrowed").await);
+    assert!(m.contains("HttpRequestDenied"), "{m}");
+}
+
+/// Builds tests/python-plugin with componentize-py (brought into a virtual environment under
+/// the target folder on first use).
+fn python_plugin() -> PathBuf {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    host_testkit::python::componentize(
+        &tests.join("python-plugin"),
+        &tests.join("../wit"),
+        &target.join("api_key_py.wasm"),
+        target,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_plugin_built_with_componentize_py_runs_unchanged() {
+    let wasm = python_plugin();
+    let s = Setup::new().await;
+    s.add_plugin("pykey", wasm.to_str().unwrap());
+    let toml = format!(
+        "{LOOPBACK}[providers.pykey]\nverify_url = \"{}\"\n",
+        s.provider.url("/api/keycheck")
+    );
+    let (app, host) = s.registry(&toml);
+    let registry = app.registry();
+    let flow = plugin_flow(registry, "pykey").await;
+    // It imports wasi:sockets, wasi:filesystem and more: linked, granted nothing.
+    let loaded = host
+        .load(&s.plugins_dir().join("pykey.wasm"))
+        .await
+        .unwrap();
+    let (imports, _) = loaded.interface_names();
+    assert!(
+        imports.iter().any(|i| i.starts_with("wasi:sockets/tcp")),
+        "{imports:?}"
+    );
+
+    let auth = flow.authorize(AuthorizeRequest::default()).await.unwrap();
+    let Interaction::Prompt { fields } = &auth.interaction else {
+        panic!("{:?}", auth.interaction)
+    };
+    assert_eq!(fields[0].name, "api_key");
+    assert!(fields[0].secret);
+
+    let wrong = host::ExchangeInput::new([("api_key", "nope")]);
+    let err = flow
+        .exchange(auth.pending.clone(), wrong)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, FlowError::Rejected(host::CallbackError::Rejected(m)) if m.contains("HTTP 401")),
+        "{err:?}"
+    );
+    let right = host::ExchangeInput::new([("api_key", host_testkit::VALID_API_KEY)]);
+    let credential = flow.exchange(auth.pending, right).await.unwrap();
+    let host::Credential::ApiKey { key } = credential else {
+        panic!()
+    };
+    assert_eq!(key.expose(), host_testkit::VALID_API_KEY);
+}

@@ -1,0 +1,190 @@
+//! Plugin-backed providers through the real `host` binary.
+
+use serde_json::Value;
+
+use crate::support::{HostEnv, browser_redirect};
+
+fn acme_config(env: &HostEnv) -> String {
+    format!(
+        "[plugins]\nallow_http_loopback = true\n\n[providers.acme]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
+        host_testkit::CLIENT_ID,
+        host_testkit::CLIENT_SECRET,
+        env.provider.url("/authorize"),
+        env.provider.url("/token")
+    )
+}
+
+#[tokio::test]
+async fn a_plugin_provider_works_with_run_token_providers_and_logout() {
+    let env = HostEnv::start().await;
+    std::fs::create_dir_all(env.plugins_dir()).unwrap();
+    std::fs::copy(
+        host_testkit::guests::FLOW_GOOD,
+        env.plugins_dir().join("acme.wasm"),
+    )
+    .unwrap();
+    env.write_config(&acme_config(&env));
+
+    let (out, answers) = env
+        .login_as("acme", &["--json", "--timeout", "20"], async |url| {
+            vec![browser_redirect(&url).await]
+        })
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(answers[0].0, 200);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["provider"], "acme");
+    assert_eq!(summary["flow"], host::plugin::PLUGIN_FLOW);
+
+    let out = env.output(&["token", "--provider", "acme"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let first = out.stdout.trim().to_owned();
+    assert!(first.starts_with("at-"));
+    let out = env
+        .output(&["token", "--provider", "acme", "--min-valid", "99999"])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_ne!(out.stdout.trim(), first, "refreshed through the plugin");
+    assert_eq!(env.provider.refresh_count(), 1);
+
+    let out = env.output(&["providers", "--json"]).await;
+    let list: Value = serde_json::from_str(&out.stdout).unwrap();
+    let acme = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "acme")
+        .unwrap();
+    assert!(
+        acme["source"].as_str().unwrap().ends_with("acme.wasm"),
+        "{acme}"
+    );
+    assert_eq!(acme["accounts"][0]["account"], "default");
+
+    let out = env.output(&["logout", "--provider", "acme"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("no way to revoke")
+            && out.stderr.contains("deleted the local credential"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_plugins_are_listed_without_compiling_any() {
+    let env = HostEnv::start().await;
+    std::fs::create_dir_all(env.plugins_dir()).unwrap();
+    for i in 0..100 {
+        std::fs::copy(
+            host_testkit::guests::FLOW_GOOD,
+            env.plugins_dir().join(format!("p{i:03}.wasm")),
+        )
+        .unwrap();
+    }
+    let out = env.output(&["providers", "--json"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let list: Value = serde_json::from_str(&out.stdout).unwrap();
+    let plugins = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"].as_str().unwrap().starts_with('p'))
+        .count();
+    assert_eq!(plugins, 100);
+    let cache = env.data_dir().join("cache/plugins");
+    let cached = std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(cached, 0, "listing compiles nothing");
+}
+
+#[tokio::test]
+async fn the_second_process_loads_the_plugin_from_the_cache() {
+    let env = HostEnv::start().await;
+    let file = host_testkit::guests::FLOW_GOOD;
+    let first = env
+        .host(&["plugin", "inspect", file])
+        .env("HOST_LOG", "host=debug")
+        .output()
+        .await
+        .unwrap();
+    let first_log = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{first_log}");
+    assert!(first_log.contains("compiling the plugin"), "{first_log}");
+    let second = env
+        .host(&["plugin", "inspect", "--json", file])
+        .env("HOST_LOG", "host=debug")
+        .output()
+        .await
+        .unwrap();
+    let second_log = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        second_log.contains("from the cache") && !second_log.contains("compiling"),
+        "{second_log}"
+    );
+    let info: Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(info["display_name"], "Test OAuth2 flow");
+    assert_eq!(info["wit"], "integrations:auth@0.1.0");
+    assert_eq!(info["allowed_hosts"], serde_json::json!(["127.0.0.1"]));
+    assert!(
+        info["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i == "integrations:auth/http@0.1.0")
+    );
+    assert_eq!(info["app_credentials_schema"]["required"][0], "client_id");
+}
+
+#[tokio::test]
+async fn install_checks_the_file_and_puts_it_in_the_plugins_folder() {
+    let env = HostEnv::start().await;
+    let out = env
+        .output(&[
+            "plugin",
+            "install",
+            host_testkit::guests::FLOW_GOOD,
+            "--name",
+            "acme",
+        ])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(env.plugins_dir().join("acme.wasm").is_file());
+    let out = env
+        .output(&[
+            "plugin",
+            "install",
+            host_testkit::guests::FLOW_GOOD,
+            "--name",
+            "acme",
+        ])
+        .await;
+    assert_eq!(out.code, Some(1), "no silent overwrite: {out:?}");
+    let out = env
+        .output(&[
+            "plugin",
+            "install",
+            host_testkit::guests::WRONG_VERSION,
+            "--name",
+            "future",
+        ])
+        .await;
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("integrations:auth@0.2.0"),
+        "{}",
+        out.stderr
+    );
+    assert!(!env.plugins_dir().join("future.wasm").exists());
+    let out = env
+        .output(&[
+            "plugin",
+            "install",
+            host_testkit::guests::FLOW_GOOD,
+            "--name",
+            "github",
+        ])
+        .await;
+    assert_eq!(out.code, Some(1), "a built-in name is refused");
+    let out = env.output(&["providers", "--json"]).await;
+    assert!(out.stdout.contains("\"acme\""), "{}", out.stdout);
+}

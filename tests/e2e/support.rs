@@ -1,0 +1,259 @@
+//! Helpers shared by the tests.
+
+use std::time::Duration;
+
+use host::ProviderSection;
+use host::oauth2::{OAuth2AppCredentials, OAuth2Flow, StandardToken};
+use host::{AuthFlow, AuthorizeRequest, Credential, ExchangeInput, Interaction, Pending};
+use host::{HttpClient, HttpPolicy};
+use host_testkit::TestProvider;
+use serde_json::Value;
+
+/// The redirect URI the tests claim (nothing listens there: the test "browser" stops at the
+/// provider's redirect).
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+/// Tight limits so hanging or trickling servers fail within seconds.
+pub(crate) fn tight_http() -> HttpClient {
+    let mut policy = HttpPolicy::default();
+    policy.connect_timeout = Duration::from_secs(2);
+    policy.timeout = Duration::from_secs(2);
+    policy.max_body = 64 * 1024;
+    HttpClient::new(policy).expect("client")
+}
+
+/// An OAuth2 flow against the test provider, with app credentials patched by `patch`.
+pub(crate) fn flow_with(provider: &TestProvider, patch: impl FnOnce(&mut Value)) -> OAuth2Flow {
+    let mut app = provider.app_credentials();
+    patch(&mut app);
+    let app: OAuth2AppCredentials = ProviderSection::from_code("test", app)
+        .parse()
+        .expect("valid app credentials");
+    OAuth2Flow::with_class("test", app, StandardToken, tight_http()).expect("flow")
+}
+
+/// An OAuth2 flow against the test provider.
+pub(crate) fn flow(provider: &TestProvider) -> OAuth2Flow {
+    flow_with(provider, |_| {})
+}
+
+/// Runs authorize, then the test browser's approval: the pending state, the authorization URL
+/// and the callback's query string.
+pub(crate) async fn approved(flow: &dyn AuthFlow) -> (Pending, String, String) {
+    let auth = flow
+        .authorize(AuthorizeRequest::with_redirect(REDIRECT))
+        .await
+        .expect("authorize");
+    let Interaction::Redirect { url } = auth.interaction else {
+        panic!("expected a redirect")
+    };
+    let query = host_testkit::approve(&url).await;
+    (auth.pending, url, query)
+}
+
+/// Runs authorize → approve (the test browser) → exchange.
+pub(crate) async fn login(flow: &dyn AuthFlow) -> Credential {
+    let (pending, _, query) = approved(flow).await;
+    flow.exchange(pending, ExchangeInput::from_query(&query))
+        .await
+        .expect("exchange")
+}
+/// Asserts that neither `Display` nor `Debug` of `value` shows any of `secrets`.
+pub(crate) fn assert_no_secrets<E: std::fmt::Display + std::fmt::Debug>(
+    value: &E,
+    secrets: &[&str],
+) {
+    let shown = format!("{value} / {value:?}");
+    for s in secrets {
+        assert!(!shown.contains(s), "secret {s:?} leaked into: {shown}");
+    }
+}
+
+/// Asserts that `Debug` of `value` shows none of `secrets`.
+pub(crate) fn assert_debug_no_secrets<T: std::fmt::Debug>(value: &T, secrets: &[&str]) {
+    let shown = format!("{value:?}");
+    for s in secrets {
+        assert!(!shown.contains(s), "secret {s:?} leaked into: {shown}");
+    }
+}
+
+/// A temp home for the real `host` binary, wired to a test provider.
+pub(crate) struct HostEnv {
+    pub(crate) home: tempfile::TempDir,
+    pub(crate) provider: TestProvider,
+}
+
+impl HostEnv {
+    pub(crate) async fn start() -> Self {
+        Self {
+            home: tempfile::tempdir().expect("temp home"),
+            provider: TestProvider::start().await,
+        }
+    }
+
+    pub(crate) fn data_dir(&self) -> std::path::PathBuf {
+        self.home.path().join("data/host")
+    }
+
+    pub(crate) fn record_path(&self, account: &str) -> std::path::PathBuf {
+        self.data_dir()
+            .join(format!("credentials/github/{account}.json"))
+    }
+
+    /// The plugins folder `host` uses by default.
+    pub(crate) fn plugins_dir(&self) -> std::path::PathBuf {
+        self.data_dir().join("plugins")
+    }
+
+    /// Writes the configuration file `host` reads by default.
+    pub(crate) fn write_config(&self, toml: &str) {
+        let dir = self.home.path().join("config/host");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("host.toml"), toml).unwrap();
+    }
+
+    /// `host ARGS` with a clean environment: only the temp home and the github provider's
+    /// settings pointed at the test provider.
+    pub(crate) fn host(&self, args: &[&str]) -> tokio::process::Command {
+        self.command(env!("CARGO_BIN_EXE_host"), args)
+    }
+
+    /// Any program with the same clean environment as [`HostEnv::host`].
+    pub(crate) fn command(&self, program: &str, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+            .env("XDG_DATA_HOME", self.home.path().join("data"))
+            .env("GITHUB_CLIENT_ID", host_testkit::CLIENT_ID)
+            .env("GITHUB_CLIENT_SECRET", host_testkit::CLIENT_SECRET)
+            .env(
+                "HOST_PROVIDERS__GITHUB__AUTHORIZE_URL",
+                self.provider.url("/authorize"),
+            )
+            .env(
+                "HOST_PROVIDERS__GITHUB__TOKEN_URL",
+                self.provider.url("/token"),
+            )
+            .env("HOST_PROVIDERS__GITHUB__API_URL", self.provider.url("/api"))
+            .env(
+                "HOST_PROVIDERS__GITHUB__DEVICE_AUTHORIZATION_URL",
+                self.provider.url("/device/code"),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs `host ARGS` to completion.
+    pub(crate) async fn output(&self, args: &[&str]) -> Output {
+        let out = self.host(args).output().await.expect("run host");
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `host run --provider github --no-browser ARGS`, driven by the test "browser": `visit`
+    /// gets the authorization URL and returns the callback URLs to request, in order; returns
+    /// the run's outcome and the listener's answers.
+    pub(crate) async fn login(
+        &self,
+        extra: &[&str],
+        visit: impl AsyncFnOnce(String) -> Vec<String>,
+    ) -> (Output, Vec<(u16, String)>) {
+        self.login_as("github", extra, visit).await
+    }
+
+    /// [`HostEnv::login`] with another provider.
+    pub(crate) async fn login_as(
+        &self,
+        provider: &str,
+        extra: &[&str],
+        visit: impl AsyncFnOnce(String) -> Vec<String>,
+    ) -> (Output, Vec<(u16, String)>) {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+        let mut args = vec!["run", "--provider", provider, "--no-browser"];
+        args.extend_from_slice(extra);
+        let mut child = self.host(&args).spawn().expect("spawn host run");
+        let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let url = loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(20), stderr.read_line(&mut line))
+                .await
+                .expect("host run prints the URL in time")
+                .unwrap();
+            assert!(n > 0, "host run ended before printing a URL: {seen}");
+            seen.push_str(&line);
+            if line.starts_with("http://") {
+                break line.trim().to_owned();
+            }
+        };
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut answers = Vec::new();
+        for callback in visit(url).await {
+            let r = client
+                .get(&callback)
+                .send()
+                .await
+                .expect("callback request");
+            answers.push((r.status().as_u16(), r.text().await.unwrap_or_default()));
+        }
+        let mut rest = String::new();
+        let mut stdout = String::new();
+        let mut out_pipe = child.stdout.take().unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(30), async {
+            let _ = stderr.read_to_string(&mut rest).await;
+            let _ = out_pipe.read_to_string(&mut stdout).await;
+            child.wait().await
+        })
+        .await
+        .expect("host run ends")
+        .unwrap();
+        (
+            Output {
+                code: status.code(),
+                stdout,
+                stderr: seen + &rest,
+            },
+            answers,
+        )
+    }
+
+    /// A full, successful login; returns its JSON summary.
+    pub(crate) async fn login_ok(&self) -> serde_json::Value {
+        let (out, answers) = self
+            .login(&["--json", "--timeout", "20"], async |url| {
+                vec![browser_redirect(&url).await]
+            })
+            .await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert_eq!(answers[0].0, 200, "{answers:?}");
+        serde_json::from_str(&out.stdout).expect("JSON summary")
+    }
+}
+
+/// The callback URL the provider sends the browser to.
+pub(crate) async fn browser_redirect(authorization_url: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let r = client.get(authorization_url).send().await.unwrap();
+    r.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// What a finished `host` process said.
+#[derive(Debug)]
+pub(crate) struct Output {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}

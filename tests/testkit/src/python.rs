@@ -1,0 +1,76 @@
+//! Building the Python test plugin with componentize-py, bootstrapped on demand.
+//!
+//! `cargo test` must pass on a machine with nothing but rustup and python3: the first run makes
+//! a virtual environment under the target folder and installs the pinned componentize-py
+//! there (from the package index); later runs reuse it. An installed `componentize-py` on
+//! `PATH` is not used, so every machine builds with the same version.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// The componentize-py version the Python plugin is built with.
+pub const COMPONENTIZE_PY: &str = "0.25.1";
+
+/// Serializes the bootstrap between the tests of one process.
+static BOOTSTRAP: Mutex<()> = Mutex::new(());
+
+/// Builds the component of the Python app in `source` (module `app`, world `plugin` of the WIT
+/// folder `wit`) into `out`, unless `out` is newer than the app. Panics with the reason when
+/// Python or the package index is not available: the test needs it.
+pub fn componentize(source: &Path, wit: &Path, out: &Path, target_dir: &Path) -> PathBuf {
+    let _guard = BOOTSTRAP.lock().unwrap_or_else(|e| e.into_inner());
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(out).is_some() && modified(out) >= modified(&source.join("app.py")) {
+        return out.to_owned();
+    }
+    let tool = bootstrap(target_dir);
+    let status = Command::new(&tool)
+        .arg("-d")
+        .arg(wit)
+        .args(["-w", "plugin", "componentize", "app", "-o"])
+        .arg(out)
+        .current_dir(source)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", tool.display()));
+    assert!(status.success(), "componentize-py failed: {status}");
+    out.to_owned()
+}
+
+/// The componentize-py executable of the virtual environment under `target_dir`, created and
+/// filled first when missing.
+fn bootstrap(target_dir: &Path) -> PathBuf {
+    let venv = target_dir.join(format!("componentize-py-{COMPONENTIZE_PY}"));
+    let tool = venv.join("bin/componentize-py");
+    if tool.is_file() {
+        return tool;
+    }
+    let python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
+    run(
+        Command::new(&python).args(["-m", "venv"]).arg(&venv),
+        "create a Python virtual environment (is python3 with the venv module installed?)",
+    );
+    run(
+        Command::new(venv.join("bin/python")).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &format!("componentize-py=={COMPONENTIZE_PY}"),
+        ]),
+        "install componentize-py into the virtual environment",
+    );
+    assert!(
+        tool.is_file(),
+        "componentize-py missing after installing it"
+    );
+    tool
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot {what}: {e}"));
+    assert!(status.success(), "cannot {what}: {status}");
+}

@@ -5,6 +5,7 @@ mod config;
 mod device;
 mod examples;
 mod lazy_flows;
+mod library;
 mod loopback;
 mod oauth2_flow;
 mod plugins;

@@ -6,7 +6,7 @@
 //! ([`FlowError::LoginRequired`]), fix the configuration ([`FlowError::InvalidConfig`],
 //! [`FlowError::InvalidAppCredentials`]), or ignore a bad callback ([`FlowError::Rejected`]).
 //! What caused it travels as the error's [`source`](std::error::Error::source), for instance
-//! an [`crate::oauth2::TokenError`] or a plugin error, found again with their `find` functions.
+//! a token endpoint's error or a plugin's, found again with [`FlowError::find_cause`].
 
 use std::time::Duration;
 

@@ -92,7 +92,7 @@ impl fmt::Display for OAuthError {
 #[non_exhaustive]
 pub enum TokenError {
     /// The request did not complete (timeout, connection, size cap, insecure URL).
-    #[error(transparent)]
+    #[error("the request to the provider failed")]
     Http(#[from] HttpError),
     /// The endpoint answered with a redirect, which is never followed.
     #[error(

@@ -1,8 +1,9 @@
-//! Host bindings generated from `wit/` (the same files plugins are built against).
+//! Host bindings generated from the package's `wit/` folder, a copy of the repository's `wit/` (the
+//! contract plugins are built against; a test keeps the copies identical).
 
 wasmtime::component::bindgen!({
     world: "plugin",
-    path: "../wit",
+    path: "wit",
     imports: { default: async },
     exports: { default: async },
 });

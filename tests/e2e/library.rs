@@ -1,0 +1,154 @@
+//! The library as a Rust user meets it: the example program, error causes, the package layout.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use host::{AuthorizeRequest, ExchangeInput, FlowError, HttpError};
+use host_testkit::TestProvider;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+
+use crate::support::{HostEnv, browser_redirect};
+
+/// `examples/login.rs`, built by `cargo test` next to the test binaries.
+fn login_example() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let example = dir.join("examples/login");
+    assert!(
+        example.is_file(),
+        "{} is missing: run the tests with `cargo test -p host` (which builds the examples)",
+        example.display()
+    );
+    example
+}
+
+#[tokio::test]
+async fn the_login_example_logs_in_and_prints_a_token_the_cli_shares() {
+    let env = HostEnv::start().await;
+    let mut child = env
+        .command(login_example().to_str().unwrap(), &["github"])
+        .spawn()
+        .unwrap();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(20), stderr.read_line(&mut line))
+            .await
+            .expect("the example prints the URL in time")
+            .unwrap();
+        assert!(n > 0, "the example ended before printing a URL");
+        if line.starts_with("http://") {
+            break line.trim().to_owned();
+        }
+    };
+    // The test browser approves; the example's listener gets the callback.
+    let callback = browser_redirect(&url).await;
+    let page = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(&callback)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let token = stdout.trim();
+    assert!(token.starts_with("at-"), "{stdout:?}");
+    // The example and the CLI share configuration and store.
+    let out = env.output(&["token", "--provider", "github"]).await;
+    assert_eq!(out.stdout.trim(), token, "{out:?}");
+    assert_eq!(
+        env.provider.token_requests().len(),
+        1,
+        "one exchange, no refresh"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_failure_keeps_its_causes_down_to_the_os_error() {
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let provider = TestProvider::start().await;
+    let mut app = provider.app_credentials();
+    app["token_url"] = serde_json::json!(format!("http://127.0.0.1:{port}/token"));
+    let app = host::ProviderSection::from_code("acme", app)
+        .parse()
+        .unwrap();
+    let flow = host::oauth2::OAuth2Flow::new("acme", app).unwrap();
+    let auth = host::AuthFlow::authorize(
+        &flow,
+        AuthorizeRequest::with_redirect("http://127.0.0.1:1/callback"),
+    )
+    .await
+    .unwrap();
+    let url = match auth.interaction {
+        host::Interaction::Redirect { url } => url,
+        other => panic!("{other:?}"),
+    };
+    let query = host_testkit::approve(&url).await;
+    let err = host::AuthFlow::exchange(&flow, auth.pending, ExchangeInput::from_query(&query))
+        .await
+        .unwrap_err();
+    // A connection failure is worth retrying, and says so by its kind.
+    assert!(matches!(err, FlowError::Transient { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err.find_cause::<HttpError>(),
+            Some(HttpError::Connect { .. })
+        ),
+        "{err:?}"
+    );
+    let os = err
+        .find_cause::<std::io::Error>()
+        .expect("the OS error is still in the chain");
+    assert_eq!(os.kind(), std::io::ErrorKind::ConnectionRefused);
+
+    // Through the binary: the message carries the whole chain.
+    let env = HostEnv::start().await;
+    let out = env
+        .host(&["run", "--provider", "github", "--flow", "device"])
+        .env(
+            "HOST_PROVIDERS__GITHUB__DEVICE_AUTHORIZATION_URL",
+            format!("http://127.0.0.1:{port}/device/code"),
+        )
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot start the login")
+            && stderr.contains("cannot reach 127.0.0.1")
+            && stderr.contains("Connection refused"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_wit_travels_in_each_package_unchanged() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let truth = std::fs::read(root.join("wit/auth.wit")).unwrap();
+    for copy in ["host/wit/auth.wit", "plugin-sdk/wit/auth.wit"] {
+        let bytes = std::fs::read(root.join(copy))
+            .unwrap_or_else(|e| panic!("{copy}: {e}; copy wit/auth.wit there"));
+        assert!(
+            bytes == truth,
+            "{copy} differs from wit/auth.wit, the one source of truth: copy it again"
+        );
+    }
+}

@@ -3,11 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use host::{AuthorizeRequest, ExchangeInput, FlowError, HttpError};
-use host_testkit::TestProvider;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+use tokio::io::AsyncReadExt;
 
-use crate::support::{HostEnv, browser_redirect};
+use crate::support::{HostEnv, browser_redirect, closed_port, read_url};
 
 /// `examples/login.rs`, built by `cargo test` next to the test binaries.
 fn login_example() -> PathBuf {
@@ -30,17 +28,7 @@ async fn the_login_example_logs_in_and_prints_a_token_the_cli_shares() {
         .spawn()
         .unwrap();
     let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap());
-    let url = loop {
-        let mut line = String::new();
-        let n = tokio::time::timeout(Duration::from_secs(20), stderr.read_line(&mut line))
-            .await
-            .expect("the example prints the URL in time")
-            .unwrap();
-        assert!(n > 0, "the example ended before printing a URL");
-        if line.starts_with("http://") {
-            break line.trim().to_owned();
-        }
-    };
+    let (url, _) = read_url(&mut stderr).await;
     // The test browser approves; the example's listener gets the callback.
     let callback = browser_redirect(&url).await;
     let page = reqwest::Client::builder()
@@ -77,47 +65,11 @@ async fn the_login_example_logs_in_and_prints_a_token_the_cli_shares() {
     );
 }
 
+/// The typed chain (down to the OS error) is checked in
+/// `token_endpoint::an_unreachable_endpoint_fails_fast_and_cleanly`; here, what a user reads.
 #[tokio::test]
 async fn a_connection_failure_keeps_its_causes_down_to_the_os_error() {
-    // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
-    let provider = TestProvider::start().await;
-    let mut app = provider.app_credentials();
-    app["token_url"] = serde_json::json!(format!("http://127.0.0.1:{port}/token"));
-    let app = host::ProviderSection::from_code("acme", app)
-        .parse()
-        .unwrap();
-    let flow = host::oauth2::OAuth2Flow::new("acme", app).unwrap();
-    let auth = host::AuthFlow::authorize(
-        &flow,
-        AuthorizeRequest::with_redirect("http://127.0.0.1:1/callback"),
-    )
-    .await
-    .unwrap();
-    let url = match auth.interaction {
-        host::Interaction::Redirect { url } => url,
-        other => panic!("{other:?}"),
-    };
-    let query = host_testkit::approve(&url).await;
-    let err = host::AuthFlow::exchange(&flow, auth.pending, ExchangeInput::from_query(&query))
-        .await
-        .unwrap_err();
-    // A connection failure is worth retrying, and says so by its kind.
-    assert!(matches!(err, FlowError::Transient { .. }), "{err:?}");
-    assert!(
-        matches!(
-            err.find_cause::<HttpError>(),
-            Some(HttpError::Connect { .. })
-        ),
-        "{err:?}"
-    );
-    let os = err
-        .find_cause::<std::io::Error>()
-        .expect("the OS error is still in the chain");
-    assert_eq!(os.kind(), std::io::ErrorKind::ConnectionRefused);
-
+    let port = closed_port();
     // Through the binary: the message carries the whole chain.
     let env = HostEnv::start().await;
     let out = env

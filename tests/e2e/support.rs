@@ -177,24 +177,12 @@ impl HostEnv {
         extra: &[&str],
         visit: impl AsyncFnOnce(String) -> Vec<String>,
     ) -> (Output, Vec<(u16, String)>) {
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+        use tokio::io::AsyncReadExt;
         let mut args = vec!["run", "--provider", provider, "--no-browser"];
         args.extend_from_slice(extra);
         let mut child = self.host(&args).spawn().expect("spawn host run");
         let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        let url = loop {
-            let mut line = String::new();
-            let n = tokio::time::timeout(Duration::from_secs(20), stderr.read_line(&mut line))
-                .await
-                .expect("host run prints the URL in time")
-                .unwrap();
-            assert!(n > 0, "host run ended before printing a URL: {seen}");
-            seen.push_str(&line);
-            if line.starts_with("http://") {
-                break line.trim().to_owned();
-            }
-        };
+        let (url, seen) = read_url(&mut stderr).await;
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let mut answers = Vec::new();
         for callback in visit(url).await {
@@ -237,6 +225,33 @@ impl HostEnv {
         assert_eq!(answers[0].0, 200, "{answers:?}");
         serde_json::from_str(&out.stdout).expect("JSON summary")
     }
+}
+
+/// Reads a process's stderr up to the first line that is a URL (the authorization URL a login
+/// prints); returns it and everything read.
+pub(crate) async fn read_url(
+    stderr: &mut tokio::io::BufReader<tokio::process::ChildStderr>,
+) -> (String, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(20), stderr.read_line(&mut line))
+            .await
+            .expect("the URL is printed in time")
+            .unwrap();
+        assert!(n > 0, "the process ended before printing a URL: {seen}");
+        seen.push_str(&line);
+        if line.starts_with("http://") {
+            return (line.trim().to_owned(), seen);
+        }
+    }
+}
+
+/// A loopback port nothing listens on.
+pub(crate) fn closed_port() -> u16 {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().port()
 }
 
 /// The callback URL the provider sends the browser to.

@@ -393,10 +393,7 @@ async fn refresh_errors_are_typed_too() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_fails_fast_and_cleanly() {
-    // A port nothing listens on.
-    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = socket.local_addr().unwrap().port();
-    drop(socket);
+    let port = crate::support::closed_port();
     let provider = TestProvider::start().await;
     let flow = crate::support::flow_with(&provider, |app| {
         app["token_url"] = json!(format!("http://127.0.0.1:{port}/token"));
@@ -406,6 +403,12 @@ async fn an_unreachable_endpoint_fails_fast_and_cleanly() {
         .exchange(pending, ExchangeInput::from_query(&query))
         .await
         .unwrap_err();
+    // Worth retrying, and it says so by its kind; its causes go down to the OS error.
+    assert!(matches!(err, FlowError::Transient { .. }), "{err:?}");
+    let os = err
+        .find_cause::<std::io::Error>()
+        .expect("the OS error is still in the chain");
+    assert_eq!(os.kind(), std::io::ErrorKind::ConnectionRefused);
     assert!(matches!(
         token_error(err),
         TokenError::Http(HttpError::Connect { .. })

@@ -4,14 +4,15 @@ use std::net::IpAddr;
 
 use url::Url;
 
-/// Whether the URL's host is loopback: `127.0.0.0/8`, `::1` or `localhost`.
+/// Whether the URL's host is loopback, literally: `127.0.0.0/8`, `::1` or `localhost`.
+///
+/// `*.localhost` is not: the system resolver may send it to DNS, and what is trusted as
+/// loopback gets plain http (a client secret in clear text).
 pub(crate) fn is_loopback_url(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(url::Host::Domain(d)) => {
-            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
-        }
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
     }
 }
@@ -35,7 +36,10 @@ pub(crate) fn is_public(ip: IpAddr) -> bool {
                 || o[0] >= 240)
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            // An IPv4 address inside an IPv6 one is judged as that IPv4 address: mapped
+            // (`::ffff:0:0/96`), compatible (`::/96`), NAT64 (`64:ff9b::/96`) and 6to4
+            // (`2002::/16`, the address in bits 16–48) all reach it.
+            if let Some(v4) = embedded_ipv4(v6) {
                 return is_public(IpAddr::V4(v4));
             }
             let s = v6.segments();
@@ -46,6 +50,52 @@ pub(crate) fn is_public(ip: IpAddr) -> bool {
                 || (s[0] & 0xffc0) == 0xfe80
                 || s[0] == 0x2001 && s[1] == 0x0db8)
         }
+    }
+}
+
+/// The longest URL shown to the user or handed to the desktop's opener.
+pub(crate) const MAX_URL_LEN: usize = 4096;
+
+/// A URL a provider or plugin wants the user to open (an authorization URL, a device
+/// verification URI), made safe to print and to hand to the desktop's opener: `https`, or
+/// plain `http` to a literal loopback host when `allow_loopback_http`; never `javascript:`,
+/// `file:`, `data:` or any other scheme. The URL is re-serialized, so control characters
+/// come out percent-encoded.
+pub(crate) fn openable_url(text: &str, allow_loopback_http: bool) -> Result<String, &'static str> {
+    if text.len() > MAX_URL_LEN {
+        return Err("is too long");
+    }
+    let url = Url::parse(text.trim()).map_err(|_| "is not a URL")?;
+    match url.scheme() {
+        "https" if url.host().is_some() => {}
+        "http" if allow_loopback_http && is_loopback_url(&url) => {}
+        "http" => return Err("is plain http (only https may be opened)"),
+        _ => return Err("does not use https"),
+    }
+    let shown = url.to_string();
+    if shown.chars().any(crate::text::is_unsafe_char) {
+        return Err("contains control or formatting characters");
+    }
+    Ok(shown)
+}
+
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let from = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
+        std::net::Ipv4Addr::new(a, b, c, d)
+    };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    match s {
+        // `::` and `::1` are IPv6's own unspecified and loopback addresses.
+        [0, 0, 0, 0, 0, 0, 0, 0 | 1] => None,
+        [0, 0, 0, 0, 0, 0, hi, lo] => Some(from(hi, lo)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(from(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(from(hi, lo)),
+        _ => None,
     }
 }
 
@@ -65,12 +115,45 @@ mod tests {
             "fd00::1",
             "::ffff:10.0.0.1",
             "100.64.0.1",
+            "::7f00:1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["140.82.112.3", "2606:4700::1111"] {
+        for ip in [
+            "140.82.112.3",
+            "2606:4700::1111",
+            "64:ff9b::8c52:7003",
+            "2002:8c52:7003::1",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    #[test]
+    fn only_https_urls_are_openable() {
+        assert_eq!(
+            openable_url("https://x.example/a?b=c", false).unwrap(),
+            "https://x.example/a?b=c"
+        );
+        // Control characters end up percent-encoded, never raw.
+        let shown = openable_url("https://x.example/\u{1b}[2J", false).unwrap();
+        assert!(!shown.contains('\u{1b}'), "{shown}");
+        for bad in [
+            "javascript:alert(1)",
+            "file:///etc/passwd",
+            "data:text/html,<script>",
+            "http://x.example/",
+            "vscode://open",
+        ] {
+            assert!(openable_url(bad, true).is_err(), "{bad}");
+        }
+        assert!(openable_url("http://127.0.0.1:9/cb", true).is_ok());
+        assert!(openable_url("http://127.0.0.1:9/cb", false).is_err());
+        assert!(openable_url(&format!("https://x.example/{}", "a".repeat(5000)), false).is_err());
     }
 
     #[test]
@@ -78,7 +161,11 @@ mod tests {
         for u in ["http://127.0.0.1:9/", "http://[::1]/", "http://localhost/"] {
             assert!(is_loopback_url(&Url::parse(u).unwrap()), "{u}");
         }
-        for u in ["http://127.0.0.1.example.com/", "https://github.com/"] {
+        for u in [
+            "http://127.0.0.1.example.com/",
+            "https://github.com/",
+            "http://evil.localhost/",
+        ] {
             assert!(!is_loopback_url(&Url::parse(u).unwrap()), "{u}");
         }
     }

@@ -48,7 +48,7 @@ impl App {
     /// Puts everything together from a loaded configuration (load it with
     /// [`builtin_defaults`] so the built-in providers get theirs).
     pub fn from_config(config: Config) -> Self {
-        let store = Store::new(config.data_dir());
+        let store = Store::new(config.data_dir()).with_lock_timeout(config.lock_timeout());
         #[cfg(feature = "plugins")]
         {
             let plugins = Arc::new(crate::plugin::PluginHost::new(
@@ -142,7 +142,18 @@ impl App {
             .flatten();
         let mut record = Record::new(provider, account, &flow_name, credential);
         record.identity = identity;
-        self.store.save(&record)?;
+        // Under the record's lock: a refresh of the old login in flight cannot replace it.
+        if let Some(old) = self.store.save(&record).await? {
+            // The login it replaces is over: revoke it (best effort) rather than leave a live
+            // grant nobody holds.
+            let revoked = match handle.flow(&old.flow).await {
+                Ok(flow) => flow.revoke(&old.credential).await.map_err(|e| e.chain()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = revoked {
+                tracing::warn!("cannot revoke the credential this login replaced: {e}");
+            }
+        }
         Ok(record)
     }
 

@@ -88,6 +88,30 @@ pub enum ConfigError {
         /// Who named it.
         origin: Origin,
     },
+    /// The configuration file is not valid TOML. The message names the place, never the text
+    /// there (it may be a secret).
+    #[error("{} line {line}, column {column}{}: {problem}", .file.display(), .key.as_deref().map(|k| format!(" (key `{k}`)")).unwrap_or_default())]
+    Syntax {
+        /// The file.
+        file: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// The column, from 1.
+        column: usize,
+        /// The key on that line, when there is one.
+        key: Option<String>,
+        /// What the parser says is wrong (its first line).
+        problem: String,
+    },
+    /// The file cannot be read.
+    #[error("cannot read the configuration file {}", .file.display())]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The configuration cannot be parsed or has the wrong shape.
     #[error("invalid configuration: {0}")]
     Invalid(String),
@@ -163,6 +187,53 @@ impl ConfigLoader {
         Ok(home.join(fallback))
     }
 
+    /// The proxy: `[http] proxy` (`none` for none), else `HTTPS_PROXY` / `ALL_PROXY` (either
+    /// case) with `NO_PROXY`, as curl and every peer read them.
+    fn proxy(
+        &self,
+        settings: &Settings,
+        figment: &Figment,
+    ) -> Result<Option<ProxySetting>, ConfigError> {
+        let configured = settings.http.proxy.as_deref().map(str::trim);
+        let (text, origin) = match configured {
+            Some(p) if p.eq_ignore_ascii_case("none") || p.is_empty() => return Ok(None),
+            Some(p) => {
+                let origin = figment
+                    .find_metadata("http.proxy")
+                    .map(|m| match &m.source {
+                        Some(figment::Source::File(f)) => Origin::File(f.clone()),
+                        _ => Origin::EnvVar("HOST_HTTP__PROXY".into()),
+                    })
+                    .unwrap_or(Origin::Default);
+                (p.to_owned(), origin)
+            }
+            None => {
+                let found = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+                    .iter()
+                    .find_map(|v| {
+                        self.var(v)
+                            .map(|p| (p.to_owned(), Origin::EnvVar((*v).into())))
+                    });
+                match found {
+                    Some(found) => found,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let url = Url::parse(&text).map_err(|_| {
+            ConfigError::Invalid(format!("http.proxy (from {origin}) is not a valid URL"))
+        })?;
+        let no_proxy = ["NO_PROXY", "no_proxy"]
+            .iter()
+            .find_map(|v| self.var(v))
+            .map(str::to_owned);
+        Ok(Some(ProxySetting {
+            url,
+            no_proxy,
+            origin,
+        }))
+    }
+
     /// Loads every layer.
     pub fn load(self) -> Result<Config, ConfigError> {
         let config_dir = self.base_dir("XDG_CONFIG_HOME", ".config")?.join("host");
@@ -186,6 +257,7 @@ impl ConfigLoader {
         }
         // The default file is optional; one named explicitly was checked above.
         if file.is_file() {
+            check_toml(&file)?;
             figment = figment.merge(figment::providers::Toml::file_exact(&file));
         }
         figment = figment.merge(Layer::env(&self.env));
@@ -202,6 +274,7 @@ impl ConfigLoader {
         let settings: Settings = figment
             .extract()
             .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        let proxy = self.proxy(&settings, &figment)?;
         let origins = Arc::new(FigmentOrigins {
             figment: figment.clone(),
             file: file.clone(),
@@ -210,11 +283,47 @@ impl ConfigLoader {
         Ok(Config {
             figment,
             origins,
+            proxy,
             settings: Arc::new(settings),
             file,
             data_dir,
         })
     }
+}
+
+/// Parses the file as TOML first, so that a syntax error is reported by place (file, line,
+/// column, key) and not, as the parser would, by quoting the line: it may hold a secret.
+fn check_toml(file: &Path) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_owned(),
+        source,
+    })?;
+    let Err(e) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    let offset = e.span().map_or(0, |s| s.start).min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let line_text = text[line_start..].lines().next().unwrap_or_default();
+    let key = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches(['"', '\'']))
+        .filter(|k| {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        })
+        .map(str::to_owned);
+    let problem = crate::text::sanitize(e.message().lines().next().unwrap_or("invalid TOML"), 120);
+    Err(ConfigError::Syntax {
+        file: file.to_owned(),
+        line,
+        column,
+        key,
+        problem,
+    })
 }
 
 /// A figment error without values (it may quote a secret): its kind, path and source.
@@ -270,8 +379,9 @@ struct HttpSettings {
     timeout_secs: u64,
     #[serde(default = "default_max_body")]
     max_body_bytes: usize,
+    /// A proxy URL, or `none` for no proxy even when the environment names one.
     #[serde(default)]
-    proxy: Option<Url>,
+    proxy: Option<String>,
 }
 
 fn default_connect() -> u64 {
@@ -295,8 +405,25 @@ impl Default for HttpSettings {
     }
 }
 
+/// Store settings, `[store]` in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct StoreSettings {
+    lock_timeout_secs: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            lock_timeout_secs: crate::store::DEFAULT_LOCK_TIMEOUT.as_secs(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 struct Settings {
+    #[serde(default)]
+    store: StoreSettings,
     #[serde(default)]
     plugins_dir: Option<PathBuf>,
     #[serde(default)]
@@ -308,11 +435,20 @@ struct Settings {
     providers: BTreeMap<String, serde_json::Value>,
 }
 
+/// The proxy in force and where it came from.
+#[derive(Debug, Clone)]
+struct ProxySetting {
+    url: Url,
+    no_proxy: Option<String>,
+    origin: Origin,
+}
+
 /// The loaded configuration.
 #[derive(Clone)]
 pub struct Config {
     figment: Figment,
     origins: Arc<FigmentOrigins>,
+    proxy: Option<ProxySetting>,
     settings: Arc<Settings>,
     file: PathBuf,
     data_dir: PathBuf,
@@ -342,6 +478,11 @@ impl Config {
         &self.data_dir
     }
 
+    /// How long to wait for a credential's lock (`[store] lock_timeout_secs`).
+    pub fn lock_timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.store.lock_timeout_secs)
+    }
+
     /// Where plugins are looked for.
     pub fn plugins_dir(&self) -> PathBuf {
         self.settings
@@ -357,7 +498,8 @@ impl Config {
             connect_timeout: Duration::from_secs(h.connect_timeout_secs),
             timeout: Duration::from_secs(h.timeout_secs),
             max_body: h.max_body_bytes,
-            proxy: h.proxy.clone(),
+            proxy: self.proxy.as_ref().map(|p| p.url.clone()),
+            no_proxy: self.proxy.as_ref().and_then(|p| p.no_proxy.clone()),
             ..HttpPolicy::default()
         }
     }
@@ -417,13 +559,29 @@ impl Config {
         if let Some(dict) = data.get(&Profile::Default) {
             walk("", dict, &mut out);
         }
-        Ok(out
+        out.retain(|(key, _)| key != "http.proxy");
+        let mut settings: Vec<Setting> = out
             .into_iter()
             .map(|(key, value)| {
                 let origin = self.origin(&key);
                 Setting { key, value, origin }
             })
-            .collect())
+            .collect();
+        // The proxy in force, wherever it came from (the environment included).
+        let (value, origin) = match &self.proxy {
+            Some(p) => (
+                redact_url_password(serde_json::Value::String(p.url.to_string())),
+                Some(p.origin.clone()),
+            ),
+            None => (serde_json::Value::from("none"), Some(Origin::Default)),
+        };
+        settings.push(Setting {
+            key: "http.proxy".into(),
+            value,
+            origin,
+        });
+        settings.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(settings)
     }
 }
 
@@ -464,8 +622,17 @@ fn is_secret(key: &str) -> bool {
         .any(|s| key.ends_with(s))
 }
 
-/// A URL value with a password (`http://user:pass@proxy:3128`) keeps everything but the password.
+/// A URL value with a password (`http://user:pass@proxy:3128`) keeps everything but the
+/// password; a text that looks like a URL with credentials but does not parse loses everything
+/// between `://` and `@`.
 fn redact_url_password(value: serde_json::Value) -> serde_json::Value {
+    if let Some(text) = value.as_str()
+        && url::Url::parse(text).is_err()
+        && let Some((scheme, rest)) = text.split_once("://")
+        && let Some((_, host)) = rest.rsplit_once('@')
+    {
+        return serde_json::Value::String(format!("{scheme}://[redacted]@{host}"));
+    }
     if let Some(mut url) = value.as_str().and_then(|s| url::Url::parse(s).ok())
         && url.password().is_some()
         && url.set_password(Some("redacted")).is_ok()
@@ -475,17 +642,24 @@ fn redact_url_password(value: serde_json::Value) -> serde_json::Value {
     value
 }
 
+/// Every leaf under `dict`; a value under a secret key (`client_secret = { value = "…" }`)
+/// is secret however deep it sits.
 fn walk(prefix: &str, dict: &Dict, out: &mut Vec<(String, serde_json::Value)>) {
+    walk_under(prefix, dict, false, out);
+}
+
+fn walk_under(prefix: &str, dict: &Dict, secret: bool, out: &mut Vec<(String, serde_json::Value)>) {
     for (key, value) in dict {
         let path = if prefix.is_empty() {
             key.clone()
         } else {
             format!("{prefix}.{key}")
         };
+        let secret = secret || is_secret(key);
         match value {
-            FigValue::Dict(_, child) => walk(&path, child, out),
+            FigValue::Dict(_, child) => walk_under(&path, child, secret, out),
             leaf => {
-                let shown = if is_secret(key) {
+                let shown = if secret {
                     serde_json::Value::from("[redacted]")
                 } else {
                     redact_url_password(leaf.deserialize::<serde_json::Value>().unwrap_or_default())
@@ -642,5 +816,53 @@ mod tests {
         assert!(
             is_secret("client_secret") && is_secret("refresh_token") && !is_secret("token_url")
         );
+        // Not a URL, but credentials all the same.
+        let shown = redact_url_password(json!("http://me:hunter2@proxy example:3128/"));
+        assert_eq!(shown, json!("http://[redacted]@proxy example:3128/"));
+    }
+
+    fn load(toml: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("host.toml");
+        std::fs::write(&file, toml).unwrap();
+        ConfigLoader::with_env([("HOME", dir.path().to_str().unwrap())])
+            .file(&file)
+            .load()
+    }
+
+    #[test]
+    fn toml_syntax_errors_name_the_place_never_the_text() {
+        for (toml, line, key) in [
+            (
+                "[providers.github]\nclient_id = \"x\"\nclient_secret = abc123secret\n",
+                3,
+                "client_secret",
+            ),
+            (
+                "[providers.github]\nclient_secret = \"abc123secret\n",
+                2,
+                "client_secret",
+            ),
+            (
+                "[providers.github]\nclient_secret = \"a\"\nclient_secret = \"abc123secret\"\n",
+                3,
+                "client_secret",
+            ),
+        ] {
+            let err = load(toml).expect_err("a syntax error");
+            let text = err.to_string();
+            assert!(!text.contains("abc123"), "{text}");
+            assert!(text.contains(&format!("line {line}")), "{text}");
+            assert!(text.contains(&format!("key `{key}`")), "{text}");
+            assert!(matches!(err, ConfigError::Syntax { .. }), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn nested_values_under_a_secret_key_are_redacted() {
+        let config = load("[providers.acme]\nclient_secret = { value = \"hunter2\", nested = { deeper = \"hunter3\" } }\nclient_id = \"visible\"\n").unwrap();
+        let shown = format!("{:?}", config.settings().unwrap());
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert!(shown.contains("visible"), "{shown}");
     }
 }

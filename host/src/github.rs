@@ -253,11 +253,22 @@ impl AuthFlow for GitHubFlow {
         self.inner.oauth2().refresh(credential).await
     }
 
-    /// `DELETE /applications/{client_id}/token`, authenticated with the app's id and secret.
+    /// The configured `revocation_url` (RFC 7009) when set; otherwise GitHub's
+    /// `DELETE /applications/{client_id}/token`, authenticated with the app's id and secret,
+    /// which ends the whole authorization. A 503 is retried (honouring `Retry-After`).
     async fn revoke(&self, credential: &Credential) -> Result<bool, FlowError> {
-        let app = self.inner.oauth2().app_credentials();
-        let (Some(secret), Some(token)) = (&app.client_secret, credential.as_oauth2()) else {
+        let oauth2 = self.inner.oauth2();
+        if oauth2.app_credentials().revocation_url.is_some() {
+            return oauth2.revoke_rfc7009(credential).await;
+        }
+        let app = oauth2.app_credentials();
+        let Some(token) = credential.as_oauth2() else {
             return Ok(false);
+        };
+        let Some(secret) = &app.client_secret else {
+            return Err(FlowError::Unsupported(
+                "revoking a GitHub token needs the app's client secret (providers.github.client_secret); the user can also revoke it under Settings > Applications".into(),
+            ));
         };
         let body = serde_json::to_vec(&json!({ "access_token": token.access_token.expose() }))
             .map_err(|e| FlowError::internal("cannot encode the request", e))?;
@@ -265,31 +276,45 @@ impl AuthFlow for GitHubFlow {
             "applications/{}/token",
             url::form_urlencoded::byte_serialize(app.client_id.as_bytes()).collect::<String>()
         );
-        let request = http::Request::delete(self.api(&path))
-            .header(
-                http::header::AUTHORIZATION,
-                crate::oauth2::basic_auth(&app.client_id, secret.expose()),
-            )
-            .header(http::header::ACCEPT, "application/vnd.github+json")
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .map_err(|e| FlowError::internal("cannot build the request", e))?;
-        let response = self
-            .inner
-            .oauth2()
-            .http_client()
-            .send(request)
-            .await
-            .map_err(TokenError::from)?;
-        match response.status().as_u16() {
-            // 404: the token is already gone.
-            204 | 200 | 404 => Ok(true),
-            status => Err(TokenError::Status {
-                status,
-                content_type: None,
+        const ATTEMPTS: usize = 3;
+        for attempt in 1..=ATTEMPTS {
+            let request = http::Request::delete(self.api(&path))
+                .header(
+                    http::header::AUTHORIZATION,
+                    crate::oauth2::basic_auth(&app.client_id, secret.expose()),
+                )
+                .header(http::header::ACCEPT, "application/vnd.github+json")
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+                .map_err(|e| FlowError::internal("cannot build the request", e))?;
+            let response = oauth2
+                .http_client()
+                .send(request)
+                .await
+                .map_err(TokenError::from)?;
+            let status = response.status().as_u16();
+            match status {
+                // 404: the token is already gone.
+                204 | 200 | 404 => return Ok(true),
+                503 if attempt < ATTEMPTS => {
+                    let wait = response
+                        .headers()
+                        .get(http::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                        .unwrap_or(1)
+                        .min(5);
+                    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                }
+                status => {
+                    return Err(TokenError::Status {
+                        status,
+                        content_type: None,
+                    }
+                    .into());
+                }
             }
-            .into()),
         }
+        unreachable!("the last attempt returns")
     }
 
     /// The login name from `GET /user`.

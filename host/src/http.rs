@@ -4,7 +4,9 @@
 //!   and the PKCE verifier elsewhere): the 3xx response is returned for the caller to refuse;
 //! - connect and total timeouts: a server that hangs or trickles fails in seconds;
 //! - the response body is capped: an endless or huge body fails fast with bounded memory;
-//! - no proxy is picked up from the environment; one is used only when configured explicitly;
+//! - a proxy only when the policy names one (the configuration takes it from `[http] proxy` or,
+//!   as every peer does, from `HTTPS_PROXY`/`ALL_PROXY` and `NO_PROXY`); loopback never goes
+//!   through a proxy;
 //! - `https` is required unless the host is loopback (`127.0.0.0/8`, `::1`, `localhost`).
 //!
 //! Errors never carry URLs with query strings or bodies: only the host.
@@ -23,8 +25,11 @@ pub struct HttpPolicy {
     pub timeout: Duration,
     /// Largest accepted response body, in bytes.
     pub max_body: usize,
-    /// An explicit proxy; the environment's proxy variables are never used implicitly.
+    /// The proxy for every request, if any. The library never reads the environment itself:
+    /// [`Config`](crate::Config) resolves `[http] proxy` and the proxy variables into this.
     pub proxy: Option<Url>,
+    /// Hosts reached without the proxy (`NO_PROXY` syntax); loopback always is.
+    pub no_proxy: Option<String>,
     /// Connect only to public addresses after resolving a name (plugins: DNS rebinding and
     /// SSRF defence). Loopback is still allowed when `allow_loopback` is set.
     pub public_addresses_only: bool,
@@ -39,6 +44,7 @@ impl Default for HttpPolicy {
             timeout: Duration::from_secs(30),
             max_body: 1024 * 1024,
             proxy: None,
+            no_proxy: None,
             public_addresses_only: false,
             allow_loopback: true,
         }
@@ -95,6 +101,9 @@ impl HttpError {
     }
 }
 
+/// Hosts that never go through a proxy.
+const LOOPBACK_HOSTS: &str = "localhost,127.0.0.1,::1";
+
 /// The hardened HTTP client. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
@@ -112,8 +121,13 @@ impl HttpClient {
             .no_proxy()
             .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")));
         if let Some(proxy) = &policy.proxy {
+            let bypass = match &policy.no_proxy {
+                Some(list) if !list.trim().is_empty() => format!("{list},{LOOPBACK_HOSTS}"),
+                _ => LOOPBACK_HOSTS.to_owned(),
+            };
             let proxy = reqwest::Proxy::all(proxy.as_str())
-                .map_err(|e| HttpError::Setup(e.without_url()))?;
+                .map_err(|e| HttpError::Setup(e.without_url()))?
+                .no_proxy(reqwest::NoProxy::from_string(&bypass));
             builder = builder.proxy(proxy);
         }
         if policy.public_addresses_only {

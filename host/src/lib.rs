@@ -101,4 +101,6 @@ pub use provider::{
 };
 pub use secret::SecretString;
 pub use section::ProviderSection;
-pub use store::{DEFAULT_ACCOUNT, FreshError, Record, RecordLock, Store, StoreError};
+pub use store::{
+    DEFAULT_ACCOUNT, DEFAULT_LOCK_TIMEOUT, FreshError, Record, RecordLock, Store, StoreError,
+};

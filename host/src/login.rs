@@ -190,7 +190,7 @@ pub async fn login(
             ui.show_device_code(&code);
             let lifetime = Duration::from_secs(code.expires_in);
             let limit = options.timeout.map_or(lifetime, |t| t.min(lifetime));
-            let deadline = Instant::now() + limit;
+            let deadline = deadline_after(limit);
             let interval = Duration::from_secs(code.interval);
             let poll = poll_device(flow, auth.pending, interval, deadline);
             match with_progress(ui, Waiting::DeviceCode, limit, async { Ok(poll.await) }).await? {
@@ -210,6 +210,15 @@ pub async fn login(
     }
 }
 
+/// `limit` from now; a limit too large for the clock means "practically never" (30 years), not
+/// an overflow.
+fn deadline_after(limit: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(limit)
+        .or_else(|| now.checked_add(Duration::from_secs(30 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 /// Runs `work`, telling the UI how long is left, until it ends or `limit` passes.
 async fn with_progress<T>(
     ui: &dyn LoginUi,
@@ -217,7 +226,7 @@ async fn with_progress<T>(
     limit: Duration,
     work: impl Future<Output = Result<T, LoginError>>,
 ) -> Result<T, LoginError> {
-    let deadline = Instant::now() + limit;
+    let deadline = deadline_after(limit);
     let mut tick = tokio::time::interval(PROGRESS_TICK);
     tokio::pin!(work);
     let outcome = loop {

@@ -17,13 +17,13 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 /// How long a connection may take to send its request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest request head accepted (hyper's minimum buffer).
 const MAX_REQUEST: usize = 8192;
-/// Connections served at once.
+/// Connections open at once; beyond that, the oldest that has sent nothing is closed.
 const MAX_CONNECTIONS: usize = 32;
 
 /// A callback request, waiting for the page to answer it with.
@@ -110,19 +110,45 @@ impl Loopback {
     }
 }
 
+/// An open connection: how to close it, and whether it has sent a request yet.
+struct Open {
+    task: tokio::task::AbortHandle,
+    requested: Arc<std::sync::atomic::AtomicBool>,
+}
+
 async fn serve(listener: TcpListener, tx: mpsc::Sender<Callback>, connections: Arc<()>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    use std::sync::atomic::Ordering;
+    let mut open: std::collections::VecDeque<Open> = std::collections::VecDeque::new();
     loop {
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        open.retain(|c| !c.task.is_finished());
+        if open.len() >= MAX_CONNECTIONS {
+            // Idle connections (nothing sent yet) must not hold up the real callback: the
+            // oldest idle one makes room. When every slot serves a request, the newcomer waits
+            // its turn by being refused now (the browser retries the page).
+            match open
+                .iter()
+                .position(|c| !c.requested.load(Ordering::SeqCst))
+            {
+                Some(i) => {
+                    if let Some(c) = open.remove(i) {
+                        c.task.abort();
+                    }
+                }
+                None => continue,
+            }
+        }
         let tx = tx.clone();
-        let open = Arc::clone(&connections);
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(req, tx.clone()));
+        let alive = Arc::clone(&connections);
+        let requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = Arc::clone(&requested);
+        let task = tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                seen.store(true, Ordering::SeqCst);
+                handle(req, tx.clone())
+            });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
@@ -130,7 +156,11 @@ async fn serve(listener: TcpListener, tx: mpsc::Sender<Callback>, connections: A
                 .keep_alive(false)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
-            drop((permit, open));
+            drop(alive);
+        });
+        open.push_back(Open {
+            task: task.abort_handle(),
+            requested,
         });
     }
 }

@@ -5,54 +5,134 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
-/// Creates a folder (and its parents) and makes it `0700`.
-pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
+/// Makes sure `dir` is an owner-only folder of ours: created `0700` (parents as needed) when
+/// missing; refused (`InvalidInput`) when it is a symbolic link or not a folder, so nothing
+/// outside is touched; made `0700` again, with a warning, when others may read it.
+pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a symbolic link or not a folder",
+        )),
+        Ok(m) => {
+            repair(dir, &m, 0o700);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            let mut builder = fs::DirBuilder::new();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            match builder.create(dir) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => ensure_private_dir(dir),
+                other => other,
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes an open file of ours owner-only again (`0600`), with a warning, when others may read
+/// or write it.
+pub(crate) fn repair_private_file(file: &File, path: &Path) -> io::Result<()> {
+    let meta = file.metadata()?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "{} was open to others (mode {mode:o}); made it owner-only (600)",
+                path.display()
+            );
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        }
     }
+    let _ = (meta, path);
     Ok(())
 }
 
-/// Environment variable that makes [`write_atomic`] abort the process between writing the temp
-/// file and renaming it, so tests can show that a crash there loses nothing. Only debug builds
-/// read it.
+fn repair(dir: &Path, meta: &fs::Metadata, wanted: u32) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "{} was open to others (mode {mode:o}); made it owner-only ({wanted:o})",
+                dir.display()
+            );
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(wanted));
+        }
+    }
+    let _ = (dir, meta, wanted);
+}
+
+/// Environment variable that makes [`AtomicFile::commit`] abort the process between writing
+/// the temp file and renaming it, so tests can show that a crash there loses nothing. Only
+/// debug builds read it.
 #[cfg(debug_assertions)]
 pub(crate) const FAULT_ENV: &str = "HOST_TEST_FAULT";
 
-/// Writes `parts` (concatenated) to `path` atomically, `0600`: a temp file in the same folder,
-/// written, fsynced, renamed over `path`, then the folder fsynced. A crash at any point leaves
-/// the previous file (or none) intact. The folder must exist.
+/// A file being replaced atomically: a `0600` temp file in the same folder, created first (so
+/// a caller knows the folder is writable before doing anything it cannot undo), then written,
+/// fsynced, renamed over the target, and the folder fsynced. A crash at any point leaves the
+/// previous file (or none) intact; a dropped, uncommitted one leaves nothing.
+pub(crate) struct AtomicFile {
+    target: std::path::PathBuf,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl AtomicFile {
+    /// Creates the temp file beside `target`, whose folder must exist.
+    pub(crate) fn create(target: &Path) -> io::Result<Self> {
+        let dir = target
+            .parent()
+            .ok_or_else(|| io::Error::other("the path has no folder"))?;
+        let prefix = format!(
+            ".{}.",
+            target.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let tmp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        Ok(Self {
+            target: target.to_owned(),
+            tmp,
+        })
+    }
+
+    /// Writes `parts` (concatenated) and puts the file in place.
+    pub(crate) fn commit(mut self, parts: &[&[u8]]) -> io::Result<()> {
+        for part in parts {
+            self.tmp.write_all(part)?;
+        }
+        self.tmp.as_file().sync_all()?;
+        #[cfg(debug_assertions)]
+        if std::env::var(FAULT_ENV).as_deref() == Ok("abort-before-rename") {
+            // Simulates a crash: the temp file is written, the rename never happens.
+            let _ = self.tmp.keep();
+            std::process::abort();
+        }
+        self.tmp.persist(&self.target).map_err(|e| e.error)?;
+        if let Some(dir) = self.target.parent()
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// Writes `parts` (concatenated) to `path` atomically, `0600` (see [`AtomicFile`]).
 pub(crate) fn write_atomic(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::other("the path has no folder"))?;
-    let prefix = format!(
-        ".{}.",
-        path.file_name().unwrap_or_default().to_string_lossy()
-    );
-    // The temp file is created 0600 in the same folder, so the rename is atomic.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    for part in parts {
-        tmp.write_all(part)?;
-    }
-    tmp.as_file().sync_all()?;
-    #[cfg(debug_assertions)]
-    if std::env::var(FAULT_ENV).as_deref() == Ok("abort-before-rename") {
-        // Simulates a crash: the temp file is written, the rename never happens.
-        let _ = tmp.keep();
-        std::process::abort();
-    }
-    tmp.persist(path).map_err(|e| e.error)?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    AtomicFile::create(path)?.commit(parts)
 }
 
 #[cfg(test)]
@@ -63,7 +143,7 @@ mod tests {
     fn writes_owner_only_and_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("a/b");
-        create_private_dir(&folder).unwrap();
+        ensure_private_dir(&folder).unwrap();
         let file = folder.join("x.json");
         write_atomic(&file, &[b"one"]).unwrap();
         write_atomic(&file, &[b"tw", b"o"]).unwrap();
@@ -75,7 +155,29 @@ mod tests {
             assert_eq!(mode(&file), 0o600);
             assert_eq!(mode(&folder), 0o700);
         }
-        // No temp file is left behind.
+        // No temp file is left behind, committed or not.
+        drop(AtomicFile::create(&file).unwrap());
         assert_eq!(fs::read_dir(&folder).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_folders_are_refused_and_wide_ones_repaired() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o755)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let err = ensure_private_dir(&link).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&outside), 0o755, "the link's target is untouched");
+        let wide = dir.path().join("wide");
+        fs::create_dir(&wide).unwrap();
+        fs::set_permissions(&wide, fs::Permissions::from_mode(0o777)).unwrap();
+        ensure_private_dir(&wide).unwrap();
+        assert_eq!(mode(&wide), 0o700);
     }
 }

@@ -16,6 +16,7 @@ use crate::app_credentials::{
     AppCredentials, CodeOrigins, FieldIssue, OriginLookup, ValidationError, coerce_to_strings,
     describe,
 };
+use crate::text::sanitize;
 
 /// Keys of a provider section that belong to the host, never handed to a flow.
 pub(crate) const HOST_KEYS: &[&str] = &["flows", "sandbox"];
@@ -173,21 +174,59 @@ impl ProviderSection {
                     path.push(property.as_str().unwrap_or_default().to_owned());
                     issues.push(self.missing(&path));
                 }
-                K::AdditionalProperties { unexpected } => {
+                // Reported below, with the nearest known key, for the top level; nested
+                // objects say which property is unexpected.
+                K::AdditionalProperties { unexpected } if !at.is_empty() => {
                     for name in unexpected {
                         let mut path = at.clone();
                         path.push(name.clone());
                         issues.push(self.issue(&path, "is not a known setting".to_owned()));
                     }
                 }
+                K::AdditionalProperties { .. } => {}
                 kind => issues.push(self.issue(&at, describe(kind))),
             }
         }
+        issues.extend(self.unknown_keys(&value, schema));
         if issues.is_empty() {
             Ok(value)
         } else {
             Err(self.error(issues))
         }
+    }
+
+    /// Keys the schema does not know (a misspelt `client_secert` would otherwise be ignored and
+    /// the login go on as a public client), each with the nearest known key. Schemas that
+    /// allow other properties explicitly, or list none, are left alone.
+    fn unknown_keys(&self, value: &Value, schema: &Value) -> Vec<FieldIssue> {
+        let (Some(map), Some(known)) = (
+            value.as_object(),
+            schema.get("properties").and_then(Value::as_object),
+        ) else {
+            return Vec::new();
+        };
+        if schema
+            .get("additionalProperties")
+            .is_some_and(|a| *a != Value::Bool(false))
+        {
+            return Vec::new();
+        }
+        map.keys()
+            .filter(|k| !known.contains_key(*k) && !HOST_KEYS.contains(&k.as_str()))
+            .map(|key| {
+                let nearest = known
+                    .keys()
+                    .map(|k| (strsim::jaro_winkler(k, key), k))
+                    .filter(|(score, _)| *score > 0.8)
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+                    .unwrap_or_default();
+                self.issue(
+                    std::slice::from_ref(key),
+                    format!("is not a known setting{nearest}"),
+                )
+            })
+            .collect()
     }
 
     fn error(&self, issues: Vec<FieldIssue>) -> ValidationError {
@@ -209,9 +248,11 @@ impl ProviderSection {
         } else {
             self.origins.origin(&full)
         };
+        // A plugin's schema chose the property names and the texts (patterns, enums): they
+        // reach the terminal only sanitized and capped.
         FieldIssue {
-            path: full.join("."),
-            problem,
+            path: sanitize(&full.join("."), 200),
+            problem: sanitize(&problem, 300),
             origin,
             set_with: vec![],
         }
@@ -222,7 +263,7 @@ impl ProviderSection {
         let full = self.full_path(rel);
         let set_with = self.origins.where_to_set(&full);
         FieldIssue {
-            path: full.join("."),
+            path: sanitize(&full.join("."), 200),
             problem: "is missing".to_owned(),
             origin: None,
             set_with,
@@ -264,6 +305,24 @@ mod tests {
         );
         assert!(text.contains("providers.acme.port must be"), "{text}");
         assert!(!text.contains("s3cr3t"), "{text}");
+    }
+
+    #[test]
+    fn a_misspelt_key_is_an_error_naming_the_nearest_known_one() {
+        let raw = ProviderSection::from_code(
+            "acme",
+            serde_json::json!({ "client_id": "id", "port": 1, "client_secert": "s3cr3t", "flows": {} }),
+        );
+        let err = raw.parse::<Creds>().err().expect("must fail");
+        let text = err.to_string();
+        assert!(
+            text.contains("providers.acme.client_secert is not a known setting (did you mean `client_secret`?)"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("flows"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -6,21 +6,29 @@
 //!   and the folder fsynced: a crash at any point leaves the previous record intact;
 //! - a corrupt record is reported with its path and moved aside (`*.corrupt-<time>`), never
 //!   silently overwritten;
+//! - every change of a record (a refresh, a login, a logout) happens under the record's lock,
+//!   on what was read under that lock: a refresh in flight cannot undo a logout or replace a
+//!   newer login. The lock is an async mutex per record inside a process and an exclusive file
+//!   lock across processes; waiting for it is bounded, and the error names the holder;
 //! - [`Store::fresh`] hands out a credential that is valid for at least a skew, refreshing it
-//!   first when needed; concurrent callers share one refresh, inside a process (an async mutex
-//!   per record) and across processes (an exclusive file lock, then a re-read).
+//!   first when needed, one refresh for all concurrent callers; a refresh token the provider
+//!   refused is remembered, so it is not sent again;
+//! - a symlinked record, lock or store folder is refused; permissions wider than owner-only are
+//!   repaired, with a warning.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::flow::{AuthFlow, Credential, FlowError};
 use crate::names::{BadName, check_name};
-use crate::private_fs::{create_private_dir, write_atomic};
+use crate::private_fs::{AtomicFile, ensure_private_dir, repair_private_file};
 
 /// The record format version written by this program.
 const RECORD_VERSION: u32 = 1;
@@ -42,6 +50,10 @@ pub struct Record {
     /// Who the credential belongs to, when the provider said (GitHub's login).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
+    /// Set when the provider refused the refresh token: why. The credential is not refreshed
+    /// again (the dead token is never re-sent) until a new login replaces the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_required: Option<String>,
     /// When the login happened.
     pub created_at: DateTime<Utc>,
     /// When the record was last written.
@@ -59,6 +71,7 @@ impl Record {
             flow: flow.to_owned(),
             credential,
             identity: None,
+            login_required: None,
             created_at: now,
             updated_at: now,
         }
@@ -102,6 +115,25 @@ pub enum StoreError {
         path: PathBuf,
         /// Where it was moved.
         moved_to: PathBuf,
+    },
+    /// The record's lock is held by another process for longer than the lock timeout.
+    #[error("the credential {} is locked by {holder} and was not released within {}s; is that process stopped?", .path.display(), .waited.as_secs())]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as the holder wrote it (`process 1234`), or `another process`.
+        holder: String,
+        /// How long this process waited.
+        waited: Duration,
+    },
+    /// A path in the store is a symbolic link (or not a regular file or folder): refused, and
+    /// nothing outside the store is touched.
+    #[error("refusing to use {}: {reason}", .path.display())]
+    Unsafe {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// Nothing stored for this provider and account.
     #[error("no credential stored for provider `{provider}`, account `{account}`; run `host run --provider {provider}{}` first", account_flag(.account))]
@@ -157,11 +189,18 @@ pub enum FreshError {
 /// One async gate per (provider, account): in-process single flight.
 type Gates = Arc<Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>>;
 
+/// How long a process waits for a record's lock unless told otherwise.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a waiting process tries the lock again.
+const LOCK_POLL: Duration = Duration::from_millis(15);
+
 /// The credential store.
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
     inflight: Gates,
+    lock_timeout: Duration,
 }
 
 impl Store {
@@ -170,7 +209,14 @@ impl Store {
         Self {
             dir: data_dir.join("credentials"),
             inflight: Arc::default(),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
+    }
+
+    /// Waits at most `timeout` for a record's lock.
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
     }
 
     /// The folder holding the records.
@@ -186,12 +232,13 @@ impl Store {
     }
 
     /// Reads a record: `Ok(None)` when there is none; a corrupt one is moved aside and reported.
+    /// Reading takes no lock: a record is replaced atomically, so a reader sees the old or the
+    /// new one.
     pub fn load(&self, provider: &str, account: &str) -> Result<Option<Record>, StoreError> {
         let path = self.path(provider, account)?;
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io("cannot read", &path)(e)),
+        let bytes = match read_private(&path)? {
+            Some(b) => b,
+            None => return Ok(None),
         };
         match serde_json::from_slice::<Record>(&bytes) {
             Ok(r) if r.provider == provider && r.account == account => Ok(Some(r)),
@@ -215,31 +262,21 @@ impl Store {
             })
     }
 
-    /// Writes a record atomically (temp file, fsync, rename, fsync of the folder).
-    pub fn save(&self, record: &Record) -> Result<PathBuf, StoreError> {
-        let path = self.path(&record.provider, &record.account)?;
-        let dir = path.parent().expect("record paths have a parent");
-        self.create_dirs(dir)?;
-        let mut record = record.clone();
-        record.version = RECORD_VERSION;
-        record.updated_at = Utc::now();
-        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| StoreError::Io {
-            action: "cannot encode",
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        write_atomic(&path, &[&bytes]).map_err(io("cannot write", &path))?;
-        Ok(path)
+    /// Stores a record (a new login) under its lock, atomically; returns the record it
+    /// replaced, if any.
+    pub async fn save(&self, record: &Record) -> Result<Option<Record>, StoreError> {
+        let lock = self.lock(&record.provider, &record.account).await?;
+        let old = lock.load().unwrap_or_else(|e| {
+            tracing::warn!("{e}");
+            None
+        });
+        lock.save(record)?;
+        Ok(old)
     }
 
-    /// Deletes a record; `Ok(false)` when there was none.
-    pub fn delete(&self, provider: &str, account: &str) -> Result<bool, StoreError> {
-        let path = self.path(provider, account)?;
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io("cannot delete", &path)(e)),
-        }
+    /// Deletes a record under its lock; `Ok(false)` when there was none.
+    pub async fn delete(&self, provider: &str, account: &str) -> Result<bool, StoreError> {
+        self.lock(provider, account).await?.delete()
     }
 
     /// The providers that have stored records (one folder read).
@@ -267,35 +304,56 @@ impl Store {
         out
     }
 
-    /// Takes the exclusive cross-process lock of a record (released on drop).
+    /// Takes a record's lock: first this process's gate for the record, then the exclusive
+    /// file lock, waiting at most the lock timeout. Every change of the record goes through
+    /// the guard; it is released when dropped.
     pub async fn lock(&self, provider: &str, account: &str) -> Result<RecordLock, StoreError> {
-        let path = self.path(provider, account)?.with_extension("lock");
-        let dir = path
+        let record = self.path(provider, account)?;
+        let dir = record
             .parent()
             .expect("record paths have a parent")
             .to_owned();
         self.create_dirs(&dir)?;
-        tokio::task::spawn_blocking(move || {
-            let file = private_options()
-                .read(true)
-                .write(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(io("cannot open", &path))?;
-            file.lock().map_err(io("cannot lock", &path))?;
-            Ok(RecordLock { _file: file })
+        let gate = {
+            let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(
+                map.entry((provider.to_owned(), account.to_owned()))
+                    .or_default(),
+            )
+        };
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(self.lock_timeout)
+            .unwrap_or(now + Duration::from_secs(365 * 86_400));
+        let waited = self.lock_timeout;
+        let gate = tokio::time::timeout(self.lock_timeout, gate.lock_owned())
+            .await
+            .map_err(|_| StoreError::LockTimeout {
+                path: record.with_extension("lock"),
+                holder: "this process".into(),
+                waited,
+            })?;
+        let path = record.with_extension("lock");
+        let file = tokio::task::spawn_blocking(move || acquire(&path, deadline, waited))
+            .await
+            .map_err(|e| StoreError::Io {
+                action: "cannot lock",
+                path: dir,
+                source: std::io::Error::other(e),
+            })??;
+        Ok(RecordLock {
+            store: self.clone(),
+            provider: provider.to_owned(),
+            account: account.to_owned(),
+            record,
+            _file: file,
+            _gate: gate,
         })
-        .await
-        .map_err(|e| StoreError::Io {
-            action: "cannot lock",
-            path: dir,
-            source: std::io::Error::other(e),
-        })?
     }
 
     fn create_dirs(&self, dir: &Path) -> Result<(), StoreError> {
         for d in [&self.dir, dir] {
-            create_private_dir(d).map_err(io("cannot create", d))?;
+            ensure_private_dir(d).map_err(|e| dir_error(d, e))?;
         }
         Ok(())
     }
@@ -304,6 +362,13 @@ impl Store {
     /// `flow` gives for the record's flow name, asked only then) and stored before it is
     /// returned. Concurrent callers (threads or processes) share one refresh: whoever gets the
     /// lock first refreshes, the others re-read its result.
+    ///
+    /// - A refresh is sent only when the new tokens can be stored (a rotated refresh token
+    ///   would otherwise be lost).
+    /// - A refresh the provider refuses marks the record: later calls say "log in again"
+    ///   without sending the dead token.
+    /// - When the provider is unreachable or failing but the token is still valid (inside the
+    ///   skew), the token is handed out with a warning.
     pub async fn fresh<F, Fut>(
         &self,
         provider: &str,
@@ -317,42 +382,224 @@ impl Store {
             std::future::Future<Output = Result<Arc<dyn AuthFlow>, crate::provider::ProviderError>>,
     {
         let record = self.get(provider, account)?;
+        if !record.expires_within(skew) && record.login_required.is_none() {
+            return Ok(record);
+        }
+        let lock = self.lock(provider, account).await?;
+        // Someone may have refreshed, logged in again or logged out while we waited.
+        let mut record = lock.get()?;
+        if let Some(reason) = &record.login_required {
+            return Err(FreshError::Refresh {
+                provider: provider.to_owned(),
+                source: FlowError::LoginRequired {
+                    reason: "the provider refused the refresh token earlier",
+                    source: Some(reason.clone().into()),
+                },
+            });
+        }
         if !record.expires_within(skew) {
             return Ok(record);
         }
-        let gate = {
-            let mut map = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::clone(
-                map.entry((provider.to_owned(), account.to_owned()))
-                    .or_default(),
-            )
-        };
-        let _in_process = gate.lock().await;
-        let _across_processes = self.lock(provider, account).await?;
-        // Someone may have refreshed while we waited.
-        let mut record = self.get(provider, account)?;
-        if !record.expires_within(skew) {
-            return Ok(record);
-        }
+        // Proves the folder is writable before the provider rotates anything.
+        let target =
+            AtomicFile::create(&lock.record).map_err(io("cannot write in", &lock.record))?;
         let flow = flow(record.flow.clone()).await?;
-        let credential =
-            flow.refresh(&record.credential)
-                .await
-                .map_err(|source| FreshError::Refresh {
+        match flow.refresh(&record.credential).await {
+            Ok(credential) => {
+                record.credential = credential;
+                // Stored (with any rotated refresh token) before the new access token is
+                // handed out.
+                lock.commit(&record, target)?;
+                Ok(record)
+            }
+            Err(source) if source.needs_login() => {
+                record.login_required = Some(source.chain());
+                if let Err(e) = lock.commit(&record, target) {
+                    tracing::warn!("cannot remember that the credential needs a new login: {e}");
+                }
+                Err(FreshError::Refresh {
                     provider: provider.to_owned(),
                     source,
-                })?;
-        record.credential = credential;
-        // Stored (with any rotated refresh token) before the new access token is handed out.
-        self.save(&record)?;
-        Ok(record)
+                })
+            }
+            Err(source @ FlowError::Transient { .. })
+                if !record.expires_within(chrono::Duration::zero()) =>
+            {
+                tracing::warn!(
+                    "cannot refresh the credential for `{provider}` ({}); using the current token, valid until {}",
+                    source.chain(),
+                    record
+                        .expires_at()
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_default()
+                );
+                Ok(record)
+            }
+            Err(source) => Err(FreshError::Refresh {
+                provider: provider.to_owned(),
+                source,
+            }),
+        }
     }
 }
 
-/// An exclusive lock on a record, released when dropped.
+/// A record's lock, held until dropped. Reads and changes through it see and make the record's
+/// latest state: nothing else changes it meanwhile.
 #[derive(Debug)]
 pub struct RecordLock {
+    store: Store,
+    provider: String,
+    account: String,
+    record: PathBuf,
     _file: File,
+    _gate: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl RecordLock {
+    /// The record as it is now.
+    pub fn load(&self) -> Result<Option<Record>, StoreError> {
+        self.store.load(&self.provider, &self.account)
+    }
+
+    /// The record, which must exist.
+    pub fn get(&self) -> Result<Record, StoreError> {
+        self.store.get(&self.provider, &self.account)
+    }
+
+    /// Writes the record atomically (temp file, fsync, rename, fsync of the folder).
+    pub fn save(&self, record: &Record) -> Result<(), StoreError> {
+        let target =
+            AtomicFile::create(&self.record).map_err(io("cannot write in", &self.record))?;
+        self.commit(record, target)
+    }
+
+    fn commit(&self, record: &Record, target: AtomicFile) -> Result<(), StoreError> {
+        if record.provider != self.provider || record.account != self.account {
+            return Err(StoreError::Unsafe {
+                path: self.record.clone(),
+                reason: "the record belongs to another provider or account",
+            });
+        }
+        let mut record = record.clone();
+        record.version = RECORD_VERSION;
+        record.updated_at = Utc::now();
+        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| StoreError::Io {
+            action: "cannot encode",
+            path: self.record.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        target
+            .commit(&[&bytes])
+            .map_err(io("cannot write", &self.record))
+    }
+
+    /// Deletes the record (and its lock file); `Ok(false)` when there was none.
+    pub fn delete(self) -> Result<bool, StoreError> {
+        let existed = match fs::remove_file(&self.record) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io("cannot delete", &self.record)(e)),
+        };
+        // Removed while held: a waiter that locked the old file notices it is gone and
+        // locks the new one (see `acquire`).
+        let _ = fs::remove_file(self.record.with_extension("lock"));
+        Ok(existed)
+    }
+}
+
+/// Takes the exclusive lock on `path`, polling until `deadline`. The holder's pid is written
+/// into the file so that a waiter that gives up can say who holds it.
+fn acquire(path: &Path, deadline: Instant, waited: Duration) -> Result<File, StoreError> {
+    loop {
+        refuse_symlink(path)?;
+        let mut file = private_options()
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io("cannot open", path))?;
+        match file.try_lock() {
+            Ok(()) => {
+                // The lock file may have been deleted (by a logout) while we waited: a lock
+                // on an unlinked file guards nothing.
+                if !same_file(&file, path) {
+                    continue;
+                }
+                let _ = file.set_len(0);
+                let _ = write!(file, "process {}", std::process::id());
+                return Ok(file);
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if Instant::now() >= deadline {
+                    let holder = fs::read_to_string(path)
+                        .ok()
+                        .map(|h| crate::text::sanitize(h.trim(), 40))
+                        .filter(|h| !h.is_empty())
+                        .unwrap_or_else(|| "another process".into());
+                    return Err(StoreError::LockTimeout {
+                        path: path.to_owned(),
+                        holder,
+                        waited,
+                    });
+                }
+                std::thread::sleep(LOCK_POLL);
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock", path)(e)),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+fn refuse_symlink(path: &Path) -> Result<(), StoreError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(StoreError::Unsafe {
+            path: path.to_owned(),
+            reason: "it is a symbolic link",
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A record's bytes (`None` when there is none): never through a symbolic link, and a record
+/// readable by others is made owner-only again, with a warning.
+fn read_private(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    refuse_symlink(path)?;
+    let mut options = OpenOptions::new();
+    options.read(true);
+    no_follow(&mut options);
+    let mut file = match options.open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io("cannot read", path)(e)),
+    };
+    repair_private_file(&file, path).map_err(io("cannot protect", path))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io("cannot read", path))?;
+    Ok(Some(bytes))
+}
+
+fn dir_error(dir: &Path, e: std::io::Error) -> StoreError {
+    if e.kind() == std::io::ErrorKind::InvalidInput {
+        StoreError::Unsafe {
+            path: dir.to_owned(),
+            reason: "it is a symbolic link or not a folder",
+        }
+    } else {
+        io("cannot create", dir)(e)
+    }
 }
 
 fn private_options() -> OpenOptions {
@@ -362,8 +609,18 @@ fn private_options() -> OpenOptions {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
+    no_follow(&mut options);
     options.create(true);
     options
+}
+
+fn no_follow(options: &mut OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    let _ = options;
 }
 
 #[cfg(test)]
@@ -381,12 +638,13 @@ mod tests {
         )
     }
 
-    #[test]
-    fn save_load_and_permissions() {
+    #[tokio::test]
+    async fn save_load_and_permissions() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         assert!(store.load("github", "default").unwrap().is_none());
-        let path = store.save(&record("one")).unwrap();
+        store.save(&record("one")).await.unwrap();
+        let path = store.path("github", "default").unwrap();
         let back = store.get("github", "default").unwrap();
         assert_eq!(
             back.credential.as_oauth2().unwrap().access_token.expose(),
@@ -413,15 +671,16 @@ mod tests {
             );
         }
         assert_eq!(store.accounts("github"), vec!["default"]);
-        assert!(store.delete("github", "default").unwrap());
-        assert!(!store.delete("github", "default").unwrap());
+        assert!(store.delete("github", "default").await.unwrap());
+        assert!(!store.delete("github", "default").await.unwrap());
     }
 
-    #[test]
-    fn corrupt_records_are_moved_aside_not_overwritten() {
+    #[tokio::test]
+    async fn corrupt_records_are_moved_aside_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
-        let path = store.save(&record("one")).unwrap();
+        store.save(&record("one")).await.unwrap();
+        let path = store.path("github", "default").unwrap();
         let good = fs::read(&path).unwrap();
         fs::write(&path, &good[..good.len() / 2]).unwrap();
         let err = store.load("github", "default").unwrap_err();

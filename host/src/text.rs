@@ -1,11 +1,19 @@
 //! Text that came from elsewhere (a provider, a plugin, a callback) made safe to show.
 
-/// Strips control characters (ANSI escapes lose their ESC and become harmless text) and caps
-/// the length at `max_chars` characters. Apply it to every text that came from a server or a
-/// plugin before it is printed.
+/// Whether a character must never reach a terminal from outside: C0 and C1 controls (ESC
+/// included), bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069), zero-width
+/// and direction marks (U+200B–U+200F), and the line and paragraph separators (U+2028, U+2029).
+pub(crate) fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200F}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Strips every [unsafe character](is_unsafe_char) (ANSI escapes lose their ESC and become
+/// harmless text) and caps the length at `max_chars` characters. Applied to every text that
+/// came from a server or a plugin before it is printed.
 pub(crate) fn sanitize(text: &str, max_chars: usize) -> String {
     let mut out = String::new();
-    for (n, c) in text.chars().filter(|c| !c.is_control()).enumerate() {
+    for (n, c) in text.chars().filter(|c| !is_unsafe_char(*c)).enumerate() {
         if n == max_chars {
             out.push('…');
             break;
@@ -39,5 +47,10 @@ mod tests {
     fn sanitize_strips_escapes_and_caps() {
         assert_eq!(sanitize("a\u{1b}[31mred\r\nx", 100), "a[31mredx");
         assert_eq!(sanitize("abcdef", 3), "abc…");
+        // Bidi overrides, zero-width characters, separators, C1 controls.
+        assert_eq!(
+            sanitize("a\u{202E}b\u{2066}c\u{200B}d\u{2028}e\u{85}f\u{9b}g", 100),
+            "abcdefg"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! `host logout`: revoke at the provider where possible, delete the local record.
 
+use anyhow::bail;
 use clap::Args;
+use host::FlowError;
 
 use super::{Context, Target};
 
@@ -16,8 +18,10 @@ pub(crate) async fn run(ctx: &Context, args: LogoutArgs) -> anyhow::Result<()> {
         provider: name,
         account,
     } = &args.target;
-    let store = ctx.app.store();
-    let record = store.get(name, account)?;
+    // Under the record's lock: a refresh in flight finishes first, and what it stored is what
+    // gets revoked; nothing can write the record back afterwards.
+    let lock = ctx.app.store().lock(name, account).await?;
+    let record = lock.get()?;
     let revoked = match provider.flow(&record.flow).await {
         Ok(flow) => flow
             .revoke(&record.credential)
@@ -25,15 +29,25 @@ pub(crate) async fn run(ctx: &Context, args: LogoutArgs) -> anyhow::Result<()> {
             .map_err(anyhow::Error::from),
         Err(e) => Err(e.into()),
     };
-    store.delete(name, account)?;
+    lock.delete()?;
     match revoked {
-        Ok(true) => ctx.say(format!("Revoked the token at {name} and deleted the local credential (account `{account}`).")),
+        Ok(true) => ctx.say(format!(
+            "Revoked the token at {name} and deleted the local credential (account `{account}`)."
+        )),
         Ok(false) => ctx.say(format!(
             "{name} offers no way to revoke this token; deleted the local credential only (account `{account}`)."
         )),
-        Err(e) => ctx.say(format!(
-            "Could not revoke the token at {name} ({e:#}); deleted the local credential anyway (account `{account}`)."
+        Err(e) if matches!(e.downcast_ref(), Some(FlowError::Unsupported(_))) => ctx.say(format!(
+            "Cannot revoke the token here: {}. Deleted the local credential only (account `{account}`).",
+            e.downcast_ref::<FlowError>()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+                .trim_start_matches("unsupported: ")
         )),
+        // Printed even with --quiet, and the exit status says it: the token may still work.
+        Err(e) => bail!(
+            "could not revoke the token at {name} ({e:#}); the local credential was deleted anyway (account `{account}`)"
+        ),
     }
     Ok(())
 }

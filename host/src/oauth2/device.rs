@@ -86,15 +86,9 @@ fn text(
     Err(TokenError::Missing { field: names[0] })
 }
 
-/// A verification URI the user may be sent to: http(s) only.
+/// A verification URI the user may be sent to: https (http to loopback, for local providers).
 fn link(uri: String, field: &'static str) -> Result<String, TokenError> {
-    match url::Url::parse(&uri) {
-        Ok(u) if matches!(u.scheme(), "https" | "http") => Ok(u.to_string()),
-        _ => Err(TokenError::Invalid {
-            field,
-            reason: "is not an http(s) URL",
-        }),
-    }
+    crate::address::openable_url(&uri, true).map_err(|reason| TokenError::Invalid { field, reason })
 }
 
 #[async_trait]

@@ -22,4 +22,4 @@ pub use device::DeviceFlow;
 pub use error::{ErrorKind, OAuthError, TokenError};
 pub(crate) use response::lifetime;
 #[cfg(feature = "plugins")]
-pub(crate) use response::{check_token_type, token_text};
+pub(crate) use response::{MAX_SCOPES, check_token_type, token_text};

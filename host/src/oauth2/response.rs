@@ -20,6 +20,9 @@ use crate::text::sanitize;
 /// The longest access or refresh token accepted.
 pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 
+/// The most scopes a token may carry.
+pub(crate) const MAX_SCOPES: usize = 256;
+
 /// A token response that passed every check, before the token class shapes its extras.
 pub(crate) struct TokenFields {
     pub(crate) access_token: SecretString,
@@ -253,6 +256,12 @@ fn fields(mut map: Map<String, Value>) -> Result<TokenFields, TokenError> {
             });
         }
     };
+    if scopes.as_ref().is_some_and(|s| s.len() > MAX_SCOPES) {
+        return Err(TokenError::Invalid {
+            field: "scope",
+            reason: "lists too many scopes",
+        });
+    }
     Ok(TokenFields {
         access_token,
         refresh_token,

@@ -39,6 +39,9 @@ pub(crate) struct StoreState {
     pub(crate) host_wait: Arc<Mutex<Duration>>,
     pub(crate) cpu_budget: Duration,
     pub(crate) output: OutputPipe,
+    /// Bytes the `log` import may still write in this call, and what it had to drop.
+    log_budget: usize,
+    log_dropped: usize,
     pub(crate) plugin: String,
 }
 
@@ -79,6 +82,8 @@ impl StoreState {
             host_wait,
             cpu_budget,
             output,
+            log_budget: max_output,
+            log_dropped: 0,
             plugin,
         }
     }
@@ -97,6 +102,15 @@ impl StoreState {
         }
         if dropped > 0 {
             tracing::warn!(plugin = %self.plugin, call, "plugin output: {dropped} more bytes dropped");
+        }
+        if self.log_dropped > 0 {
+            tracing::warn!(
+                plugin = %self.plugin,
+                call,
+                "plugin log: {} more bytes dropped (at most {} a call)",
+                self.log_dropped,
+                self.output.cap()
+            );
         }
     }
 }
@@ -177,6 +191,10 @@ impl OutputPipe {
             inner: Arc::default(),
             cap,
         }
+    }
+
+    fn cap(&self) -> usize {
+        self.cap
     }
 
     fn take(&self) -> (Vec<u8>, usize) {
@@ -305,6 +323,13 @@ impl wit_http::Host for StoreState {
 impl wit_log::Host for StoreState {
     async fn log(&mut self, level: wit_log::Level, message: String) {
         use wit_log::Level;
+        // The log counts against the same per-call budget as stdout and stderr.
+        if message.len() > self.log_budget {
+            self.log_budget = 0;
+            self.log_dropped = self.log_dropped.saturating_add(message.len());
+            return;
+        }
+        self.log_budget -= message.len();
         let message = sanitize(&message, 2000);
         let plugin = &self.plugin;
         match level {

@@ -57,8 +57,11 @@ pub struct PluginSettings {
     pub cpu_ms: u64,
     /// Wall-clock time a whole call may take (HTTP included), in seconds.
     pub call_timeout_secs: u64,
-    /// Bytes of a call's stdout and stderr kept for the log.
+    /// Bytes of a call's stdout and stderr kept for the log (and the most the `log` import may
+    /// write in one call).
     pub max_output_bytes: usize,
+    /// The largest plugin file loaded, in MiB.
+    pub max_file_mib: u64,
 }
 
 impl Default for PluginSettings {
@@ -69,6 +72,7 @@ impl Default for PluginSettings {
             cpu_ms: 1000,
             call_timeout_secs: 60,
             max_output_bytes: 64 * 1024,
+            max_file_mib: 128,
         }
     }
 }
@@ -91,6 +95,14 @@ pub enum PluginError {
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// Not a regular file (a FIFO, a device, a folder), or larger than allowed.
+    #[error("plugin {}: {reason}", .path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
     /// A plugin of that name is installed already.
     #[error("{} is installed already", .path.display())]

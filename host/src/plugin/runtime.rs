@@ -100,14 +100,17 @@ impl PluginHost {
                 let path_owned = path.to_owned();
                 let cache = self.cache_dir.clone();
                 let rt = Arc::clone(&runtime);
-                let (component, source) =
-                    tokio::task::spawn_blocking(move || rt.compile(&path_owned, cache.as_deref()))
-                        .await
-                        .map_err(|e| PluginError::Host {
-                            path: path.to_owned(),
-                            call: "load",
-                            source: Box::new(e),
-                        })??;
+                let max = self.settings.max_file_mib.saturating_mul(1 << 20);
+                let (component, source) = tokio::task::spawn_blocking(move || {
+                    let bytes = read_plugin_file(&path_owned, max)?;
+                    rt.compile(&path_owned, &bytes, cache.as_deref())
+                })
+                .await
+                .map_err(|e| PluginError::Host {
+                    path: path.to_owned(),
+                    call: "load",
+                    source: Box::new(e),
+                })??;
                 let compiled = started.elapsed();
                 let pre = runtime.instantiate_pre(path, &component)?;
                 let linked = started.elapsed();
@@ -250,14 +253,11 @@ impl Runtime {
     fn compile(
         &self,
         path: &Path,
+        bytes: &[u8],
         cache: Option<&Path>,
     ) -> Result<(Component, LoadSource), PluginError> {
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        check_header(path, &bytes)?;
-        let digest = blake3::hash(&bytes).to_hex();
+        check_header(path, bytes)?;
+        let digest = blake3::hash(bytes).to_hex();
         let artifact = cache.map(|dir| dir.join(format!("{digest}-{}.cwasm", self.engine_hash)));
         if let Some(artifact) = &artifact
             && let Some(component) = self.load_artifact(artifact)
@@ -266,7 +266,7 @@ impl Runtime {
             return Ok((component, LoadSource::Cache));
         }
         tracing::debug!(plugin = %path.display(), "compiling the plugin");
-        let component = Component::new(&self.engine, &bytes).map_err(|e| PluginError::Invalid {
+        let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::Invalid {
             path: path.to_owned(),
             reason: format!("{e:#}"),
         })?;
@@ -615,6 +615,13 @@ pub(crate) fn trap(
             reason: hit.to_string(),
         };
     }
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return PluginError::Trap {
+            path,
+            call,
+            reason: format!("the plugin exited (status {}) instead of returning", exit.0),
+        };
+    }
     if let Some(t) = e.downcast_ref::<wasmtime::Trap>() {
         let reason = match t {
             wasmtime::Trap::StackOverflow => "stack overflow (runaway recursion?)".to_owned(),
@@ -634,6 +641,43 @@ pub(crate) fn trap(
     }
 }
 
+/// Reads a plugin file: a regular file (a symlink to one is fine) of at most `max` bytes. A
+/// FIFO would hang the host, a device (`/dev/zero`) would fill its memory.
+fn read_plugin_file(path: &Path, max: u64) -> Result<Vec<u8>, PluginError> {
+    use std::io::Read;
+    let io = |source| PluginError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let bad = |reason: String| PluginError::BadFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    let too_large = || {
+        bad(format!(
+            "larger than {} MiB (plugins.max_file_mib)",
+            max >> 20
+        ))
+    };
+    if meta.len() > max {
+        return Err(too_large());
+    }
+    let file = std::fs::File::open(path).map_err(io)?;
+    if !file.metadata().map_err(io)?.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
 fn check_header(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(PluginError::NotWasm {
@@ -651,7 +695,7 @@ fn check_header(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
 
 fn write_artifact(artifact: &Path, component: &Component) -> Result<(), String> {
     let dir = artifact.parent().ok_or("no cache folder")?;
-    crate::private_fs::create_private_dir(dir).map_err(|e| e.to_string())?;
+    crate::private_fs::ensure_private_dir(dir).map_err(|e| e.to_string())?;
     let payload = component.serialize().map_err(|e| e.to_string())?;
     let digest = blake3::hash(&payload);
     crate::private_fs::write_atomic(artifact, &[digest.as_bytes(), &payload])

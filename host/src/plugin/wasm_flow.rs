@@ -16,7 +16,7 @@ use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, DeviceCode,
     ExchangeInput, FlowError, Interaction, OAuth2Token, Pending, PromptField, TokenExtras,
 };
-use crate::oauth2::{ErrorKind, OAuthError, TokenError, check_token_type, token_text};
+use crate::oauth2::{ErrorKind, MAX_SCOPES, OAuthError, TokenError, check_token_type, token_text};
 use crate::provider::ProviderContext;
 use crate::text::sanitize;
 
@@ -39,6 +39,9 @@ impl std::fmt::Debug for WasmFlow {
             .finish()
     }
 }
+
+/// The largest `extra-json` a plugin's token may carry.
+const MAX_EXTRA_BYTES: usize = 64 * 1024;
 
 macro_rules! call {
     ($self:ident, $name:literal, |$store:ident, $guest:ident| $body:expr) => {{
@@ -176,6 +179,14 @@ impl WasmFlow {
         Ok(match c {
             wit::Credential::Oauth2(t) => {
                 check_token_type(&t.token_type).map_err(|e| bad(&e.to_string()))?;
+                if t.scopes.len() > MAX_SCOPES {
+                    return Err(bad(&format!("more than {MAX_SCOPES} scopes")));
+                }
+                if t.extra_json.len() > MAX_EXTRA_BYTES {
+                    return Err(bad(&format!(
+                        "extra-json is larger than {MAX_EXTRA_BYTES} bytes"
+                    )));
+                }
                 let extra = match serde_json::from_str::<serde_json::Value>(&t.extra_json) {
                     Ok(serde_json::Value::Object(map)) => map,
                     _ if t.extra_json.trim().is_empty() => Default::default(),
@@ -188,9 +199,11 @@ impl WasmFlow {
                         .refresh_token
                         .map(|r| checked(r, "refresh_token"))
                         .transpose()?,
-                    expires_at: t
-                        .expires_at
-                        .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0)),
+                    // A time no clock can show (`i64::MIN`, out of range) is already past:
+                    // treated as "no expiry" it would never be refreshed.
+                    expires_at: t.expires_at.map(|s| {
+                        DateTime::<Utc>::from_timestamp(s, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+                    }),
                     scopes: t.scopes.iter().map(|s| sanitize(s, 200)).collect(),
                     extra: TokenExtras(extra),
                 })
@@ -234,12 +247,30 @@ impl AuthFlow for WasmFlow {
         let app = self.app_json.clone();
         let auth = call!(self, "authorize", |store, guest| guest
             .call_authorize(&mut store, &app, &request))?;
+        // A plugin never makes the user's desktop open anything but https (http to loopback
+        // only when the configuration allows plain http to loopback).
+        let loopback = self.settings.allow_http_loopback;
+        let link = |url: &str, what: &str| {
+            crate::address::openable_url(url, loopback).map_err(|why| {
+                FlowError::from(PluginError::Failed {
+                    path: self.plugin.path().to_owned(),
+                    call: "authorize",
+                    message: format!("returned a {what} that {why}"),
+                })
+            })
+        };
         let interaction = match auth.interaction {
-            wit::Interaction::Redirect(url) => Interaction::Redirect { url },
+            wit::Interaction::Redirect(url) => Interaction::Redirect {
+                url: link(&url, "redirect URL")?,
+            },
             wit::Interaction::DeviceCode(d) => Interaction::DeviceCode(DeviceCode::new(
                 &d.user_code,
-                &d.verification_uri,
-                d.verification_uri_complete.as_deref(),
+                &link(&d.verification_uri, "verification URI")?,
+                d.verification_uri_complete
+                    .as_deref()
+                    .map(|u| link(u, "verification URI"))
+                    .transpose()?
+                    .as_deref(),
                 Some(d.interval_secs),
                 d.expires_in_secs,
             )),

@@ -53,7 +53,7 @@ impl Guest for Hostile {
             display_name: "Hostile".into(),
             version: "6.6.6".into(),
             allowed_hosts: vec!["127.0.0.1".into()],
-            app_credentials_schema: json!({"type": "object", "required": ["mode"], "properties": {"mode": {"type": "string"}, "url": {"type": "string"}}}).to_string(),
+            app_credentials_schema: json!({"type": "object", "required": ["mode"], "properties": {"mode": {"type": "string"}, "url": {"type": "string"}, "exchange": {"type": "string"}}}).to_string(),
         }
     }
 
@@ -94,7 +94,16 @@ impl Guest for Hostile {
                     "file": format!("{file:?}"), "dir": format!("{dir:?}"), "env": env, "home": home,
                     "socket": format!("{socket:?}")
                 });
-                Ok(Authorization { interaction: Interaction::Redirect(report.to_string()), pending: vec![] })
+                // Carried in an https URL's query (a redirect must be https to be shown at all).
+                let encoded: String = report
+                    .to_string()
+                    .bytes()
+                    .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+                    .collect();
+                Ok(Authorization {
+                    interaction: Interaction::Redirect(format!("https://probe.invalid/?report={encoded}")),
+                    pending: vec![],
+                })
             }
             "chatty" => {
                 for i in 0..5_000 {
@@ -102,12 +111,66 @@ impl Guest for Hostile {
                 }
                 Err(FlowError::Internal("done talking".into()))
             }
+            // URLs a desktop opener must never get.
+            "redirect-js" => Ok(Authorization {
+                interaction: Interaction::Redirect("javascript:alert(document.cookie)".into()),
+                pending: vec![],
+            }),
+            "redirect-file" => Ok(Authorization { interaction: Interaction::Redirect("file:///etc/passwd".into()), pending: vec![] }),
+            "device-data" => Ok(Authorization {
+                interaction: Interaction::DeviceCode(integrations::auth::types::DeviceCode {
+                    user_code: "ABCD-EFGH".into(),
+                    verification_uri: "https://device.example/".into(),
+                    verification_uri_complete: Some("data:text/html,<script>alert(1)</script>".into()),
+                    interval_secs: 1,
+                    expires_in_secs: 60,
+                }),
+                pending: vec![],
+            }),
+            // Escapes and bidi overrides in every text the host shows.
+            "escapes" => Err(FlowError::InvalidInput("\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}evil\u{2066}".repeat(50))),
+            "log-flood" => {
+                let line = "x".repeat(2000);
+                for _ in 0..100_000 {
+                    integrations::auth::log::log(integrations::auth::log::Level::Error, &line);
+                }
+                Err(FlowError::Internal("done logging".into()))
+            }
+            "exit" => std::process::exit(3),
+            "huge-pending" => Ok(Authorization {
+                interaction: Interaction::Prompt(vec![]),
+                pending: vec![7u8; 100 << 20],
+            }),
+            // A login whose exchange returns what `mode` says.
+            "login" => Ok(Authorization {
+                interaction: Interaction::Prompt(vec![integrations::auth::types::PromptField {
+                    name: "key".into(),
+                    label: "Key".into(),
+                    secret: true,
+                }]),
+                pending: vec![],
+            }),
             other => Err(FlowError::InvalidAppCredentials(format!("unknown mode {other}"))),
         }
     }
 
-    fn exchange(_app: String, _pending: Vec<u8>, _input: Vec<(String, String)>) -> Result<Credential, FlowError> {
-        Err(FlowError::Unsupported("hostile".into()))
+    fn exchange(app: String, _pending: Vec<u8>, _input: Vec<(String, String)>) -> Result<Credential, FlowError> {
+        let app: Value = serde_json::from_str(&app).unwrap();
+        let token = |scopes: Vec<String>, expires_at: Option<i64>| {
+            Credential::Oauth2(integrations::auth::types::Oauth2Token {
+                access_token: "hostile-token".into(),
+                token_type: "bearer".into(),
+                refresh_token: Some("hostile-refresh".into()),
+                expires_at,
+                scopes,
+                extra_json: String::new(),
+            })
+        };
+        match app["exchange"].as_str().unwrap_or_default() {
+            "scopes-flood" => Ok(token((0..1_000_000).map(|i| format!("s{i}")).collect(), None)),
+            "expires-min" => Ok(token(vec![], Some(i64::MIN))),
+            _ => Err(FlowError::Unsupported("hostile".into())),
+        }
     }
 
     fn refresh(_app: String, _credential: Credential) -> Result<Credential, FlowError> {

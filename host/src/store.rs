@@ -236,6 +236,9 @@ impl Store {
     /// new one.
     pub fn load(&self, provider: &str, account: &str) -> Result<Option<Record>, StoreError> {
         let path = self.path(provider, account)?;
+        // The store's folders are its own: a symbolic link there could lead anywhere.
+        refuse_symlink(&self.dir)?;
+        refuse_symlink(path.parent().expect("record paths have a parent"))?;
         let bytes = match read_private(&path)? {
             Some(b) => b,
             None => return Ok(None),
@@ -382,12 +385,15 @@ impl Store {
             std::future::Future<Output = Result<Arc<dyn AuthFlow>, crate::provider::ProviderError>>,
     {
         let record = self.get(provider, account)?;
-        if !record.expires_within(skew) && record.login_required.is_none() {
+        if !record.expires_within(skew) {
             return Ok(record);
         }
         let lock = self.lock(provider, account).await?;
         // Someone may have refreshed, logged in again or logged out while we waited.
         let mut record = lock.get()?;
+        if !record.expires_within(skew) {
+            return Ok(record);
+        }
         if let Some(reason) = &record.login_required {
             return Err(FreshError::Refresh {
                 provider: provider.to_owned(),
@@ -396,9 +402,6 @@ impl Store {
                     source: Some(reason.clone().into()),
                 },
             });
-        }
-        if !record.expires_within(skew) {
-            return Ok(record);
         }
         // Proves the folder is writable before the provider rotates anything.
         let target =

@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod device;
 mod examples;
+mod hardening;
 mod lazy_flows;
 mod library;
 mod loopback;

@@ -202,7 +202,7 @@ impl WasmFlow {
                     // A time no clock can show (`i64::MIN`, out of range) is already past:
                     // treated as "no expiry" it would never be refreshed.
                     expires_at: t.expires_at.map(|s| {
-                        DateTime::<Utc>::from_timestamp(s, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+                        DateTime::<Utc>::from_timestamp(s, 0).unwrap_or(DateTime::UNIX_EPOCH)
                     }),
                     scopes: t.scopes.iter().map(|s| sanitize(s, 200)).collect(),
                     extra: TokenExtras(extra),

@@ -122,6 +122,8 @@ struct Inner {
     access_tokens: Mutex<Vec<String>>,
     /// Tokens revoked, through either API, in order.
     revoked: Mutex<Vec<String>>,
+    /// Milliseconds every refresh request waits before it is answered.
+    refresh_delay_ms: AtomicU64,
 }
 
 /// The test OAuth2 provider, serving until dropped.
@@ -240,6 +242,19 @@ impl TestProvider {
             .collect()
     }
 
+    /// Makes every refresh request wait this long before it is answered (a slow provider, to
+    /// open race windows).
+    pub fn set_refresh_delay(&self, delay: Duration) {
+        self.inner
+            .refresh_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// How many refresh tokens are live (issued, not used up by rotation, not revoked).
+    pub fn live_refresh_tokens(&self) -> usize {
+        self.inner.refresh_tokens.lock().unwrap().len()
+    }
+
     /// Forgets every refresh token (as if the user revoked the app).
     pub fn revoke_all(&self) {
         self.inner.refresh_tokens.lock().unwrap().clear();
@@ -308,6 +323,10 @@ async fn token(
         authorization,
     };
     inner.requests.lock().unwrap().push(request.clone());
+    let delay = inner.refresh_delay_ms.load(Ordering::SeqCst);
+    if delay > 0 && form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let scripted = inner.script.lock().unwrap().pop_front();
     if let Some(s) = scripted {
         return scripted_response(s);
@@ -541,6 +560,9 @@ async fn delete_token(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
+    if let Some(s) = inner.script.lock().unwrap().pop_front() {
+        return scripted_response(s);
+    }
     if client_id != CLIENT_ID || !client_authenticated(&headers, None) {
         return StatusCode::NOT_FOUND.into_response();
     }

@@ -53,7 +53,7 @@ impl Guest for Hostile {
             display_name: "Hostile".into(),
             version: "6.6.6".into(),
             allowed_hosts: vec!["127.0.0.1".into()],
-            app_credentials_schema: json!({"type": "object", "required": ["mode"], "properties": {"mode": {"type": "string"}, "url": {"type": "string"}, "exchange": {"type": "string"}}}).to_string(),
+            app_credentials_schema: json!({"type": "object", "required": ["mode"], "properties": {"mode": {"type": "string"}, "url": {"type": "string"}, "exchange": {"type": "string"}, "color": {"type": "string", "pattern": "^\u{1b}\\[31m\u{202e}red$"}}}).to_string(),
         }
     }
 
@@ -131,7 +131,7 @@ impl Guest for Hostile {
             "escapes" => Err(FlowError::InvalidInput("\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}evil\u{2066}".repeat(50))),
             "log-flood" => {
                 let line = "x".repeat(2000);
-                for _ in 0..100_000 {
+                for _ in 0..20_000 {
                     integrations::auth::log::log(integrations::auth::log::Level::Error, &line);
                 }
                 Err(FlowError::Internal("done logging".into()))

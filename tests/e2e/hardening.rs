@@ -1,0 +1,485 @@
+//! What a hostile plugin, a hostile server or a racing process tried, through the real binary:
+//! each case failed on the release that preceded these fixes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use host_testkit::{Scripted, guests};
+use serde_json::json;
+
+use crate::support::{HostEnv, Output};
+
+/// Characters that must never reach a terminal from a plugin or provider.
+const UNSAFE: &[char] = &[
+    '\u{1b}', '\u{7}', '\u{9b}', '\u{202e}', '\u{2066}', '\u{200b}',
+];
+
+fn assert_clean(text: &str) {
+    for c in UNSAFE {
+        assert!(!text.contains(*c), "{c:?} reached the terminal: {text:?}");
+    }
+}
+
+/// A home with the hostile test plugin installed as provider `evil`, configured with `section`.
+async fn hostile(section: &str) -> HostEnv {
+    let env = HostEnv::start().await;
+    std::fs::create_dir_all(env.plugins_dir()).unwrap();
+    std::fs::copy(guests::HOSTILE, env.plugins_dir().join("evil.wasm")).unwrap();
+    env.write_config(&format!(
+        "[plugins]\nallow_http_loopback = true\n[providers.evil]\n{section}\n"
+    ));
+    env
+}
+
+/// A folder of desktop openers (`xdg-open` and the others the opener tries) that record what
+/// they were asked to open in `opened.txt`.
+fn opener_stubs(env: &HostEnv) -> (PathBuf, PathBuf) {
+    let bin = env.home.path().join("stub-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = env.home.path().join("opened.txt");
+    for name in ["xdg-open", "gio", "gnome-open", "kde-open", "wslview"] {
+        let path = bin.join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho \"$@\" >> {}\n", record.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (bin, record)
+}
+
+async fn run_with_opener(env: &HostEnv, args: &[&str], bin: &Path) -> Output {
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = env
+        .host(args)
+        .env("PATH", path)
+        .env("DISPLAY", ":99")
+        .output()
+        .await
+        .unwrap();
+    // The opener is started detached: give it a moment to write.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn plugin_urls_other_than_https_are_never_shown_or_opened() {
+    // The stubs work: a real login's https-or-loopback URL reaches the opener.
+    let env = HostEnv::start().await;
+    let (bin, record) = opener_stubs(&env);
+    let out = run_with_opener(
+        &env,
+        &["run", "--provider", "github", "--timeout", "1"],
+        &bin,
+    )
+    .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let opened = std::fs::read_to_string(&record).expect("the opener was called");
+    assert!(opened.contains("/authorize?"), "{opened}");
+
+    for (mode, scheme) in [
+        ("redirect-js", "javascript:"),
+        ("redirect-file", "file:"),
+        ("device-data", "data:"),
+    ] {
+        let env = hostile(&format!("mode = \"{mode}\"")).await;
+        let (bin, record) = opener_stubs(&env);
+        let out =
+            run_with_opener(&env, &["run", "--provider", "evil", "--timeout", "2"], &bin).await;
+        assert_eq!(out.code, Some(1), "{mode}: {out:?}");
+        assert!(!out.stderr.contains(scheme), "{mode}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("does not use https"),
+            "{mode}: {}",
+            out.stderr
+        );
+        assert!(!record.exists(), "{mode}: the opener was called");
+    }
+}
+
+#[tokio::test]
+async fn escape_sequences_from_plugins_never_reach_the_terminal() {
+    // The plugin's own error text.
+    let env = hostile("mode = \"escapes\"").await;
+    let out = env.output(&["run", "--provider", "evil"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("pwned"), "{}", out.stderr);
+    assert_clean(&out.stderr);
+
+    // A schema's pattern quoted in a validation error.
+    let env = hostile("mode = \"login\"\ncolor = \"blue\"").await;
+    let out = env.output(&["run", "--provider", "evil"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("providers.evil.color"),
+        "{}",
+        out.stderr
+    );
+    assert_clean(&out.stderr);
+
+    // A host pattern quoted in a configuration error: sanitized and capped.
+    let long = "\\u001b[2J\\u202e".repeat(20_000);
+    let env = hostile(&format!(
+        "mode = \"login\"\n[providers.evil.sandbox]\nallowed_hosts = [\"*{long}*\"]"
+    ))
+    .await;
+    let out = env.output(&["run", "--provider", "evil"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("allowed_hosts"), "{}", out.stderr);
+    assert!(out.stderr.len() < 4096, "{} bytes", out.stderr.len());
+    assert_clean(&out.stderr);
+}
+
+#[tokio::test]
+async fn a_plugin_log_flood_is_capped_per_call() {
+    let env = hostile("mode = \"log-flood\"").await;
+    let out = env.output(&["run", "--provider", "evil"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("done logging"), "{}", out.stderr);
+    assert!(out.stderr.contains("more bytes dropped"), "{}", out.stderr);
+    // 20 000 messages of 2000 bytes were sent; the default cap keeps 64 KiB.
+    assert!(out.stderr.len() < 256 * 1024, "{} bytes", out.stderr.len());
+}
+
+#[tokio::test]
+async fn oversized_plugin_answers_are_refused_with_clear_errors() {
+    let env = hostile("mode = \"huge-pending\"").await;
+    let out = env.output(&["run", "--provider", "evil"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("at most 65536"), "{}", out.stderr);
+
+    let env = hostile("mode = \"login\"\nexchange = \"scopes-flood\"").await;
+    let out = env
+        .output(&["run", "--provider", "evil", "--field", "key=x"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("more than 256 scopes"),
+        "{}",
+        out.stderr
+    );
+    assert!(!env.data_dir().join("credentials/evil").exists());
+}
+
+#[tokio::test]
+async fn an_expiry_no_clock_can_show_is_already_past() {
+    let env = hostile("mode = \"login\"\nexchange = \"expires-min\"").await;
+    let out = env
+        .output(&["run", "--provider", "evil", "--field", "key=x"])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // Due at once: `host token` refreshes (which this plugin cannot) instead of handing out
+    // a token as if it never expired.
+    let out = env.output(&["token", "--provider", "evil"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(!out.stdout.contains("hostile-token"), "{out:?}");
+    assert!(out.stderr.contains("cannot refresh"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_plugin_that_exits_is_blamed_for_it() {
+    let env = hostile("mode = \"exit\"").await;
+    let out = env.output(&["run", "--provider", "evil"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("the plugin exited (status"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("host failure"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn plugin_files_must_be_regular_files_of_bounded_size() {
+    let env = HostEnv::start().await;
+    let dir = env.plugins_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(dir.join("fifo.wasm"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.wasm")).unwrap();
+    std::fs::copy(guests::HOSTILE, dir.join("big.wasm")).unwrap();
+    env.write_config("[plugins]\nmax_file_mib = 0\n[providers.big]\nmode = \"login\"\n");
+    for name in ["fifo", "zero"] {
+        let out = tokio::time::timeout(
+            Duration::from_secs(20),
+            env.output(&["run", "--provider", name]),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("`host run --provider {name}` hangs"));
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
+    }
+    let out = env.output(&["run", "--provider", "big"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("larger than 0 MiB"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn logs_are_colourless_when_stderr_is_not_a_terminal() {
+    let env = HostEnv::start().await;
+    let out = env
+        .output(&[
+            "-vv",
+            "run",
+            "--provider",
+            "github",
+            "--flow",
+            "device",
+            "--timeout",
+            "1",
+        ])
+        .await;
+    assert!(
+        out.stderr.contains("DEBUG") || out.stderr.contains("TRACE"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains('\u{1b}'), "{:?}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_timeout_too_large_for_the_clock_does_not_panic() {
+    let env = HostEnv::start().await;
+    let mut child = env
+        .host(&[
+            "run",
+            "--provider",
+            "github",
+            "--no-browser",
+            "--timeout",
+            "18446744073709551615",
+        ])
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "it waits for the login instead of dying"
+    );
+    child.start_kill().unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// `host token` that must refresh (the token lives an hour; it must be valid for more).
+const DUE: &[&str] = &["token", "--provider", "github", "--min-valid", "4000"];
+
+/// A logged-in home whose GitHub revocation goes to the RFC 7009 endpoint.
+async fn logged_in() -> HostEnv {
+    let env = HostEnv::start().await;
+    env.write_config(&format!(
+        "[providers.github]\nrevocation_url = \"{}\"\n",
+        env.provider.url("/revoke")
+    ));
+    env.login_ok().await;
+    env
+}
+
+#[tokio::test]
+async fn a_refresh_in_flight_cannot_undo_a_logout() {
+    let env = logged_in().await;
+    env.provider.set_refresh_delay(Duration::from_secs(2));
+    let token = env.host(DUE).spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logout = env.output(&["logout", "--provider", "github"]).await;
+    assert_eq!(logout.code, Some(0), "{logout:?}");
+    let _ = token.wait_with_output().await.unwrap();
+    assert!(
+        !env.record_path("default").exists(),
+        "the refresh wrote the record back after the logout"
+    );
+    assert_eq!(
+        env.provider.live_refresh_tokens(),
+        0,
+        "a refresh token survived the logout unrevoked"
+    );
+}
+
+#[tokio::test]
+async fn an_older_refresh_never_replaces_a_newer_login() {
+    let env = logged_in().await;
+    env.provider.set_refresh_delay(Duration::from_secs(3));
+    let token = env.host(DUE).spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = chrono::Utc::now();
+    env.login_ok().await;
+    let _ = token.wait_with_output().await.unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.record_path("default")).unwrap()).unwrap();
+    let created: chrono::DateTime<chrono::Utc> =
+        record["created_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        created >= started,
+        "the stored credential is the older login's ({created} < {started})"
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_lock_holder_makes_others_give_up_and_names_it() {
+    let env = logged_in().await;
+    let lock_path = env.record_path("default").with_extension("lock");
+    let mut holder = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    holder.lock().unwrap();
+    use std::io::Write;
+    holder.set_len(0).unwrap();
+    write!(holder, "process 4242").unwrap();
+    let out = env
+        .host(DUE)
+        .env("HOST_STORE__LOCK_TIMEOUT_SECS", "1")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("locked by process 4242") && stderr.contains("within 1s"),
+        "{stderr}"
+    );
+    assert_eq!(env.provider.refresh_count(), 0);
+}
+
+#[tokio::test]
+async fn a_refused_refresh_token_is_not_sent_again() {
+    let env = logged_in().await;
+    env.provider.revoke_all();
+    for _ in 0..2 {
+        let out = env.output(DUE).await;
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(out.stderr.contains("log in again"), "{}", out.stderr);
+    }
+    assert_eq!(
+        env.provider.refresh_count(),
+        1,
+        "the dead token went out again"
+    );
+    // A new login clears the mark.
+    env.login_ok().await;
+    let out = env.output(DUE).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_provider_outage_inside_the_skew_hands_out_the_current_token() {
+    let env = logged_in().await;
+    let current = env.output(&["token", "--provider", "github"]).await;
+    env.provider.script([Scripted::Raw {
+        status: 503,
+        content_type: None,
+        headers: vec![("retry-after", "1".into())],
+        body: vec![],
+    }]);
+    let out = env.output(DUE).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, current.stdout);
+    assert!(
+        out.stderr.contains("using the current token"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn symlinks_in_the_store_are_refused_and_wide_permissions_repaired() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    // A symlinked lock file: its target is never created.
+    let env = logged_in().await;
+    let target = env.home.path().join("elsewhere.txt");
+    let lock_path = env.record_path("default").with_extension("lock");
+    let _ = std::fs::remove_file(&lock_path);
+    std::os::unix::fs::symlink(&target, &lock_path).unwrap();
+    let out = env.output(DUE).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("symbolic link"), "{}", out.stderr);
+    assert!(!target.exists(), "the lock's target was created");
+
+    // A symlinked credentials folder: refused, its target's permissions untouched.
+    let env = HostEnv::start().await;
+    let outside = env.home.path().join("outside");
+    std::fs::create_dir_all(outside.join("github")).unwrap();
+    std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(env.data_dir()).unwrap();
+    std::os::unix::fs::symlink(&outside, env.data_dir().join("credentials")).unwrap();
+    let out = env.output(DUE).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("symbolic link"), "{}", out.stderr);
+    assert_eq!(mode(&outside), 0o755);
+
+    // A record open to others in a folder open to all: used, with a warning, and repaired.
+    let env = logged_in().await;
+    let record = env.record_path("default");
+    std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let folder = record.parent().unwrap().to_owned();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = env.output(DUE).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("owner-only"), "{}", out.stderr);
+    assert_eq!(mode(&record), 0o600);
+    assert_eq!(mode(&folder), 0o700);
+}
+
+#[tokio::test]
+async fn revocation_says_what_happened_and_fails_loudly() {
+    // GitHub without the app's secret: the message says what revocation needs.
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let out = env
+        .host(&["logout", "--provider", "github"])
+        .env_remove("GITHUB_CLIENT_SECRET")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("needs the app's client secret"), "{stderr}");
+
+    // GitHub's deletion API answering 503 with Retry-After is asked again.
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    env.provider.script([Scripted::Raw {
+        status: 503,
+        content_type: None,
+        headers: vec![("retry-after", "1".into())],
+        body: vec![],
+    }]);
+    let out = env.output(&["logout", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("Revoked"), "{}", out.stderr);
+    assert_eq!(env.provider.revoked().len(), 1);
+
+    // A configured revocation_url is used for GitHub too: refresh token first.
+    let env = logged_in().await;
+    let out = env.output(&["logout", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(env.provider.revoked().len(), 2, "refresh and access token");
+    assert_eq!(env.provider.live_refresh_tokens(), 0);
+
+    // A failed revocation prints one line even with -q, and the exit status says it.
+    let env = logged_in().await;
+    env.provider.script([Scripted::Json(500, json!({}))]);
+    let out = env.output(&["-q", "logout", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("could not revoke"), "{}", out.stderr);
+    assert!(!env.record_path("default").exists());
+}

@@ -483,3 +483,170 @@ async fn revocation_says_what_happened_and_fails_loudly() {
     assert!(out.stderr.contains("could not revoke"), "{}", out.stderr);
     assert!(!env.record_path("default").exists());
 }
+
+#[tokio::test]
+async fn configuration_errors_name_the_place_never_the_secret() {
+    let env = HostEnv::start().await;
+    // A TOML syntax error on the line of a secret.
+    env.write_config("[providers.github]\nclient_secret = s3cr3t-value\n");
+    let out = env.output(&["token", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("line 2") && out.stderr.contains("key `client_secret`"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("s3cr3t"), "{}", out.stderr);
+
+    // A proxy URL that does not parse: named, its password never shown.
+    env.write_config("[http]\nproxy = \"http://me:s3cr3t@proxy example:3128\"\n");
+    let out = env.output(&["config"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("http.proxy"), "{}", out.stderr);
+    assert!(!out.stderr.contains("s3cr3t"), "{}", out.stderr);
+
+    // A secret nested under a secret key.
+    env.write_config("[providers.github]\nclient_secret = { value = \"s3cr3t\" }\n");
+    let out = env.output(&["config"]).await;
+    assert!(!out.stdout.contains("s3cr3t"), "{}", out.stdout);
+
+    // A misspelt key is an error naming the nearest known key, not a silent public client.
+    env.write_config("[providers.github]\nclient_secert = \"s3cr3t\"\n");
+    let out = env
+        .output(&["run", "--provider", "github", "--timeout", "1"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "providers.github.client_secert is not a known setting (did you mean `client_secret`?)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("s3cr3t"), "{}", out.stderr);
+}
+
+/// A "proxy" on 127.0.0.1 that records the first line of each connection and closes it.
+async fn recording_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::AsyncBufReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let mut line = String::new();
+            let mut reader = tokio::io::BufReader::new(stream);
+            let _ = reader.read_line(&mut line).await;
+            record.lock().unwrap().push(line.trim().to_owned());
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn proxies_from_the_environment_are_honoured_and_can_be_turned_off() {
+    let env = logged_in().await;
+    let (port, seen) = recording_proxy().await;
+    let proxy = format!("http://user:s3cr3t@127.0.0.1:{port}");
+    let refresh_via_proxy = |extra: &[(&str, &str)]| {
+        let mut cmd = env.host(DUE);
+        cmd.env(
+            "HOST_PROVIDERS__GITHUB__TOKEN_URL",
+            "https://id.proxied.example/token",
+        )
+        .env("HTTPS_PROXY", &proxy);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output()
+    };
+    // The proxy refuses; the current token is still good for an hour, so it is handed out
+    // with a warning that names the failure.
+    let out = refresh_via_proxy(&[]).await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("using the current token"));
+    assert_eq!(
+        seen.lock().unwrap().first().map(String::as_str),
+        Some("CONNECT id.proxied.example:443 HTTP/1.1"),
+        "the refresh went through the proxy"
+    );
+    // NO_PROXY and `proxy = "none"` keep it away.
+    for extra in [
+        [("NO_PROXY", ".proxied.example")],
+        [("HOST_HTTP__PROXY", "none")],
+    ] {
+        seen.lock().unwrap().clear();
+        let out = refresh_via_proxy(&extra).await.unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert!(seen.lock().unwrap().is_empty(), "{extra:?}: {seen:?}");
+    }
+    // `host config` says which proxy is used and where it came from, password hidden.
+    let out = env
+        .host(&["config"])
+        .env("HTTPS_PROXY", &proxy)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "http.proxy = \"http://user:redacted@127.0.0.1:{port}/\"  # from environment variable HTTPS_PROXY"
+        )),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_racing_processes_never_lose_a_logout_or_leave_a_live_grant() {
+    let env = logged_in().await;
+    for round in 0..5 {
+        env.login_ok().await;
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let env = &env;
+            tasks.push(async move {
+                let kind = match i % 10 {
+                    0 => "logout",
+                    1 | 2 => "run",
+                    _ => "token",
+                };
+                let out = match kind {
+                    "logout" => env.output(&["logout", "--provider", "github"]).await,
+                    "run" => {
+                        env.login(&["--timeout", "30"], async |url| {
+                            vec![crate::support::browser_redirect(&url).await]
+                        })
+                        .await
+                        .0
+                    }
+                    _ => env.output(DUE).await,
+                };
+                (kind, out)
+            });
+        }
+        let mut ok = std::collections::BTreeMap::new();
+        for (kind, out) in futures_util::future::join_all(tasks).await {
+            assert!(matches!(out.code, Some(0 | 1)), "round {round}: {out:?}");
+            assert!(
+                !out.stderr.contains("panicked") && !out.stderr.contains("corrupt"),
+                "round {round}: {out:?}"
+            );
+            if out.code == Some(0) {
+                *ok.entry(kind).or_insert(0) += 1;
+            }
+        }
+        // Every login works whatever else happens; the others depend on the interleaving.
+        assert_eq!(ok.get("run"), Some(&10), "round {round}: {ok:?}");
+        let _ = env.output(&["logout", "--provider", "github"]).await;
+        assert!(
+            !env.record_path("default").exists(),
+            "round {round}: a record survived the last logout"
+        );
+        assert_eq!(
+            env.provider.live_refresh_tokens(),
+            0,
+            "round {round}: a grant survived unrevoked"
+        );
+    }
+}

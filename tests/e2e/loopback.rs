@@ -62,3 +62,30 @@ async fn hostile_requests_get_error_pages_and_the_real_callback_still_arrives() 
     );
     drop(idle);
 }
+
+#[tokio::test]
+async fn a_hundred_idle_connections_do_not_hold_up_the_real_callback() {
+    let mut listener = Loopback::bind(0).await.unwrap();
+    let port = listener.port();
+    // Connections that send half a request and then nothing: each would hold a slot until
+    // its 5 s header timeout; 100 of them used to delay the callback by 15 s.
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        s.write_all(b"GET /callback?code=").await.unwrap();
+        idle.push(s);
+    }
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!("{}?code=c&state=s", listener.redirect_uri());
+    let request = tokio::spawn(async move { client.get(url).send().await.unwrap().status() });
+    // Well before the first header timeout (5 s) could have freed a slot.
+    let callback = tokio::time::timeout(Duration::from_secs(4), listener.next())
+        .await
+        .expect("the real callback arrives while the idle connections are still open")
+        .unwrap();
+    callback.reply(Page::Success);
+    assert_eq!(request.await.unwrap(), 200);
+    drop(idle);
+}

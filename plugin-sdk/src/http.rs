@@ -184,19 +184,25 @@ impl Response {
     /// The body decoded from JSON.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
         serde_json::from_slice(&self.body).map_err(|_| {
-            Error::network(format!(
-                "HTTP {}: the body is not the expected JSON",
-                self.status
-            ))
+            let message = format!("HTTP {}: the body is not the expected JSON", self.status);
+            if self.is_success() {
+                Error::protocol(message)
+            } else {
+                Error::for_status(self.status, message)
+            }
         })
     }
 
-    /// An error for a non-2xx status.
+    /// An error for a non-2xx status: [`Error::Network`] (worth retrying) for a 5xx or 429,
+    /// [`Error::Protocol`] otherwise.
     pub fn error_for_status(self) -> Result<Self, Error> {
         if self.is_success() {
             Ok(self)
         } else {
-            Err(Error::network(format!("HTTP {}", self.status)))
+            Err(Error::for_status(
+                self.status,
+                format!("HTTP {}", self.status),
+            ))
         }
     }
 }
@@ -231,8 +237,13 @@ impl fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
+/// A timeout or a failed connection may pass ([`Error::Network`]); a denied request, a bad URL
+/// or an oversized answer will not ([`Error::Protocol`]).
 impl From<HttpError> for Error {
     fn from(e: HttpError) -> Self {
-        Error::Network(e.to_string())
+        match e {
+            HttpError::Timeout | HttpError::Connect(_) => Error::Network(e.to_string()),
+            _ => Error::Protocol(e.to_string()),
+        }
     }
 }

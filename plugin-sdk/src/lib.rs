@@ -170,7 +170,7 @@ pub mod __private {
     pub mod bindings {
         wit_bindgen::generate!({
             world: "plugin",
-            path: "../wit",
+            path: "wit",
             pub_export_macro: true,
             export_macro_name: "__export_auth_flow",
             default_bindings_module: "plugin_sdk::__private::bindings",

@@ -313,15 +313,19 @@ impl TokenResponse {
     /// Classifies a raw answer: errors inside any status, non-JSON bodies, non-objects.
     pub fn from_http(status: u16, body: &[u8]) -> Result<Self> {
         if (300..400).contains(&status) {
-            return Err(Error::network(format!(
+            return Err(Error::protocol(format!(
                 "the token endpoint redirected (HTTP {status}); not followed"
             )));
         }
         let parsed: Option<Value> = serde_json::from_slice(body).ok();
         let Some(Value::Object(map)) = parsed else {
-            return Err(Error::network(format!(
-                "the token endpoint answered HTTP {status} without a JSON object"
-            )));
+            let message =
+                format!("the token endpoint answered HTTP {status} without a JSON object");
+            return Err(if (200..300).contains(&status) {
+                Error::protocol(message)
+            } else {
+                Error::for_status(status, message)
+            });
         };
         if let Some(code) = map.get("error") {
             let code = code.as_str().unwrap_or("unknown_error");
@@ -335,9 +339,10 @@ impl TokenResponse {
             return Err(Error::provider("unknown_error", None, status));
         }
         if !(200..300).contains(&status) {
-            return Err(Error::network(format!(
-                "the token endpoint failed with HTTP {status}"
-            )));
+            return Err(Error::for_status(
+                status,
+                format!("the token endpoint failed with HTTP {status}"),
+            ));
         }
         Ok(Self { body: map })
     }
@@ -357,7 +362,7 @@ impl TokenResponse {
     pub fn token_at(&self, pointer: &str) -> Result<Token> {
         match Value::Object(self.body.clone()).pointer(pointer) {
             Some(Value::Object(map)) => parse_token(map),
-            _ => Err(Error::network(format!(
+            _ => Err(Error::protocol(format!(
                 "the token response has no object at `{pointer}`"
             ))),
         }
@@ -379,8 +384,8 @@ fn seconds(v: Option<&Value>) -> Result<Option<i64>> {
         Some(Value::String(s)) => s
             .trim()
             .parse::<f64>()
-            .map_err(|_| Error::network("`expires_in` is not a number"))?,
-        Some(_) => return Err(Error::network("`expires_in` is not a number")),
+            .map_err(|_| Error::protocol("`expires_in` is not a number"))?,
+        Some(_) => return Err(Error::protocol("`expires_in` is not a number")),
     };
     Ok((n.is_finite() && n >= 1.0).then(|| n.min(1e12) as i64))
 }
@@ -392,11 +397,11 @@ pub fn parse_token(map: &Map<String, Value>) -> Result<Token> {
     let access_token = match rest.remove("access_token") {
         Some(Value::String(s)) if !s.is_empty() && !s.chars().any(char::is_control) => s,
         Some(_) => {
-            return Err(Error::network(
+            return Err(Error::protocol(
                 "the token response's `access_token` is unusable",
             ));
         }
-        None => return Err(Error::network("the token response has no `access_token`")),
+        None => return Err(Error::protocol("the token response has no `access_token`")),
     };
     rest.remove("token_type");
     let refresh_token = match rest.remove("refresh_token") {
@@ -418,8 +423,8 @@ pub fn parse_token(map: &Map<String, Value>) -> Result<Token> {
         _ => Vec::new(),
     };
     Ok(Token {
-        access_token,
-        refresh_token,
+        access_token: access_token.into(),
+        refresh_token: refresh_token.map(Into::into),
         expires_at,
         scopes,
         extra: rest,
@@ -429,6 +434,7 @@ pub fn parse_token(map: &Map<String, Value>) -> Result<Token> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::HttpError;
     use serde_json::json;
 
     fn resp(status: u16, v: Value) -> Result<TokenResponse> {
@@ -468,7 +474,10 @@ mod tests {
             json!({"ok": true, "authed_user": {"access_token": "xoxp", "scope": "a,b"}}),
         )
         .unwrap();
-        assert_eq!(slack.token_at("/authed_user").unwrap().access_token, "xoxp");
+        assert_eq!(
+            slack.token_at("/authed_user").unwrap().access_token(),
+            "xoxp"
+        );
         assert!(slack.token().is_err());
         assert!(TokenResponse::from_http(200, b"<html>").is_err());
         assert!(TokenResponse::from_http(307, b"").is_err());
@@ -526,5 +535,37 @@ mod tests {
         let login: LoginState = serde_json::from_slice(&auth.pending).unwrap();
         assert_eq!(q["state"], login.state);
         assert!(login.state.len() >= 43);
+    }
+
+    #[test]
+    fn transient_failures_are_network_errors_protocol_errors_are_not() {
+        let raw = |status, body: &[u8]| TokenResponse::from_http(status, body).unwrap_err();
+        // Worth trying again later: the host backs off and polls again.
+        for e in [raw(502, b""), raw(503, b"<html>"), raw(429, b"slow down")] {
+            assert!(matches!(e, Error::Network(_)), "{e:?}");
+        }
+        // Trying again gives the same answer: the host stops.
+        for e in [
+            raw(200, b"<html>not json</html>"),
+            raw(307, b""),
+            raw(404, b"{}"),
+            raw(400, b"nope"),
+        ] {
+            assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+        }
+        let missing = resp(200, json!({"token_type": "bearer"}))
+            .unwrap()
+            .token()
+            .unwrap_err();
+        assert!(matches!(missing, Error::Protocol(_)), "{missing:?}");
+        // An OAuth2 error stays the provider's, whatever the status.
+        let e = resp(400, json!({"error": "authorization_pending"})).unwrap_err();
+        assert_eq!(e, Error::provider("authorization_pending", None, 400));
+        // Transport: a timeout may pass, a denied request will not.
+        assert!(matches!(Error::from(HttpError::Timeout), Error::Network(_)));
+        assert!(matches!(
+            Error::from(HttpError::Denied("x".into())),
+            Error::Protocol(_)
+        ));
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 use crate::__private::wit;
 
@@ -140,7 +141,7 @@ impl From<Authorization> for wit::Authorization {
 }
 
 /// The state `authorize` attached, handed back to `exchange`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Pending(pub(crate) Vec<u8>);
 
 impl Pending {
@@ -164,7 +165,7 @@ impl fmt::Debug for Pending {
 
 /// What came back from the user: callback query parameters or prompt answers, in order,
 /// duplicates kept.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Input(pub(crate) Vec<(String, String)>);
 
 impl Input {
@@ -214,13 +215,12 @@ impl fmt::Debug for Input {
     }
 }
 
-/// An OAuth2 token.
-#[derive(Clone, PartialEq)]
+/// An OAuth2 token. The access and refresh tokens are read through [`Token::access_token`]
+/// and [`Token::refresh_token`]; they are redacted in `Debug` and zeroed when dropped.
+#[derive(Clone)]
 pub struct Token {
-    /// The access token.
-    pub access_token: String,
-    /// The refresh token, if any.
-    pub refresh_token: Option<String>,
+    pub(crate) access_token: Zeroizing<String>,
+    pub(crate) refresh_token: Option<Zeroizing<String>>,
     /// When it expires, in seconds since the Unix epoch.
     pub expires_at: Option<i64>,
     /// The granted scopes.
@@ -233,12 +233,28 @@ impl Token {
     /// A bearer token with nothing else.
     pub fn bearer(access_token: impl Into<String>) -> Self {
         Self {
-            access_token: access_token.into(),
+            access_token: Zeroizing::new(access_token.into()),
             refresh_token: None,
             expires_at: None,
             scopes: Vec::new(),
             extra: Map::new(),
         }
+    }
+
+    /// The access token.
+    pub fn access_token(&self) -> &str {
+        &self.access_token
+    }
+
+    /// The refresh token, if any.
+    pub fn refresh_token(&self) -> Option<&str> {
+        self.refresh_token.as_deref().map(String::as_str)
+    }
+
+    /// The same token with this refresh token.
+    pub fn with_refresh_token(mut self, refresh_token: Option<String>) -> Self {
+        self.refresh_token = refresh_token.map(Zeroizing::new);
+        self
     }
 
     /// The extras read as your own type.
@@ -273,7 +289,7 @@ impl fmt::Debug for Token {
 }
 
 /// A credential.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Credential {
     /// An OAuth2 token.
@@ -289,13 +305,38 @@ pub enum Credential {
     },
 }
 
-/// An API key (redacted in `Debug`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(pub String);
+/// An API key: redacted in `Debug`, zeroed when dropped, read through [`ApiKey::expose`].
+#[derive(Clone)]
+pub struct ApiKey(Zeroizing<String>);
 
-/// A secret string (redacted in `Debug`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
+impl ApiKey {
+    /// Wraps a key.
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(Zeroizing::new(key.into()))
+    }
+
+    /// The key.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A secret string: redacted in `Debug`, zeroed when dropped, read through
+/// [`Secret::expose`].
+#[derive(Clone)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(Zeroizing::new(secret.into()))
+    }
+
+    /// The secret.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
 
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -312,7 +353,7 @@ impl fmt::Debug for Secret {
 impl Credential {
     /// An API-key credential.
     pub fn api_key(key: impl Into<String>) -> Self {
-        Credential::ApiKey(ApiKey(key.into()))
+        Credential::ApiKey(ApiKey::new(key))
     }
 
     /// The OAuth2 token, if this is one.
@@ -328,17 +369,17 @@ impl From<Credential> for wit::Credential {
     fn from(c: Credential) -> Self {
         match c {
             Credential::OAuth2(t) => wit::Credential::Oauth2(wit::Oauth2Token {
-                access_token: t.access_token,
+                access_token: t.access_token().to_owned(),
                 token_type: "bearer".into(),
-                refresh_token: t.refresh_token,
+                refresh_token: t.refresh_token().map(str::to_owned),
                 expires_at: t.expires_at,
                 scopes: t.scopes,
                 extra_json: Value::Object(t.extra).to_string(),
             }),
-            Credential::ApiKey(k) => wit::Credential::ApiKey(k.0),
+            Credential::ApiKey(k) => wit::Credential::ApiKey(k.expose().to_owned()),
             Credential::Basic { username, password } => wit::Credential::Basic(wit::BasicAuth {
                 username,
-                password: password.0,
+                password: password.expose().to_owned(),
             }),
         }
     }
@@ -348,8 +389,8 @@ impl From<wit::Credential> for Credential {
     fn from(c: wit::Credential) -> Self {
         match c {
             wit::Credential::Oauth2(t) => Credential::OAuth2(Token {
-                access_token: t.access_token,
-                refresh_token: t.refresh_token,
+                access_token: Zeroizing::new(t.access_token),
+                refresh_token: t.refresh_token.map(Zeroizing::new),
                 expires_at: t.expires_at,
                 scopes: t.scopes,
                 extra: match serde_json::from_str(&t.extra_json) {
@@ -357,10 +398,10 @@ impl From<wit::Credential> for Credential {
                     _ => Map::new(),
                 },
             }),
-            wit::Credential::ApiKey(k) => Credential::ApiKey(ApiKey(k)),
+            wit::Credential::ApiKey(k) => Credential::ApiKey(ApiKey::new(k)),
             wit::Credential::Basic(b) => Credential::Basic {
                 username: b.username,
-                password: Secret(b.password),
+                password: Secret::new(b.password),
             },
         }
     }
@@ -370,6 +411,11 @@ impl From<wit::Credential> for Credential {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why a flow call failed; the host shows it to the user, so say what to do.
+///
+/// The host acts on the kind: [`Error::Network`] is retried later where the host polls,
+/// [`Error::Protocol`] and the others stop; [`Error::Provider`] with `invalid_grant` on a
+/// refresh asks the user to log in again. The SDK's `http` and `oauth2` helpers pick the kind
+/// for you.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -389,8 +435,14 @@ pub enum Error {
         /// The HTTP status (0 when not from HTTP).
         status: u16,
     },
-    /// A request failed or its answer is unusable.
+    /// A request failed in a way that may pass: the connection failed or timed out, or the
+    /// server answered 5xx or 429. The host backs off and tries again where it polls (the
+    /// device flow).
     Network(String),
+    /// The answer is unusable: a redirect, a body that is not the expected JSON, a missing or
+    /// malformed field, a 4xx without an OAuth2 error. Trying again gives the same answer, so
+    /// the host stops.
+    Protocol(String),
     /// Not supported by this flow.
     Unsupported(String),
     /// Anything else.
@@ -405,6 +457,18 @@ impl Error {
     /// [`Error::Network`].
     pub fn network(message: impl Into<String>) -> Self {
         Error::Network(message.into())
+    }
+    /// [`Error::Protocol`].
+    pub fn protocol(message: impl Into<String>) -> Self {
+        Error::Protocol(message.into())
+    }
+    /// [`Error::Network`] for a 5xx or 429, [`Error::Protocol`] for any other failing status.
+    pub fn for_status(status: u16, message: impl Into<String>) -> Self {
+        if status >= 500 || status == 429 {
+            Error::Network(message.into())
+        } else {
+            Error::Protocol(message.into())
+        }
     }
     /// [`Error::Unsupported`].
     pub fn unsupported(message: impl Into<String>) -> Self {
@@ -447,6 +511,7 @@ impl fmt::Display for Error {
                 )
             }
             Error::Network(m) => write!(f, "network: {m}"),
+            Error::Protocol(m) => write!(f, "protocol: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported: {m}"),
             Error::Internal(m) => write!(f, "{m}"),
         }
@@ -471,6 +536,9 @@ impl From<Error> for wit::FlowError {
                 status,
             }),
             Error::Network(m) => wit::FlowError::Network(m),
+            // WIT 0.1.0 has no variant of its own for it: `internal` stops the host as it
+            // should, and the text says what it was.
+            Error::Protocol(m) => wit::FlowError::Internal(format!("protocol: {m}")),
             Error::Unsupported(m) => wit::FlowError::Unsupported(m),
             Error::Internal(m) => wit::FlowError::Internal(m),
         }

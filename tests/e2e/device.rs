@@ -243,3 +243,37 @@ async fn a_plugin_device_flow_is_polled_the_same_way() {
     let out = env.output(&["token", "--provider", "gadget"]).await;
     assert!(out.stdout.starts_with("at-"), "{out:?}");
 }
+
+#[tokio::test]
+async fn a_plugin_device_flow_stops_at_a_protocol_error_as_the_native_one_does() {
+    let env = HostEnv::start().await;
+    std::fs::create_dir_all(env.plugins_dir()).unwrap();
+    std::fs::copy(
+        host_testkit::guests::DEVICE_PLUGIN,
+        env.plugins_dir().join("gadget.wasm"),
+    )
+    .unwrap();
+    env.write_config(&format!(
+        "[plugins]\nallow_http_loopback = true\n[providers.gadget]\nclient_id = \"{}\"\nclient_secret = \"{}\"\n\
+         device_url = \"{}\"\ntoken_url = \"{}\"\n",
+        host_testkit::CLIENT_ID,
+        host_testkit::CLIENT_SECRET,
+        env.provider.url("/device/code"),
+        env.provider.url("/token")
+    ));
+    // A pending poll, then an answer no retry can fix: an HTML page with HTTP 200.
+    env.provider.script([
+        pending_200(),
+        Scripted::Raw {
+            status: 200,
+            content_type: Some("text/html"),
+            headers: vec![],
+            body: b"<html>maintenance</html>".to_vec(),
+        },
+    ]);
+    let out = env.output(&["run", "--provider", "gadget"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("protocol"), "{}", out.stderr);
+    // It stopped at the bad answer instead of backing off until the code expired.
+    assert_eq!(env.provider.device_polls().len(), 2, "{}", out.stderr);
+}

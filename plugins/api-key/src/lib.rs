@@ -52,9 +52,10 @@ impl Flow for ApiKey {
                 "the API key was refused (HTTP {})",
                 response.status
             ))),
-            status => Err(Error::network(format!(
-                "cannot check the key: HTTP {status}"
-            ))),
+            status => Err(Error::for_status(
+                status,
+                format!("cannot check the key: HTTP {status}"),
+            )),
         }
     }
 }

@@ -94,8 +94,7 @@ impl Flow for Slack {
     fn refresh(app: &App, credential: Credential) -> Result<Credential> {
         let old = credential.into_token()?;
         let refresh_token = old
-            .refresh_token
-            .as_deref()
+            .refresh_token()
             .ok_or_else(|| Error::unsupported("no refresh token"))?;
         let response = oauth2::token_request(&app.token_url)
             .client(

@@ -104,3 +104,47 @@ fn the_wit_travels_in_each_package_unchanged() {
         );
     }
 }
+
+#[tokio::test]
+async fn typed_flows_are_cached_and_hand_out_a_configured_oauth2_client() {
+    use oauth2::TokenResponse as _;
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let app = env.app();
+    // The same flow on every access, typed.
+    let github = app.github();
+    let flow = github.oauth2().await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &flow,
+        &github.oauth2().await.unwrap()
+    ));
+    let by_name: std::sync::Arc<host::github::GitHubFlow> = app
+        .provider("github")
+        .unwrap()
+        .flow_as("oauth2")
+        .await
+        .unwrap();
+    assert!(std::sync::Arc::ptr_eq(&flow, &by_name));
+
+    // Its configured `oauth2` client (endpoints, client authentication) sends through the
+    // hardened HTTP client: here, a refresh the library did not drive.
+    let record = app.store().get("github", "default").unwrap();
+    let refresh = record
+        .credential
+        .as_oauth2()
+        .unwrap()
+        .refresh_token
+        .clone()
+        .unwrap();
+    let token = flow
+        .oauth2()
+        .client()
+        .exchange_refresh_token(&oauth2::RefreshToken::new(refresh.expose().to_owned()))
+        .request_async(flow.oauth2().http_client())
+        .await
+        .unwrap();
+    assert!(token.access_token().secret().starts_with("at-"));
+    let request = env.provider.token_requests().pop().unwrap();
+    assert_eq!(request.form["grant_type"], "refresh_token");
+    assert_eq!(request.form["client_id"], host_testkit::CLIENT_ID);
+}

@@ -112,6 +112,34 @@ impl HostEnv {
         std::fs::write(dir.join("host.toml"), toml).unwrap();
     }
 
+    /// The library's [`host::App`] over the same configuration and store as [`HostEnv::host`].
+    pub(crate) fn app(&self) -> host::App {
+        let home = self.home.path();
+        let config = host::ConfigLoader::with_env([
+            ("HOME", home.display().to_string()),
+            ("XDG_CONFIG_HOME", home.join("config").display().to_string()),
+            ("XDG_DATA_HOME", home.join("data").display().to_string()),
+            ("GITHUB_CLIENT_ID", host_testkit::CLIENT_ID.to_owned()),
+            (
+                "GITHUB_CLIENT_SECRET",
+                host_testkit::CLIENT_SECRET.to_owned(),
+            ),
+            (
+                "HOST_PROVIDERS__GITHUB__AUTHORIZE_URL",
+                self.provider.url("/authorize"),
+            ),
+            (
+                "HOST_PROVIDERS__GITHUB__TOKEN_URL",
+                self.provider.url("/token"),
+            ),
+            ("HOST_PROVIDERS__GITHUB__API_URL", self.provider.url("/api")),
+        ])
+        .defaults(host::builtin_defaults())
+        .load()
+        .expect("configuration");
+        host::App::from_config(config)
+    }
+
     /// `host ARGS` with a clean environment: only the temp home and the github provider's
     /// settings pointed at the test provider.
     pub(crate) fn host(&self, args: &[&str]) -> tokio::process::Command {

@@ -200,6 +200,16 @@ async fn a_plugin_that_exits_is_blamed_for_it() {
 }
 
 #[tokio::test]
+async fn a_plugin_that_sleeps_is_not_charged_cpu_time_for_it() {
+    // Sleeping 3 s against a 1 s CPU limit: the plugin's own answer comes back.
+    let env = hostile("mode = \"sleep\"").await;
+    let out = env.output(&["run", "--provider", "evil"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("slept well"), "{}", out.stderr);
+    assert!(!out.stderr.contains("CPU"), "{}", out.stderr);
+}
+
+#[tokio::test]
 async fn plugin_files_must_be_regular_files_of_bounded_size() {
     let env = HostEnv::start().await;
     let dir = env.plugins_dir();

@@ -33,10 +33,11 @@ pub(crate) struct StoreState {
     hooks: HttpHooks,
     table: ResourceTable,
     pub(crate) limits: Limits,
-    /// When the call started, and how long the host spent serving its HTTP requests: the CPU
-    /// deadline counts only the rest.
+    /// When the call started, and how long the guest has spent inside host functions (HTTP,
+    /// WASI clocks and polls, the log): the CPU deadline counts only the rest.
     pub(crate) started: Instant,
-    pub(crate) host_wait: Arc<Mutex<Duration>>,
+    host_time: Duration,
+    in_host_since: Option<Instant>,
     pub(crate) cpu_budget: Duration,
     pub(crate) output: OutputPipe,
     /// Bytes the `log` import may still write in this call, and what it had to drop.
@@ -65,7 +66,6 @@ impl StoreState {
             .allow_udp(false)
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
-        let host_wait = Arc::new(Mutex::new(Duration::ZERO));
         Self {
             wasi,
             http_ctx: WasiHttpCtx::new(),
@@ -73,13 +73,13 @@ impl StoreState {
                 http: Arc::new(PluginHttp {
                     client: http,
                     allow,
-                    host_wait: Arc::clone(&host_wait),
                 }),
             },
             table: ResourceTable::new(),
             limits,
             started: Instant::now(),
-            host_wait,
+            host_time: Duration::ZERO,
+            in_host_since: None,
             cpu_budget,
             output,
             log_budget: max_output,
@@ -88,10 +88,26 @@ impl StoreState {
         }
     }
 
-    /// CPU time the guest has used so far (wall time minus time spent in host HTTP).
+    /// CPU time the guest has used so far: wall time minus the time spent in host functions
+    /// (a plugin waiting on HTTP or sleeping is not computing).
     pub(crate) fn guest_time(&self) -> Duration {
-        let waited = *self.host_wait.lock().unwrap_or_else(|e| e.into_inner());
-        self.started.elapsed().saturating_sub(waited)
+        let in_host = self.in_host_since.map_or(Duration::ZERO, |t| t.elapsed());
+        self.started
+            .elapsed()
+            .saturating_sub(self.host_time + in_host)
+    }
+
+    /// Called on every crossing between the guest and the host.
+    pub(crate) fn crossing(&mut self, hook: wasmtime::CallHook) {
+        match hook {
+            wasmtime::CallHook::CallingHost => self.in_host_since = Some(Instant::now()),
+            wasmtime::CallHook::ReturningFromHost => {
+                if let Some(since) = self.in_host_since.take() {
+                    self.host_time += since.elapsed();
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Sends what the guest printed to the log.
@@ -240,7 +256,6 @@ impl tokio::io::AsyncWrite for OutputPipe {
 pub(crate) struct PluginHttp {
     client: HttpClient,
     allow: AllowList,
-    host_wait: Arc<Mutex<Duration>>,
 }
 
 /// Why a plugin request was not sent or not answered.
@@ -251,7 +266,7 @@ pub(crate) enum SendError {
 }
 
 impl PluginHttp {
-    /// Checks and sends one request, counting the time as host time.
+    /// Checks and sends one request.
     pub(crate) async fn send(
         &self,
         request: http::Request<Vec<u8>>,
@@ -259,10 +274,7 @@ impl PluginHttp {
         let url = url::Url::parse(&request.uri().to_string())
             .map_err(|e| SendError::InvalidUrl(e.to_string()))?;
         self.allow.check(&url).map_err(SendError::Denied)?;
-        let started = Instant::now();
-        let result = self.client.send(request).await;
-        *self.host_wait.lock().unwrap_or_else(|e| e.into_inner()) += started.elapsed();
-        result.map_err(SendError::Http)
+        self.client.send(request).await.map_err(SendError::Http)
     }
 }
 

@@ -541,6 +541,10 @@ impl LoadedPlugin {
         );
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limits);
+        store.call_hook(|mut ctx, hook| {
+            ctx.data_mut().crossing(hook);
+            Ok(())
+        });
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
             let state = ctx.data();

@@ -137,6 +137,11 @@ impl Guest for Hostile {
                 Err(FlowError::Internal("done logging".into()))
             }
             "exit" => std::process::exit(3),
+            // Waiting is not computing: this must not count against the CPU limit.
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3));
+                Err(FlowError::Internal("slept well".into()))
+            }
             "huge-pending" => Ok(Authorization {
                 interaction: Interaction::Prompt(vec![]),
                 pending: vec![7u8; 100 << 20],

@@ -493,7 +493,28 @@ impl RecordLock {
         })?;
         target
             .commit(&[&bytes])
-            .map_err(io("cannot write", &self.record))
+            .map_err(io("cannot write", &self.record))?;
+        self.remove_stale_temp_files();
+        Ok(())
+    }
+
+    /// Temp files of this record left by a writer that crashed before its rename: nobody else
+    /// writes the record while we hold its lock, so any that remain are stale.
+    fn remove_stale_temp_files(&self) {
+        let (Some(dir), Some(name)) = (self.record.parent(), self.record.file_name()) else {
+            return;
+        };
+        let prefix = format!(".{}.", name.to_string_lossy());
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            if file.starts_with(&prefix) && file.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// Deletes the record (and its lock file); `Ok(false)` when there was none.

@@ -198,6 +198,23 @@ async fn a_crash_between_write_and_rename_loses_nothing() {
         out.stdout.trim(),
         good["credential"]["access_token"].as_str().unwrap()
     );
+    // The crashed writer's temp file is cleaned up by the next write of the record.
+    let folder = env.record_path("default").parent().unwrap().to_owned();
+    let temps = || {
+        std::fs::read_dir(&folder)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".tmp")
+            })
+            .count()
+    };
+    assert_eq!(temps(), 1, "the crash left its temp file");
+    env.login_ok().await;
+    assert_eq!(temps(), 0, "a stale temp file survived the next write");
 }
 
 #[tokio::test]

@@ -312,6 +312,10 @@ async fn a_refresh_in_flight_cannot_undo_a_logout() {
         !env.record_path("default").exists(),
         "the refresh wrote the record back after the logout"
     );
+    assert!(
+        !env.record_path("default").with_extension("lock").exists(),
+        "the logout leaves no lock file behind"
+    );
     assert_eq!(
         env.provider.live_refresh_tokens(),
         0,

@@ -297,13 +297,8 @@ impl AuthFlow for GitHubFlow {
                 // 404: the token is already gone.
                 204 | 200 | 404 => return Ok(true),
                 503 if attempt < ATTEMPTS => {
-                    let wait = response
-                        .headers()
-                        .get(http::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-                        .unwrap_or(1)
-                        .min(5);
-                    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                    let wait = crate::oauth2::revocation_retry_wait(response.headers());
+                    tokio::time::sleep(wait).await;
                 }
                 status => {
                     return Err(TokenError::Status {

@@ -41,36 +41,53 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 /// or write it.
 pub(crate) fn repair_private_file(file: &File, path: &Path) -> io::Result<()> {
     let meta = file.metadata()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                "{} was open to others (mode {mode:o}); made it owner-only (600)",
-                path.display()
-            );
-            file.set_permissions(fs::Permissions::from_mode(0o600))?;
-        }
+    if let Some(mode) = open_to_others(&meta) {
+        warn_repaired(path, mode, 0o600);
+        file.set_permissions(owner_only(0o600))?;
     }
-    let _ = (meta, path);
     Ok(())
 }
 
 fn repair(dir: &Path, meta: &fs::Metadata, wanted: u32) {
+    if let Some(mode) = open_to_others(meta) {
+        warn_repaired(dir, mode, wanted);
+        let _ = fs::set_permissions(dir, owner_only(wanted));
+    }
+}
+
+/// The mode bits, when group or others have any permission.
+fn open_to_others(meta: &fs::Metadata) -> Option<u32> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            tracing::warn!(
-                "{} was open to others (mode {mode:o}); made it owner-only ({wanted:o})",
-                dir.display()
-            );
-            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(wanted));
-        }
+        (mode & 0o077 != 0).then_some(mode)
     }
-    let _ = (dir, meta, wanted);
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+fn owner_only(mode: u32) -> fs::Permissions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::Permissions::from_mode(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = mode;
+        unreachable!("permissions are repaired on unix only")
+    }
+}
+
+fn warn_repaired(path: &Path, mode: u32, wanted: u32) {
+    tracing::warn!(
+        "{} was open to others (mode {mode:o}); made it owner-only ({wanted:o})",
+        path.display()
+    );
 }
 
 /// Environment variable that makes [`AtomicFile::commit`] abort the process between writing

@@ -200,8 +200,8 @@ async fn the_code_shown_is_sanitized() {
     );
 }
 
-#[tokio::test]
-async fn a_plugin_device_flow_is_polled_the_same_way() {
+/// A home with the device-flow test plugin installed as provider `gadget`.
+async fn gadget() -> HostEnv {
     let env = HostEnv::start().await;
     std::fs::create_dir_all(env.plugins_dir()).unwrap();
     std::fs::copy(
@@ -217,6 +217,12 @@ async fn a_plugin_device_flow_is_polled_the_same_way() {
         env.provider.url("/device/code"),
         env.provider.url("/token")
     ));
+    env
+}
+
+#[tokio::test]
+async fn a_plugin_device_flow_is_polled_the_same_way() {
+    let env = gadget().await;
     env.provider.script([
         pending_200(),
         Scripted::Raw {
@@ -246,21 +252,7 @@ async fn a_plugin_device_flow_is_polled_the_same_way() {
 
 #[tokio::test]
 async fn a_plugin_device_flow_stops_at_a_protocol_error_as_the_native_one_does() {
-    let env = HostEnv::start().await;
-    std::fs::create_dir_all(env.plugins_dir()).unwrap();
-    std::fs::copy(
-        host_testkit::guests::DEVICE_PLUGIN,
-        env.plugins_dir().join("gadget.wasm"),
-    )
-    .unwrap();
-    env.write_config(&format!(
-        "[plugins]\nallow_http_loopback = true\n[providers.gadget]\nclient_id = \"{}\"\nclient_secret = \"{}\"\n\
-         device_url = \"{}\"\ntoken_url = \"{}\"\n",
-        host_testkit::CLIENT_ID,
-        host_testkit::CLIENT_SECRET,
-        env.provider.url("/device/code"),
-        env.provider.url("/token")
-    ));
+    let env = gadget().await;
     // A pending poll, then an answer no retry can fix: an HTML page with HTTP 200.
     env.provider.script([
         pending_200(),

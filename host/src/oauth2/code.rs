@@ -451,16 +451,21 @@ impl<C: TokenClass> OAuth2Flow<C> {
                     })
                     .into());
             }
-            let wait = response
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-                .unwrap_or(1)
-                .min(5);
-            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            tokio::time::sleep(revocation_retry_wait(response.headers())).await;
         }
         Ok(())
     }
+}
+
+/// How long to wait before asking a revocation endpoint again after a 503: its `Retry-After`
+/// in seconds (1 s when absent), at most 5 s.
+pub(crate) fn revocation_retry_wait(headers: &http::HeaderMap) -> std::time::Duration {
+    let secs = headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+        .unwrap_or(1)
+        .min(5);
+    std::time::Duration::from_secs(secs)
 }
 
 /// An RFC 6749 §2.3.1 Basic header: id and secret form-urlencoded, then base64.

@@ -16,8 +16,8 @@ mod response;
 
 pub use app::{ClientAuth, OAuth2AppCredentials};
 pub use class::{StandardToken, TokenClass};
-pub(crate) use code::basic_auth;
 pub use code::{AuthorizationError, OAuth2Client, OAuth2Flow};
+pub(crate) use code::{basic_auth, revocation_retry_wait};
 pub use device::DeviceFlow;
 pub use error::{ErrorKind, OAuthError, TokenError};
 pub(crate) use response::lifetime;

@@ -101,6 +101,45 @@ impl App {
         self.registry.get(name)
     }
 
+    /// The provider a command means when it names none: the configured default
+    /// (`HOST_PROVIDER`, `default_provider`), else the only provider with stored credentials.
+    /// When that is ambiguous, the error lists the choices.
+    pub fn default_provider(&self) -> Result<String, AppError> {
+        if let Some((name, origin)) = self.config.default_provider() {
+            self.provider(name).map_err(|e| AppError::DefaultProvider {
+                reason: format!(
+                    "the default provider `{name}` (from {origin}) does not exist: {e}"
+                ),
+            })?;
+            return Ok(name.to_owned());
+        }
+        let stored: Vec<String> = self
+            .store
+            .providers_with_records()
+            .into_iter()
+            .filter(|p| !self.store.accounts(p).is_empty())
+            .collect();
+        match stored.as_slice() {
+            [only] => Ok(only.clone()),
+            [] => Err(AppError::DefaultProvider {
+                reason: format!(
+                    "no provider named and none logged in; name one with --provider ({})",
+                    self.registry
+                        .providers()
+                        .map(|p| p.name().to_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+            several => Err(AppError::DefaultProvider {
+                reason: format!(
+                    "several providers have stored credentials ({}); name one with --provider, or set default_provider",
+                    several.join(", ")
+                ),
+            }),
+        }
+    }
+
     /// The built-in `github` provider, typed.
     pub fn github(&self) -> GitHub {
         GitHub::new(
@@ -200,6 +239,12 @@ pub enum AppError {
     /// The stored credential cannot be had fresh.
     #[error(transparent)]
     Fresh(#[from] FreshError),
+    /// No provider was named and none can be assumed.
+    #[error("{reason}")]
+    DefaultProvider {
+        /// Why, with the choices.
+        reason: String,
+    },
 }
 
 impl AppError {
@@ -217,6 +262,15 @@ impl AppError {
     /// Whether the user must log in again.
     pub fn needs_login(&self) -> bool {
         self.flow_error().is_some_and(FlowError::needs_login)
+    }
+
+    /// Whether nothing is stored for the provider and account: the user must log in first.
+    pub fn not_logged_in(&self) -> bool {
+        matches!(
+            self,
+            AppError::Store(StoreError::NotFound { .. })
+                | AppError::Fresh(FreshError::Store(StoreError::NotFound { .. }))
+        )
     }
 }
 

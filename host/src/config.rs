@@ -44,7 +44,7 @@ pub const ENV_PREFIX: &str = "HOST_";
 pub const FIELD_PREFIX: &str = "HOST_FIELD_";
 
 /// `HOST_` variables that are not configuration keys.
-const NOT_CONFIG: &[&str] = &["HOST_CONFIG", "HOST_LOG"];
+const NOT_CONFIG: &[&str] = &["HOST_CONFIG", "HOST_LOG", "HOST_PROVIDER"];
 
 /// An environment variable that sets one configuration value (`GITHUB_CLIENT_ID`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,10 +280,20 @@ impl ConfigLoader {
             file: file.clone(),
             aliases,
         });
+        let default_provider = match self.var("HOST_PROVIDER") {
+            Some(p) => Some((p.to_owned(), Origin::EnvVar("HOST_PROVIDER".into()))),
+            None => settings.default_provider.clone().map(|p| {
+                let origin = origins
+                    .origin(&["default_provider"])
+                    .unwrap_or(Origin::Default);
+                (p, origin)
+            }),
+        };
         Ok(Config {
             figment,
             origins,
             proxy,
+            default_provider,
             settings: Arc::new(settings),
             file,
             data_dir,
@@ -426,6 +436,9 @@ struct Settings {
     store: StoreSettings,
     #[serde(default)]
     plugins_dir: Option<PathBuf>,
+    /// The provider commands use when none is named.
+    #[serde(default)]
+    default_provider: Option<String>,
     #[serde(default)]
     http: HttpSettings,
     #[cfg(feature = "plugins")]
@@ -449,6 +462,7 @@ pub struct Config {
     figment: Figment,
     origins: Arc<FigmentOrigins>,
     proxy: Option<ProxySetting>,
+    default_provider: Option<(String, Origin)>,
     settings: Arc<Settings>,
     file: PathBuf,
     data_dir: PathBuf,
@@ -476,6 +490,12 @@ impl Config {
     /// `$XDG_DATA_HOME/host`: the credential store, the compile cache.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The provider to use when a command names none: `HOST_PROVIDER`, else the file's
+    /// `default_provider`; with where it was set.
+    pub fn default_provider(&self) -> Option<(&str, &Origin)> {
+        self.default_provider.as_ref().map(|(p, o)| (p.as_str(), o))
     }
 
     /// How long to wait for a credential's lock (`[store] lock_timeout_secs`).

@@ -314,7 +314,18 @@ impl AuthFlow for GitHubFlow {
 
     /// The login name from `GET /user`.
     async fn identify(&self, credential: &Credential) -> Option<String> {
-        let token = credential.as_oauth2()?;
+        tokio::time::timeout(IDENTIFY_TIMEOUT, self.verify(credential))
+            .await
+            .ok()?
+            .ok()
+            .flatten()
+    }
+
+    /// `GET /user` with the token: 2xx is valid (with the login), 401 is refused.
+    async fn verify(&self, credential: &Credential) -> Result<Option<String>, FlowError> {
+        let token = credential
+            .as_oauth2()
+            .ok_or_else(|| FlowError::Unsupported("not an OAuth2 token".into()))?;
         let request = http::Request::get(self.api("user"))
             .header(
                 http::header::AUTHORIZATION,
@@ -322,21 +333,32 @@ impl AuthFlow for GitHubFlow {
             )
             .header(http::header::ACCEPT, "application/vnd.github+json")
             .body(Vec::new())
-            .ok()?;
-        let response = tokio::time::timeout(
-            IDENTIFY_TIMEOUT,
-            self.inner.oauth2().http_client().send(request),
-        )
-        .await
-        .ok()?
-        .ok()?;
-        if !response.status().is_success() {
-            return None;
+            .map_err(|e| FlowError::internal("cannot build the request", e))?;
+        let response = self
+            .inner
+            .oauth2()
+            .http_client()
+            .send(request)
+            .await
+            .map_err(TokenError::from)?;
+        match response.status().as_u16() {
+            200..=299 => {
+                let user: Value = serde_json::from_slice(response.body()).unwrap_or_default();
+                Ok(user
+                    .get("login")
+                    .and_then(Value::as_str)
+                    .map(|l| sanitize(l, 64)))
+            }
+            401 => Err(FlowError::LoginRequired {
+                reason: "GitHub no longer accepts the token",
+                source: None,
+            }),
+            status => Err(TokenError::Status {
+                status,
+                content_type: None,
+            }
+            .into()),
         }
-        let user: Value = serde_json::from_slice(response.body()).ok()?;
-        user.get("login")
-            .and_then(Value::as_str)
-            .map(|l| sanitize(l, 64))
     }
 }
 

@@ -61,6 +61,7 @@
 mod address;
 mod app;
 mod app_credentials;
+mod binding;
 mod config;
 mod flow;
 pub mod github;
@@ -83,6 +84,7 @@ pub use app::{App, AppError, DEFAULT_MIN_VALID, builtin_defaults};
 pub use app_credentials::{
     AppCredentials, CodeOrigins, FieldIssue, Origin, OriginLookup, ValidationError,
 };
+pub use binding::{Applied, Binding, Scheme};
 pub use config::{
     Alias, Config, ConfigError, ConfigLoader, Defaults, ENV_PREFIX, FIELD_PREFIX, Setting,
 };

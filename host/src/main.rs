@@ -1,4 +1,4 @@
-//! The `host` command: parse, run, print the error chain, exit 0 / 1 / 2.
+//! The `host` command: parse, run, print the error chain, exit 0 / 1 / 2 / 4.
 
 mod cli;
 
@@ -34,7 +34,14 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            // 4: the user must log in (again), as `gh` says it; 1: any other failure.
+            if cli::needs_login(&e) {
+                ExitCode::from(4)
+            } else if cli::is_usage_error(&e) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

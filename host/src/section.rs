@@ -1,9 +1,11 @@
 //! A provider's configuration section, `[providers.<name>]`: its app credentials (validated
 //! against a schema before any flow is built) and the keys that belong to the host.
 //!
-//! The host owns two keys of every section and never hands them to a flow or plugin:
-//! `flows` (`[providers.X.flows.Y] plugin = "file.wasm"` binds a plugin flow) and `sandbox`
-//! (`allowed_hosts` narrows what a plugin may reach).
+//! The host owns these keys of every section and never hands them to a flow or plugin:
+//! `flows` (`[providers.X.flows.Y] plugin = "file.wasm"` binds a plugin flow), `sandbox`
+//! (`allowed_hosts` narrows what a plugin may reach), `binding` (how the credential goes on a
+//! request), `env` (the variable `host exec` puts the token in) and `git_host` (the host git
+//! asks `host git-credential` about).
 
 use std::fmt;
 #[cfg(feature = "plugins")]
@@ -19,7 +21,7 @@ use crate::app_credentials::{
 use crate::text::sanitize;
 
 /// Keys of a provider section that belong to the host, never handed to a flow.
-pub(crate) const HOST_KEYS: &[&str] = &["flows", "sandbox"];
+pub(crate) const HOST_KEYS: &[&str] = &["flows", "sandbox", "binding", "env", "git_host"];
 
 /// A provider's raw app-credentials section, as configured, with the origin of each value.
 #[derive(Clone)]
@@ -129,6 +131,25 @@ impl ProviderSection {
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
+    }
+
+    /// The section's `binding`, when it sets one; `Err` names the setting when it is not a
+    /// binding.
+    pub fn binding(&self) -> Result<Option<crate::binding::Binding>, ValidationError> {
+        let Some(value) = self.value.get("binding") else {
+            return Ok(None);
+        };
+        serde_json::from_value(value.clone()).map(Some).map_err(|_| {
+            self.error(vec![self.issue(
+                &["binding".to_owned()],
+                "must be \"bearer\", \"basic\", { header = \"…\", prefix = \"…\" } or { query = \"…\" }".to_owned(),
+            )])
+        })
+    }
+
+    /// The section's `env`: the variable `host exec` sets, when it names one.
+    pub fn exec_env(&self) -> Option<&str> {
+        self.value.get("env").and_then(serde_json::Value::as_str)
     }
 
     /// Validates against `C`'s JSON schema, then builds the typed value.

@@ -243,7 +243,7 @@ async fn a_truncated_record_is_reported_and_moved_aside() {
 async fn clear_one_sentence_errors() {
     let env = HostEnv::start().await;
     let out = env.output(&["token", "--provider", "github"]).await;
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(4), "nothing stored: log in first");
     assert!(
         out.stderr.contains("no credential stored")
             && out.stderr.contains("host run --provider github"),
@@ -359,7 +359,7 @@ async fn a_rejected_refresh_token_says_to_log_in_again() {
     let out = env
         .output(&["token", "--provider", "github", "--min-valid", "999999"])
         .await;
-    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.code, Some(4), "{out:?}");
     assert!(
         out.stderr
             .contains("run `host run --provider github` to log in again"),

@@ -191,7 +191,7 @@ async fn slack_plugin_logs_in_refreshes_and_keeps_the_team() {
     let out = env
         .output(&["token", "--provider", "slack", "--min-valid", "99999"])
         .await;
-    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.code, Some(4), "{out:?}");
     assert!(
         out.stderr
             .contains("run `host run --provider slack` to log in again"),

@@ -13,3 +13,4 @@ mod plugins;
 mod plugins_cli;
 mod support;
 mod token_endpoint;
+mod use_credentials;

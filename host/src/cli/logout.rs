@@ -12,12 +12,10 @@ pub(crate) struct LogoutArgs {
     target: Target,
 }
 
-pub(crate) async fn run(ctx: &Context, args: LogoutArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Context, mut args: LogoutArgs) -> anyhow::Result<()> {
     let provider = args.target.provider(ctx)?;
-    let Target {
-        provider: name,
-        account,
-    } = &args.target;
+    let name = args.target.name();
+    let account = &args.target.account;
     // Under the record's lock: a refresh in flight finishes first, and what it stored is what
     // gets revoked; nothing can write the record back afterwards.
     let lock = ctx.app.store().lock(name, account).await?;

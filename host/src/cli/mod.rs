@@ -20,12 +20,15 @@ macro_rules! outln {
 }
 
 mod config;
+mod exec;
+mod git;
 mod logout;
 #[cfg(feature = "plugins")]
 mod plugin;
 mod prompt;
 mod providers;
 mod run;
+mod status;
 mod token;
 
 use std::path::PathBuf;
@@ -79,6 +82,20 @@ enum Command {
         after_help = "Examples:\n  host token --provider github\n  export GH_TOKEN=$(host token --provider github --account work)"
     )]
     Token(token::TokenArgs),
+    /// Run a command with a fresh token in its environment; its exit status is passed on.
+    #[command(
+        after_help = "Examples:\n  host exec --provider github -- gh repo list\n  host exec --env API_TOKEN -- ./deploy.sh"
+    )]
+    Exec(exec::ExecArgs),
+    /// Every stored account: provider, login, scopes, expiry, refresh state (--check asks the
+    /// provider whether the token still works).
+    Status(status::StatusArgs),
+    /// git's credential helper (`get`, `store`, `erase` on standard input); see `setup-git`.
+    #[command(name = "git-credential", hide = true)]
+    GitCredential(git::CredentialArgs),
+    /// Make git use `host` for the provider's git host (like `gh auth setup-git`).
+    #[command(name = "setup-git")]
+    SetupGit(git::SetupArgs),
     /// List providers, their flows, configuration status and stored accounts.
     Providers(providers::ProvidersArgs),
     /// Revoke a stored credential at the provider and delete it locally.
@@ -104,19 +121,32 @@ enum Command {
 /// The provider and account a command is about.
 #[derive(Debug, Args)]
 struct Target {
-    /// The provider (see `host providers`).
+    /// The provider (see `host providers`); default: `HOST_PROVIDER`, `default_provider`, or the
+    /// only provider logged in to.
     #[arg(long, short = 'p')]
-    provider: String,
+    provider: Option<String>,
     /// The account name, for several logins with one provider.
     #[arg(long, short = 'a', default_value = host::DEFAULT_ACCOUNT)]
     account: String,
 }
 
 impl Target {
-    /// Checks the account name and finds the provider.
-    fn provider(&self, ctx: &Context) -> anyhow::Result<std::sync::Arc<host::Provider>> {
+    /// Checks the account name and finds the provider (the default one when none is named);
+    /// its name is filled in.
+    fn provider(&mut self, ctx: &Context) -> anyhow::Result<std::sync::Arc<host::Provider>> {
         host::check_name(&self.account)?;
-        Ok(ctx.app.provider(&self.provider)?)
+        let name = match &self.provider {
+            Some(name) => name.clone(),
+            None => ctx.app.default_provider()?,
+        };
+        let provider = ctx.app.provider(&name)?;
+        self.provider = Some(name);
+        Ok(provider)
+    }
+
+    /// The provider's name, once [`Target::provider`] has found it.
+    fn name(&self) -> &str {
+        self.provider.as_deref().unwrap_or_default()
     }
 
     /// ` --account NAME` unless it is the default account, for messages that suggest a command.
@@ -147,6 +177,60 @@ pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
         .with_ansi(colour)
         .with_target(false)
         .init();
+}
+
+/// An error that means the user must log in (again): the process exits with 4.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct LoginNeeded(pub(crate) String);
+
+/// Whether `error` means the user must log in (again).
+pub(crate) fn needs_login(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        e.is::<LoginNeeded>()
+            || e.downcast_ref::<host::AppError>()
+                .is_some_and(|a| a.needs_login() || a.not_logged_in())
+            || matches!(
+                e.downcast_ref::<host::StoreError>(),
+                Some(host::StoreError::NotFound { .. })
+            )
+            || matches!(
+                e.downcast_ref::<host::FreshError>(),
+                Some(host::FreshError::Store(host::StoreError::NotFound { .. }))
+            )
+    })
+}
+
+/// Whether `error` is about how the command was called (no provider named, none assumed).
+pub(crate) fn is_usage_error(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<host::AppError>(),
+            Some(host::AppError::DefaultProvider { .. })
+        )
+    })
+}
+
+/// A fresh token for `target`, or an error that says how to log in (exit 4).
+async fn fresh_record(
+    ctx: &Context,
+    target: &Target,
+    min_valid: std::time::Duration,
+) -> anyhow::Result<host::Record> {
+    let name = target.name();
+    match ctx.app.token(name, &target.account, min_valid).await {
+        Ok(record) => Ok(record),
+        Err(e) if e.needs_login() => {
+            let source = e.flow_error().expect("needs_login comes from a flow error");
+            Err(LoginNeeded(format!(
+                "the stored credential for `{name}` can no longer be refreshed ({}); run `host run --provider {name}{}` to log in again",
+                source.chain(),
+                target.account_flag()
+            ))
+            .into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// What every command works with.
@@ -189,6 +273,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(&ctx, args).await,
         Command::Token(args) => token::run(&ctx, args).await,
+        Command::Exec(args) => return exec::run(&ctx, args).await,
+        Command::Status(args) => return status::run(&ctx, args).await,
+        Command::GitCredential(args) => git::credential(&ctx, args).await,
+        Command::SetupGit(args) => git::setup(&ctx, args),
         Command::Providers(args) => providers::run(&ctx, args),
         Command::Logout(args) => logout::run(&ctx, args).await,
         Command::Config(args) => config::run(&ctx, args),

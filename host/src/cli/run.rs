@@ -42,12 +42,10 @@ pub(crate) struct RunArgs {
     fields: Vec<(String, String)>,
 }
 
-pub(crate) async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Context, mut args: RunArgs) -> anyhow::Result<()> {
     let provider = args.target.provider(ctx)?;
-    let Target {
-        provider: name,
-        account,
-    } = &args.target;
+    let name = args.target.name();
+    let account = &args.target.account;
     let flow_name = match &args.flow {
         Some(f) => f.clone(),
         None => pick_flow(ctx, &provider, args.no_browser)?,

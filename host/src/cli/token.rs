@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use clap::Args;
 use host::Credential;
 
@@ -16,29 +16,37 @@ pub(crate) struct TokenArgs {
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     min_valid: u32,
     /// Print `{"access_token", "token_type", "expires_at", "scopes"}` as JSON instead.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "header")]
     json: bool,
+    /// Print the whole header line the provider's binding puts on a request
+    /// (`Authorization: Bearer …`).
+    #[arg(long)]
+    header: bool,
 }
 
-pub(crate) async fn run(ctx: &Context, args: TokenArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Context, mut args: TokenArgs) -> anyhow::Result<()> {
     args.target.provider(ctx)?;
-    let Target {
-        provider: name,
-        account,
-    } = &args.target;
+    let name = args.target.name();
     let min_valid = Duration::from_secs(u64::from(args.min_valid));
-    let record = match ctx.app.token(name, account, min_valid).await {
-        Ok(record) => record,
-        Err(e) if e.needs_login() => {
-            let source = e.flow_error().expect("needs_login comes from a flow error");
-            bail!(
-                "the stored credential for `{name}` can no longer be refreshed ({}); run `host run --provider {name}{}` to log in again",
-                chain(source),
-                args.target.account_flag()
-            )
+    let record = super::fresh_record(ctx, &args.target, min_valid).await?;
+    if args.header {
+        let provider = ctx.app.provider(name)?;
+        let configured = provider.context().section().binding()?;
+        let binding = host::Binding::for_credential(configured.as_ref(), &record.credential)
+            .with_context(|| {
+                format!(
+                    "the credential for `{name}` has no known binding; set one in [providers.{name}] binding = {{ header = \"…\" }}"
+                )
+            })?;
+        match binding.apply(&record.credential) {
+            Some(host::Applied::Header(header, value)) => outln!("{header}: {}", value.expose()),
+            Some(host::Applied::Query(param, _)) => bail!(
+                "the binding of `{name}` puts the secret in the query parameter `{param}`, not a header; use `host token` alone"
+            ),
+            _ => bail!("the binding of `{name}` does not fit its credential"),
         }
-        Err(e) => return Err(e.into()),
-    };
+        return Ok(());
+    }
     let (token, kind) = match &record.credential {
         Credential::OAuth2(t) => (t.access_token.expose(), "bearer"),
         Credential::ApiKey { key } => (key.expose(), "api_key"),
@@ -61,16 +69,4 @@ pub(crate) async fn run(ctx: &Context, args: TokenArgs) -> anyhow::Result<()> {
         outln!("{token}");
     }
     Ok(())
-}
-
-/// An error and its causes on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        next = e.source();
-    }
-    out
 }

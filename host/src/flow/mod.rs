@@ -55,6 +55,16 @@ pub trait AuthFlow: Send + Sync {
         Ok(false)
     }
 
+    /// Asks the provider whether the credential still works: `Ok(Some(login))` (or
+    /// `Ok(None)` without a login name) when it does, [`FlowError::LoginRequired`] when the
+    /// provider refuses it. The default says the flow cannot check.
+    async fn verify(&self, credential: &Credential) -> Result<Option<String>, FlowError> {
+        let _ = credential;
+        Err(FlowError::Unsupported(
+            "this flow cannot check a credential with its provider".into(),
+        ))
+    }
+
     /// Who the credential belongs to (a login name), when the provider can say. Best effort:
     /// callers bound the time they wait for it and never fail because of it.
     async fn identify(&self, credential: &Credential) -> Option<String> {

@@ -255,6 +255,11 @@ impl TestProvider {
         self.inner.refresh_tokens.lock().unwrap().len()
     }
 
+    /// Forgets every access token (as if the user revoked them on the provider's website).
+    pub fn revoke_access_tokens(&self) {
+        self.inner.access_tokens.lock().unwrap().clear();
+    }
+
     /// Forgets every refresh token (as if the user revoked the app).
     pub fn revoke_all(&self) {
         self.inner.refresh_tokens.lock().unwrap().clear();

@@ -144,7 +144,7 @@ impl Guest for Hostile {
             }
             "huge-pending" => Ok(Authorization {
                 interaction: Interaction::Prompt(vec![]),
-                pending: vec![7u8; 100 << 20],
+                pending: vec![7u8; 1 << 20],
             }),
             // A login whose exchange returns what `mode` says.
             "login" => Ok(Authorization {

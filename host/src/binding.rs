@@ -1,0 +1,140 @@
+//! Bindings: how a credential is applied to an HTTP request.
+
+use serde::Deserialize;
+
+use crate::flow::Credential;
+use crate::secret::SecretString;
+
+/// How a credential goes on a request: `Authorization: Bearer …` (OAuth2's default), an API key
+/// in a named header with an optional prefix, an API key in a query parameter, or HTTP basic.
+///
+/// A provider section may set it (`[providers.acme] binding = { header = "X-Api-Key" }`);
+/// otherwise OAuth2 tokens are bearer tokens and basic credentials are basic, and an API key
+/// has no binding until one is configured.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+#[non_exhaustive]
+pub enum Binding {
+    /// `bearer` or `basic`.
+    Scheme(Scheme),
+    /// A header carrying the secret after an optional prefix.
+    Header {
+        /// The header's name.
+        header: String,
+        /// What goes before the secret (`"Bearer "`, `"token "`); none by default.
+        #[serde(default)]
+        prefix: String,
+    },
+    /// A query parameter carrying the secret.
+    Query {
+        /// The parameter's name.
+        query: String,
+    },
+}
+
+/// The schemes a binding can name by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Scheme {
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// `Authorization: Basic <base64(user:password)>`.
+    Basic,
+}
+
+/// Where a binding puts the secret.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Applied {
+    /// A header: its name and value (the value holds the secret).
+    Header(String, SecretString),
+    /// A query parameter: its name and value.
+    Query(String, SecretString),
+}
+
+impl Binding {
+    /// The binding for `credential`: `configured` when given, else the credential's own.
+    pub fn for_credential(configured: Option<&Binding>, credential: &Credential) -> Option<Self> {
+        if let Some(b) = configured {
+            return Some(b.clone());
+        }
+        match credential {
+            Credential::OAuth2(_) => Some(Binding::Scheme(Scheme::Bearer)),
+            Credential::Basic { .. } => Some(Binding::Scheme(Scheme::Basic)),
+            _ => None,
+        }
+    }
+
+    /// Applies the binding to `credential`; `None` when they do not fit together (basic
+    /// credentials in a header binding, a token with the basic scheme).
+    pub fn apply(&self, credential: &Credential) -> Option<Applied> {
+        let header = |name: &str, value: String| {
+            Some(Applied::Header(name.to_owned(), SecretString::new(value)))
+        };
+        match (self, credential) {
+            (Binding::Scheme(Scheme::Basic), Credential::Basic { username, password }) => {
+                use base64::Engine;
+                let pair = format!("{username}:{}", password.expose());
+                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+                header("Authorization", format!("Basic {encoded}"))
+            }
+            (_, Credential::Basic { .. }) | (Binding::Scheme(Scheme::Basic), _) => None,
+            (Binding::Scheme(Scheme::Bearer), c) => {
+                header("Authorization", format!("Bearer {}", c.secret()?.expose()))
+            }
+            (
+                Binding::Header {
+                    header: name,
+                    prefix,
+                },
+                c,
+            ) => header(name, format!("{prefix}{}", c.secret()?.expose())),
+            (Binding::Query { query }, c) => Some(Applied::Query(
+                query.clone(),
+                SecretString::new(c.secret()?.expose()),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::OAuth2Token;
+
+    #[test]
+    fn bindings_apply_and_parse() {
+        let token = Credential::OAuth2(OAuth2Token::bearer(SecretString::new("t")));
+        let key = Credential::ApiKey {
+            key: SecretString::new("k"),
+        };
+        let bearer = Binding::for_credential(None, &token).unwrap();
+        let Some(Applied::Header(name, value)) = bearer.apply(&token) else {
+            panic!()
+        };
+        assert_eq!(
+            (name.as_str(), value.expose()),
+            ("Authorization", "Bearer t")
+        );
+        assert!(Binding::for_credential(None, &key).is_none());
+        let configured: Binding =
+            serde_json::from_value(serde_json::json!({"header": "X-Api-Key"})).unwrap();
+        let Some(Applied::Header(name, value)) = configured.apply(&key) else {
+            panic!()
+        };
+        assert_eq!((name.as_str(), value.expose()), ("X-Api-Key", "k"));
+        let query: Binding = serde_json::from_value(serde_json::json!({"query": "key"})).unwrap();
+        assert!(matches!(query.apply(&key), Some(Applied::Query(n, _)) if n == "key"));
+        let basic: Binding = serde_json::from_value(serde_json::json!("basic")).unwrap();
+        assert!(basic.apply(&key).is_none());
+        let creds = Credential::Basic {
+            username: "u".into(),
+            password: SecretString::new("p"),
+        };
+        let Some(Applied::Header(_, value)) = basic.apply(&creds) else {
+            panic!()
+        };
+        assert_eq!(value.expose(), "Basic dTpw");
+    }
+}

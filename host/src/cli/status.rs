@@ -1,0 +1,135 @@
+//! `host status`: every stored account, and (with --check) whether its token still works.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use host::{FlowError, Provider};
+use serde_json::{Value, json};
+
+use super::{Context, describe_expiry};
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Only this provider.
+    #[arg(long, short = 'p')]
+    provider: Option<String>,
+    /// Ask each provider whether the token still works.
+    #[arg(long)]
+    check: bool,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How long one check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.app.store();
+    let providers: Vec<std::sync::Arc<Provider>> = match &args.provider {
+        Some(p) => vec![ctx.app.provider(p)?],
+        None => ctx.app.registry().providers().cloned().collect(),
+    };
+    let mut rows = Vec::new();
+    let mut login_needed = false;
+    for provider in providers {
+        for account in store.accounts(provider.name()) {
+            let record = match store.load(provider.name(), &account) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    rows.push(json!({"provider": provider.name(), "account": account, "error": e.to_string()}));
+                    continue;
+                }
+            };
+            let token = record.credential.as_oauth2();
+            let refresh = match (&record.login_required, token) {
+                (Some(reason), _) => {
+                    login_needed = true;
+                    format!("log in again ({reason})")
+                }
+                (None, Some(t)) if t.refresh_token.is_some() => "refreshable".into(),
+                (None, Some(_)) => "no refresh token".into(),
+                (None, None) => "does not expire".into(),
+            };
+            let mut row = json!({
+                "provider": provider.name(),
+                "account": account,
+                "flow": record.flow,
+                "identity": record.identity,
+                "scopes": token.map(|t| t.scopes.clone()).unwrap_or_default(),
+                "expires_at": record.expires_at(),
+                "refresh": refresh,
+            });
+            if args.check {
+                let (state, detail) = check(&provider, &record).await;
+                login_needed |= state == "rejected";
+                row["check"] = json!({"state": state, "detail": detail});
+            }
+            rows.push(row);
+        }
+    }
+    if args.json {
+        outln!("{:#}", Value::Array(rows));
+    } else if rows.is_empty() {
+        outln!("No stored credentials; log in with `host run --provider NAME`.");
+    } else {
+        for row in &rows {
+            print_row(row);
+        }
+    }
+    Ok(if login_needed {
+        ExitCode::from(4)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Asks the provider: `valid`, `rejected` (log in again) or `unknown` (it cannot say now).
+async fn check(provider: &Provider, record: &host::Record) -> (&'static str, String) {
+    let flow = match provider.flow(&record.flow).await {
+        Ok(flow) => flow,
+        Err(e) => return ("unknown", e.to_string()),
+    };
+    match tokio::time::timeout(CHECK_TIMEOUT, flow.verify(&record.credential)).await {
+        Err(_) => ("unknown", "the provider did not answer in time".into()),
+        Ok(Ok(who)) => (
+            "valid",
+            who.map(|w| format!("accepted as {w}"))
+                .unwrap_or_else(|| "accepted".into()),
+        ),
+        Ok(Err(e @ FlowError::LoginRequired { .. })) => ("rejected", e.to_string()),
+        Ok(Err(e)) => ("unknown", e.chain()),
+    }
+}
+
+fn print_row(row: &Value) {
+    let text = |k: &str| row[k].as_str().unwrap_or_default().to_owned();
+    if let Some(e) = row["error"].as_str() {
+        outln!("{} (account `{}`): {e}", text("provider"), text("account"));
+        return;
+    }
+    let who = row["identity"]
+        .as_str()
+        .map(|i| format!(" as {i}"))
+        .unwrap_or_default();
+    outln!("{}{who} (account `{}`)", text("provider"), text("account"));
+    let scopes: Vec<&str> = row["scopes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !scopes.is_empty() {
+        outln!("  scopes: {}", scopes.join(", "));
+    }
+    let expiry = row["expires_at"].as_str().and_then(|s| s.parse().ok());
+    outln!("  token {}; {}", describe_expiry(expiry), text("refresh"));
+    if let Some(state) = row["check"]["state"].as_str() {
+        outln!(
+            "  check: {state} ({})",
+            row["check"]["detail"].as_str().unwrap_or_default()
+        );
+    }
+}

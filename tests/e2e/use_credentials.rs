@@ -1,0 +1,231 @@
+//! Using a stored credential, not just printing it: header lines, `host exec`, git's
+//! credential helper, `host status`, the default provider and the exit codes.
+
+use crate::support::HostEnv;
+
+/// Port of the test provider, which is the github provider's git host in these tests.
+fn git_host(env: &HostEnv) -> String {
+    url::Url::parse(&env.provider.url("/"))
+        .map(|u| format!("127.0.0.1:{}", u.port().unwrap()))
+        .unwrap()
+}
+
+async fn token(env: &HostEnv) -> String {
+    let out = env.output(&["token", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    out.stdout.trim().to_owned()
+}
+
+#[tokio::test]
+async fn the_header_line_follows_the_binding() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let token = token(&env).await;
+    let out = env
+        .output(&["token", "--provider", "github", "--header"])
+        .await;
+    assert_eq!(out.stdout.trim(), format!("Authorization: Bearer {token}"));
+
+    // A binding set in the provider's section wins.
+    env.write_config(
+        "[providers.github]\nbinding = { header = \"X-Token\", prefix = \"token \" }\n",
+    );
+    let out = env
+        .output(&["token", "--provider", "github", "--header"])
+        .await;
+    assert_eq!(
+        out.stdout.trim(),
+        format!("X-Token: token {token}"),
+        "{out:?}"
+    );
+    env.write_config("[providers.github]\nbinding = { nonsense = 1 }\n");
+    let out = env
+        .output(&["token", "--provider", "github", "--header"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("providers.github.binding"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn exec_hands_the_token_to_the_command_and_passes_its_status_on() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let token = token(&env).await;
+    let out = env
+        .output(&[
+            "exec",
+            "--provider",
+            "github",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$GITHUB_TOKEN\"; exit 7",
+        ])
+        .await;
+    assert_eq!(out.code, Some(7), "{out:?}");
+    assert_eq!(out.stdout, token);
+    let out = env
+        .output(&[
+            "exec",
+            "--env",
+            "API_TOKEN",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$API_TOKEN\"",
+        ])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout, token,
+        "the only provider logged in is the default"
+    );
+}
+
+#[tokio::test]
+async fn git_asks_host_for_the_provider_and_nobody_else() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let token = token(&env).await;
+    let host = git_host(&env);
+
+    let out = env.output(&["setup-git"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let key = format!("credential.https://{host}.helper");
+    let helpers = env
+        .command("git", &["config", "--global", "--get-all", &key])
+        .output()
+        .await
+        .unwrap();
+    let helpers = String::from_utf8_lossy(&helpers.stdout).into_owned();
+    let lines: Vec<&str> = helpers.lines().collect();
+    assert_eq!(lines.len(), 2, "{helpers}");
+    assert_eq!(lines[0], "");
+    assert!(lines[1].ends_with("git-credential"), "{helpers}");
+
+    // The real git, through the helper setup-git wrote.
+    let fill = |host: String| {
+        let mut cmd = env.command("git", &["credential", "fill"]);
+        cmd.env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        async move {
+            use tokio::io::AsyncWriteExt;
+            stdin
+                .write_all(format!("protocol=https\nhost={host}\n\n").as_bytes())
+                .await
+                .unwrap();
+            drop(stdin);
+            let out = child.wait_with_output().await.unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let answer = fill(host.clone()).await;
+    assert!(answer.contains(&format!("password={token}")), "{answer}");
+    assert!(answer.contains("username=x-access-token"), "{answer}");
+
+    // Another host gets no answer from host (git then tries the next helper).
+    let mut cmd = env.host(&["git-credential", "get"]);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"protocol=https\nhost=git.example.org\n\n")
+            .await
+            .unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let answer = fill("git.example.org".into()).await;
+    assert!(!answer.contains("password="), "{answer}");
+}
+
+#[tokio::test]
+async fn status_lists_accounts_and_check_reports_a_revoked_token() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let out = env.output(&["status"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("github as octocat (account `default`)")
+            && out.stdout.contains("refreshable"),
+        "{}",
+        out.stdout
+    );
+    let out = env.output(&["status", "--check", "--json"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows[0]["check"]["state"], "valid", "{rows}");
+
+    // Revoked on the provider's side: the check says so, and the exit status says "log in".
+    env.provider.revoke_access_tokens();
+    let out = env.output(&["status", "--check"]).await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(out.stdout.contains("check: rejected"), "{}", out.stdout);
+    // It did not print the token.
+    assert!(!out.stdout.contains("at-"), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn the_provider_can_be_left_out_when_it_is_clear_which_one_is_meant() {
+    let env = HostEnv::start().await;
+    // Nobody logged in: a usage error that lists what there is; a named provider without a
+    // credential says to log in (exit 4).
+    let out = env.output(&["token"]).await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("github"), "{}", out.stderr);
+    let out = env.output(&["token", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+
+    env.login_ok().await;
+    let token = token(&env).await;
+    let out = env.output(&["token"]).await;
+    assert_eq!(out.stdout.trim(), token, "{out:?}");
+
+    // Two providers logged in: ambiguous, and the error names both.
+    let other = env.data_dir().join("credentials/acme");
+    std::fs::create_dir_all(&other).unwrap();
+    let record = std::fs::read_to_string(env.record_path("default"))
+        .unwrap()
+        .replace("\"provider\": \"github\"", "\"provider\": \"acme\"");
+    std::fs::write(other.join("default.json"), record).unwrap();
+    let out = env.output(&["token"]).await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("acme") && out.stderr.contains("github"),
+        "{}",
+        out.stderr
+    );
+    // HOST_PROVIDER settles it.
+    let out = env
+        .host(&["token"])
+        .env("HOST_PROVIDER", "github")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), token);
+}
+
+#[tokio::test]
+async fn a_refused_refresh_exits_with_4() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    env.provider.revoke_all();
+    let out = env
+        .output(&["token", "--provider", "github", "--min-valid", "4000"])
+        .await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(out.stderr.contains("log in again"), "{}", out.stderr);
+}

@@ -148,6 +148,7 @@ impl AtomicFile {
 }
 
 /// Writes `parts` (concatenated) to `path` atomically, `0600` (see [`AtomicFile`]).
+#[cfg(feature = "plugins")]
 pub(crate) fn write_atomic(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     AtomicFile::create(path)?.commit(parts)
 }
@@ -162,8 +163,11 @@ mod tests {
         let folder = dir.path().join("a/b");
         ensure_private_dir(&folder).unwrap();
         let file = folder.join("x.json");
-        write_atomic(&file, &[b"one"]).unwrap();
-        write_atomic(&file, &[b"tw", b"o"]).unwrap();
+        AtomicFile::create(&file).unwrap().commit(&[b"one"]).unwrap();
+        AtomicFile::create(&file)
+            .unwrap()
+            .commit(&[b"tw", b"o"])
+            .unwrap();
         assert_eq!(fs::read(&file).unwrap(), b"two");
         #[cfg(unix)]
         {

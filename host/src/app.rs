@@ -140,6 +140,37 @@ impl App {
         }
     }
 
+    /// An HTTP client for `provider`'s API that carries `account`'s credential (see
+    /// [`Session`](crate::Session)): paths resolve against the provider's `api_url`.
+    pub fn session(&self, provider: &str, account: &str) -> Result<crate::Session, AppError> {
+        crate::names::check_name(account)?;
+        let handle = self.provider(provider)?;
+        let section = handle.context().section();
+        let binding = section
+            .binding()
+            .map_err(|e| AppError::Config(e.to_string()))?;
+        let base = section
+            .value()
+            .get("api_url")
+            .and_then(|u| u.as_str())
+            .map(|u| {
+                url::Url::parse(u).map_err(|_| {
+                    AppError::Config(format!("providers.{provider}.api_url is not a URL"))
+                })
+            })
+            .transpose()?;
+        let policy = self.config.http_policy();
+        crate::Session::new(
+            handle,
+            account,
+            self.store.clone(),
+            binding,
+            base,
+            Some(&policy),
+        )
+        .map_err(|e| AppError::Config(e.to_string()))
+    }
+
     /// The built-in `github` provider, typed.
     pub fn github(&self) -> GitHub {
         GitHub::new(
@@ -239,6 +270,9 @@ pub enum AppError {
     /// The stored credential cannot be had fresh.
     #[error(transparent)]
     Fresh(#[from] FreshError),
+    /// A setting is unusable.
+    #[error("{0}")]
+    Config(String),
     /// No provider was named and none can be assumed.
     #[error("{reason}")]
     DefaultProvider {

@@ -77,6 +77,7 @@ mod private_fs;
 mod provider;
 mod secret;
 mod section;
+mod session;
 mod store;
 mod text;
 
@@ -103,6 +104,7 @@ pub use provider::{
 };
 pub use secret::SecretString;
 pub use section::ProviderSection;
+pub use session::{Session, SessionError};
 pub use store::{
     DEFAULT_ACCOUNT, DEFAULT_LOCK_TIMEOUT, FreshError, Record, RecordLock, Store, StoreError,
 };

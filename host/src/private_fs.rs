@@ -163,7 +163,10 @@ mod tests {
         let folder = dir.path().join("a/b");
         ensure_private_dir(&folder).unwrap();
         let file = folder.join("x.json");
-        AtomicFile::create(&file).unwrap().commit(&[b"one"]).unwrap();
+        AtomicFile::create(&file)
+            .unwrap()
+            .commit(&[b"one"])
+            .unwrap();
         AtomicFile::create(&file)
             .unwrap()
             .commit(&[b"tw", b"o"])

@@ -446,6 +446,61 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Refreshes the credential now, whatever its expiry says (the provider refused
+    /// `stale`'s access token, say with a 401): under the record's lock, unless someone
+    /// already replaced that access token, which is then returned without a request.
+    pub async fn refresh_now<F, Fut>(
+        &self,
+        provider: &str,
+        account: &str,
+        stale: &Record,
+        flow: F,
+    ) -> Result<Record, FreshError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut:
+            std::future::Future<Output = Result<Arc<dyn AuthFlow>, crate::provider::ProviderError>>,
+    {
+        let lock = self.lock(provider, account).await?;
+        let mut record = lock.get()?;
+        let replaced = match (record.credential.secret(), stale.credential.secret()) {
+            (Some(now), Some(old)) => !now.ct_eq(old.expose()),
+            _ => false,
+        };
+        if replaced {
+            return Ok(record);
+        }
+        let refused = |source| FreshError::Refresh {
+            provider: provider.to_owned(),
+            source,
+        };
+        if record.login_required.is_some() {
+            return Err(refused(FlowError::LoginRequired {
+                reason: "the provider refused the refresh token earlier",
+                source: None,
+            }));
+        }
+        let target =
+            AtomicFile::create(&lock.record).map_err(io("cannot write in", &lock.record))?;
+        let flow = flow(record.flow.clone()).await?;
+        match flow.refresh(&record.credential).await {
+            Ok(credential) => {
+                record.credential = credential;
+                lock.commit(&record, target)?;
+                Ok(record)
+            }
+            Err(source) => {
+                if source.needs_login() {
+                    record.login_required = Some(source.chain());
+                    let _ = lock.commit(&record, target);
+                }
+                Err(refused(source))
+            }
+        }
+    }
+}
+
 /// A record's lock, held until dropped. Reads and changes through it see and make the record's
 /// latest state: nothing else changes it meanwhile.
 #[derive(Debug)]

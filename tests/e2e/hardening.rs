@@ -642,7 +642,10 @@ async fn fifty_racing_processes_never_lose_a_logout_or_leave_a_live_grant() {
         let mut ok = std::collections::BTreeMap::new();
         for (kind, out) in futures_util::future::join_all(tasks).await {
             // 4: the credential was logged out under it (nothing to refresh or revoke).
-            assert!(matches!(out.code, Some(0 | 1 | 4)), "round {round}: {out:?}");
+            assert!(
+                matches!(out.code, Some(0 | 1 | 4)),
+                "round {round}: {out:?}"
+            );
             assert!(
                 !out.stderr.contains("panicked") && !out.stderr.contains("corrupt"),
                 "round {round}: {out:?}"

@@ -9,9 +9,14 @@ use crate::support::{HostEnv, browser_redirect, closed_port, read_url};
 
 /// `examples/login.rs`, built by `cargo test` next to the test binaries.
 fn login_example() -> PathBuf {
+    example("login")
+}
+
+/// An example program of the host package, built by `cargo test` next to the test binaries.
+pub(crate) fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
-    let example = dir.join("examples/login");
+    let example = dir.join("examples").join(name);
     assert!(
         example.is_file(),
         "{} is missing: run the tests with `cargo test -p host` (which builds the examples)",

@@ -229,3 +229,129 @@ async fn a_refused_refresh_exits_with_4() {
     assert_eq!(out.code, Some(4), "{out:?}");
     assert!(out.stderr.contains("log in again"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn api_calls_resolve_paths_send_fields_and_join_pages() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let out = env.output(&["api", "--paginate", "/items"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let items: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        items,
+        serde_json::json!([1, 2, 3, 4, 5, 6]),
+        "three pages joined"
+    );
+
+    let out = env
+        .output(&[
+            "api",
+            "-X",
+            "POST",
+            "/echo",
+            "-f",
+            "title=Bug",
+            "-f",
+            "body=Details",
+        ])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let echo: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(
+        echo["body"],
+        serde_json::json!({"title": "Bug", "body": "Details"})
+    );
+
+    let out = env.output(&["api", "/echo", "-f", "q=rust"]).await;
+    let echo: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(echo["method"], "GET");
+    assert_eq!(echo["query"]["q"], "rust");
+
+    let input = env.home.path().join("body.json");
+    std::fs::write(&input, r#"{"from": "a file"}"#).unwrap();
+    let out = env
+        .output(&[
+            "api",
+            "-X",
+            "PUT",
+            "/echo",
+            "--input",
+            input.to_str().unwrap(),
+            "-i",
+        ])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.starts_with("HTTP/1.1 200 OK"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(r#""body":{"from":"a file"}"#),
+        "{}",
+        out.stdout
+    );
+
+    // A non-2xx answer: the body on stderr, a failing exit status.
+    let out = env.output(&["api", "/nothing-here"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("HTTP 404"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_401_refreshes_once_and_a_second_refusal_says_log_in() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    // The provider forgot the access token (not the refresh token): one refresh, then it works.
+    env.provider.revoke_access_tokens();
+    let out = env.output(&["api", "/echo"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(env.provider.refresh_count(), 1);
+    // Both gone: the refresh is refused too, and the user is told to log in (exit 4).
+    env.provider.revoke_access_tokens();
+    env.provider.revoke_all();
+    let out = env.output(&["api", "/echo"]).await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(out.stderr.contains("log in again"), "{}", out.stderr);
+    assert_eq!(env.provider.refresh_count(), 2);
+}
+
+#[tokio::test]
+async fn credentials_never_follow_a_redirect_to_another_origin() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let out = env.output(&["api", "/away"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("HTTP 302"), "{}", out.stderr);
+    assert!(
+        env.provider.landings().is_empty(),
+        "the other origin was visited"
+    );
+    // A full URL on another origin is refused before anything is sent.
+    let other = env
+        .provider
+        .url("/api/landing")
+        .replace("127.0.0.1", "localhost");
+    let out = env.output(&["api", &other]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("--allow-origin"), "{}", out.stderr);
+    assert!(env.provider.landings().is_empty());
+}
+
+#[tokio::test]
+async fn the_session_example_calls_the_api_in_a_few_lines() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let example = crate::library::example("api");
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/api.rs")).unwrap();
+    let code = source
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
+        .count();
+    assert!(code < 15, "examples/api.rs has {code} lines of code");
+    let out = env
+        .command(example.to_str().unwrap(), &["/user"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("octocat"));
+}

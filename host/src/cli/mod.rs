@@ -19,6 +19,7 @@ macro_rules! outln {
     }};
 }
 
+mod api;
 mod config;
 mod exec;
 mod git;
@@ -82,6 +83,11 @@ enum Command {
         after_help = "Examples:\n  host token --provider github\n  export GH_TOKEN=$(host token --provider github --account work)"
     )]
     Token(token::TokenArgs),
+    /// Call the provider's API with the stored credential (like `gh api`).
+    #[command(
+        after_help = "Examples:\n  host api /user\n  host api -X POST /repos/o/r/issues -f title=Bug -f body=Details\n  host api --paginate /user/repos"
+    )]
+    Api(api::ApiArgs),
     /// Run a command with a fresh token in its environment; its exit status is passed on.
     #[command(
         after_help = "Examples:\n  host exec --provider github -- gh repo list\n  host exec --env API_TOKEN -- ./deploy.sh"
@@ -179,6 +185,19 @@ pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
         .init();
 }
 
+/// Text from a server made safe for the terminal: control, bidi and zero-width characters
+/// removed (newlines and tabs kept), at most 64 KiB.
+pub(crate) fn sanitize_terminal(text: &str) -> String {
+    text.chars()
+        .filter(|c| {
+            matches!(c, '\n' | '\t')
+                || !(c.is_control()
+                    || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200F}' | '\u{2028}' | '\u{2029}'))
+        })
+        .take(64 * 1024)
+        .collect()
+}
+
 /// An error that means the user must log in (again): the process exits with 4.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -188,6 +207,15 @@ pub(crate) struct LoginNeeded(pub(crate) String);
 pub(crate) fn needs_login(error: &anyhow::Error) -> bool {
     error.chain().any(|e| {
         e.is::<LoginNeeded>()
+            || matches!(
+                e.downcast_ref::<host::SessionError>(),
+                Some(host::SessionError::Refused { .. })
+            )
+            || matches!(
+                e.downcast_ref::<host::SessionError>(),
+                Some(host::SessionError::Credential(host::FreshError::Refresh { source, .. }))
+                    if source.needs_login()
+            )
             || e.downcast_ref::<host::AppError>()
                 .is_some_and(|a| a.needs_login() || a.not_logged_in())
             || matches!(
@@ -273,6 +301,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(&ctx, args).await,
         Command::Token(args) => token::run(&ctx, args).await,
+        Command::Api(args) => api::run(&ctx, args).await,
         Command::Exec(args) => return exec::run(&ctx, args).await,
         Command::Status(args) => return status::run(&ctx, args).await,
         Command::GitCredential(args) => git::credential(&ctx, args).await,

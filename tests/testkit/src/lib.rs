@@ -124,6 +124,8 @@ struct Inner {
     revoked: Mutex<Vec<String>>,
     /// Milliseconds every refresh request waits before it is answered.
     refresh_delay_ms: AtomicU64,
+    /// The `Authorization` headers `/api/landing` received (empty string: none).
+    landings: Mutex<Vec<String>>,
 }
 
 /// The test OAuth2 provider, serving until dropped.
@@ -155,6 +157,10 @@ impl TestProvider {
             .route("/device/evil", post(device_evil))
             .route("/api/user", get(user))
             .route("/api/keycheck", get(keycheck))
+            .route("/api/items", get(items))
+            .route("/api/echo", any(echo))
+            .route("/api/away", get(away))
+            .route("/api/landing", get(landing))
             .route(
                 "/api/applications/{client_id}/token",
                 axum::routing::delete(delete_token),
@@ -253,6 +259,12 @@ impl TestProvider {
     /// How many refresh tokens are live (issued, not used up by rotation, not revoked).
     pub fn live_refresh_tokens(&self) -> usize {
         self.inner.refresh_tokens.lock().unwrap().len()
+    }
+
+    /// The `Authorization` headers the redirect target `/api/landing` received (an empty
+    /// string for a request without one).
+    pub fn landings(&self) -> Vec<String> {
+        self.inner.landings.lock().unwrap().clone()
     }
 
     /// Forgets every access token (as if the user revoked them on the provider's website).
@@ -546,6 +558,95 @@ async fn device_evil() -> Response {
 }
 
 /// An API that accepts one key: `Authorization: Bearer VALID_API_KEY`.
+/// Whether the request carries a live access token as a bearer token.
+fn live_bearer(inner: &Inner, headers: &HeaderMap) -> bool {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    inner
+        .access_tokens
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|t| t == token)
+}
+
+/// A paginated API: `?page=N` (1 to 3) answers `[2N-1, 2N]`, with a `Link` to the next page.
+async fn items(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !live_bearer(&inner, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Bad credentials"})),
+        )
+            .into_response();
+    }
+    let page: u64 = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let mut response = Json(json!([page * 2 - 1, page * 2])).into_response();
+    if page < 3 {
+        let link = format!("<http://{host}/api/items?page={}>; rel=\"next\"", page + 1);
+        response
+            .headers_mut()
+            .insert(header::LINK, link.parse().unwrap());
+    }
+    response
+}
+
+/// Echoes the method, the query and the body of an authenticated request.
+async fn echo(
+    State(inner): State<Arc<Inner>>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
+) -> Response {
+    if !live_bearer(&inner, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Bad credentials"})),
+        )
+            .into_response();
+    }
+    let body: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    Json(json!({"method": method.as_str(), "query": q, "body": body})).into_response()
+}
+
+/// Redirects to `/api/landing` on another origin (`localhost` instead of `127.0.0.1`).
+async fn away(headers: HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .replace("127.0.0.1", "localhost");
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, format!("http://{host}/api/landing"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// Records the `Authorization` header a redirected request arrived with.
+async fn landing(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    inner.landings.lock().unwrap().push(auth);
+    Json(json!({"landed": true})).into_response()
+}
+
 async fn keycheck(headers: HeaderMap) -> Response {
     let ok = headers
         .get(header::AUTHORIZATION)

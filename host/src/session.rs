@@ -1,0 +1,243 @@
+//! Sessions: an HTTP client for a provider's API that carries a stored credential.
+//!
+//! A [`Session`] applies the provider's [`Binding`] to each request, refreshes the credential
+//! ahead of its expiry through the store's single flight (the lock `host token` takes, so a
+//! library user and the CLI never race), and on a 401 refreshes once and sends the request
+//! again (its body is bytes, so it can always be replayed). It is not the locked-down
+//! token-endpoint client: API answers may be large and may redirect, but a redirect is
+//! followed only within the same origin, so the credential never travels elsewhere.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::binding::{Applied, Binding};
+use crate::provider::Provider;
+use crate::store::{FreshError, Record, Store};
+
+/// How long before its expiry a session refreshes the credential.
+const REFRESH_AHEAD: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Why a session request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The credential cannot be had (nothing stored, the refresh failed).
+    #[error(transparent)]
+    Credential(#[from] FreshError),
+    /// The provider refused the credential even after a refresh: log in again.
+    #[error(
+        "the provider refused the credential for `{provider}` even after a refresh; log in again"
+    )]
+    Refused {
+        /// The provider.
+        provider: String,
+    },
+    /// A relative path, and the provider has no API base URL.
+    #[error("`{provider}` has no API base URL: give a full URL")]
+    NoBaseUrl {
+        /// The provider.
+        provider: String,
+    },
+    /// A URL that cannot be used (not http(s), not on the API's origin).
+    #[error("{0}")]
+    BadUrl(String),
+    /// The credential does not fit the binding (basic credentials in a header binding).
+    #[error(
+        "the credential for `{provider}` has no binding for requests; set [providers.{provider}] binding"
+    )]
+    NoBinding {
+        /// The provider.
+        provider: String,
+    },
+    /// The request failed.
+    #[error("the request failed")]
+    Http(#[source] reqwest::Error),
+}
+
+/// An authenticated HTTP client for one provider account. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Session {
+    provider: Arc<Provider>,
+    account: String,
+    store: Store,
+    binding: Option<Binding>,
+    base: Option<Url>,
+    client: reqwest::Client,
+}
+
+impl Session {
+    pub(crate) fn new(
+        provider: Arc<Provider>,
+        account: &str,
+        store: Store,
+        binding: Option<Binding>,
+        base: Option<Url>,
+        proxy: Option<&crate::http::HttpPolicy>,
+    ) -> Result<Self, SessionError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                let same_origin = attempt
+                    .previous()
+                    .first()
+                    .is_some_and(|first| first.origin() == attempt.url().origin());
+                if attempt.previous().len() >= 10 || !same_origin {
+                    attempt.stop()
+                } else {
+                    attempt.follow()
+                }
+            }))
+            .no_proxy();
+        if let Some(policy) = proxy
+            && let Some(url) = &policy.proxy
+            && let Ok(p) = reqwest::Proxy::all(url.as_str())
+        {
+            let bypass = policy.no_proxy.clone().unwrap_or_default();
+            builder = builder.proxy(p.no_proxy(reqwest::NoProxy::from_string(&format!(
+                "{bypass},localhost,127.0.0.1,::1"
+            ))));
+        }
+        let client = builder.build().map_err(SessionError::Http)?;
+        Ok(Self {
+            provider,
+            account: account.to_owned(),
+            store,
+            binding,
+            base,
+            client,
+        })
+    }
+
+    /// The API base URL paths are resolved against, if the provider has one.
+    pub fn base_url(&self) -> Option<&Url> {
+        self.base.as_ref()
+    }
+
+    /// `path_or_url` as a URL: a path is resolved against the API base URL; a full URL must be
+    /// on the API's origin unless `any_origin`.
+    pub fn url(&self, path_or_url: &str, any_origin: bool) -> Result<Url, SessionError> {
+        let name = self.provider.name();
+        let url = match Url::parse(path_or_url) {
+            Ok(url) => {
+                if !any_origin
+                    && self
+                        .base
+                        .as_ref()
+                        .is_none_or(|b| b.origin() != url.origin())
+                {
+                    return Err(SessionError::BadUrl(format!(
+                        "{} is not on {name}'s API origin; the credential is sent there only with --allow-origin",
+                        url.origin().ascii_serialization()
+                    )));
+                }
+                url
+            }
+            Err(_) => {
+                let base = self.base.as_ref().ok_or_else(|| SessionError::NoBaseUrl {
+                    provider: name.to_owned(),
+                })?;
+                let joined = format!(
+                    "{}/{}",
+                    base.as_str().trim_end_matches('/'),
+                    path_or_url.trim_start_matches('/')
+                );
+                Url::parse(&joined).map_err(|_| {
+                    SessionError::BadUrl(format!("cannot use the path {path_or_url}"))
+                })?
+            }
+        };
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(SessionError::BadUrl(format!(
+                "the scheme `{}` is not http(s)",
+                url.scheme()
+            )));
+        }
+        Ok(url)
+    }
+
+    /// Sends a request with the credential applied: refreshed first when due; after a 401,
+    /// refreshed once and sent again.
+    pub async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<reqwest::Response, SessionError> {
+        let provider = Arc::clone(&self.provider);
+        let name = provider.name().to_owned();
+        let record = self
+            .store
+            .fresh(&name, &self.account, REFRESH_AHEAD, |flow| async move {
+                provider.flow(&flow).await
+            })
+            .await?;
+        let response = self.send_with(&request, &record).await?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        tracing::debug!("the API answered 401; refreshing once and sending again");
+        let provider = Arc::clone(&self.provider);
+        let record = match self
+            .store
+            .refresh_now(&name, &self.account, &record, |flow| async move {
+                provider.flow(&flow).await
+            })
+            .await
+        {
+            Ok(record) => record,
+            Err(FreshError::Refresh { source, .. }) if source.needs_login() => {
+                return Err(SessionError::Refused { provider: name });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let response = self.send_with(&request, &record).await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(SessionError::Refused { provider: name });
+        }
+        Ok(response)
+    }
+
+    async fn send_with(
+        &self,
+        request: &http::Request<Vec<u8>>,
+        record: &Record,
+    ) -> Result<reqwest::Response, SessionError> {
+        let binding = Binding::for_credential(self.binding.as_ref(), &record.credential)
+            .ok_or_else(|| SessionError::NoBinding {
+                provider: self.provider.name().to_owned(),
+            })?;
+        let mut url = Url::parse(&request.uri().to_string())
+            .map_err(|_| SessionError::BadUrl("not an absolute URL".into()))?;
+        let mut builder = self.client.request(request.method().clone(), url.clone());
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        match binding.apply(&record.credential) {
+            Some(Applied::Header(name, value)) => {
+                let mut value = http::HeaderValue::from_str(value.expose()).map_err(|_| {
+                    SessionError::BadUrl("the credential cannot be a header".into())
+                })?;
+                value.set_sensitive(true);
+                builder = builder.header(name, value);
+            }
+            Some(Applied::Query(name, value)) => {
+                url.query_pairs_mut().append_pair(&name, value.expose());
+                builder = self.client.request(request.method().clone(), url);
+                for (name, value) in request.headers() {
+                    builder = builder.header(name, value);
+                }
+            }
+            _ => {
+                return Err(SessionError::NoBinding {
+                    provider: self.provider.name().to_owned(),
+                });
+            }
+        }
+        builder
+            .body(request.body().clone())
+            .send()
+            .await
+            .map_err(|e| SessionError::Http(e.without_url()))
+    }
+}

@@ -65,6 +65,9 @@ pub struct Session {
     binding: Option<Binding>,
     base: Option<Url>,
     client: reqwest::Client,
+    /// The credential last used, reused while it stays valid beyond the refresh margin: one
+    /// store read per refresh, not per request.
+    current: Arc<std::sync::Mutex<Option<Record>>>,
 }
 
 impl Session {
@@ -108,7 +111,36 @@ impl Session {
             binding,
             base,
             client,
+            current: Arc::default(),
         })
+    }
+
+    /// The credential to send: the one in hand while it stays valid beyond the margin, else
+    /// the store's (refreshed there when due).
+    async fn credential(&self) -> Result<Record, SessionError> {
+        if let Some(record) = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|r| !r.expires_within(REFRESH_AHEAD))
+        {
+            return Ok(record.clone());
+        }
+        let provider = Arc::clone(&self.provider);
+        let record = self
+            .store
+            .fresh(provider.name(), &self.account, REFRESH_AHEAD, |flow| {
+                let provider = Arc::clone(&provider);
+                async move { provider.flow(&flow).await }
+            })
+            .await?;
+        self.remember(&record);
+        Ok(record)
+    }
+
+    fn remember(&self, record: &Record) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(record.clone());
     }
 
     /// The API base URL paths are resolved against, if the provider has one.
@@ -164,14 +196,8 @@ impl Session {
         &self,
         request: http::Request<Vec<u8>>,
     ) -> Result<reqwest::Response, SessionError> {
-        let provider = Arc::clone(&self.provider);
-        let name = provider.name().to_owned();
-        let record = self
-            .store
-            .fresh(&name, &self.account, REFRESH_AHEAD, |flow| async move {
-                provider.flow(&flow).await
-            })
-            .await?;
+        let name = self.provider.name().to_owned();
+        let record = self.credential().await?;
         let response = self.send_with(&request, &record).await?;
         if response.status() != reqwest::StatusCode::UNAUTHORIZED {
             return Ok(response);
@@ -185,7 +211,10 @@ impl Session {
             })
             .await
         {
-            Ok(record) => record,
+            Ok(record) => {
+                self.remember(&record);
+                record
+            }
             Err(FreshError::Refresh { source, .. }) if source.needs_login() => {
                 return Err(SessionError::Refused { provider: name });
             }

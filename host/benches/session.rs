@@ -1,0 +1,97 @@
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+//! A session's cost per API request over plain reqwest, against the same loopback server:
+//! `cargo bench -p host --bench session`. Both keep connections alive; the session adds the
+//! binding, the credential check and the 401 watch.
+
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use host::{App, ConfigLoader, DeviceCode, LoginOptions, LoginUi};
+use host_testkit::TestProvider;
+
+/// A "browser" that approves at once: it visits the authorization URL and follows the
+/// provider's redirect to the callback.
+struct Approver;
+
+impl LoginUi for Approver {
+    fn show_url(&self, url: &str) {
+        let url = url.to_owned();
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .build()
+                .unwrap();
+            let to = client.get(&url).send().await.unwrap();
+            let callback = to.headers()["location"].to_str().unwrap().to_owned();
+            client.get(callback).send().await.unwrap();
+        });
+    }
+
+    fn show_device_code(&self, _code: &DeviceCode) {}
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let provider = rt.block_on(TestProvider::start());
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let config = ConfigLoader::with_env([
+        ("HOME", h.display().to_string()),
+        ("XDG_CONFIG_HOME", h.join("config").display().to_string()),
+        ("XDG_DATA_HOME", h.join("data").display().to_string()),
+        ("GITHUB_CLIENT_ID", host_testkit::CLIENT_ID.to_owned()),
+        (
+            "GITHUB_CLIENT_SECRET",
+            host_testkit::CLIENT_SECRET.to_owned(),
+        ),
+        (
+            "HOST_PROVIDERS__GITHUB__AUTHORIZE_URL",
+            provider.url("/authorize"),
+        ),
+        ("HOST_PROVIDERS__GITHUB__TOKEN_URL", provider.url("/token")),
+        ("HOST_PROVIDERS__GITHUB__API_URL", provider.url("/api")),
+    ])
+    .defaults(host::builtin_defaults())
+    .load()
+    .unwrap();
+    let app = App::from_config(config);
+    let options = LoginOptions::default().timeout(Duration::from_secs(20));
+    let record = rt
+        .block_on(app.login("github", "default", None, &options, &Approver))
+        .unwrap();
+    let token = record.credential.secret().unwrap().expose().to_owned();
+    let session = app.session("github", "default").unwrap();
+    let url = session.url("/echo", false).unwrap();
+    let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    let mut group = c.benchmark_group("api_request");
+    group.bench_function("reqwest", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = plain
+                .get(url.as_str())
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+            r.bytes().await.unwrap()
+        })
+    });
+    group.bench_function("session", |b| {
+        b.to_async(&rt).iter(|| async {
+            let request = http::Request::get(url.as_str()).body(Vec::new()).unwrap();
+            let r = session.send(request).await.unwrap();
+            assert!(r.status().is_success());
+            r.bytes().await.unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -390,18 +390,53 @@ impl Store {
         }
         let lock = self.lock(provider, account).await?;
         // Someone may have refreshed, logged in again or logged out while we waited.
-        let mut record = lock.get()?;
+        let record = lock.get()?;
         if !record.expires_within(skew) {
             return Ok(record);
         }
+        let current = record.clone();
+        match self.refresh_locked(&lock, record, flow).await {
+            Err(FreshError::Refresh {
+                source: source @ FlowError::Transient { .. },
+                ..
+            }) if !current.expires_within(chrono::Duration::zero()) => {
+                tracing::warn!(
+                    "cannot refresh the credential for `{provider}` ({}); using the current token, valid until {}",
+                    source.chain(),
+                    current
+                        .expires_at()
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_default()
+                );
+                Ok(current)
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Refreshes `record` under `lock`: refused at once when the provider refused the refresh
+    /// token before; sent only once the folder has proved writable; the new credential stored
+    /// before it is returned; a refusal remembered in the record.
+    async fn refresh_locked<F, Fut>(
+        &self,
+        lock: &RecordLock,
+        mut record: Record,
+        flow: F,
+    ) -> Result<Record, FreshError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut:
+            std::future::Future<Output = Result<Arc<dyn AuthFlow>, crate::provider::ProviderError>>,
+    {
+        let refused = |source| FreshError::Refresh {
+            provider: record.provider.clone(),
+            source,
+        };
         if let Some(reason) = &record.login_required {
-            return Err(FreshError::Refresh {
-                provider: provider.to_owned(),
-                source: FlowError::LoginRequired {
-                    reason: "the provider refused the refresh token earlier",
-                    source: Some(reason.clone().into()),
-                },
-            });
+            return Err(refused(FlowError::LoginRequired {
+                reason: "the provider refused the refresh token earlier",
+                source: Some(reason.clone().into()),
+            }));
         }
         // Proves the folder is writable before the provider rotates anything.
         let target =
@@ -415,33 +450,17 @@ impl Store {
                 lock.commit(&record, target)?;
                 Ok(record)
             }
-            Err(source) if source.needs_login() => {
-                record.login_required = Some(source.chain());
-                if let Err(e) = lock.commit(&record, target) {
-                    tracing::warn!("cannot remember that the credential needs a new login: {e}");
+            Err(source) => {
+                if source.needs_login() {
+                    record.login_required = Some(source.chain());
+                    if let Err(e) = lock.commit(&record, target) {
+                        tracing::warn!(
+                            "cannot remember that the credential needs a new login: {e}"
+                        );
+                    }
                 }
-                Err(FreshError::Refresh {
-                    provider: provider.to_owned(),
-                    source,
-                })
+                Err(refused(source))
             }
-            Err(source @ FlowError::Transient { .. })
-                if !record.expires_within(chrono::Duration::zero()) =>
-            {
-                tracing::warn!(
-                    "cannot refresh the credential for `{provider}` ({}); using the current token, valid until {}",
-                    source.chain(),
-                    record
-                        .expires_at()
-                        .map(|t| t.to_rfc3339())
-                        .unwrap_or_default()
-                );
-                Ok(record)
-            }
-            Err(source) => Err(FreshError::Refresh {
-                provider: provider.to_owned(),
-                source,
-            }),
         }
     }
 }
@@ -463,7 +482,7 @@ impl Store {
             std::future::Future<Output = Result<Arc<dyn AuthFlow>, crate::provider::ProviderError>>,
     {
         let lock = self.lock(provider, account).await?;
-        let mut record = lock.get()?;
+        let record = lock.get()?;
         let replaced = match (record.credential.secret(), stale.credential.secret()) {
             (Some(now), Some(old)) => !now.ct_eq(old.expose()),
             _ => false,
@@ -471,33 +490,7 @@ impl Store {
         if replaced {
             return Ok(record);
         }
-        let refused = |source| FreshError::Refresh {
-            provider: provider.to_owned(),
-            source,
-        };
-        if record.login_required.is_some() {
-            return Err(refused(FlowError::LoginRequired {
-                reason: "the provider refused the refresh token earlier",
-                source: None,
-            }));
-        }
-        let target =
-            AtomicFile::create(&lock.record).map_err(io("cannot write in", &lock.record))?;
-        let flow = flow(record.flow.clone()).await?;
-        match flow.refresh(&record.credential).await {
-            Ok(credential) => {
-                record.credential = credential;
-                lock.commit(&record, target)?;
-                Ok(record)
-            }
-            Err(source) => {
-                if source.needs_login() {
-                    record.login_required = Some(source.chain());
-                    let _ = lock.commit(&record, target);
-                }
-                Err(refused(source))
-            }
-        }
+        self.refresh_locked(&lock, record, flow).await
     }
 }
 

@@ -19,11 +19,13 @@ use std::fmt;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use zeroize::Zeroize;
 
 use crate::__private::bindings::integrations::auth::http as wit;
 use crate::types::Error;
 
-/// A request being built.
+/// A request being built. Its header values and body (which carry credentials) are zeroed
+/// when it drops or has been sent.
 #[derive(Clone)]
 #[must_use = "a request does nothing until `send` is called"]
 pub struct RequestBuilder {
@@ -43,6 +45,19 @@ impl fmt::Debug for RequestBuilder {
             .field("body_len", &self.body.len())
             .finish()
     }
+}
+
+impl Drop for RequestBuilder {
+    fn drop(&mut self) {
+        zeroize_request(&mut self.headers, &mut self.body);
+    }
+}
+
+fn zeroize_request(headers: &mut [(String, String)], body: &mut Vec<u8>) {
+    for (_, value) in headers {
+        value.zeroize();
+    }
+    body.zeroize();
 }
 
 fn request(method: wit::Method, url: &str) -> RequestBuilder {
@@ -120,14 +135,16 @@ impl RequestBuilder {
     }
 
     /// Sends the request through the host.
-    pub fn send(self) -> Result<Response, HttpError> {
-        let request = wit::Request {
+    pub fn send(mut self) -> Result<Response, HttpError> {
+        let mut request = wit::Request {
             method: self.method,
-            url: self.url,
-            headers: self.headers,
-            body: self.body,
+            url: std::mem::take(&mut self.url),
+            headers: std::mem::take(&mut self.headers),
+            body: std::mem::take(&mut self.body),
         };
-        match wit::send(&request) {
+        let result = wit::send(&request);
+        zeroize_request(&mut request.headers, &mut request.body);
+        match result {
             Ok(r) => Ok(Response {
                 status: r.status,
                 headers: r.headers,
@@ -244,6 +261,78 @@ impl From<HttpError> for Error {
         match e {
             HttpError::Timeout | HttpError::Connect(_) => Error::Network(e.to_string()),
             _ => Error::Protocol(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: &[u8]) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: body.to_vec(),
+        }
+    }
+
+    fn kind(e: &Error) -> &'static str {
+        match e {
+            Error::Network(_) => "network",
+            Error::Protocol(_) => "protocol",
+            _ => "other",
+        }
+    }
+
+    #[test]
+    fn transport_failures_that_may_pass_are_network_errors() {
+        assert_eq!(kind(&HttpError::Timeout.into()), "network");
+        assert_eq!(
+            kind(&HttpError::Connect("refused".into()).into()),
+            "network"
+        );
+        for e in [
+            HttpError::Denied("undeclared host".into()),
+            HttpError::InvalidUrl("no scheme".into()),
+            HttpError::TooLarge(1 << 20),
+        ] {
+            assert_eq!(kind(&e.into()), "protocol");
+        }
+    }
+
+    #[test]
+    fn statuses_and_bodies_are_classified() {
+        let status = |s| response(s, b"").error_for_status().map(|_| ());
+        assert!(status(200).is_ok() && status(204).is_ok());
+        for s in [500, 503, 429] {
+            assert_eq!(kind(&status(s).unwrap_err()), "network", "{s}");
+        }
+        for s in [302, 307, 400, 401, 404] {
+            assert_eq!(kind(&status(s).unwrap_err()), "protocol", "{s}");
+        }
+        let json = |s, body: &[u8]| response(s, body).json::<serde_json::Value>();
+        assert_eq!(json(200, b"{\"a\":1}").unwrap()["a"], 1);
+        // A 2xx that is not JSON will not become JSON by asking again.
+        assert_eq!(kind(&json(200, b"<html>").unwrap_err()), "protocol");
+        assert_eq!(kind(&json(302, b"").unwrap_err()), "protocol");
+        assert_eq!(kind(&json(404, b"not found").unwrap_err()), "protocol");
+        // An error page from an overloaded server may pass.
+        assert_eq!(kind(&json(502, b"<html>").unwrap_err()), "network");
+    }
+
+    #[test]
+    fn debug_shows_no_credentials() {
+        let request = post("https://id.example/token")
+            .bearer("at-1")
+            .basic_auth("id", "cs-1")
+            .form(&[("refresh_token", "rt-1")]);
+        let shown = format!(
+            "{request:?} {:?}",
+            response(200, b"{\"access_token\":\"at-2\"}")
+        );
+        for secret in ["at-1", "cs-1", "rt-1", "at-2"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
         }
     }
 }

@@ -47,8 +47,12 @@
 //! the `.wasm` into `host`'s plugins folder.
 //!
 //! Every call runs in a fresh instance: keep nothing in statics between calls. What a login
-//! needs from `authorize` to `exchange` goes into [`Authorization::pending`], which the host
-//! keeps and hands back as [`Pending`].
+//! needs from `authorize` to `exchange` goes into [`Authorization::with_pending`], which the
+//! host keeps and hands back as [`Pending`].
+//!
+//! Secrets ([`ApiKey`], [`Secret`], [`Token`]'s tokens, [`Pending`], [`Input`]'s answers) have
+//! no public fields: they are read through accessors ([`ApiKey::expose`],
+//! [`Token::access_token`], …), redacted in `Debug`, and zeroed when dropped.
 
 #![deny(missing_docs)]
 
@@ -214,7 +218,7 @@ pub mod __private {
         input: Vec<(String, String)>,
     ) -> Result<wit::Credential, wit::FlowError> {
         let app = app::<F>(&app_json)?;
-        F::exchange(&app, Pending(pending), Input(input))
+        F::exchange(&app, Pending::new(pending), Input::new(input))
             .map(Into::into)
             .map_err(Into::into)
     }

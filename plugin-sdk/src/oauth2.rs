@@ -25,6 +25,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use zeroize::Zeroize;
 
 use crate::http;
 use crate::types::{Authorization, AuthorizeRequest, Error, Input, Result, Token};
@@ -40,17 +41,43 @@ fn random_token() -> Result<String> {
 }
 
 /// What `authorize` keeps for `exchange`: the state, the PKCE verifier, the redirect URI and
-/// the scopes asked for. Secret: the host stores it and never prints it.
+/// the scopes asked for. Secret: the host stores it and never prints it; here it is read
+/// through accessors, redacted in `Debug` and its state and verifier zeroed when dropped.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct LoginState {
+    state: String,
+    verifier: String,
+    redirect_uri: Option<String>,
+    scopes: Vec<String>,
+}
+
+impl LoginState {
     /// The `state` sent with the authorization request.
-    pub state: String,
+    pub fn state(&self) -> &str {
+        &self.state
+    }
+
     /// The PKCE verifier.
-    pub verifier: String,
+    pub fn verifier(&self) -> &str {
+        &self.verifier
+    }
+
     /// The redirect URI sent (the token request must repeat it).
-    pub redirect_uri: Option<String>,
+    pub fn redirect_uri(&self) -> Option<&str> {
+        self.redirect_uri.as_deref()
+    }
+
     /// The scopes asked for.
-    pub scopes: Vec<String>,
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+}
+
+impl Drop for LoginState {
+    fn drop(&mut self) {
+        self.state.zeroize();
+        self.verifier.zeroize();
+    }
 }
 
 impl std::fmt::Debug for LoginState {
@@ -216,13 +243,25 @@ pub fn token_request(token_url: &str) -> TokenRequest {
     }
 }
 
-/// A token request being built.
+/// A token request being built. Its parameters (code, verifier, refresh token, client secret)
+/// are zeroed when it drops.
 #[derive(Clone)]
 #[must_use = "a request does nothing until `send` is called"]
 pub struct TokenRequest {
     url: String,
     params: Vec<(String, String)>,
     basic: Option<(String, String)>,
+}
+
+impl Drop for TokenRequest {
+    fn drop(&mut self) {
+        for (_, value) in &mut self.params {
+            value.zeroize();
+        }
+        if let Some((_, secret)) = &mut self.basic {
+            secret.zeroize();
+        }
+    }
 }
 
 impl std::fmt::Debug for TokenRequest {
@@ -532,9 +571,14 @@ mod tests {
         let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
         assert_eq!(q["scope"], "a,b");
         assert_eq!(q["code_challenge_method"], "S256");
-        let login: LoginState = serde_json::from_slice(&auth.pending).unwrap();
-        assert_eq!(q["state"], login.state);
-        assert!(login.state.len() >= 43);
+        let login: LoginState = serde_json::from_slice(auth.pending()).unwrap();
+        assert_eq!(q["state"], login.state());
+        assert!(login.state().len() >= 43);
+        assert_eq!(login.redirect_uri(), Some("http://127.0.0.1:1/callback"));
+        assert_eq!(login.scopes(), ["a", "b"]);
+        // The state is in the URL by design; the verifier never leaves the plugin and the host.
+        let shown = format!("{login:?} {auth:?}");
+        assert!(!shown.contains(login.verifier()), "{shown}");
     }
 
     #[test]
@@ -553,11 +597,34 @@ mod tests {
         ] {
             assert!(matches!(e, Error::Protocol(_)), "{e:?}");
         }
-        let missing = resp(200, json!({"token_type": "bearer"}))
+        // A JSON object without an OAuth2 error: the status decides.
+        assert!(matches!(
+            resp(500, json!({})).unwrap_err(),
+            Error::Network(_)
+        ));
+        assert!(matches!(
+            resp(401, json!({"message": "no"})).unwrap_err(),
+            Error::Protocol(_)
+        ));
+        // Missing or malformed fields of a token response.
+        for body in [
+            json!({"token_type": "bearer"}),
+            json!({"access_token": 42}),
+            json!({"access_token": ""}),
+            json!({"access_token": "a", "expires_in": "soon"}),
+        ] {
+            let e = resp(200, body).unwrap().token().unwrap_err();
+            assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+        }
+        let e = resp(200, json!({"ok": true}))
             .unwrap()
-            .token()
-            .unwrap_err();
-        assert!(matches!(missing, Error::Protocol(_)), "{missing:?}");
+            .token_at("/authed_user");
+        assert!(matches!(e, Err(Error::Protocol(_))), "{e:?}");
+        // Not a JSON object at all.
+        assert!(matches!(
+            resp(200, json!([1])).unwrap_err(),
+            Error::Protocol(_)
+        ));
         // An OAuth2 error stays the provider's, whatever the status.
         let e = resp(400, json!({"error": "authorization_pending"})).unwrap_err();
         assert_eq!(e, Error::provider("authorization_pending", None, 400));

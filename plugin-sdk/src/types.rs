@@ -5,7 +5,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::__private::wit;
 
@@ -72,11 +72,25 @@ enum Interaction {
 }
 
 /// What `authorize` returns: what the user must do, and the state `exchange` will need.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The pending state may hold secrets (a PKCE verifier, a device code): it is read through
+/// [`Authorization::pending`], redacted in `Debug` and zeroed when dropped.
+#[derive(Clone)]
 pub struct Authorization {
     interaction: Interaction,
-    /// State handed back to `exchange` as [`Pending`] (see [`Authorization::with_pending`]).
-    pub pending: Vec<u8>,
+    pending: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authorization")
+            .field("interaction", &self.interaction)
+            .field(
+                "pending",
+                &format_args!("[redacted; {} bytes]", self.pending.len()),
+            )
+            .finish()
+    }
 }
 
 impl Authorization {
@@ -84,7 +98,7 @@ impl Authorization {
     pub fn redirect(url: impl Into<String>) -> Self {
         Self {
             interaction: Interaction::Redirect(url.into()),
-            pending: Vec::new(),
+            pending: Zeroizing::default(),
         }
     }
 
@@ -92,7 +106,7 @@ impl Authorization {
     pub fn prompt(fields: impl IntoIterator<Item = Field>) -> Self {
         Self {
             interaction: Interaction::Prompt(fields.into_iter().collect()),
-            pending: Vec::new(),
+            pending: Zeroizing::default(),
         }
     }
 
@@ -100,14 +114,20 @@ impl Authorization {
     pub fn device_code(code: DeviceCode) -> Self {
         Self {
             interaction: Interaction::DeviceCode(code),
-            pending: Vec::new(),
+            pending: Zeroizing::default(),
         }
     }
 
     /// Attaches state for `exchange`, serialized as JSON ([`Pending::decode`] reads it back).
     pub fn with_pending<T: Serialize>(mut self, state: &T) -> Result<Self> {
-        self.pending = serde_json::to_vec(state).map_err(|e| Error::internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(state).map_err(|e| Error::internal(e.to_string()))?;
+        self.pending = Zeroizing::new(bytes);
         Ok(self)
+    }
+
+    /// The state handed back to `exchange` as [`Pending`] (empty when none was attached).
+    pub fn pending(&self) -> &[u8] {
+        &self.pending
     }
 }
 
@@ -135,16 +155,23 @@ impl From<Authorization> for wit::Authorization {
         };
         wit::Authorization {
             interaction,
-            pending: a.pending,
+            // The WIT record owns a plain list; our copy is zeroed as `a` drops.
+            pending: a.pending.to_vec(),
         }
     }
 }
 
-/// The state `authorize` attached, handed back to `exchange`.
-#[derive(Clone)]
-pub struct Pending(pub(crate) Vec<u8>);
+/// The state `authorize` attached, handed back to `exchange`: redacted in `Debug`, zeroed when
+/// dropped.
+#[derive(Clone, Default)]
+pub struct Pending(Zeroizing<Vec<u8>>);
 
 impl Pending {
+    /// Pending state from raw bytes (for tests; the host hands the real one in).
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(Zeroizing::new(bytes.into()))
+    }
+
     /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
@@ -164,9 +191,19 @@ impl fmt::Debug for Pending {
 }
 
 /// What came back from the user: callback query parameters or prompt answers, in order,
-/// duplicates kept.
+/// duplicates kept. Answers can be secrets (an API key, a code): `Debug` shows the names only,
+/// and the values are zeroed when dropped.
 #[derive(Clone, Default)]
-pub struct Input(pub(crate) Vec<(String, String)>);
+pub struct Input(Vec<(String, String)>);
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        for (name, value) in &mut self.0 {
+            name.zeroize();
+            value.zeroize();
+        }
+    }
+}
 
 impl Input {
     /// Input from pairs (for tests).
@@ -412,10 +449,28 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why a flow call failed; the host shows it to the user, so say what to do.
 ///
-/// The host acts on the kind: [`Error::Network`] is retried later where the host polls,
-/// [`Error::Protocol`] and the others stop; [`Error::Provider`] with `invalid_grant` on a
-/// refresh asks the user to log in again. The SDK's `http` and `oauth2` helpers pick the kind
-/// for you.
+/// The host acts on the kind: [`Error::Network`] is retried later where the host polls (the
+/// device flow backs off and polls again), [`Error::Protocol`] and the others stop;
+/// [`Error::Provider`] with `invalid_grant` on a refresh asks the user to log in again.
+///
+/// The rule the SDK's `http` and `oauth2` helpers follow, and yours should:
+///
+/// | what happened | kind | WIT `flow-error` |
+/// | --- | --- | --- |
+/// | no answer in time, the connection failed ([`HttpError::Timeout`], [`HttpError::Connect`]) | [`Error::Network`] | `network` |
+/// | HTTP 5xx or 429 without an OAuth2 error body ([`Error::for_status`]) | [`Error::Network`] | `network` |
+/// | an OAuth2 error body (`{"error": …}`, Slack's `{"ok": false, …}`), whatever the status | [`Error::Provider`] with its code | `provider` |
+/// | a redirect (3xx; never followed), a body that is not the expected JSON, a missing or malformed field in a token response, another 4xx | [`Error::Protocol`] | `internal` (`protocol: …`) |
+/// | a request the host refused, an invalid URL, an oversized answer ([`HttpError::Denied`], [`HttpError::InvalidUrl`], [`HttpError::TooLarge`]) | [`Error::Protocol`] | `internal` (`protocol: …`) |
+///
+/// Only what may pass by itself is [`Error::Network`]: the same request again gives the same
+/// protocol error, so retrying it until the device code expires would only hide it.
+///
+/// [`HttpError::Timeout`]: crate::http::HttpError::Timeout
+/// [`HttpError::Connect`]: crate::http::HttpError::Connect
+/// [`HttpError::Denied`]: crate::http::HttpError::Denied
+/// [`HttpError::InvalidUrl`]: crate::http::HttpError::InvalidUrl
+/// [`HttpError::TooLarge`]: crate::http::HttpError::TooLarge
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -542,5 +597,88 @@ impl From<Error> for wit::FlowError {
             Error::Unsupported(m) => wit::FlowError::Unsupported(m),
             Error::Internal(m) => wit::FlowError::Internal(m),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_read_through_accessors() {
+        let key = ApiKey::new("sk-live-1");
+        assert_eq!(key.expose(), "sk-live-1");
+        assert_eq!(format!("{key:?}"), "ApiKey([redacted])");
+        let secret = Secret::new("hunter2");
+        assert_eq!(secret.expose(), "hunter2");
+        assert_eq!(format!("{secret:?}"), "Secret([redacted])");
+        let token = Token::bearer("at-1").with_refresh_token(Some("rt-1".into()));
+        assert_eq!(token.access_token(), "at-1");
+        assert_eq!(token.refresh_token(), Some("rt-1"));
+        let pending = Pending::new(b"{\"verifier\":\"v-1\"}".to_vec());
+        let auth = Authorization::redirect("https://id.example/")
+            .with_pending(&"v-1")
+            .unwrap();
+        assert_eq!(auth.pending(), b"\"v-1\"");
+        let input = Input::new([("api_key", "sk-live-1")]);
+        let basic = Credential::Basic {
+            username: "u".into(),
+            password: Secret::new("hunter2"),
+        };
+        let shown = format!(
+            "{:?} {token:?} {pending:?} {auth:?} {input:?} {basic:?} {:?}",
+            Credential::ApiKey(key.clone()),
+            Credential::OAuth2(token.clone()),
+        );
+        for secret in ["sk-live-1", "hunter2", "at-1", "rt-1", "v-1"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("api_key"), "{shown}");
+    }
+
+    #[test]
+    fn credentials_cross_the_wit_boundary_intact() {
+        let token = Token::bearer("at").with_refresh_token(Some("rt".into()));
+        let back: Credential = wit::Credential::from(Credential::OAuth2(token)).into();
+        let token = back.into_token().unwrap();
+        assert_eq!(
+            (token.access_token(), token.refresh_token()),
+            ("at", Some("rt"))
+        );
+        let Credential::ApiKey(key) = wit::Credential::from(Credential::api_key("k")).into() else {
+            panic!("not an API key")
+        };
+        assert_eq!(key.expose(), "k");
+    }
+
+    #[test]
+    fn for_status_retries_only_what_may_pass() {
+        for status in [500, 502, 503, 504, 429] {
+            assert!(
+                matches!(Error::for_status(status, "x"), Error::Network(_)),
+                "{status}"
+            );
+        }
+        for status in [301, 302, 307, 400, 401, 403, 404, 410, 418] {
+            assert!(
+                matches!(Error::for_status(status, "x"), Error::Protocol(_)),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_map_onto_the_wit_variants() {
+        let wit = |e: Error| wit::FlowError::from(e);
+        assert!(matches!(wit(Error::network("t")), wit::FlowError::Network(m) if m == "t"));
+        // WIT 0.1.0 has no `protocol` variant: `internal` stops the host, as it should.
+        assert!(matches!(
+            wit(Error::protocol("not JSON")),
+            wit::FlowError::Internal(m) if m == "protocol: not JSON"
+        ));
+        assert!(matches!(
+            wit(Error::provider("slow_down", None, 400)),
+            wit::FlowError::Provider(p) if p.code == "slow_down" && p.status == 400
+        ));
     }
 }

@@ -65,7 +65,7 @@ fn bench(c: &mut Criterion) {
         .block_on(app.login("github", "default", None, &options, &Approver))
         .unwrap();
     let token = record.credential.secret().unwrap().expose().to_owned();
-    let session = app.session("github", "default").unwrap();
+    let session = rt.block_on(app.session("github", "default")).unwrap();
     let url = session.url("/echo", false).unwrap();
     let plain = reqwest::Client::builder().no_proxy().build().unwrap();
 

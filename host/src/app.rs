@@ -140,25 +140,76 @@ impl App {
         }
     }
 
-    /// An HTTP client for `provider`'s API that carries `account`'s credential (see
-    /// [`Session`](crate::Session)): paths resolve against the provider's `api_url`.
-    pub fn session(&self, provider: &str, account: &str) -> Result<crate::Session, AppError> {
-        crate::names::check_name(account)?;
+    /// How `provider`'s credential goes on API requests: its section's `binding`, else what
+    /// its plugin declares (0.2.0 plugins), else `None` (the credential's own: bearer for
+    /// OAuth2 tokens).
+    pub async fn binding(&self, provider: &str) -> Result<Option<crate::Binding>, AppError> {
         let handle = self.provider(provider)?;
-        let section = handle.context().section();
-        let binding = section
+        if let Some(b) = handle
+            .context()
+            .section()
             .binding()
-            .map_err(|e| AppError::Config(e.to_string()))?;
-        let base = section
+            .map_err(|e| AppError::Config(e.to_string()))?
+        {
+            return Ok(Some(b));
+        }
+        Ok(self.plugin_flow(&handle).await?.and_then(|f| f.binding()))
+    }
+
+    /// `provider`'s API base URL: its section's `api_url`, else what its plugin declares.
+    pub async fn api_base_url(&self, provider: &str) -> Result<Option<url::Url>, AppError> {
+        let handle = self.provider(provider)?;
+        let configured = handle
+            .context()
+            .section()
             .value()
             .get("api_url")
             .and_then(|u| u.as_str())
-            .map(|u| {
-                url::Url::parse(u).map_err(|_| {
-                    AppError::Config(format!("providers.{provider}.api_url is not a URL"))
-                })
+            .map(str::to_owned);
+        let text = match configured {
+            Some(text) => Some(text),
+            None => self
+                .plugin_flow(&handle)
+                .await?
+                .and_then(|f| f.api_base_url()),
+        };
+        text.map(|u| {
+            url::Url::parse(&u).map_err(|_| {
+                AppError::Config(format!("the API base URL of `{provider}` is not a URL"))
             })
-            .transpose()?;
+        })
+        .transpose()
+    }
+
+    #[cfg(feature = "plugins")]
+    async fn plugin_flow(
+        &self,
+        provider: &Provider,
+    ) -> Result<Option<Arc<crate::plugin::WasmFlow>>, AppError> {
+        if !matches!(provider.source(), crate::ProviderSource::Plugin(_)) {
+            return Ok(None);
+        }
+        let flow = provider
+            .default_flow()
+            .unwrap_or(crate::plugin::PLUGIN_FLOW);
+        Ok(Some(
+            provider.flow_as::<crate::plugin::WasmFlow>(flow).await?,
+        ))
+    }
+
+    #[cfg(not(feature = "plugins"))]
+    async fn plugin_flow(&self, _provider: &Provider) -> Result<Option<NoPlugin>, AppError> {
+        Ok(None)
+    }
+
+    /// An HTTP client for `provider`'s API that carries `account`'s credential (see
+    /// [`Session`](crate::Session)): paths resolve against [`App::api_base_url`], the
+    /// credential goes on as [`App::binding`] says.
+    pub async fn session(&self, provider: &str, account: &str) -> Result<crate::Session, AppError> {
+        crate::names::check_name(account)?;
+        let handle = self.provider(provider)?;
+        let binding = self.binding(provider).await?;
+        let base = self.api_base_url(provider).await?;
         let policy = self.config.http_policy();
         crate::Session::new(
             handle,
@@ -245,6 +296,20 @@ impl App {
             })
             .await?;
         Ok(record)
+    }
+}
+
+/// Without the plugin runtime there is no plugin flow to ask.
+#[cfg(not(feature = "plugins"))]
+enum NoPlugin {}
+
+#[cfg(not(feature = "plugins"))]
+impl NoPlugin {
+    fn binding(&self) -> Option<crate::Binding> {
+        match *self {}
+    }
+    fn api_base_url(&self) -> Option<String> {
+        match *self {}
     }
 }
 

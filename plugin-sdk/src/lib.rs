@@ -62,15 +62,15 @@ pub mod oauth2;
 mod types;
 
 pub use types::{
-    ApiKey, Authorization, AuthorizeRequest, Credential, DeviceCode, Error, Field, Input, Pending,
-    Result, Secret, Token,
+    ApiKey, Authorization, AuthorizeRequest, Binding, Credential, DeviceCode, Error, Field, Input,
+    Pending, Result, Secret, Token,
 };
 
 /// Everything a plugin usually needs, in one `use`.
 pub mod prelude {
     pub use crate::types::{
-        Authorization, AuthorizeRequest, Credential, DeviceCode, Error, Field, Input, Pending,
-        Result, Token,
+        Authorization, AuthorizeRequest, Binding, Credential, DeviceCode, Error, Field, Input,
+        Pending, Result, Token,
     };
     pub use crate::{Flow, http, log, oauth2};
     pub use schemars::JsonSchema;
@@ -116,13 +116,24 @@ pub trait Flow {
 /// with `:port`; `{field}` stands for the host of the URL in the app-credentials field `field`.
 #[macro_export]
 macro_rules! register {
-    ($flow:ty { name: $name:expr, version: $version:expr, hosts: [$($host:expr),* $(,)?] $(,)? }) => {
+    ($flow:ty {
+        name: $name:expr,
+        version: $version:expr,
+        hosts: [$($host:expr),* $(,)?]
+        $(, binding: $binding:expr)?
+        $(, api_base_url: $api:expr)?
+        $(,)?
+    }) => {
         #[doc(hidden)]
         struct __HostPluginExport;
 
         impl $crate::__private::Guest for __HostPluginExport {
             fn metadata() -> $crate::__private::wit::PluginMetadata {
-                $crate::__private::metadata::<$flow>($name, $version, &[$($host),*])
+                let binding: ::std::option::Option<$crate::Binding> = None;
+                $(let binding = Some($binding);)?
+                let api: ::std::option::Option<&str> = None;
+                $(let api = Some($api);)?
+                $crate::__private::metadata::<$flow>($name, $version, &[$($host),*], binding, api)
             }
             fn authorize(
                 app: ::std::string::String,
@@ -190,13 +201,21 @@ pub mod __private {
         serde_json::from_str(json).map_err(|e| wit::FlowError::InvalidAppCredentials(e.to_string()))
     }
 
-    pub fn metadata<F: Flow>(name: &str, version: &str, hosts: &[&str]) -> wit::PluginMetadata {
+    pub fn metadata<F: Flow>(
+        name: &str,
+        version: &str,
+        hosts: &[&str],
+        binding: Option<crate::Binding>,
+        api_base_url: Option<&str>,
+    ) -> wit::PluginMetadata {
         let schema = schemars::schema_for!(F::App);
         wit::PluginMetadata {
             display_name: name.to_owned(),
             version: version.to_owned(),
             allowed_hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
             app_credentials_schema: serde_json::to_string(&schema).unwrap_or_else(|_| "{}".into()),
+            binding: binding.map(Into::into),
+            api_base_url: api_base_url.map(str::to_owned),
         }
     }
 

@@ -444,6 +444,50 @@ impl From<wit::Credential> for Credential {
     }
 }
 
+/// How the credential goes on API requests (`host api`, sessions, `host token --header`),
+/// declared with [`register!`](crate::register). Texts may be `{field}`: the value of that
+/// app-credentials field (or its schema default). The user's configuration may override it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Binding {
+    /// `Authorization: Bearer <token or key>`.
+    Bearer,
+    /// `Authorization: Basic …`, from a basic credential.
+    Basic,
+    /// A header carrying the secret after a prefix.
+    Header {
+        /// The header's name.
+        name: String,
+        /// What goes before the secret.
+        prefix: String,
+    },
+    /// A query parameter carrying the secret.
+    Query(String),
+}
+
+impl Binding {
+    /// A header binding.
+    pub fn header(name: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Binding::Header {
+            name: name.into(),
+            prefix: prefix.into(),
+        }
+    }
+}
+
+impl From<Binding> for wit::Binding {
+    fn from(b: Binding) -> Self {
+        match b {
+            Binding::Bearer => wit::Binding::Bearer,
+            Binding::Basic => wit::Binding::Basic,
+            Binding::Header { name, prefix } => {
+                wit::Binding::Header(wit::HeaderBinding { name, prefix })
+            }
+            Binding::Query(q) => wit::Binding::Query(q),
+        }
+    }
+}
+
 /// A flow's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -99,14 +99,24 @@ async fn a_connection_failure_keeps_its_causes_down_to_the_os_error() {
 #[test]
 fn the_wit_travels_in_each_package_unchanged() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let truth = std::fs::read(root.join("wit/auth.wit")).unwrap();
-    for copy in ["host/wit/auth.wit", "plugin-sdk/wit/auth.wit"] {
-        let bytes = std::fs::read(root.join(copy))
-            .unwrap_or_else(|e| panic!("{copy}: {e}; copy wit/auth.wit there"));
-        assert!(
-            bytes == truth,
-            "{copy} differs from wit/auth.wit, the one source of truth: copy it again"
-        );
+    for (truth, copies) in [
+        // The current contract (0.2.0), in each package that builds against it.
+        (
+            "wit/auth.wit",
+            &["host/wit/auth.wit", "plugin-sdk/wit/auth.wit"][..],
+        ),
+        // The frozen 0.1.0 contract the host still loads.
+        ("wit/v0.1.0/auth.wit", &["host/wit/v0.1.0/auth.wit"][..]),
+    ] {
+        let expected = std::fs::read(root.join(truth)).unwrap();
+        for copy in copies {
+            let bytes = std::fs::read(root.join(copy))
+                .unwrap_or_else(|e| panic!("{copy}: {e}; copy {truth} there"));
+            assert!(
+                bytes == expected,
+                "{copy} differs from {truth}, the one source of truth: copy it again"
+            );
+        }
     }
 }
 

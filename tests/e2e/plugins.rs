@@ -318,7 +318,8 @@ async fn broken_files_are_refused_by_name_and_others_keep_working() {
     let e = check(flow_error(registry, "future").await, "future");
     let text = e.to_string();
     assert!(
-        text.contains("integrations:auth@0.2.0") && text.contains("integrations:auth@0.1.0"),
+        text.contains("integrations:auth@0.9.0")
+            && text.contains("integrations:auth@0.1.0 or 0.2.0"),
         "{text}"
     );
     let e = check(flow_error(registry, "unrelated").await, "unrelated");
@@ -458,7 +459,7 @@ fn python_plugin() -> PathBuf {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
     host_testkit::python::componentize(
         &tests.join("python-plugin"),
-        &tests.join("../wit"),
+        &tests.join("../wit/v0.1.0"),
         &target.join("api_key_py.wasm"),
         target,
     )

@@ -170,7 +170,7 @@ async fn install_checks_the_file_and_puts_it_in_the_plugins_folder() {
         .await;
     assert_eq!(out.code, Some(1));
     assert!(
-        out.stderr.contains("integrations:auth@0.2.0"),
+        out.stderr.contains("integrations:auth@0.9.0"),
         "{}",
         out.stderr
     );

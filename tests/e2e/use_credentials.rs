@@ -355,3 +355,57 @@ async fn the_session_example_calls_the_api_in_a_few_lines() {
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("octocat"));
 }
+
+#[tokio::test]
+async fn plugins_of_both_contract_versions_load_and_a_declared_binding_is_used() {
+    let env = HostEnv::start().await;
+    std::fs::create_dir_all(env.plugins_dir()).unwrap();
+    std::fs::copy(
+        host_testkit::guests::API_KEY_PLUGIN,
+        env.plugins_dir().join("api-key.wasm"),
+    )
+    .unwrap();
+    // A 0.1.0 plugin (built from the frozen copy of the 0.1.0 WIT) and a 0.2.0 one (plugin-sdk).
+    for (file, version) in [
+        (host_testkit::guests::FLOW_GOOD, "0.1.0"),
+        (host_testkit::guests::API_KEY_PLUGIN, "0.2.0"),
+    ] {
+        let out = env.output(&["plugin", "inspect", file]).await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert!(
+            out.stdout
+                .contains(&format!("contract: integrations:auth@{version}")),
+            "{}",
+            out.stdout
+        );
+    }
+    let keycheck = env.provider.url("/api/keycheck");
+    env.write_config(&format!(
+        "[plugins]\nallow_http_loopback = true\n[providers.api-key]\nverify_url = \"{keycheck}\"\n"
+    ));
+    let out = env
+        .output(&[
+            "run",
+            "--provider",
+            "api-key",
+            "--field",
+            &format!("api_key={}", host_testkit::VALID_API_KEY),
+        ])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // The plugin declares `{header}: {prefix}<key>`; unset, those fields take their defaults.
+    let out = env
+        .output(&["token", "--provider", "api-key", "--header"])
+        .await;
+    assert_eq!(
+        out.stdout.trim(),
+        format!("authorization: Bearer {}", host_testkit::VALID_API_KEY),
+        "{out:?}"
+    );
+    // `host api` puts the key where the plugin says (the keycheck wants `Bearer <key>`).
+    let out = env
+        .output(&["api", "--provider", "api-key", "--allow-origin", &keycheck])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("\"ok\":true"), "{}", out.stdout);
+}

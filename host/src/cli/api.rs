@@ -39,7 +39,10 @@ pub(crate) struct ApiArgs {
 
 pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> {
     args.target.provider(ctx)?;
-    let session = ctx.app.session(args.target.name(), &args.target.account)?;
+    let session = ctx
+        .app
+        .session(args.target.name(), &args.target.account)
+        .await?;
     let method = http::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
         .with_context(|| format!("`{}` is not an HTTP method", args.method))?;
     let mut url = session.url(&args.endpoint, args.allow_origin)?;

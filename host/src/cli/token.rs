@@ -30,8 +30,7 @@ pub(crate) async fn run(ctx: &Context, mut args: TokenArgs) -> anyhow::Result<()
     let min_valid = Duration::from_secs(u64::from(args.min_valid));
     let record = super::fresh_record(ctx, &args.target, min_valid).await?;
     if args.header {
-        let provider = ctx.app.provider(name)?;
-        let configured = provider.context().section().binding()?;
+        let configured = ctx.app.binding(name).await?;
         let binding = host::Binding::for_credential(configured.as_ref(), &record.credential)
             .with_context(|| {
                 format!(

@@ -10,7 +10,6 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-use super::bindings::integrations::auth::{http as wit_http, log as wit_log, types as wit_types};
 use super::sandbox::AllowList;
 use crate::http::{HttpClient, HttpError};
 use crate::text::sanitize;
@@ -278,81 +277,101 @@ impl PluginHttp {
     }
 }
 
-impl wit_types::Host for StoreState {}
+/// The host functions a plugin imports (`http`, `log`), the same code for every WIT version:
+/// the versions' types have the same shapes.
+macro_rules! plugin_imports {
+    ($version:ident) => {
+        mod $version {
+            use std::sync::Arc;
 
-impl wit_http::Host for StoreState {
-    async fn send(
-        &mut self,
-        req: wit_http::Request,
-    ) -> Result<wit_http::Response, wit_http::HttpError> {
-        use wit_http::{HttpError as E, Method};
-        let method = match req.method {
-            Method::Get => http::Method::GET,
-            Method::Post => http::Method::POST,
-            Method::Put => http::Method::PUT,
-            Method::Patch => http::Method::PATCH,
-            Method::Delete => http::Method::DELETE,
-            Method::Head => http::Method::HEAD,
-        };
-        let mut builder = http::Request::builder().method(method).uri(&req.url);
-        for (name, value) in &req.headers {
-            builder = builder.header(name, value);
+            use super::super::bindings::$version::integrations::auth::{
+                http as http_wit, log as log_wit, types,
+            };
+            use super::{SendError, StoreState};
+            use crate::http::HttpError;
+            use crate::text::sanitize;
+
+            impl types::Host for StoreState {}
+
+            impl http_wit::Host for StoreState {
+                async fn send(
+                    &mut self,
+                    req: http_wit::Request,
+                ) -> Result<http_wit::Response, http_wit::HttpError> {
+                    use http_wit::{HttpError as E, Method};
+                    let method = match req.method {
+                        Method::Get => http::Method::GET,
+                        Method::Post => http::Method::POST,
+                        Method::Put => http::Method::PUT,
+                        Method::Patch => http::Method::PATCH,
+                        Method::Delete => http::Method::DELETE,
+                        Method::Head => http::Method::HEAD,
+                    };
+                    let mut builder = http::Request::builder().method(method).uri(&req.url);
+                    for (name, value) in &req.headers {
+                        builder = builder.header(name, value);
+                    }
+                    let request = builder
+                        .body(req.body)
+                        .map_err(|e| E::InvalidUrl(sanitize(&e.to_string(), 200)))?;
+                    let http = Arc::clone(&self.hooks.http);
+                    match http.send(request).await {
+                        Ok(response) => {
+                            let headers = response
+                                .headers()
+                                .iter()
+                                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                                .collect();
+                            Ok(http_wit::Response {
+                                status: response.status().as_u16(),
+                                headers,
+                                body: response.into_body(),
+                            })
+                        }
+                        Err(SendError::Denied(why)) => {
+                            tracing::warn!(plugin = %self.plugin, "denied a plugin request: {why}");
+                            Err(E::Denied(why))
+                        }
+                        Err(SendError::InvalidUrl(why)) => Err(E::InvalidUrl(why)),
+                        Err(SendError::Http(HttpError::Timeout { .. })) => Err(E::Timeout),
+                        Err(SendError::Http(HttpError::TooLarge { limit, .. })) => {
+                            Err(E::TooLarge(limit as u64))
+                        }
+                        Err(SendError::Http(HttpError::InsecureUrl { host })) => {
+                            Err(E::Denied(format!("plain http to {host}")))
+                        }
+                        Err(SendError::Http(e)) => Err(E::Connect(e.to_string())),
+                    }
+                }
+            }
+
+            impl log_wit::Host for StoreState {
+                async fn log(&mut self, level: log_wit::Level, message: String) {
+                    use log_wit::Level;
+                    // The log counts against the same per-call budget as stdout and stderr.
+                    if message.len() > self.log_budget {
+                        self.log_budget = 0;
+                        self.log_dropped = self.log_dropped.saturating_add(message.len());
+                        return;
+                    }
+                    self.log_budget -= message.len();
+                    let message = sanitize(&message, 2000);
+                    let plugin = &self.plugin;
+                    match level {
+                        Level::Trace => tracing::trace!(%plugin, "{message}"),
+                        Level::Debug => tracing::debug!(%plugin, "{message}"),
+                        Level::Info => tracing::info!(%plugin, "{message}"),
+                        Level::Warn => tracing::warn!(%plugin, "{message}"),
+                        Level::Error => tracing::error!(%plugin, "{message}"),
+                    }
+                }
+            }
         }
-        let request = builder
-            .body(req.body)
-            .map_err(|e| E::InvalidUrl(sanitize(&e.to_string(), 200)))?;
-        let http = Arc::clone(&self.hooks.http);
-        match http.send(request).await {
-            Ok(response) => {
-                let headers = response
-                    .headers()
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-                    .collect();
-                Ok(wit_http::Response {
-                    status: response.status().as_u16(),
-                    headers,
-                    body: response.into_body(),
-                })
-            }
-            Err(SendError::Denied(why)) => {
-                tracing::warn!(plugin = %self.plugin, "denied a plugin request: {why}");
-                Err(E::Denied(why))
-            }
-            Err(SendError::InvalidUrl(why)) => Err(E::InvalidUrl(why)),
-            Err(SendError::Http(HttpError::Timeout { .. })) => Err(E::Timeout),
-            Err(SendError::Http(HttpError::TooLarge { limit, .. })) => {
-                Err(E::TooLarge(limit as u64))
-            }
-            Err(SendError::Http(HttpError::InsecureUrl { host })) => {
-                Err(E::Denied(format!("plain http to {host}")))
-            }
-            Err(SendError::Http(e)) => Err(E::Connect(e.to_string())),
-        }
-    }
+    };
 }
 
-impl wit_log::Host for StoreState {
-    async fn log(&mut self, level: wit_log::Level, message: String) {
-        use wit_log::Level;
-        // The log counts against the same per-call budget as stdout and stderr.
-        if message.len() > self.log_budget {
-            self.log_budget = 0;
-            self.log_dropped = self.log_dropped.saturating_add(message.len());
-            return;
-        }
-        self.log_budget -= message.len();
-        let message = sanitize(&message, 2000);
-        let plugin = &self.plugin;
-        match level {
-            Level::Trace => tracing::trace!(%plugin, "{message}"),
-            Level::Debug => tracing::debug!(%plugin, "{message}"),
-            Level::Info => tracing::info!(%plugin, "{message}"),
-            Level::Warn => tracing::warn!(%plugin, "{message}"),
-            Level::Error => tracing::error!(%plugin, "{message}"),
-        }
-    }
-}
+plugin_imports!(v0_1);
+plugin_imports!(v0_2);
 
 /// `wasi:http` hooks: outgoing requests (JavaScript's `fetch`) take the same path as the
 /// `http` import.

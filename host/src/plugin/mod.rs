@@ -23,6 +23,7 @@ mod discovery;
 mod imports;
 mod runtime;
 mod sandbox;
+mod v0_1_compat;
 mod wasm_flow;
 
 use std::path::PathBuf;
@@ -38,8 +39,10 @@ pub use runtime::{EngineError, HostSpec, LoadSource, LoadedPlugin, PluginHost, P
 pub use sandbox::{HostPattern, HostPatternError};
 pub use wasm_flow::WasmFlow;
 
-/// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
+/// The current WIT package version (what plugin-sdk builds).
+pub const WIT_VERSION: &str = "0.2.0";
+/// Every WIT package version this host loads.
+pub const WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
 /// The export every plugin must provide.
 pub const EXPORT: &str = "integrations:auth/auth-flow";
 /// The name of the flow a discovered plugin file provides.
@@ -131,7 +134,7 @@ pub enum PluginError {
         reason: String,
     },
     /// Built for another version of the WIT contract.
-    #[error("plugin {}: built for {package}@{found}, but this host implements {package}@{expected}; rebuild it against version {expected}", .path.display())]
+    #[error("plugin {}: built for {package}@{found}, but this host loads {package}@{expected}; rebuild it against a version it loads", .path.display())]
     WrongVersion {
         /// The file.
         path: PathBuf,
@@ -139,11 +142,11 @@ pub enum PluginError {
         package: String,
         /// The version it targets.
         found: String,
-        /// The version the host implements.
+        /// The versions the host loads.
         expected: String,
     },
     /// The component does not export `auth-flow`.
-    #[error("plugin {}: does not export `{export}@{version}` (it exports: {found})", .path.display(), export = EXPORT, version = WIT_VERSION)]
+    #[error("plugin {}: does not export `{export}` at a version this host loads ({versions}; it exports: {found})", .path.display(), export = EXPORT, versions = WIT_VERSIONS.join(", "))]
     MissingExport {
         /// The file.
         path: PathBuf,

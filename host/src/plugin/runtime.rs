@@ -10,10 +10,10 @@ use tokio::sync::OnceCell;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
-use super::bindings::{Plugin, PluginPre};
+use super::bindings::{v0_1, v0_2};
 use super::imports::{LimitHit, Limits, StoreState};
 use super::sandbox::{AllowList, HostPattern, HostPatternError};
-use super::{EXPORT, PluginError, PluginSettings, WIT_VERSION};
+use super::{EXPORT, PluginError, PluginSettings, WIT_VERSION, WIT_VERSIONS};
 use crate::http::{HttpClient, HttpPolicy};
 
 /// How often the epoch ticks: the resolution of the CPU-time deadline.
@@ -218,7 +218,9 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| e.to_string())?;
-        Plugin::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)
+        v0_2::Plugin::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)
+            .map_err(|e| e.to_string())?;
+        v0_1::Plugin::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)
             .map_err(|e| e.to_string())?;
 
         let weak = engine.weak();
@@ -301,11 +303,7 @@ impl Runtime {
         }
     }
 
-    fn instantiate_pre(
-        &self,
-        path: &Path,
-        component: &Component,
-    ) -> Result<PluginPre<StoreState>, PluginError> {
+    fn instantiate_pre(&self, path: &Path, component: &Component) -> Result<Pre, PluginError> {
         let ty = component.component_type();
         let exports: Vec<String> = ty
             .exports(&self.engine)
@@ -315,22 +313,25 @@ impl Runtime {
             .imports(&self.engine)
             .map(|(name, _)| name.to_owned())
             .collect();
-        // Our own package at another version: say so with both versions.
+        // Our own package at a version this host does not load: say so with the versions.
         for name in exports.iter().chain(&imports) {
             if let Some(rest) = name.strip_prefix(PACKAGE).and_then(|r| r.strip_prefix('/'))
                 && let Some((_, version)) = rest.split_once('@')
-                && version != WIT_VERSION
+                && !WIT_VERSIONS.contains(&version)
             {
                 return Err(PluginError::WrongVersion {
                     path: path.to_owned(),
                     package: PACKAGE.into(),
                     found: version.into(),
-                    expected: WIT_VERSION.into(),
+                    expected: WIT_VERSIONS.join(" or "),
                 });
             }
         }
-        let wanted = format!("{EXPORT}@{WIT_VERSION}");
-        if !exports.contains(&wanted) {
+        let version = WIT_VERSIONS
+            .iter()
+            .find(|v| exports.contains(&format!("{EXPORT}@{v}")))
+            .copied();
+        let Some(version) = version else {
             let found = if exports.is_empty() {
                 "nothing".to_owned()
             } else {
@@ -340,7 +341,7 @@ impl Runtime {
                 path: path.to_owned(),
                 found,
             });
-        }
+        };
         let pre = self.linker.instantiate_pre(component).map_err(|e| {
             let text = format!("{e:#}");
             let missing: Vec<String> = imports
@@ -360,11 +361,24 @@ impl Runtime {
                 }
             }
         })?;
-        PluginPre::new(pre).map_err(|e| PluginError::MissingExport {
+        let missing = |e: wasmtime::Error| PluginError::MissingExport {
             path: path.to_owned(),
             found: format!("{e:#}"),
+        };
+        Ok(if version == WIT_VERSION {
+            Pre::V0_2(v0_2::PluginPre::new(pre).map_err(missing)?)
+        } else {
+            Pre::V0_1(v0_1::PluginPre::new(pre).map_err(missing)?)
         })
     }
+}
+
+/// A plugin ready to instantiate, by the WIT version it was built for.
+pub(crate) enum Pre {
+    /// `integrations:auth@0.1.0`.
+    V0_1(v0_1::PluginPre<StoreState>),
+    /// `integrations:auth@0.2.0`.
+    V0_2(v0_2::PluginPre<StoreState>),
 }
 
 /// The instance pool: enough slots for concurrent calls of several plugins, each slot as
@@ -472,6 +486,12 @@ pub struct PluginInfo {
     pub allowed_hosts: Vec<HostSpec>,
     /// The JSON schema of its app credentials.
     pub schema: serde_json::Value,
+    /// The WIT version it was built for.
+    pub wit_version: &'static str,
+    /// How its credential goes on API requests, as declared (texts may name fields).
+    pub binding: Option<crate::binding::Binding>,
+    /// The API's base URL, as declared (may be `{field}`).
+    pub api_base_url: Option<String>,
 }
 
 /// A compiled plugin, ready to instantiate.
@@ -479,7 +499,7 @@ pub struct LoadedPlugin {
     pub(crate) path: PathBuf,
     pub(crate) runtime: Arc<Runtime>,
     component: Component,
-    pub(crate) pre: PluginPre<StoreState>,
+    pub(crate) pre: Pre,
     source: LoadSource,
     info: PluginInfo,
 }
@@ -565,11 +585,23 @@ impl LoadedPlugin {
     async fn read_metadata(&self, settings: &PluginSettings) -> Result<PluginInfo, PluginError> {
         let mut store = self.store(settings, AllowList::default());
         let call = async {
-            let plugin = self.pre.instantiate_async(&mut store).await?;
-            plugin
-                .integrations_auth_auth_flow()
-                .call_metadata(&mut store)
-                .await
+            match &self.pre {
+                Pre::V0_2(pre) => {
+                    let plugin = pre.instantiate_async(&mut store).await?;
+                    plugin
+                        .integrations_auth_auth_flow()
+                        .call_metadata(&mut store)
+                        .await
+                }
+                Pre::V0_1(pre) => {
+                    let plugin = pre.instantiate_async(&mut store).await?;
+                    plugin
+                        .integrations_auth_auth_flow()
+                        .call_metadata(&mut store)
+                        .await
+                        .map(super::v0_1_compat::metadata)
+                }
+            }
         };
         let meta = match tokio::time::timeout(settings.call_timeout(), call).await {
             Err(_) => {
@@ -595,11 +627,29 @@ impl LoadedPlugin {
             .iter()
             .map(|h| HostSpec::parse(h).map_err(|e| bad(format!("allowed host {e}"))))
             .collect::<Result<_, _>>()?;
+        use v0_2::integrations::auth::types::Binding as B;
+        let binding = meta.binding.map(|b| match b {
+            B::Bearer => crate::binding::Binding::Scheme(crate::binding::Scheme::Bearer),
+            B::Basic => crate::binding::Binding::Scheme(crate::binding::Scheme::Basic),
+            B::Header(h) => crate::binding::Binding::Header {
+                header: crate::text::sanitize(&h.name, 100),
+                prefix: crate::text::sanitize(&h.prefix, 100),
+            },
+            B::Query(q) => crate::binding::Binding::Query {
+                query: crate::text::sanitize(&q, 100),
+            },
+        });
         Ok(PluginInfo {
             display_name: crate::text::sanitize(&meta.display_name, 100),
             version: crate::text::sanitize(&meta.version, 40),
             allowed_hosts,
             schema,
+            wit_version: match self.pre {
+                Pre::V0_1(_) => "0.1.0",
+                Pre::V0_2(_) => WIT_VERSION,
+            },
+            binding,
+            api_base_url: meta.api_base_url.map(|u| crate::text::sanitize(&u, 500)),
         })
     }
 }

@@ -7,10 +7,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use wasmtime::Store;
 
-use super::bindings::integrations::auth::types as wit;
+use super::bindings::v0_2::integrations::auth::types as wit;
 use super::imports::StoreState;
+use super::runtime::Pre;
 use super::runtime::{LoadedPlugin, PluginHost, trap};
 use super::sandbox::{AllowList, HostPattern};
+use super::v0_1_compat;
 use super::{PluginError, PluginSettings};
 use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, DeviceCode,
@@ -43,14 +45,26 @@ impl std::fmt::Debug for WasmFlow {
 /// The largest `extra-json` a plugin's token may carry.
 const MAX_EXTRA_BYTES: usize = 64 * 1024;
 
+/// One call in a fresh instance, for a plugin of either WIT version: `$current` for a 0.2.0
+/// plugin; `$old` for a 0.1.0 one, whose answer `$up` turns into 0.2.0 values.
 macro_rules! call {
-    ($self:ident, $name:literal, |$store:ident, $guest:ident| $body:expr) => {{
+    ($self:ident, $name:literal, |$store:ident, $guest:ident| $current:expr, $old:expr, $up:expr) => {{
         let mut $store = $self.plugin.store(&$self.settings, $self.allow.clone());
         let limit = $self.settings.call_timeout();
         let outcome = tokio::time::timeout(limit, async {
-            let instance = $self.plugin.pre.instantiate_async(&mut $store).await?;
-            let $guest = instance.integrations_auth_auth_flow();
-            $body.await
+            match &$self.plugin.pre {
+                Pre::V0_2(pre) => {
+                    let instance = pre.instantiate_async(&mut $store).await?;
+                    let $guest = instance.integrations_auth_auth_flow();
+                    $current.await
+                }
+                Pre::V0_1(pre) => {
+                    let instance = pre.instantiate_async(&mut $store).await?;
+                    let $guest = instance.integrations_auth_auth_flow();
+                    $old.await
+                        .map(|answer| answer.map($up).map_err(v0_1_compat::error))
+                }
+            }
         })
         .await;
         $self.finish($name, outcome, &$store)
@@ -100,6 +114,45 @@ impl WasmFlow {
     /// The loaded plugin.
     pub fn plugin(&self) -> &LoadedPlugin {
         &self.plugin
+    }
+
+    /// The binding the plugin declares, its `{field}` texts filled from the app credentials
+    /// (or the defaults their schema gives).
+    pub fn binding(&self) -> Option<crate::binding::Binding> {
+        use crate::binding::Binding;
+        let fill = |text: &str| self.fill(text);
+        Some(match self.plugin.info().binding.clone()? {
+            Binding::Header { header, prefix } => Binding::Header {
+                header: fill(&header)?,
+                prefix: fill(&prefix)?,
+            },
+            Binding::Query { query } => Binding::Query {
+                query: fill(&query)?,
+            },
+            other => other,
+        })
+    }
+
+    /// The API base URL the plugin declares, `{field}` filled in.
+    pub fn api_base_url(&self) -> Option<String> {
+        self.fill(self.plugin.info().api_base_url.as_deref()?)
+    }
+
+    /// `text`, or when it is `{field}`, that app-credentials field's value (or its schema
+    /// default); `None` when the field has neither.
+    fn fill(&self, text: &str) -> Option<String> {
+        let Some(field) = text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) else {
+            return Some(text.to_owned());
+        };
+        let app: serde_json::Value = serde_json::from_str(&self.app_json).ok()?;
+        let value = app.get(field).cloned().or_else(|| {
+            self.plugin
+                .info()
+                .schema
+                .pointer(&format!("/properties/{field}/default"))
+                .cloned()
+        })?;
+        value.as_str().map(str::to_owned)
     }
 
     fn finish<R>(
@@ -245,8 +298,13 @@ impl AuthFlow for WasmFlow {
             scopes: req.scopes,
         };
         let app = self.app_json.clone();
-        let auth = call!(self, "authorize", |store, guest| guest
-            .call_authorize(&mut store, &app, &request))?;
+        let auth = call!(
+            self,
+            "authorize",
+            |store, guest| guest.call_authorize(&mut store, &app, &request),
+            guest.call_authorize(&mut store, &app, &v0_1_compat::request(&request)),
+            v0_1_compat::authorization
+        )?;
         // A plugin never makes the user's desktop open anything but https (http to loopback
         // only when the configuration allows plain http to loopback).
         let loopback = self.settings.allow_http_loopback;
@@ -299,16 +357,26 @@ impl AuthFlow for WasmFlow {
         let state = pending.open(&self.provider, &self.flow)?.to_vec();
         let app = self.app_json.clone();
         let params = input.params().to_vec();
-        let credential = call!(self, "exchange", |store, guest| guest
-            .call_exchange(&mut store, &app, &state, &params))?;
+        let credential = call!(
+            self,
+            "exchange",
+            |store, guest| guest.call_exchange(&mut store, &app, &state, &params),
+            guest.call_exchange(&mut store, &app, &state, &params),
+            v0_1_compat::credential
+        )?;
         self.credential_from_wit("exchange", credential)
     }
 
     async fn refresh(&self, credential: &Credential) -> Result<Credential, FlowError> {
         let app = self.app_json.clone();
         let old = Self::credential_to_wit(credential)?;
-        let fresh = call!(self, "refresh", |store, guest| guest
-            .call_refresh(&mut store, &app, &old))?;
+        let fresh = call!(
+            self,
+            "refresh",
+            |store, guest| guest.call_refresh(&mut store, &app, &old),
+            guest.call_refresh(&mut store, &app, &v0_1_compat::credential_down(&old)),
+            v0_1_compat::credential
+        )?;
         let mut fresh = self.credential_from_wit("refresh", fresh)?;
         // As for native flows: a refresh that returns no refresh token keeps the old one.
         if let (Credential::OAuth2(new), Credential::OAuth2(old)) = (&mut fresh, credential)
@@ -322,7 +390,12 @@ impl AuthFlow for WasmFlow {
     async fn revoke(&self, credential: &Credential) -> Result<bool, FlowError> {
         let app = self.app_json.clone();
         let old = Self::credential_to_wit(credential)?;
-        call!(self, "revoke", |store, guest| guest
-            .call_revoke(&mut store, &app, &old))
+        call!(
+            self,
+            "revoke",
+            |store, guest| guest.call_revoke(&mut store, &app, &old),
+            guest.call_revoke(&mut store, &app, &v0_1_compat::credential_down(&old)),
+            |revoked| revoked
+        )
     }
 }

@@ -64,4 +64,6 @@ plugin_sdk::register!(ApiKey {
     name: "API key",
     version: env!("CARGO_PKG_VERSION"),
     hosts: ["{verify_url}"],
+    // `host api` and `host token --header` put the key where `verify_url` expects it.
+    binding: Binding::header("{header}", "{prefix}"),
 });

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-wit_bindgen::generate!({ world: "plugin", path: "../../../wit" });
+wit_bindgen::generate!({ world: "plugin", path: "../../../wit/v0.1.0" });
 
 use exports::integrations::auth::auth_flow::Guest;
 use integrations::auth::http::{self, Method, Request};

@@ -11,7 +11,7 @@ wit_bindgen::generate!({
             import vault;
         }
     ",
-    path: "../../../wit",
+    path: "../../../wit/v0.1.0",
     world: "test:unknown/plugin-plus",
     generate_all,
 });

@@ -1,8 +1,8 @@
-//! A component built for another version of the contract (`integrations:auth@0.2.0`).
+//! A component built for another version of the contract (`integrations:auth@0.9.0`).
 
 wit_bindgen::generate!({
     inline: "
-        package integrations:auth@0.2.0;
+        package integrations:auth@0.9.0;
         interface auth-flow {
             metadata: func() -> string;
         }

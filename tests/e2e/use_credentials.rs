@@ -311,6 +311,19 @@ async fn a_401_refreshes_once_and_a_second_refusal_says_log_in() {
     assert_eq!(out.code, Some(4), "{out:?}");
     assert!(out.stderr.contains("log in again"), "{}", out.stderr);
     assert_eq!(env.provider.refresh_count(), 2);
+
+    // The refresh works but the API still answers 401: one refresh, then "log in again".
+    env.login_ok().await;
+    let before = env.provider.refresh_count();
+    env.provider.set_api_refuses(true);
+    let out = env.output(&["api", "/echo"]).await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(out.stderr.contains("log in again"), "{}", out.stderr);
+    assert_eq!(
+        env.provider.refresh_count(),
+        before + 1,
+        "exactly one refresh"
+    );
 }
 
 #[tokio::test]

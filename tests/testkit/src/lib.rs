@@ -126,6 +126,8 @@ struct Inner {
     refresh_delay_ms: AtomicU64,
     /// The `Authorization` headers `/api/landing` received (empty string: none).
     landings: Mutex<Vec<String>>,
+    /// The API refuses every token, fresh ones too (an app whose access was withdrawn).
+    api_refuses: std::sync::atomic::AtomicBool,
 }
 
 /// The test OAuth2 provider, serving until dropped.
@@ -265,6 +267,11 @@ impl TestProvider {
     /// string for a request without one).
     pub fn landings(&self) -> Vec<String> {
         self.inner.landings.lock().unwrap().clone()
+    }
+
+    /// Makes the API (`/api/items`, `/api/echo`) answer 401 to every token, fresh ones too.
+    pub fn set_api_refuses(&self, on: bool) {
+        self.inner.api_refuses.store(on, Ordering::SeqCst);
     }
 
     /// Forgets every access token (as if the user revoked them on the provider's website).
@@ -560,6 +567,9 @@ async fn device_evil() -> Response {
 /// An API that accepts one key: `Authorization: Bearer VALID_API_KEY`.
 /// Whether the request carries a live access token as a bearer token.
 fn live_bearer(inner: &Inner, headers: &HeaderMap) -> bool {
+    if inner.api_refuses.load(Ordering::SeqCst) {
+        return false;
+    }
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

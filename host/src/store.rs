@@ -583,13 +583,9 @@ impl RecordLock {
 /// into the file so that a waiter that gives up can say who holds it.
 fn acquire(path: &Path, deadline: Instant, waited: Duration) -> Result<File, StoreError> {
     loop {
-        refuse_symlink(path)?;
-        let mut file = private_options()
-            .read(true)
-            .write(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io("cannot open", path))?;
+        let mut options = private_options();
+        options.read(true).write(true).truncate(false);
+        let mut file = open_private(&options, path, "cannot open")?;
         match file.try_lock() {
             Ok(()) => {
                 // The lock file may have been deleted (by a logout) while we waited: a lock
@@ -648,19 +644,42 @@ fn refuse_symlink(path: &Path) -> Result<(), StoreError> {
 /// A record's bytes (`None` when there is none): never through a symbolic link, and a record
 /// readable by others is made owner-only again, with a warning.
 fn read_private(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
-    refuse_symlink(path)?;
     let mut options = OpenOptions::new();
     options.read(true);
     no_follow(&mut options);
-    let mut file = match options.open(path) {
+    let mut file = match open_private(&options, path, "cannot read") {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io("cannot read", path)(e)),
+        Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
     };
     repair_private_file(&file, path).map_err(io("cannot protect", path))?;
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io("cannot read", path))?;
     Ok(Some(bytes))
+}
+
+/// Opens a file of the store without following a symbolic link at its last component: on unix
+/// `O_NOFOLLOW` makes the open itself refuse one (one system call, no check-then-use gap);
+/// elsewhere it is checked first.
+fn open_private(
+    options: &OpenOptions,
+    path: &Path,
+    action: &'static str,
+) -> Result<File, StoreError> {
+    #[cfg(not(unix))]
+    refuse_symlink(path)?;
+    options.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return StoreError::Unsafe {
+                path: path.to_owned(),
+                reason: "it is a symbolic link",
+            };
+        }
+        io(action, path)(e)
+    })
 }
 
 fn dir_error(dir: &Path, e: std::io::Error) -> StoreError {

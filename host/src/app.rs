@@ -211,15 +211,8 @@ impl App {
         let binding = self.binding(provider).await?;
         let base = self.api_base_url(provider).await?;
         let policy = self.config.http_policy();
-        crate::Session::new(
-            handle,
-            account,
-            self.store.clone(),
-            binding,
-            base,
-            Some(&policy),
-        )
-        .map_err(|e| AppError::Config(e.to_string()))
+        crate::Session::new(handle, account, self.store.clone(), binding, base, &policy)
+            .map_err(|e| AppError::Config(e.to_string()))
     }
 
     /// The built-in `github` provider, typed.

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use url::Url;
 
-/// Limits and options of the [`HttpClient`].
-#[derive(Debug, Clone)]
+/// Limits and options of the [`HttpClient`]. `Debug` hides a proxy's password.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct HttpPolicy {
     /// Time to establish a connection.
@@ -35,6 +35,45 @@ pub struct HttpPolicy {
     pub public_addresses_only: bool,
     /// With `public_addresses_only`, whether names may resolve to loopback.
     pub allow_loopback: bool,
+}
+
+impl std::fmt::Debug for HttpPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let proxy = self.proxy.as_ref().map(|p| {
+            let mut shown = p.clone();
+            if shown.password().is_some() {
+                let _ = shown.set_password(Some("[redacted]"));
+            }
+            shown.to_string()
+        });
+        f.debug_struct("HttpPolicy")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("max_body", &self.max_body)
+            .field("proxy", &proxy)
+            .field("no_proxy", &self.no_proxy)
+            .field("public_addresses_only", &self.public_addresses_only)
+            .field("allow_loopback", &self.allow_loopback)
+            .finish()
+    }
+}
+
+impl HttpPolicy {
+    /// The proxy as reqwest takes it, loopback always bypassing it; `None` without one. The one
+    /// place a proxy is set up, for the hardened client and API sessions alike.
+    pub(crate) fn reqwest_proxy(&self) -> Result<Option<reqwest::Proxy>, HttpError> {
+        let Some(proxy) = &self.proxy else {
+            return Ok(None);
+        };
+        let bypass = match &self.no_proxy {
+            Some(list) if !list.trim().is_empty() => format!("{list},{LOOPBACK_HOSTS}"),
+            _ => LOOPBACK_HOSTS.to_owned(),
+        };
+        let proxy = reqwest::Proxy::all(proxy.as_str())
+            .map_err(|e| HttpError::Setup(e.without_url()))?
+            .no_proxy(reqwest::NoProxy::from_string(&bypass));
+        Ok(Some(proxy))
+    }
 }
 
 impl Default for HttpPolicy {
@@ -104,11 +143,19 @@ impl HttpError {
 /// Hosts that never go through a proxy.
 const LOOPBACK_HOSTS: &str = "localhost,127.0.0.1,::1";
 
-/// The hardened HTTP client. Cheap to clone.
-#[derive(Debug, Clone)]
+/// The hardened HTTP client. Cheap to clone. `Debug` shows its policy only.
+#[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
     policy: HttpPolicy,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("policy", &self.policy)
+            .finish()
+    }
 }
 
 impl HttpClient {
@@ -120,14 +167,7 @@ impl HttpClient {
             .timeout(policy.timeout)
             .no_proxy()
             .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")));
-        if let Some(proxy) = &policy.proxy {
-            let bypass = match &policy.no_proxy {
-                Some(list) if !list.trim().is_empty() => format!("{list},{LOOPBACK_HOSTS}"),
-                _ => LOOPBACK_HOSTS.to_owned(),
-            };
-            let proxy = reqwest::Proxy::all(proxy.as_str())
-                .map_err(|e| HttpError::Setup(e.without_url()))?
-                .no_proxy(reqwest::NoProxy::from_string(&bypass));
+        if let Some(proxy) = policy.reqwest_proxy()? {
             builder = builder.proxy(proxy);
         }
         if policy.public_addresses_only {
@@ -265,6 +305,18 @@ pub(crate) fn require_secure(url: &Url) -> Result<(), HttpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_a_proxy_password() {
+        let policy = HttpPolicy {
+            proxy: Some(Url::parse("http://me:hunter2@proxy.example:3128").unwrap()),
+            ..HttpPolicy::default()
+        };
+        let client = HttpClient::new(policy).unwrap();
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("proxy.example"), "{shown}");
+    }
 
     #[test]
     fn https_or_loopback_only() {

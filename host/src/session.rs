@@ -8,7 +8,6 @@
 //! followed only within the same origin, so the credential never travels elsewhere.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use url::Url;
 
@@ -51,13 +50,16 @@ pub enum SessionError {
         /// The provider.
         provider: String,
     },
+    /// The client could not be set up (a bad proxy).
+    #[error("cannot set up the API client")]
+    Setup(#[source] crate::http::HttpError),
     /// The request failed.
     #[error("the request failed")]
     Http(#[source] reqwest::Error),
 }
 
 /// An authenticated HTTP client for one provider account. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Session {
     provider: Arc<Provider>,
     account: String,
@@ -70,6 +72,17 @@ pub struct Session {
     current: Arc<std::sync::Mutex<Option<Record>>>,
 }
 
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("provider", &self.provider.name())
+            .field("account", &self.account)
+            .field("binding", &self.binding)
+            .field("base", &self.base)
+            .finish()
+    }
+}
+
 impl Session {
     pub(crate) fn new(
         provider: Arc<Provider>,
@@ -77,11 +90,11 @@ impl Session {
         store: Store,
         binding: Option<Binding>,
         base: Option<Url>,
-        proxy: Option<&crate::http::HttpPolicy>,
+        policy: &crate::http::HttpPolicy,
     ) -> Result<Self, SessionError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(policy.connect_timeout)
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 let same_origin = attempt
                     .previous()
@@ -94,14 +107,8 @@ impl Session {
                 }
             }))
             .no_proxy();
-        if let Some(policy) = proxy
-            && let Some(url) = &policy.proxy
-            && let Ok(p) = reqwest::Proxy::all(url.as_str())
-        {
-            let bypass = policy.no_proxy.clone().unwrap_or_default();
-            builder = builder.proxy(p.no_proxy(reqwest::NoProxy::from_string(&format!(
-                "{bypass},localhost,127.0.0.1,::1"
-            ))));
+        if let Some(proxy) = policy.reqwest_proxy().map_err(SessionError::Setup)? {
+            builder = builder.proxy(proxy);
         }
         let client = builder.build().map_err(SessionError::Http)?;
         Ok(Self {

@@ -108,3 +108,4 @@ pub use session::{Session, SessionError};
 pub use store::{
     DEFAULT_ACCOUNT, DEFAULT_LOCK_TIMEOUT, FreshError, Record, RecordLock, Store, StoreError,
 };
+pub use text::terminal_text;

@@ -12,8 +12,19 @@ pub(crate) fn is_unsafe_char(c: char) -> bool {
 /// harmless text) and caps the length at `max_chars` characters. Applied to every text that
 /// came from a server or a plugin before it is printed.
 pub(crate) fn sanitize(text: &str, max_chars: usize) -> String {
+    clean(text, max_chars, false)
+}
+
+/// A multi-line text from a server or plugin (an API's error body) made safe to print: what
+/// [`sanitize`] strips is stripped, newlines and tabs are kept, the length is capped.
+pub fn terminal_text(text: &str, max_chars: usize) -> String {
+    clean(text, max_chars, true)
+}
+
+fn clean(text: &str, max_chars: usize, keep_lines: bool) -> String {
+    let kept = |c: &char| (keep_lines && matches!(c, '\n' | '\t')) || !is_unsafe_char(*c);
     let mut out = String::new();
-    for (n, c) in text.chars().filter(|c| !is_unsafe_char(*c)).enumerate() {
+    for (n, c) in text.chars().filter(kept).enumerate() {
         if n == max_chars {
             out.push('…');
             break;
@@ -51,6 +62,10 @@ mod tests {
         assert_eq!(
             sanitize("a\u{202E}b\u{2066}c\u{200B}d\u{2028}e\u{85}f\u{9b}g", 100),
             "abcdefg"
+        );
+        assert_eq!(
+            terminal_text("a\n\tb\u{1b}[2J\u{202e}c\r", 100),
+            "a\n\tb[2Jc"
         );
     }
 }

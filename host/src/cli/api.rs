@@ -105,7 +105,7 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
         let next = next_link(response.headers());
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
-            eprintln!("{}", crate::cli::sanitize_terminal(&text));
+            eprintln!("{}", host::terminal_text(&text, 64 * 1024));
             bail!("the API answered HTTP {status}");
         }
         if args.paginate {

@@ -54,17 +54,7 @@ pub(crate) async fn run(ctx: &Context, mut args: ExecArgs) -> anyhow::Result<Exi
 
 /// `GITHUB_TOKEN` for github, `<PROVIDER>_TOKEN` for the others (`acme-key` → `ACME_KEY_TOKEN`).
 fn default_env(provider: &str) -> String {
-    let stem: String = provider
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{stem}_TOKEN")
+    format!("{}_TOKEN", super::env_var_name(provider))
 }
 
 /// The child's exit status as ours: its code, or 128 + the signal that ended it (as shells say).

@@ -185,16 +185,17 @@ pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
         .init();
 }
 
-/// Text from a server made safe for the terminal: control, bidi and zero-width characters
-/// removed (newlines and tabs kept), at most 64 KiB.
-pub(crate) fn sanitize_terminal(text: &str) -> String {
+/// `TEXT` as an environment variable's spelling: letters and digits upper-cased, anything
+/// else `_` (`api-key` → `API_KEY`).
+pub(crate) fn env_var_name(text: &str) -> String {
     text.chars()
-        .filter(|c| {
-            matches!(c, '\n' | '\t')
-                || !(c.is_control()
-                    || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200F}' | '\u{2028}' | '\u{2029}'))
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
         })
-        .take(64 * 1024)
         .collect()
 }
 

@@ -36,17 +36,7 @@ pub(crate) fn answers(
 
 /// `HOST_FIELD_API_KEY` for `api_key` (`api-key` too).
 fn env_name(field: &str) -> String {
-    let name: String = field
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{FIELD_PREFIX}{name}")
+    format!("{FIELD_PREFIX}{}", super::env_var_name(field))
 }
 
 fn collect(

@@ -282,13 +282,7 @@ impl App {
     ) -> Result<Record, AppError> {
         let handle = self.provider(provider)?;
         let skew = chrono::Duration::from_std(min_valid).unwrap_or(chrono::Duration::MAX);
-        let record = self
-            .store
-            .fresh(provider, account, skew, |flow| async move {
-                handle.flow(&flow).await
-            })
-            .await?;
-        Ok(record)
+        Ok(self.store.fresh(&handle, account, skew).await?)
     }
 }
 

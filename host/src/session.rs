@@ -134,13 +134,9 @@ impl Session {
         {
             return Ok(record.clone());
         }
-        let provider = Arc::clone(&self.provider);
         let record = self
             .store
-            .fresh(provider.name(), &self.account, REFRESH_AHEAD, |flow| {
-                let provider = Arc::clone(&provider);
-                async move { provider.flow(&flow).await }
-            })
+            .fresh(&self.provider, &self.account, REFRESH_AHEAD)
             .await?;
         self.remember(&record);
         Ok(record)
@@ -210,12 +206,9 @@ impl Session {
             return Ok(response);
         }
         tracing::debug!("the API answered 401; refreshing once and sending again");
-        let provider = Arc::clone(&self.provider);
         let record = match self
             .store
-            .refresh_now(&name, &self.account, &record, |flow| async move {
-                provider.flow(&flow).await
-            })
+            .refresh_now(&self.provider, &self.account, &record)
             .await
         {
             Ok(record) => {

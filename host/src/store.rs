@@ -26,9 +26,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::flow::{AuthFlow, Credential, FlowError};
+use crate::flow::{Credential, FlowError};
 use crate::names::{BadName, check_name};
 use crate::private_fs::{AtomicFile, ensure_private_dir, repair_private_file};
+use crate::provider::Provider;
 
 /// The record format version written by this program.
 const RECORD_VERSION: u32 = 1;
@@ -361,8 +362,8 @@ impl Store {
         Ok(())
     }
 
-    /// A credential valid for at least `skew`, refreshed first when needed (through the flow
-    /// `flow` gives for the record's flow name, asked only then) and stored before it is
+    /// A credential valid for at least `skew`, refreshed first when needed (through the
+    /// provider's flow that made it, built only then) and stored before it is
     /// returned. Concurrent callers (threads or processes) share one refresh: whoever gets the
     /// lock first refreshes, the others re-read its result.
     ///
@@ -372,36 +373,31 @@ impl Store {
     ///   without sending the dead token.
     /// - When the provider is unreachable or failing but the token is still valid (inside the
     ///   skew), the token is handed out with a warning.
-    pub async fn fresh<F, Fut>(
+    pub async fn fresh(
         &self,
-        provider: &str,
+        provider: &Provider,
         account: &str,
         skew: chrono::Duration,
-        flow: F,
-    ) -> Result<Record, FreshError>
-    where
-        F: FnOnce(String) -> Fut,
-        Fut:
-            std::future::Future<Output = Result<Arc<dyn AuthFlow>, crate::provider::ProviderError>>,
-    {
-        let record = self.get(provider, account)?;
+    ) -> Result<Record, FreshError> {
+        let record = self.get(provider.name(), account)?;
         if !record.expires_within(skew) {
             return Ok(record);
         }
-        let lock = self.lock(provider, account).await?;
+        let lock = self.lock(provider.name(), account).await?;
         // Someone may have refreshed, logged in again or logged out while we waited.
         let record = lock.get()?;
         if !record.expires_within(skew) {
             return Ok(record);
         }
         let current = record.clone();
-        match self.refresh_locked(&lock, record, flow).await {
+        match self.refresh_locked(provider, &lock, record).await {
             Err(FreshError::Refresh {
                 source: source @ FlowError::Transient { .. },
                 ..
             }) if !current.expires_within(chrono::Duration::zero()) => {
                 tracing::warn!(
-                    "cannot refresh the credential for `{provider}` ({}); using the current token, valid until {}",
+                    "cannot refresh the credential for `{}` ({}); using the current token, valid until {}",
+                    provider.name(),
                     source.chain(),
                     current
                         .expires_at()
@@ -417,17 +413,12 @@ impl Store {
     /// Refreshes `record` under `lock`: refused at once when the provider refused the refresh
     /// token before; sent only once the folder has proved writable; the new credential stored
     /// before it is returned; a refusal remembered in the record.
-    async fn refresh_locked<F, Fut>(
+    async fn refresh_locked(
         &self,
+        provider: &Provider,
         lock: &RecordLock,
         mut record: Record,
-        flow: F,
-    ) -> Result<Record, FreshError>
-    where
-        F: FnOnce(String) -> Fut,
-        Fut:
-            std::future::Future<Output = Result<Arc<dyn AuthFlow>, crate::provider::ProviderError>>,
-    {
+    ) -> Result<Record, FreshError> {
         let refused = |source| FreshError::Refresh {
             provider: record.provider.clone(),
             source,
@@ -441,7 +432,8 @@ impl Store {
         // Proves the folder is writable before the provider rotates anything.
         let target =
             AtomicFile::create(&lock.record).map_err(io("cannot write in", &lock.record))?;
-        let flow = flow(record.flow.clone()).await?;
+        // The flow that made the credential refreshes it; built only now, when needed.
+        let flow = provider.flow(&record.flow).await?;
         match flow.refresh(&record.credential).await {
             Ok(credential) => {
                 record.credential = credential;
@@ -469,19 +461,13 @@ impl Store {
     /// Refreshes the credential now, whatever its expiry says (the provider refused
     /// `stale`'s access token, say with a 401): under the record's lock, unless someone
     /// already replaced that access token, which is then returned without a request.
-    pub async fn refresh_now<F, Fut>(
+    pub async fn refresh_now(
         &self,
-        provider: &str,
+        provider: &Provider,
         account: &str,
         stale: &Record,
-        flow: F,
-    ) -> Result<Record, FreshError>
-    where
-        F: FnOnce(String) -> Fut,
-        Fut:
-            std::future::Future<Output = Result<Arc<dyn AuthFlow>, crate::provider::ProviderError>>,
-    {
-        let lock = self.lock(provider, account).await?;
+    ) -> Result<Record, FreshError> {
+        let lock = self.lock(provider.name(), account).await?;
         let record = lock.get()?;
         let replaced = match (record.credential.secret(), stale.credential.secret()) {
             (Some(now), Some(old)) => !now.ct_eq(old.expose()),
@@ -490,7 +476,7 @@ impl Store {
         if replaced {
             return Ok(record);
         }
-        self.refresh_locked(&lock, record, flow).await
+        self.refresh_locked(provider, &lock, record).await
     }
 }
 

@@ -161,7 +161,8 @@ pub enum LoginError {
     Failed(#[source] FlowError),
 }
 
-/// Logs in through `flow`: see the [module documentation](self).
+/// Logs in through `flow`: shows what the interaction needs through `ui` (a URL, a device
+/// code, prompts), waits for or polls the answer, and returns the credential.
 pub async fn login(
     flow: &dyn AuthFlow,
     options: &LoginOptions,

@@ -16,7 +16,8 @@ pub(crate) fn sanitize(text: &str, max_chars: usize) -> String {
 }
 
 /// A multi-line text from a server or plugin (an API's error body) made safe to print: what
-/// [`sanitize`] strips is stripped, newlines and tabs are kept, the length is capped.
+/// the single-line sanitizer strips is stripped, newlines and tabs are kept, the length is
+/// capped.
 pub fn terminal_text(text: &str, max_chars: usize) -> String {
     clean(text, max_chars, true)
 }

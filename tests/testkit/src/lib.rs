@@ -496,26 +496,20 @@ async fn revoke(
 
 /// GitHub's `GET /user`, answering the login for a live access token.
 async fn user(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if inner
-        .access_tokens
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|t| t == token)
-    {
+    if live_bearer(&inner, &headers) {
         Json(json!({"login": "octocat", "id": 1})).into_response()
     } else {
-        (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Bad credentials"})),
-        )
-            .into_response()
+        bad_credentials()
     }
+}
+
+/// The API's answer to a token it does not accept.
+fn bad_credentials() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"message": "Bad credentials"})),
+    )
+        .into_response()
 }
 
 /// The device authorization endpoint (RFC 8628 §3.2).
@@ -590,11 +584,7 @@ async fn items(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     if !live_bearer(&inner, &headers) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Bad credentials"})),
-        )
-            .into_response();
+        return bad_credentials();
     }
     let page: u64 = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
     let host = headers
@@ -621,11 +611,7 @@ async fn echo(
     body: axum::body::Bytes,
 ) -> Response {
     if !live_bearer(&inner, &headers) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Bad credentials"})),
-        )
-            .into_response();
+        return bad_credentials();
     }
     let body: Value = serde_json::from_slice(&body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));

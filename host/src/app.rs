@@ -352,11 +352,11 @@ impl AppError {
 
     /// Whether nothing is stored for the provider and account: the user must log in first.
     pub fn not_logged_in(&self) -> bool {
-        matches!(
-            self,
-            AppError::Store(StoreError::NotFound { .. })
-                | AppError::Fresh(FreshError::Store(StoreError::NotFound { .. }))
-        )
+        match self {
+            AppError::Store(e) => e.needs_login(),
+            AppError::Fresh(FreshError::Store(e)) => e.needs_login(),
+            _ => false,
+        }
     }
 }
 

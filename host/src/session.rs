@@ -58,6 +58,17 @@ pub enum SessionError {
     Http(#[source] reqwest::Error),
 }
 
+impl SessionError {
+    /// Whether the user must log in (again).
+    pub fn needs_login(&self) -> bool {
+        match self {
+            SessionError::Refused { .. } => true,
+            SessionError::Credential(e) => e.needs_login(),
+            _ => false,
+        }
+    }
+}
+
 /// An authenticated HTTP client for one provider account. Cheap to clone.
 #[derive(Clone)]
 pub struct Session {

@@ -187,6 +187,25 @@ pub enum FreshError {
     },
 }
 
+impl StoreError {
+    /// Whether the user must log in: nothing is stored.
+    pub fn needs_login(&self) -> bool {
+        matches!(self, StoreError::NotFound { .. })
+    }
+}
+
+impl FreshError {
+    /// Whether the user must log in (again): nothing is stored, or the provider refused the
+    /// credential.
+    pub fn needs_login(&self) -> bool {
+        match self {
+            FreshError::Store(e) => e.needs_login(),
+            FreshError::Refresh { source, .. } => source.needs_login(),
+            FreshError::Flow(_) => false,
+        }
+    }
+}
+
 /// One async gate per (provider, account): in-process single flight.
 type Gates = Arc<Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>>;
 

@@ -208,25 +208,14 @@ pub(crate) struct LoginNeeded(pub(crate) String);
 pub(crate) fn needs_login(error: &anyhow::Error) -> bool {
     error.chain().any(|e| {
         e.is::<LoginNeeded>()
-            || matches!(
-                e.downcast_ref::<host::SessionError>(),
-                Some(host::SessionError::Refused { .. })
-            )
-            || matches!(
-                e.downcast_ref::<host::SessionError>(),
-                Some(host::SessionError::Credential(host::FreshError::Refresh { source, .. }))
-                    if source.needs_login()
-            )
             || e.downcast_ref::<host::AppError>()
                 .is_some_and(|a| a.needs_login() || a.not_logged_in())
-            || matches!(
-                e.downcast_ref::<host::StoreError>(),
-                Some(host::StoreError::NotFound { .. })
-            )
-            || matches!(
-                e.downcast_ref::<host::FreshError>(),
-                Some(host::FreshError::Store(host::StoreError::NotFound { .. }))
-            )
+            || e.downcast_ref::<host::SessionError>()
+                .is_some_and(host::SessionError::needs_login)
+            || e.downcast_ref::<host::FreshError>()
+                .is_some_and(host::FreshError::needs_login)
+            || e.downcast_ref::<host::StoreError>()
+                .is_some_and(host::StoreError::needs_login)
     })
 }
 

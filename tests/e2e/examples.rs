@@ -249,7 +249,11 @@ async fn on_a_terminal_secret_fields_are_asked_without_echo_and_retried() {
     let mut input = child.stdin.take().unwrap();
     let mut output = child.stdout.take().unwrap();
     let mut seen = String::new();
+    // The prompt is printed a moment before echo is turned off (rpassword prints, then sets
+    // the terminal): a person reads the prompt before typing, and so does this test.
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(300));
     read_until(&mut output, &mut seen, "API key: ", 1).await;
+    settle().await;
     input.write_all(b"not-the-key\n").await.unwrap();
     // Refused by the plugin's check: said, and asked again.
     read_until(&mut output, &mut seen, "API key: ", 2).await;
@@ -257,6 +261,7 @@ async fn on_a_terminal_secret_fields_are_asked_without_echo_and_retried() {
         seen.contains("the API key was refused (HTTP 401). Try again."),
         "{seen:?}"
     );
+    settle().await;
     input
         .write_all(format!("{}\n", host_testkit::VALID_API_KEY).as_bytes())
         .await

@@ -159,6 +159,15 @@ impl App {
     /// `provider`'s API base URL: its section's `api_url`, else what its plugin declares.
     pub async fn api_base_url(&self, provider: &str) -> Result<Option<url::Url>, AppError> {
         let handle = self.provider(provider)?;
+        if matches!(
+            handle.source(),
+            crate::ProviderSource::Configured | crate::ProviderSource::Catalog
+        ) {
+            // Its placeholders filled (`https://{domain}/api/v1`).
+            return crate::configured::settings(handle.context().section())
+                .map(|s| s.api_url)
+                .map_err(|e| AppError::Config(e.to_string()));
+        }
         let configured = handle
             .context()
             .section()
@@ -386,11 +395,17 @@ fn registry(config: &Config, plugins: &Arc<crate::plugin::PluginHost>) -> Regist
     }
     let names: Vec<String> = config.provider_names().map(str::to_owned).collect();
     for name in names {
-        let section = config.provider_section(&name);
-        if registry.get(&name).is_ok() || section.bound_plugin_flows(&plugins_dir).is_empty() {
+        if registry.get(&name).is_ok() {
             continue;
         }
-        let builder = Provider::builder(&name, section.clone()).source(ProviderSource::Code);
+        let section = config.provider_section(&name);
+        let builder = if crate::configured::is_oauth2_section(&section) {
+            crate::configured::builder(config, &name)
+        } else if section.bound_plugin_flows(&plugins_dir).is_empty() {
+            continue;
+        } else {
+            Provider::builder(&name, section.clone()).source(ProviderSource::Code)
+        };
         registry.register(bind_plugin_flows(builder, &section, plugins, &plugins_dir).build());
     }
     registry
@@ -401,5 +416,12 @@ fn registry(config: &Config, plugins: &Arc<crate::plugin::PluginHost>) -> Regist
 fn registry(config: &Config) -> Registry {
     let mut registry = Registry::new();
     registry.register(github::provider(config));
+    for name in config.provider_names() {
+        if registry.get(name).is_err()
+            && crate::configured::is_oauth2_section(&config.provider_section(name))
+        {
+            registry.register(crate::configured::builder(config, name).build());
+        }
+    }
     registry
 }

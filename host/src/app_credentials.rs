@@ -37,6 +37,8 @@ pub enum Origin {
     Flag(String),
     /// Set by code (a library user building a provider by hand).
     Code,
+    /// The provider catalog's entry for this provider.
+    Catalog(String),
 }
 
 impl fmt::Display for Origin {
@@ -47,6 +49,7 @@ impl fmt::Display for Origin {
             Origin::EnvVar(name) => write!(f, "environment variable {name}"),
             Origin::Flag(name) => write!(f, "flag {name}"),
             Origin::Code => f.write_str("code"),
+            Origin::Catalog(name) => write!(f, "the provider catalog's `{name}` entry"),
         }
     }
 }

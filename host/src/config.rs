@@ -234,6 +234,24 @@ impl ConfigLoader {
         }))
     }
 
+    /// `NAME_CLIENT_ID` and `NAME_CLIENT_SECRET` for every catalog provider whose variable is
+    /// set: setting one enables the provider. The catalog is not even parsed when no such
+    /// variable is set.
+    fn catalog_aliases(&self) -> Vec<Alias> {
+        let any = self.env.keys().any(|k| {
+            (k.ends_with("_CLIENT_ID") || k.ends_with("_CLIENT_SECRET"))
+                && !k.starts_with(ENV_PREFIX)
+        });
+        if !any {
+            return Vec::new();
+        }
+        crate::catalog::catalog()
+            .entries()
+            .flat_map(|(name, _)| catalog_alias_pair(name))
+            .filter(|alias| self.var(&alias.var).is_some())
+            .collect()
+    }
+
     /// Loads every layer.
     pub fn load(self) -> Result<Config, ConfigError> {
         let config_dir = self.base_dir("XDG_CONFIG_HOME", ".config")?.join("host");
@@ -261,11 +279,12 @@ impl ConfigLoader {
             figment = figment.merge(figment::providers::Toml::file_exact(&file));
         }
         figment = figment.merge(Layer::env(&self.env));
-        let aliases: Vec<Alias> = self
+        let mut aliases: Vec<Alias> = self
             .defaults
             .iter()
             .flat_map(|d| d.aliases.clone())
             .collect();
+        aliases.extend(self.catalog_aliases());
         for alias in &aliases {
             if let Some(value) = self.var(&alias.var) {
                 figment = figment.merge(Layer::alias(alias, value));
@@ -726,8 +745,27 @@ impl OriginLookup for FigmentOrigins {
                 .filter(|a| a.path == dotted)
                 .map(|a| Origin::EnvVar(a.var.clone())),
         );
+        // A catalog provider's client id and secret have their own variables.
+        if let ["providers", name, key @ ("client_id" | "client_secret")] = path
+            && crate::catalog::catalog().get(name).is_some()
+        {
+            let var = crate::catalog::env_var(name, &key.to_ascii_uppercase());
+            if !out.contains(&Origin::EnvVar(var.clone())) {
+                out.push(Origin::EnvVar(var));
+            }
+        }
         out
     }
+}
+
+/// A catalog provider's `NAME_CLIENT_ID` and `NAME_CLIENT_SECRET`.
+fn catalog_alias_pair(name: &str) -> [Alias; 2] {
+    ["client_id", "client_secret"].map(|key| {
+        Alias::new(
+            crate::catalog::env_var(name, &key.to_ascii_uppercase()),
+            format!("providers.{name}.{key}"),
+        )
+    })
 }
 
 fn env_name<S: AsRef<str>>(path: &[S]) -> String {

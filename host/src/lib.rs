@@ -62,7 +62,9 @@ mod address;
 mod app;
 mod app_credentials;
 mod binding;
+pub mod catalog;
 mod config;
+pub mod configured;
 mod flow;
 pub mod github;
 mod http;
@@ -70,6 +72,7 @@ mod login;
 mod loopback;
 mod names;
 pub mod oauth2;
+pub mod oidc;
 #[cfg(feature = "plugins")]
 pub mod plugin;
 mod polling;

@@ -148,7 +148,6 @@ impl AtomicFile {
 }
 
 /// Writes `parts` (concatenated) to `path` atomically, `0600` (see [`AtomicFile`]).
-#[cfg(feature = "plugins")]
 pub(crate) fn write_atomic(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     AtomicFile::create(path)?.commit(parts)
 }

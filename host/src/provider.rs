@@ -94,6 +94,10 @@ pub enum ProviderSource {
     Code,
     /// A plugin file.
     Plugin(std::path::PathBuf),
+    /// A configuration section naming its own endpoints (or issuer).
+    Configured,
+    /// An entry of the provider catalog, enabled (and possibly overridden) by configuration.
+    Catalog,
 }
 
 type Checker = Box<dyn Fn(&ProviderSection) -> Result<(), ValidationError> + Send + Sync>;
@@ -253,6 +257,16 @@ impl ProviderBuilder {
                 cell: OnceCell::new(),
             },
         );
+        self
+    }
+
+    /// Declares how the app credentials are checked without building a flow, when that is more
+    /// than one type's schema.
+    pub(crate) fn checker(
+        mut self,
+        check: impl Fn(&ProviderSection) -> Result<(), ValidationError> + Send + Sync + 'static,
+    ) -> Self {
+        self.provider.checker = Some(Box::new(check));
         self
     }
 

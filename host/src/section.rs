@@ -77,6 +77,24 @@ impl ProviderSection {
         }
     }
 
+    /// The section on top of `defaults` (a catalog entry's values): what the section sets wins,
+    /// tables are merged key by key, and a value only the defaults have is reported as coming
+    /// from `origin`.
+    pub(crate) fn over_defaults(&self, defaults: Value, origin: crate::Origin) -> Self {
+        let mut value = defaults.clone();
+        merge(&mut value, self.value.clone());
+        Self {
+            value,
+            origins: Arc::new(DefaultedOrigins {
+                inner: Arc::clone(&self.origins),
+                section: self.section.clone(),
+                defaults,
+                origin,
+            }),
+            ..self.clone()
+        }
+    }
+
     /// The provider these credentials belong to.
     pub fn provider(&self) -> &str {
         &self.provider
@@ -250,6 +268,18 @@ impl ProviderSection {
             .collect()
     }
 
+    /// An error about the value at `rel` (relative to the section), naming where it came from.
+    pub(crate) fn field_error(&self, rel: &[String], problem: String) -> ValidationError {
+        self.error(vec![self.issue(rel, problem)])
+    }
+
+    /// An error for the missing value at `rel`, saying why it is needed and where to set it.
+    pub(crate) fn missing_error(&self, rel: &[String], why: &str) -> ValidationError {
+        let mut issue = self.missing(rel);
+        issue.problem = format!("is missing ({})", sanitize(why, 300));
+        self.error(vec![issue])
+    }
+
     fn error(&self, issues: Vec<FieldIssue>) -> ValidationError {
         ValidationError {
             provider: self.provider.clone(),
@@ -289,6 +319,54 @@ impl ProviderSection {
             origin: None,
             set_with,
         }
+    }
+}
+
+/// `top` over `base`: objects merged key by key, anything else replaced.
+fn merge(base: &mut Value, top: Value) {
+    match (base, top) {
+        (Value::Object(b), Value::Object(t)) => {
+            for (k, v) in t {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, top) => *slot = top,
+    }
+}
+
+/// Origins of a section laid over defaults: the section's own, else the defaults'.
+struct DefaultedOrigins {
+    inner: Arc<dyn OriginLookup>,
+    section: Vec<String>,
+    defaults: Value,
+    origin: crate::Origin,
+}
+
+impl OriginLookup for DefaultedOrigins {
+    fn origin(&self, path: &[&str]) -> Option<crate::Origin> {
+        self.inner.origin(path).or_else(|| {
+            let rest = path.strip_prefix(
+                self.section
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+            )?;
+            let mut at = &self.defaults;
+            for key in rest {
+                at = at.get(*key)?;
+            }
+            Some(self.origin.clone())
+        })
+    }
+
+    fn where_to_set(&self, path: &[&str]) -> Vec<crate::Origin> {
+        self.inner.where_to_set(path)
     }
 }
 

@@ -1,5 +1,7 @@
 //! End-to-end tests: host's library and binary against a real OAuth2 provider on 127.0.0.1.
 
+mod any_provider;
+mod catalog;
 mod cli;
 mod config;
 mod device;

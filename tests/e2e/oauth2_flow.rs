@@ -161,6 +161,8 @@ async fn callback(flow: &dyn AuthFlow, edit: impl FnOnce(String, &str) -> String
 #[tokio::test]
 async fn bad_callbacks_are_refused_before_any_token_request() {
     let provider = TestProvider::start().await;
+    // Each case breaks one thing; the provider's own `iss` would be a second.
+    provider.set_iss_parameter(false);
     let flow = flow_with(&provider, |app| app["issuer"] = json!("https://id.example"));
 
     type Edit = Box<dyn Fn(String, &str) -> String>;

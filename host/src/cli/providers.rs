@@ -11,9 +11,127 @@ pub(crate) struct ProvidersArgs {
     /// Print JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// List every provider the program knows: the built-in ones and the catalog's, enabled
+    /// with just a client id.
+    #[arg(long)]
+    all: bool,
+    /// With --all: print the catalog as the Markdown table in the README.
+    #[arg(long, requires = "all")]
+    markdown: bool,
+}
+
+/// The catalog as a Markdown table (the README's list is this output).
+pub(crate) fn catalog_markdown() -> String {
+    let mut out = String::from(
+        "| Name | Provider | Flows | Set also | Documentation |\n|---|---|---|---|---|\n",
+    );
+    for (name, entry) in host::catalog::catalog().entries() {
+        let mut flows = vec!["oauth2"];
+        if entry.has_device_flow() {
+            flows.push("device");
+        }
+        let mut also: Vec<String> = entry
+            .placeholders
+            .iter()
+            .map(|(p, ph)| match &ph.default {
+                Some(d) => format!("`{p}` (default `{d}`)"),
+                None => format!("`{p}`"),
+            })
+            .collect();
+        if entry.issuer.is_some() {
+            also.push("OpenID Connect".into());
+        }
+        out.push_str(&format!(
+            "| `{name}` | {} | {} | {} | [docs]({}) |\n",
+            entry.display_name.replace('|', "\\|"),
+            flows.join(", "),
+            if also.is_empty() {
+                "".to_owned()
+            } else {
+                also.join(", ")
+            },
+            entry.docs
+        ));
+    }
+    out
+}
+
+fn run_all(ctx: &Context, args: &ProvidersArgs) -> anyhow::Result<()> {
+    if args.markdown {
+        outln!("{}", catalog_markdown().trim_end());
+        return Ok(());
+    }
+    let configured: std::collections::BTreeSet<&str> = ctx.app.config().provider_names().collect();
+    let mut out = vec![json!({
+        "name": host::github::NAME,
+        "display_name": "GitHub",
+        "source": "built-in",
+        "flows": [host::github::OAUTH2_FLOW, host::github::DEVICE_FLOW],
+        "enabled": true,
+        "docs": "https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps",
+    })];
+    for (name, entry) in host::catalog::catalog().entries() {
+        let mut flows = vec![host::configured::OAUTH2_FLOW];
+        if entry.has_device_flow() || entry.issuer.is_some() {
+            flows.push(host::configured::DEVICE_FLOW);
+        }
+        out.push(json!({
+            "name": name,
+            "display_name": entry.display_name,
+            "source": "catalog",
+            "flows": flows,
+            "enabled": configured.contains(name),
+            "docs": entry.docs,
+            "issuer": entry.issuer,
+            "placeholders": entry.placeholders.iter().map(|(p, ph)| json!({
+                "name": p,
+                "description": ph.description,
+                "default": ph.default,
+            })).collect::<Vec<_>>(),
+            "env": host::catalog::env_var(name, "CLIENT_ID"),
+        }));
+    }
+    if args.json {
+        outln!("{:#}", Value::Array(out));
+        return Ok(());
+    }
+    for p in &out {
+        let flows: Vec<&str> = p["flows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        outln!(
+            "{:<22} {:<28} {}{}",
+            p["name"].as_str().unwrap_or_default(),
+            p["display_name"].as_str().unwrap_or_default(),
+            flows.join(", "),
+            if p["enabled"] == json!(true) {
+                "  (enabled)"
+            } else {
+                ""
+            }
+        );
+        for ph in p["placeholders"].as_array().into_iter().flatten() {
+            outln!(
+                "{:<22}   needs {}: {}",
+                "",
+                ph["name"].as_str().unwrap_or_default(),
+                ph["description"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    outln!(
+        "\nEnable one with its client id: `[providers.NAME] client_id = \"…\"` in the configuration file, or NAME_CLIENT_ID (e.g. GOOGLE_CLIENT_ID)."
+    );
+    Ok(())
 }
 
 pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
+    if args.all {
+        return run_all(ctx, &args);
+    }
     let mut out = Vec::new();
     let store = ctx.app.store();
     let with_records = store.providers_with_records();
@@ -21,6 +139,8 @@ pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
         let source = match provider.source() {
             ProviderSource::BuiltIn => json!("built-in"),
             ProviderSource::Plugin(path) => json!(path),
+            ProviderSource::Configured => json!("configured"),
+            ProviderSource::Catalog => json!("catalog"),
             _ => json!("code"),
         };
         let credentials = match provider.check_app_credentials() {
@@ -57,6 +177,23 @@ pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
             "credentials": credentials,
             "accounts": accounts,
         }));
+    }
+    // Credentials stored for a provider the configuration no longer names.
+    for name in &with_records {
+        if ctx.app.provider(name).is_err() {
+            let accounts = store.accounts(name);
+            if accounts.is_empty() {
+                continue;
+            }
+            out.push(json!({
+                "name": name,
+                "source": "not configured",
+                "flows": [],
+                "default_flow": null,
+                "credentials": { "status": "missing" },
+                "accounts": accounts.iter().map(|a| json!({ "account": a, "error": "its provider is not configured" })).collect::<Vec<_>>(),
+            }));
+        }
     }
     if args.json {
         outln!("{:#}", Value::Array(out));

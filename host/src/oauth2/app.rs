@@ -56,4 +56,54 @@ pub struct OAuth2AppCredentials {
     /// (RFC 9207 mix-up defence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
+    /// Whether a callback must carry `iss` (the provider advertises
+    /// `authorization_response_iss_parameter_supported`, RFC 9207).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_iss: bool,
+    /// Whether the authorization request uses PKCE (S256). Only for the rare provider that
+    /// refuses the PKCE parameters: turning it off loses the protection it gives.
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub pkce: bool,
+    /// What joins scopes in the authorization request, when the provider wants other than a
+    /// space (e.g. `","`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4))]
+    pub scope_separator: Option<String>,
+    /// Where the token sits in the token response, as a JSON pointer (RFC 6901), when the
+    /// provider nests it (e.g. `"/authed_user"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(/[^/]*)+$"))]
+    pub token_pointer: Option<String>,
+    /// The provider's own names for what are bearer tokens, accepted as `token_type` besides
+    /// `bearer` (Slack: `["bot", "user"]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bearer_token_types: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl OAuth2AppCredentials {
+    /// App credentials with these endpoints and everything else at its default.
+    pub fn new(client_id: impl Into<String>, authorize_url: Url, token_url: Url) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: None,
+            authorize_url,
+            token_url,
+            device_authorization_url: None,
+            revocation_url: None,
+            redirect_uri: None,
+            scopes: Vec::new(),
+            client_auth: ClientAuth::default(),
+            authorize_params: BTreeMap::new(),
+            issuer: None,
+            require_iss: false,
+            pkce: true,
+            scope_separator: None,
+            token_pointer: None,
+            bearer_token_types: Vec::new(),
+        }
+    }
 }

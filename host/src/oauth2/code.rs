@@ -10,6 +10,7 @@
 //! error, and it has no single-poll device call for the shared polling schedule.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -23,12 +24,13 @@ use serde::{Deserialize, Serialize};
 use super::app::{ClientAuth, OAuth2AppCredentials};
 use super::class::{StandardToken, TokenClass};
 use super::error::{ErrorKind, OAuthError, TokenError};
-use super::response::classify;
+use super::response::{classify, fields, json_object, nested};
 use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, ExchangeInput, FlowError,
     Interaction, OAuth2Token, Pending,
 };
 use crate::http::{HttpClient, HttpPolicy, require_secure};
+use crate::oidc::{IdTokenClaims, IdTokenError, IdTokenVerifier, NonceCheck};
 use crate::secret::SecretString;
 use crate::text::sanitize;
 
@@ -67,13 +69,38 @@ pub struct OAuth2Flow<C: TokenClass = StandardToken> {
     app: OAuth2AppCredentials,
     class: C,
     http: HttpClient,
+    id_tokens: Option<Arc<IdTokenVerifier>>,
 }
+
+/// What a token request checks of an `id_token` (when the flow validates them).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdTokenCheck<'a> {
+    /// What the `nonce` claim must be.
+    pub(crate) nonce: NonceCheck<'a>,
+    /// Whether the response must carry one (a login that asked for `openid`).
+    pub(crate) required: bool,
+    /// The subject of the login being refreshed: a new `id_token` must name the same.
+    pub(crate) subject: Option<&'a str>,
+}
+
+impl IdTokenCheck<'_> {
+    /// A refresh or device poll: no nonce, no requirement.
+    pub(crate) const LENIENT: IdTokenCheck<'static> = IdTokenCheck {
+        nonce: NonceCheck::Unchecked,
+        required: false,
+        subject: None,
+    };
+}
+
+/// Where a validated `id_token`'s claims are kept in a token's extras.
+pub const ID_TOKEN_CLAIMS: &str = "id_token_claims";
 
 impl<C: TokenClass> std::fmt::Debug for OAuth2Flow<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OAuth2Flow")
             .field("provider", &self.provider)
             .field("app", &self.app)
+            .field("id_tokens", &self.id_tokens)
             .finish()
     }
 }
@@ -127,12 +154,33 @@ impl<C: TokenClass> OAuth2Flow<C> {
                 "providers.{provider}.authorize_params.{name}: `{name}` is set by the flow itself"
             )));
         }
+        if let Some(pointer) = &app.token_pointer
+            && !pointer.starts_with('/')
+        {
+            return Err(FlowError::config(format!(
+                "providers.{provider}.token_pointer must be a JSON pointer starting with `/`"
+            )));
+        }
         Ok(Self {
             provider: provider.to_owned(),
             app,
             class,
             http,
+            id_tokens: None,
         })
+    }
+
+    /// Validates the `id_token` of every token response with `verifier` (OpenID Connect): a
+    /// login asking for `openid` sends a `nonce` and requires a valid `id_token`; its claims
+    /// are kept in the token's extras under [`ID_TOKEN_CLAIMS`].
+    pub fn with_id_token_verifier(mut self, verifier: Arc<IdTokenVerifier>) -> Self {
+        self.id_tokens = Some(verifier);
+        self
+    }
+
+    /// The `id_token` verifier, when the flow validates them.
+    pub fn id_token_verifier(&self) -> Option<&Arc<IdTokenVerifier>> {
+        self.id_tokens.as_ref()
     }
 
     /// Replaces the HTTP client (other limits, a proxy).
@@ -242,11 +290,36 @@ impl<C: TokenClass> OAuth2Flow<C> {
         &self,
         params: &[(&str, &str)],
         requested_scopes: &[String],
+        check: IdTokenCheck<'_>,
     ) -> Result<OAuth2Token, FlowError> {
         let request = self.endpoint_request(&self.app.token_url, params)?;
         let received_at = Utc::now();
         let response = self.http.send(request).await.map_err(TokenError::from)?;
-        let fields = classify(&response, &|code| self.class.error_kind(code))?;
+        let mut map = json_object(&response, &|code| self.class.error_kind(code))?;
+        if let Some(pointer) = &self.app.token_pointer {
+            map = nested(map, pointer)?;
+        }
+        let mut fields = fields(map, &self.app.bearer_token_types)?;
+        if let Some(verifier) = &self.id_tokens {
+            let claims = match fields.extra.remove("id_token") {
+                Some(serde_json::Value::String(id_token)) => Some(
+                    verifier
+                        .verify(&id_token, fields.access_token.expose(), check.nonce)
+                        .await?,
+                ),
+                Some(_) => return Err(IdTokenError::Malformed.into()),
+                None if check.required => return Err(IdTokenError::Missing.into()),
+                None => None,
+            };
+            if let Some(claims) = claims {
+                if check.subject.is_some_and(|sub| sub != claims.sub) {
+                    return Err(IdTokenError::SubjectChanged.into());
+                }
+                let value = serde_json::to_value(&claims)
+                    .map_err(|e| FlowError::internal("cannot keep the id_token's claims", e))?;
+                fields.extra.insert(ID_TOKEN_CLAIMS.to_owned(), value);
+            }
+        }
         Ok(fields.into_token(&self.class, received_at, requested_scopes)?)
     }
 }
@@ -255,9 +328,13 @@ impl<C: TokenClass> OAuth2Flow<C> {
 #[derive(Serialize, Deserialize)]
 struct PendingState {
     state: String,
+    /// Empty when PKCE is off for the provider.
     verifier: String,
     redirect_uri: Option<String>,
     scopes: Vec<String>,
+    /// The `nonce` sent (OpenID Connect logins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nonce: Option<String>,
 }
 
 #[async_trait]
@@ -277,12 +354,27 @@ impl<C: TokenClass> AuthFlow for OAuth2Flow<C> {
             .map(|u| RedirectUrl::new(u.to_owned()))
             .transpose()
             .map_err(|_| FlowError::config("the redirect URI is not a valid URL"))?;
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let client = self.client();
-        let mut request = client
-            .authorize_url(|| CsrfToken::new_random_len(STATE_BYTES))
-            .add_scopes(scopes.iter().cloned().map(Scope::new))
-            .set_pkce_challenge(challenge);
+        let mut request = client.authorize_url(|| CsrfToken::new_random_len(STATE_BYTES));
+        let joined;
+        match &self.app.scope_separator {
+            Some(separator) if !scopes.is_empty() => {
+                joined = scopes.join(separator);
+                request = request.add_extra_param("scope", joined.as_str());
+            }
+            _ => request = request.add_scopes(scopes.iter().cloned().map(Scope::new)),
+        }
+        let mut verifier = String::new();
+        if self.app.pkce {
+            let (challenge, pkce_verifier) = PkceCodeChallenge::new_random_sha256();
+            verifier = pkce_verifier.secret().clone();
+            request = request.set_pkce_challenge(challenge);
+        }
+        let nonce = (self.id_tokens.is_some() && scopes.iter().any(|s| s == "openid"))
+            .then(|| CsrfToken::new_random_len(STATE_BYTES).secret().clone());
+        if let Some(nonce) = &nonce {
+            request = request.add_extra_param("nonce", nonce.as_str());
+        }
         if let Some(url) = &redirect_url {
             request = request.set_redirect_uri(Cow::Borrowed(url));
         }
@@ -292,9 +384,10 @@ impl<C: TokenClass> AuthFlow for OAuth2Flow<C> {
         let (url, state) = request.url();
         let pending = PendingState {
             state: state.secret().clone(),
-            verifier: verifier.secret().clone(),
+            verifier,
             redirect_uri: redirect,
             scopes,
+            nonce,
         };
         Ok(Authorization {
             interaction: Interaction::Redirect {
@@ -320,14 +413,18 @@ impl<C: TokenClass> AuthFlow for OAuth2Flow<C> {
         }
         let code = input.single("code")?;
         let error = input.single("error")?;
-        if let (Some(iss), Some(expected)) = (input.single("iss")?, &self.app.issuer)
-            && iss != expected
-        {
-            return Err(CallbackError::IssuerMismatch {
-                expected: expected.clone(),
-                got: sanitize(iss, 200),
+        match (input.single("iss")?, &self.app.issuer) {
+            (Some(iss), Some(expected)) if iss != expected => {
+                return Err(CallbackError::IssuerMismatch {
+                    expected: expected.clone(),
+                    got: sanitize(iss, 200),
+                }
+                .into());
             }
-            .into());
+            (None, Some(_)) if self.app.require_iss => {
+                return Err(CallbackError::Missing("iss".into()).into());
+            }
+            _ => {}
         }
         let code = match (code, error) {
             (Some(_), Some(_)) => return Err(CallbackError::CodeAndError.into()),
@@ -353,15 +450,22 @@ impl<C: TokenClass> AuthFlow for OAuth2Flow<C> {
             (Some(code), None) if !code.is_empty() => code,
             _ => return Err(CallbackError::Missing("code".into()).into()),
         };
-        let mut params = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("code_verifier", pending.verifier.as_str()),
-        ];
+        let mut params = vec![("grant_type", "authorization_code"), ("code", code)];
+        if !pending.verifier.is_empty() {
+            params.push(("code_verifier", pending.verifier.as_str()));
+        }
         if let Some(redirect) = &pending.redirect_uri {
             params.push(("redirect_uri", redirect));
         }
-        let token = self.token_request(&params, &pending.scopes).await?;
+        let check = IdTokenCheck {
+            nonce: match &pending.nonce {
+                Some(n) => NonceCheck::Equals(n),
+                None => NonceCheck::Unchecked,
+            },
+            required: pending.nonce.is_some(),
+            subject: None,
+        };
+        let token = self.token_request(&params, &pending.scopes, check).await?;
         Ok(Credential::OAuth2(token))
     }
 
@@ -377,7 +481,25 @@ impl<C: TokenClass> AuthFlow for OAuth2Flow<C> {
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh.expose()),
         ];
-        let mut token = self.token_request(&params, &old.scopes).await?;
+        let old_claims = old
+            .extra
+            .0
+            .get(ID_TOKEN_CLAIMS)
+            .and_then(|c| serde_json::from_value::<IdTokenClaims>(c.clone()).ok());
+        let check = IdTokenCheck {
+            subject: old_claims.as_ref().map(|c| c.sub.as_str()),
+            ..IdTokenCheck::LENIENT
+        };
+        let mut token = self.token_request(&params, &old.scopes, check).await?;
+        // Who the user is does not change with a refresh that sends no new id_token.
+        if let Some(claims) = old.extra.0.get(ID_TOKEN_CLAIMS)
+            && !token.extra.0.contains_key(ID_TOKEN_CLAIMS)
+        {
+            token
+                .extra
+                .0
+                .insert(ID_TOKEN_CLAIMS.to_owned(), claims.clone());
+        }
         if token.refresh_token.is_none() {
             // No new refresh token: the old one stays valid, with what the class keeps of it.
             token.refresh_token = old.refresh_token.clone();

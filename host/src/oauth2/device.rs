@@ -104,7 +104,7 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
         } else {
             req.scopes
         };
-        let scope = scopes.join(" ");
+        let scope = scopes.join(app.scope_separator.as_deref().unwrap_or(" "));
         let mut params = Vec::new();
         if !scope.is_empty() {
             params.push(("scope", scope.as_str()));
@@ -166,6 +166,13 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
                     ("device_code", &pending.device_code),
                 ],
                 &pending.scopes,
+                super::code::IdTokenCheck {
+                    // The device grant sends no nonce; asking for `openid` still requires
+                    // an id_token.
+                    required: pending.scopes.iter().any(|s| s == "openid")
+                        && self.inner.id_token_verifier().is_some(),
+                    ..super::code::IdTokenCheck::LENIENT
+                },
             )
             .await?;
         Ok(Credential::OAuth2(token))

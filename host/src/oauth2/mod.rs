@@ -16,7 +16,7 @@ mod response;
 
 pub use app::{ClientAuth, OAuth2AppCredentials};
 pub use class::{StandardToken, TokenClass};
-pub use code::{AuthorizationError, OAuth2Client, OAuth2Flow};
+pub use code::{AuthorizationError, ID_TOKEN_CLAIMS, OAuth2Client, OAuth2Flow};
 pub(crate) use code::{basic_auth, revocation_retry_wait};
 pub use device::DeviceFlow;
 pub use error::{ErrorKind, OAuthError, TokenError};

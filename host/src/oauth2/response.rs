@@ -69,7 +69,7 @@ pub(crate) fn classify(
     response: &http::Response<Vec<u8>>,
     kind_of: &dyn Fn(&str) -> Option<ErrorKind>,
 ) -> Result<TokenFields, TokenError> {
-    fields(json_object(response, kind_of)?)
+    fields(json_object(response, kind_of)?, &[])
 }
 
 /// The first stage for every OAuth2 endpoint (token, device authorization): refuses redirects,
@@ -215,12 +215,36 @@ pub(crate) fn token_text(s: String, field: &'static str) -> Result<SecretString,
     Ok(SecretString::new(s))
 }
 
-fn fields(mut map: Map<String, Value>) -> Result<TokenFields, TokenError> {
+/// The object at `pointer` (a JSON pointer) in a token response: where providers that nest the
+/// token keep it.
+pub(crate) fn nested(
+    map: Map<String, Value>,
+    pointer: &str,
+) -> Result<Map<String, Value>, TokenError> {
+    match Value::Object(map).pointer_mut(pointer).map(Value::take) {
+        Some(Value::Object(inner)) => Ok(inner),
+        Some(_) => Err(TokenError::Invalid {
+            field: "token_pointer",
+            reason: "does not point at an object",
+        }),
+        None => Err(TokenError::Missing {
+            field: "object at token_pointer",
+        }),
+    }
+}
+
+/// Reads the token fields; `bearer_types` are the provider's own names for bearer tokens
+/// (Slack's `bot` and `user`), accepted besides `bearer`.
+pub(crate) fn fields(
+    mut map: Map<String, Value>,
+    bearer_types: &[String],
+) -> Result<TokenFields, TokenError> {
     let access_token =
         token_value(map.remove("access_token"), "access_token")?.ok_or(TokenError::Missing {
             field: "access_token",
         })?;
     match map.remove("token_type") {
+        Some(Value::String(t)) if bearer_types.iter().any(|b| b.eq_ignore_ascii_case(&t)) => {}
         Some(Value::String(t)) => check_token_type(&t)?,
         Some(_) => {
             return Err(TokenError::Invalid {

@@ -7,12 +7,18 @@
 //! responses to play a hostile or broken provider: errors inside HTTP 200, HTML 500s, bodies
 //! that never end, servers that hang, redirects to a second endpoint (`/sink`) whose hits are
 //! counted.
+//!
+//! It is also a minimal OpenID Connect provider: discovery (`/.well-known/openid-configuration`),
+//! a JWKS (`/jwks`) whose RSA key can be rotated, signed `id_token`s (RS256, ES256 or EdDSA, with
+//! the fixed test keys in `tests/testkit/keys/`) for grants whose scope holds `openid`, the
+//! RFC 9207 `iss` callback parameter, `/api/userinfo`, and forged or broken `id_token`s on demand
+//! ([`IdTokenFault`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -22,8 +28,9 @@ use axum::routing::{any, get, post};
 use axum::{Form, Router};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha512};
 
 pub mod python;
 
@@ -44,6 +51,115 @@ pub const VALID_API_KEY: &str = "key-0123456789abcdef";
 
 /// The client secret the provider knows.
 pub const CLIENT_SECRET: &str = "test-secret-c0ffee";
+
+/// The `kid` of the forged `id_token`s of [`IdTokenFault::UnknownKid`]: never published.
+pub const ROGUE_KID: &str = "rogue-1";
+
+/// The subject (`sub`) of every `id_token` and of `/api/userinfo`.
+pub const SUBJECT: &str = "user-1";
+
+/// A broken or forged `id_token`, for every `id_token` issued while it is set
+/// ([`TestProvider::set_id_token_fault`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdTokenFault {
+    /// A good `id_token`.
+    #[default]
+    None,
+    /// RS256, signed by the unpublished rogue key but with the `kid` of the published RSA key.
+    BadSignature,
+    /// `aud` is `"someone-else"`.
+    WrongAudience,
+    /// `nonce` is `"wrong-nonce"` (on every grant, refreshes too).
+    WrongNonce,
+    /// `exp` an hour ago, `iat` two hours ago.
+    Expired,
+    /// RS256, signed by the rogue key, with `kid` [`ROGUE_KID`], which is never published.
+    UnknownKid,
+    /// `iss` is `"https://issuer.invalid"`.
+    WrongIssuer,
+    /// `at_hash` is the hash of another string than the access token.
+    BadAtHash,
+    /// No `nonce` claim, even when the authorization request had one.
+    NoNonce,
+    /// `aud` is `[CLIENT_ID, "other"]`, with no `azp`.
+    MultipleAudiencesNoAzp,
+}
+
+/// The algorithm `id_token`s are signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum IdTokenAlg {
+    #[default]
+    Rs256,
+    Es256,
+    EdDsa,
+}
+
+/// The fixed test keys (private, PEM): RSA in PKCS#1, the others in PKCS#8.
+const RSA_1_PEM: &str = include_str!("../keys/rsa-1.pem");
+const RSA_2_PEM: &str = include_str!("../keys/rsa-2.pem");
+const RSA_ROGUE_PEM: &str = include_str!("../keys/rsa-rogue.pem");
+const EC_1_PEM: &str = include_str!("../keys/ec-1.pem");
+const ED_1_PEM: &str = include_str!("../keys/ed-1.pem");
+/// The public JWKs of every key that may be published (not the rogue key's).
+const JWKS_JSON: &str = include_str!("../keys/jwks.json");
+
+/// The DER inside a PEM document.
+fn pem_der(pem: &str) -> Vec<u8> {
+    let body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::trim)
+        .collect();
+    STANDARD.decode(body).expect("PEM fixture")
+}
+
+/// The signing key and algorithm of a test key, by name (`rsa-1`, `rsa-2`, `rsa-rogue`, `ec-1`,
+/// `ed-1`).
+fn signing_key(name: &str) -> (Algorithm, EncodingKey) {
+    match name {
+        "rsa-1" => (
+            Algorithm::RS256,
+            EncodingKey::from_rsa_der(&pem_der(RSA_1_PEM)),
+        ),
+        "rsa-2" => (
+            Algorithm::RS256,
+            EncodingKey::from_rsa_der(&pem_der(RSA_2_PEM)),
+        ),
+        "rsa-rogue" => (
+            Algorithm::RS256,
+            EncodingKey::from_rsa_der(&pem_der(RSA_ROGUE_PEM)),
+        ),
+        "ec-1" => (
+            Algorithm::ES256,
+            EncodingKey::from_ec_der(&pem_der(EC_1_PEM)),
+        ),
+        "ed-1" => (
+            Algorithm::EdDSA,
+            EncodingKey::from_ed_der(&pem_der(ED_1_PEM)),
+        ),
+        other => panic!("no test key {other}"),
+    }
+}
+
+/// The public JWK of a publishable key, by `kid`.
+fn public_jwk(kid: &str) -> Value {
+    let jwks: Value = serde_json::from_str(JWKS_JSON).expect("jwks.json");
+    jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .cloned()
+        .unwrap_or_else(|| panic!("no published key {kid}"))
+}
+
+/// Seconds since the epoch.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
 
 /// A scripted token-endpoint response, used once instead of the real logic.
 #[derive(Debug, Clone)]
@@ -93,13 +209,18 @@ impl TokenRequest {
 }
 
 struct Grant {
-    challenge: String,
+    /// The PKCE S256 challenge; `None` when PKCE is refused and the request had none.
+    challenge: Option<String>,
     redirect_uri: Option<String>,
     scope: Option<String>,
+    /// The `nonce` of the authorization request.
+    nonce: Option<String>,
 }
 
 #[derive(Default)]
 struct Inner {
+    /// `http://127.0.0.1:PORT`.
+    issuer: String,
     grants: Mutex<HashMap<String, Grant>>,
     refresh_tokens: Mutex<HashMap<String, Option<String>>>,
     script: Mutex<VecDeque<Scripted>>,
@@ -128,6 +249,108 @@ struct Inner {
     landings: Mutex<Vec<String>>,
     /// The API refuses every token, fresh ones too (an app whose access was withdrawn).
     api_refuses: std::sync::atomic::AtomicBool,
+    /// The `issuer` discovery announces instead of the real one.
+    discovery_issuer: Mutex<Option<String>>,
+    /// Discovery's `Cache-Control: max-age`.
+    discovery_max_age: AtomicU64,
+    /// Discovery answers 200 with a body that is not JSON.
+    discovery_garbage: std::sync::atomic::AtomicBool,
+    discovery_hits: AtomicUsize,
+    jwks_hits: AtomicUsize,
+    /// RFC 9207: discovery announces it and the callback carries `iss`.
+    iss_parameter: std::sync::atomic::AtomicBool,
+    /// The `iss` the callback carries instead of the issuer.
+    callback_iss: Mutex<Option<String>>,
+    /// RSA signing uses (and the JWKS publishes) `rsa-2` instead of `rsa-1`.
+    rsa_rotated: std::sync::atomic::AtomicBool,
+    id_token_alg: Mutex<IdTokenAlg>,
+    id_token_fault: Mutex<IdTokenFault>,
+    /// Every `id_token` issued, in order.
+    id_tokens: Mutex<Vec<String>>,
+    /// `/authorize` refuses PKCE (and the token endpoint then wants no verifier).
+    pkce_rejected: std::sync::atomic::AtomicBool,
+    /// `expires_in` is sent as a JSON string.
+    string_expires_in: std::sync::atomic::AtomicBool,
+    /// The query parameters of every `/authorize` request, in order.
+    authorize_requests: Mutex<Vec<HashMap<String, String>>>,
+}
+
+impl Inner {
+    /// The `kid` (and key name) of the RSA key in use.
+    fn rsa_kid(&self) -> &'static str {
+        if self.rsa_rotated.load(Ordering::SeqCst) {
+            "rsa-2"
+        } else {
+            "rsa-1"
+        }
+    }
+
+    /// The `kid` of the key `id_token`s are signed with now (without faults).
+    fn signing_kid(&self) -> &'static str {
+        match *self.id_token_alg.lock().unwrap() {
+            IdTokenAlg::Rs256 => self.rsa_kid(),
+            IdTokenAlg::Es256 => "ec-1",
+            IdTokenAlg::EdDsa => "ed-1",
+        }
+    }
+
+    /// Mints (and records) an `id_token` for this access token, with the current algorithm
+    /// and fault.
+    fn mint_id_token(&self, access_token: &str, nonce: Option<&str>) -> String {
+        let fault = *self.id_token_fault.lock().unwrap();
+        let (key_name, kid) = match fault {
+            IdTokenFault::BadSignature => ("rsa-rogue", self.rsa_kid()),
+            IdTokenFault::UnknownKid => ("rsa-rogue", ROGUE_KID),
+            _ => (self.signing_kid(), self.signing_kid()),
+        };
+        let (alg, key) = signing_key(key_name);
+        let hashed = if fault == IdTokenFault::BadAtHash {
+            format!("{access_token}-not-this-one")
+        } else {
+            access_token.to_owned()
+        };
+        let digest = match alg {
+            Algorithm::EdDSA => Sha512::digest(hashed.as_bytes()).to_vec(),
+            _ => Sha256::digest(hashed.as_bytes()).to_vec(),
+        };
+        let at_hash = URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2]);
+        let now = unix_now();
+        let mut claims = json!({
+            "iss": self.issuer,
+            "sub": SUBJECT,
+            "aud": CLIENT_ID,
+            "exp": now + self.ttl.load(Ordering::SeqCst),
+            "iat": now,
+            "at_hash": at_hash,
+            "email": "user@example.test",
+            "name": "Test User",
+        });
+        if let Some(nonce) = nonce {
+            claims["nonce"] = Value::String(nonce.to_owned());
+        }
+        match fault {
+            IdTokenFault::WrongAudience => claims["aud"] = json!("someone-else"),
+            IdTokenFault::WrongNonce => claims["nonce"] = json!("wrong-nonce"),
+            IdTokenFault::Expired => {
+                claims["exp"] = json!(now - 3600);
+                claims["iat"] = json!(now - 7200);
+            }
+            IdTokenFault::WrongIssuer => claims["iss"] = json!("https://issuer.invalid"),
+            IdTokenFault::NoNonce => {
+                claims.as_object_mut().expect("claims").remove("nonce");
+            }
+            IdTokenFault::MultipleAudiencesNoAzp => claims["aud"] = json!([CLIENT_ID, "other"]),
+            IdTokenFault::None
+            | IdTokenFault::BadSignature
+            | IdTokenFault::UnknownKid
+            | IdTokenFault::BadAtHash => {}
+        }
+        let mut header = jsonwebtoken::Header::new(alg);
+        header.kid = Some(kid.to_owned());
+        let token = jsonwebtoken::encode(&header, &claims, &key).expect("sign id_token");
+        self.id_tokens.lock().unwrap().push(token.clone());
+        token
+    }
 }
 
 /// The test OAuth2 provider, serving until dropped.
@@ -146,11 +369,23 @@ impl Drop for TestProvider {
 impl TestProvider {
     /// Starts the provider on `127.0.0.1:0`.
     pub async fn start() -> Self {
-        let inner = Arc::new(Inner::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let inner = Arc::new(Inner {
+            issuer: format!("http://{addr}"),
+            ..Inner::default()
+        });
         inner.ttl.store(3600, Ordering::SeqCst);
         inner.rotate.store(true, Ordering::SeqCst);
         inner.device_interval.store(1, Ordering::SeqCst);
+        inner.discovery_max_age.store(300, Ordering::SeqCst);
+        inner.iss_parameter.store(true, Ordering::SeqCst);
         let app = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .route("/api/userinfo", get(userinfo))
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/sink", any(sink))
@@ -168,10 +403,6 @@ impl TestProvider {
                 axum::routing::delete(delete_token),
             )
             .with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -283,28 +514,199 @@ impl TestProvider {
     pub fn revoke_all(&self) {
         self.inner.refresh_tokens.lock().unwrap().clear();
     }
+
+    /// The OpenID Connect issuer: `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn issuer(&self) -> String {
+        self.url("")
+    }
+
+    /// Makes discovery announce this `issuer` instead of the real one (`None`: the real one).
+    pub fn set_discovery_issuer(&self, issuer: Option<String>) {
+        *self.inner.discovery_issuer.lock().unwrap() = issuer;
+    }
+
+    /// Sets discovery's `Cache-Control: max-age` (default 300 seconds).
+    pub fn set_discovery_max_age(&self, seconds: u64) {
+        self.inner
+            .discovery_max_age
+            .store(seconds, Ordering::SeqCst);
+    }
+
+    /// Makes discovery answer 200 with a body that is not JSON.
+    pub fn set_discovery_garbage(&self, on: bool) {
+        self.inner.discovery_garbage.store(on, Ordering::SeqCst);
+    }
+
+    /// How often the discovery document was fetched.
+    pub fn discovery_hits(&self) -> usize {
+        self.inner.discovery_hits.load(Ordering::SeqCst)
+    }
+
+    /// How often `/jwks` was fetched.
+    pub fn jwks_hits(&self) -> usize {
+        self.inner.jwks_hits.load(Ordering::SeqCst)
+    }
+
+    /// RFC 9207 (default on): discovery announces
+    /// `authorization_response_iss_parameter_supported` and the callback carries `iss`.
+    pub fn set_iss_parameter(&self, on: bool) {
+        self.inner.iss_parameter.store(on, Ordering::SeqCst);
+    }
+
+    /// The `iss` the callback carries (when the `iss` parameter is on) instead of the issuer,
+    /// to play a mix-up; `None` (the default): the issuer.
+    pub fn set_callback_iss(&self, iss: Option<String>) {
+        *self.inner.callback_iss.lock().unwrap() = iss;
+    }
+
+    /// Rotates the RSA signing key: RS256 `id_token`s are signed with `rsa-2` from now on, and
+    /// the JWKS publishes `rsa-2` instead of `rsa-1`.
+    pub fn rotate_signing_key(&self) {
+        self.inner.rsa_rotated.store(true, Ordering::SeqCst);
+    }
+
+    /// The `kid` the next good `id_token` is signed with (`rsa-1`, `rsa-2`, `ec-1` or `ed-1`).
+    pub fn signing_kid(&self) -> String {
+        self.inner.signing_kid().to_owned()
+    }
+
+    /// Signs `id_token`s with this algorithm from now on: `"RS256"` (the default), `"ES256"`
+    /// or `"EdDSA"`. Panics on any other.
+    pub fn set_id_token_alg(&self, alg: &str) {
+        let alg = match alg {
+            "RS256" => IdTokenAlg::Rs256,
+            "ES256" => IdTokenAlg::Es256,
+            "EdDSA" => IdTokenAlg::EdDsa,
+            other => panic!("the test provider does not sign with {other}"),
+        };
+        *self.inner.id_token_alg.lock().unwrap() = alg;
+    }
+
+    /// Breaks or forges every `id_token` issued while set ([`IdTokenFault::None`]: good ones).
+    pub fn set_id_token_fault(&self, fault: IdTokenFault) {
+        *self.inner.id_token_fault.lock().unwrap() = fault;
+    }
+
+    /// Every `id_token` issued so far, in order.
+    pub fn id_tokens(&self) -> Vec<String> {
+        self.inner.id_tokens.lock().unwrap().clone()
+    }
+
+    /// Makes `/authorize` answer 400 "PKCE not supported" to any request with a
+    /// `code_challenge`, and accept requests without one (whose code then needs no verifier).
+    /// Off (the default): PKCE S256 is required.
+    pub fn set_pkce_rejected(&self, on: bool) {
+        self.inner.pkce_rejected.store(on, Ordering::SeqCst);
+    }
+
+    /// Sends `expires_in` as a JSON string (`"3600"`) in successful token responses.
+    pub fn set_string_expires_in(&self, on: bool) {
+        self.inner.string_expires_in.store(on, Ordering::SeqCst);
+    }
+
+    /// The query parameters of every `/authorize` request so far (refused ones too), in order.
+    pub fn authorize_requests(&self) -> Vec<HashMap<String, String>> {
+        self.inner.authorize_requests.lock().unwrap().clone()
+    }
+}
+
+/// OpenID Connect discovery.
+async fn discovery(State(inner): State<Arc<Inner>>) -> Response {
+    inner.discovery_hits.fetch_add(1, Ordering::SeqCst);
+    let cache_control = format!("max-age={}", inner.discovery_max_age.load(Ordering::SeqCst));
+    if inner.discovery_garbage.load(Ordering::SeqCst) {
+        return (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html".to_owned()),
+                (header::CACHE_CONTROL, cache_control),
+            ],
+            "<html><body>Welcome to the provider!</body></html>",
+        )
+            .into_response();
+    }
+    let base = &inner.issuer;
+    let issuer = inner
+        .discovery_issuer
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or_else(|| base.clone());
+    let body = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "device_authorization_endpoint": format!("{base}/device/code"),
+        "revocation_endpoint": format!("{base}/revoke"),
+        "userinfo_endpoint": format!("{base}/api/userinfo"),
+        "jwks_uri": format!("{base}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "profile", "email", "read", "write"],
+        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "at_hash", "email", "name"],
+        "authorization_response_iss_parameter_supported":
+            inner.iss_parameter.load(Ordering::SeqCst),
+    });
+    ([(header::CACHE_CONTROL, cache_control)], Json(body)).into_response()
+}
+
+/// The published keys: the RSA key in use, `ec-1` and `ed-1`.
+async fn jwks(State(inner): State<Arc<Inner>>) -> Response {
+    inner.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    let keys: Vec<Value> = [inner.rsa_kid(), "ec-1", "ed-1"]
+        .into_iter()
+        .map(public_jwk)
+        .collect();
+    Json(json!({ "keys": keys })).into_response()
+}
+
+/// OpenID Connect userinfo, for a live access token.
+async fn userinfo(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    if live_bearer(&inner, &headers) {
+        Json(json!({
+            "sub": SUBJECT,
+            "email": "user@example.test",
+            "name": "Test User",
+            "preferred_username": "user1",
+        }))
+        .into_response()
+    } else {
+        bad_credentials()
+    }
 }
 
 async fn authorize(
     State(inner): State<Arc<Inner>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    inner.authorize_requests.lock().unwrap().push(q.clone());
+    let pkce_rejected = inner.pkce_rejected.load(Ordering::SeqCst);
+    if pkce_rejected && q.contains_key("code_challenge") {
+        return (StatusCode::BAD_REQUEST, "PKCE not supported").into_response();
+    }
     if q.get("response_type").map(String::as_str) != Some("code")
         || q.get("client_id").map(String::as_str) != Some(CLIENT_ID)
-        || q.get("code_challenge_method").map(String::as_str) != Some("S256")
+        || (!pkce_rejected && q.get("code_challenge_method").map(String::as_str) != Some("S256"))
     {
         return (StatusCode::BAD_REQUEST, "bad authorization request").into_response();
     }
-    let (Some(challenge), Some(state)) = (q.get("code_challenge"), q.get("state")) else {
+    // Without PKCE (refused), a request needs no challenge; otherwise it must have one.
+    let challenge = q.get("code_challenge").cloned();
+    let (Some(state), true) = (q.get("state"), challenge.is_some() || pkce_rejected) else {
         return (StatusCode::BAD_REQUEST, "missing challenge or state").into_response();
     };
     let code = format!("code-{}", inner.counter.fetch_add(1, Ordering::SeqCst));
     inner.grants.lock().unwrap().insert(
         code.clone(),
         Grant {
-            challenge: challenge.clone(),
+            challenge,
             redirect_uri: q.get("redirect_uri").cloned(),
             scope: q.get("scope").or_else(|| q.get("user_scope")).cloned(),
+            nonce: q.get("nonce").cloned(),
         },
     );
     let Some(redirect) = q.get("redirect_uri") else {
@@ -314,6 +716,15 @@ async fn authorize(
     url.query_pairs_mut()
         .append_pair("code", &code)
         .append_pair("state", state);
+    if inner.iss_parameter.load(Ordering::SeqCst) {
+        let iss = inner
+            .callback_iss
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| inner.issuer.clone());
+        url.query_pairs_mut().append_pair("iss", &iss);
+    }
     (StatusCode::FOUND, [(header::LOCATION, url.to_string())]).into_response()
 }
 
@@ -365,7 +776,7 @@ async fn token(
     if id != CLIENT_ID || secret != CLIENT_SECRET {
         return token_error(&inner, StatusCode::UNAUTHORIZED, "invalid_client");
     }
-    let scope = match form.get("grant_type").map(String::as_str) {
+    let (scope, nonce) = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let grant = form
                 .get("code")
@@ -375,12 +786,11 @@ async fn token(
             };
             let verifier = form.get("code_verifier").cloned().unwrap_or_default();
             let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-            if computed != grant.challenge
-                || grant.redirect_uri != form.get("redirect_uri").cloned()
-            {
+            let pkce_ok = grant.challenge.as_ref().is_none_or(|c| *c == computed);
+            if !pkce_ok || grant.redirect_uri != form.get("redirect_uri").cloned() {
                 return token_error(&inner, StatusCode::BAD_REQUEST, "invalid_grant");
             }
-            grant.scope
+            (grant.scope, grant.nonce)
         }
         Some("refresh_token") => {
             let rt = form.get("refresh_token").cloned().unwrap_or_default();
@@ -392,23 +802,36 @@ async fn token(
             let Some(scope) = known else {
                 return token_error(&inner, StatusCode::BAD_REQUEST, "invalid_grant");
             };
-            scope
+            (scope, None)
         }
         Some(DEVICE_GRANT) => {
             let code = form.get("device_code").cloned().unwrap_or_default();
             let Some(scope) = inner.device_codes.lock().unwrap().remove(&code) else {
                 return token_error(&inner, StatusCode::BAD_REQUEST, "invalid_grant");
             };
-            scope
+            (scope, None)
         }
         _ => return token_error(&inner, StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     };
     let n = inner.counter.fetch_add(1, Ordering::SeqCst);
+    let ttl = inner.ttl.load(Ordering::SeqCst);
+    let expires_in = if inner.string_expires_in.load(Ordering::SeqCst) {
+        Value::String(ttl.to_string())
+    } else {
+        Value::from(ttl)
+    };
+    let access_token = format!("at-{n}");
     let mut body = json!({
-        "access_token": format!("at-{n}"),
+        "access_token": access_token,
         "token_type": "Bearer",
-        "expires_in": inner.ttl.load(Ordering::SeqCst),
+        "expires_in": expires_in,
     });
+    let openid = scope
+        .as_deref()
+        .is_some_and(|s| s.split([' ', ',']).any(|s| s == "openid"));
+    if openid {
+        body["id_token"] = Value::String(inner.mint_id_token(&access_token, nonce.as_deref()));
+    }
     if let Some(scope) = &scope {
         let scope = if inner.comma_scopes.load(Ordering::SeqCst) {
             scope.replace(' ', ",")
@@ -769,4 +1192,410 @@ fn reqwest_client() -> reqwest::Client {
         .no_proxy()
         .build()
         .expect("client")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::jwk::Jwk;
+    use jsonwebtoken::{DecodingKey, Header, Validation, decode, decode_header, encode};
+
+    const REDIRECT: &str = "http://127.0.0.1:9/callback";
+    const VERIFIER: &str = "a-verifier-of-at-least-forty-three-characters-long";
+
+    fn decoding_key(jwk: &Value) -> DecodingKey {
+        let jwk: Jwk = serde_json::from_value(jwk.clone()).expect("a JWK");
+        DecodingKey::from_jwk(&jwk).expect("a decoding key")
+    }
+
+    fn validation(alg: Algorithm) -> Validation {
+        let mut v = Validation::new(alg);
+        v.validate_aud = false;
+        v
+    }
+
+    #[test]
+    fn every_published_jwk_verifies_its_own_key_and_no_other() {
+        let claims = json!({"sub": "x", "exp": unix_now() + 60});
+        let published = ["rsa-1", "rsa-2", "ec-1", "ed-1"];
+        for kid in published {
+            let (alg, key) = signing_key(kid);
+            let jwk = public_jwk(kid);
+            assert_eq!(jwk["alg"], format!("{alg:?}"), "{kid}");
+            assert_eq!(jwk["use"], "sig", "{kid}");
+            let token = encode(&Header::new(alg), &claims, &key).expect("sign");
+            decode::<Value>(&token, &decoding_key(&jwk), &validation(alg))
+                .unwrap_or_else(|e| panic!("{kid}: {e}"));
+            for other in published.iter().filter(|o| **o != kid) {
+                let other_jwk = public_jwk(other);
+                if other_jwk["alg"] == jwk["alg"] {
+                    assert!(
+                        decode::<Value>(&token, &decoding_key(&other_jwk), &validation(alg))
+                            .is_err(),
+                        "{kid} verified by {other}"
+                    );
+                }
+            }
+        }
+        let (alg, rogue) = signing_key("rsa-rogue");
+        let forged = encode(&Header::new(alg), &claims, &rogue).expect("sign");
+        for kid in ["rsa-1", "rsa-2"] {
+            assert!(
+                decode::<Value>(&forged, &decoding_key(&public_jwk(kid)), &validation(alg))
+                    .is_err()
+            );
+        }
+    }
+
+    async fn get(url: &str, bearer: Option<&str>) -> (StatusCode, HeaderMap, String) {
+        let mut request = reqwest_client().get(url);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("get");
+        let status = response.status();
+        let headers = response.headers().clone();
+        (status, headers, response.text().await.expect("body"))
+    }
+
+    async fn get_json(url: &str) -> Value {
+        serde_json::from_str(&get(url, None).await.2).expect("json")
+    }
+
+    async fn post_token(p: &TestProvider, form: &[(&str, &str)]) -> Value {
+        let response = reqwest_client()
+            .post(p.url("/token"))
+            .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+            .form(form)
+            .send()
+            .await
+            .expect("token");
+        serde_json::from_str(&response.text().await.expect("body")).expect("json")
+    }
+
+    fn authorization_url(p: &TestProvider, scope: &str, pkce: bool) -> String {
+        let mut url = url::Url::parse(&p.url("/authorize")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", CLIENT_ID)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("scope", scope)
+            .append_pair("state", "the-state")
+            .append_pair("nonce", "the-nonce");
+        if pkce {
+            let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(VERIFIER.as_bytes()));
+            url.query_pairs_mut()
+                .append_pair("code_challenge", &challenge)
+                .append_pair("code_challenge_method", "S256");
+        }
+        url.to_string()
+    }
+
+    /// Authorize (with PKCE and a nonce) and exchange: the callback's parameters, the token
+    /// response.
+    async fn login(p: &TestProvider, scope: &str) -> (HashMap<String, String>, Value) {
+        let query = approve(&authorization_url(p, scope, true)).await;
+        let callback: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let body = post_token(
+            p,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &callback["code"]),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+        (callback, body)
+    }
+
+    /// Verifies an `id_token` as a relying party would, with the provider's JWKS.
+    async fn verify(p: &TestProvider, token: &str) -> Result<Value, String> {
+        let header = decode_header(token).map_err(|e| e.to_string())?;
+        let jwks = get_json(&p.url("/jwks")).await;
+        let jwk = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| Some(k["kid"].as_str().unwrap()) == header.kid.as_deref())
+            .ok_or("unknown kid")?;
+        let mut v = Validation::new(header.alg);
+        v.set_audience(&[CLIENT_ID]);
+        v.set_issuer(&[p.issuer()]);
+        decode::<Value>(token, &decoding_key(jwk), &v)
+            .map(|d| d.claims)
+            .map_err(|e| e.to_string())
+    }
+
+    fn at_hash(alg: Algorithm, access_token: &str) -> String {
+        let digest = if alg == Algorithm::EdDSA {
+            Sha512::digest(access_token.as_bytes()).to_vec()
+        } else {
+            Sha256::digest(access_token.as_bytes()).to_vec()
+        };
+        URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
+    }
+
+    #[tokio::test]
+    async fn discovery_announces_the_endpoints_and_obeys_its_knobs() {
+        let p = TestProvider::start().await;
+        let issuer = p.issuer();
+        assert!(issuer.starts_with("http://127.0.0.1:") && !issuer.ends_with('/'));
+        let url = p.url("/.well-known/openid-configuration");
+        let (status, headers, body) = get(&url, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CACHE_CONTROL], "max-age=300");
+        let doc: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(doc["issuer"], issuer);
+        assert_eq!(doc["authorization_endpoint"], p.url("/authorize"));
+        assert_eq!(doc["token_endpoint"], p.url("/token"));
+        assert_eq!(doc["device_authorization_endpoint"], p.url("/device/code"));
+        assert_eq!(doc["revocation_endpoint"], p.url("/revoke"));
+        assert_eq!(doc["userinfo_endpoint"], p.url("/api/userinfo"));
+        assert_eq!(doc["jwks_uri"], p.url("/jwks"));
+        assert_eq!(
+            doc["id_token_signing_alg_values_supported"],
+            json!(["RS256", "ES256", "EdDSA"])
+        );
+        assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+
+        p.set_discovery_issuer(Some("https://elsewhere.test".into()));
+        p.set_discovery_max_age(7);
+        p.set_iss_parameter(false);
+        let (_, headers, body) = get(&url, None).await;
+        assert_eq!(headers[header::CACHE_CONTROL], "max-age=7");
+        let doc: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(doc["issuer"], "https://elsewhere.test");
+        assert_eq!(doc["token_endpoint"], p.url("/token"));
+        assert_eq!(doc["authorization_response_iss_parameter_supported"], false);
+
+        p.set_discovery_garbage(true);
+        let (status, _, body) = get(&url, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(serde_json::from_str::<Value>(&body).is_err());
+        assert_eq!(p.discovery_hits(), 3);
+    }
+
+    #[tokio::test]
+    async fn rs256_id_tokens_verify_and_follow_the_key_rotation() {
+        let p = TestProvider::start().await;
+        let (callback, body) = login(&p, "openid email").await;
+        assert_eq!(callback["iss"], p.issuer());
+        assert_eq!(callback["state"], "the-state");
+        let access = body["access_token"].as_str().unwrap();
+        let id_token = body["id_token"].as_str().expect("an id_token");
+        assert_eq!(
+            decode_header(id_token).unwrap().kid.as_deref(),
+            Some("rsa-1")
+        );
+        let claims = verify(&p, id_token).await.expect("a good id_token");
+        assert_eq!(claims["sub"], SUBJECT);
+        assert_eq!(claims["aud"], CLIENT_ID);
+        assert_eq!(claims["nonce"], "the-nonce");
+        assert_eq!(claims["email"], "user@example.test");
+        assert_eq!(claims["name"], "Test User");
+        assert_eq!(claims["at_hash"], at_hash(Algorithm::RS256, access));
+        let iat = claims["iat"].as_u64().unwrap();
+        assert_eq!(claims["exp"].as_u64().unwrap(), iat + 3600);
+
+        let kids = |jwks: &Value| -> Vec<String> {
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            kids(&get_json(&p.url("/jwks")).await),
+            ["rsa-1", "ec-1", "ed-1"]
+        );
+        p.rotate_signing_key();
+        assert_eq!(p.signing_kid(), "rsa-2");
+        assert_eq!(
+            kids(&get_json(&p.url("/jwks")).await),
+            ["rsa-2", "ec-1", "ed-1"]
+        );
+        assert_eq!(verify(&p, id_token).await.unwrap_err(), "unknown kid");
+
+        let refreshed = post_token(
+            &p,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", body["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+        let id_token2 = refreshed["id_token"]
+            .as_str()
+            .expect("an id_token on refresh");
+        assert_eq!(
+            decode_header(id_token2).unwrap().kid.as_deref(),
+            Some("rsa-2")
+        );
+        let claims = verify(&p, id_token2).await.expect("a good id_token");
+        assert!(claims.get("nonce").is_none());
+        assert_eq!(
+            claims["at_hash"],
+            at_hash(
+                Algorithm::RS256,
+                refreshed["access_token"].as_str().unwrap()
+            )
+        );
+        assert_eq!(p.id_tokens(), [id_token, id_token2]);
+        assert_eq!(p.jwks_hits(), 5);
+
+        // Without `openid`, no id_token.
+        let (_, body) = login(&p, "read write").await;
+        assert!(body.get("id_token").is_none());
+        assert_eq!(p.id_tokens().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn es256_and_eddsa_id_tokens_verify() {
+        let p = TestProvider::start().await;
+        for (name, alg, kid) in [
+            ("ES256", Algorithm::ES256, "ec-1"),
+            ("EdDSA", Algorithm::EdDSA, "ed-1"),
+        ] {
+            p.set_id_token_alg(name);
+            let (_, body) = login(&p, "openid").await;
+            let id_token = body["id_token"].as_str().unwrap();
+            let header = decode_header(id_token).unwrap();
+            assert_eq!((header.alg, header.kid.as_deref()), (alg, Some(kid)));
+            let claims = verify(&p, id_token).await.expect("a good id_token");
+            assert_eq!(
+                claims["at_hash"],
+                at_hash(alg, body["access_token"].as_str().unwrap())
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn id_token_faults_break_what_they_say() {
+        let p = TestProvider::start().await;
+        let issued = |fault| {
+            p.set_id_token_fault(fault);
+            let p = &p;
+            async move {
+                let (_, body) = login(p, "openid").await;
+                let token = body["id_token"].as_str().unwrap().to_owned();
+                let access = body["access_token"].as_str().unwrap().to_owned();
+                (token, access)
+            }
+        };
+        let (token, _) = issued(IdTokenFault::BadSignature).await;
+        assert_eq!(decode_header(&token).unwrap().kid.as_deref(), Some("rsa-1"));
+        assert!(
+            verify(&p, &token)
+                .await
+                .unwrap_err()
+                .contains("InvalidSignature")
+        );
+        let (token, _) = issued(IdTokenFault::UnknownKid).await;
+        assert_eq!(
+            decode_header(&token).unwrap().kid.as_deref(),
+            Some(ROGUE_KID)
+        );
+        assert_eq!(verify(&p, &token).await.unwrap_err(), "unknown kid");
+        let (token, _) = issued(IdTokenFault::WrongAudience).await;
+        assert!(
+            verify(&p, &token)
+                .await
+                .unwrap_err()
+                .contains("InvalidAudience")
+        );
+        let (token, _) = issued(IdTokenFault::WrongIssuer).await;
+        assert!(
+            verify(&p, &token)
+                .await
+                .unwrap_err()
+                .contains("InvalidIssuer")
+        );
+        let (token, _) = issued(IdTokenFault::Expired).await;
+        assert!(
+            verify(&p, &token)
+                .await
+                .unwrap_err()
+                .contains("ExpiredSignature")
+        );
+        let (token, _) = issued(IdTokenFault::WrongNonce).await;
+        assert_eq!(verify(&p, &token).await.unwrap()["nonce"], "wrong-nonce");
+        let (token, _) = issued(IdTokenFault::NoNonce).await;
+        assert!(verify(&p, &token).await.unwrap().get("nonce").is_none());
+        let (token, access) = issued(IdTokenFault::BadAtHash).await;
+        assert_ne!(
+            verify(&p, &token).await.unwrap()["at_hash"],
+            at_hash(Algorithm::RS256, &access)
+        );
+        let (token, _) = issued(IdTokenFault::MultipleAudiencesNoAzp).await;
+        let claims = verify(&p, &token).await.unwrap();
+        assert_eq!(claims["aud"], json!([CLIENT_ID, "other"]));
+        assert!(claims.get("azp").is_none());
+        let (token, access) = issued(IdTokenFault::None).await;
+        let claims = verify(&p, &token).await.unwrap();
+        assert_eq!(
+            (&claims["nonce"], &claims["at_hash"]),
+            (
+                &json!("the-nonce"),
+                &json!(at_hash(Algorithm::RS256, &access))
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn pkce_refusal_string_expiry_userinfo_and_the_callback_iss() {
+        let p = TestProvider::start().await;
+        p.set_pkce_rejected(true);
+        let (status, _, body) = get(&authorization_url(&p, "openid", true), None).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::BAD_REQUEST, "PKCE not supported")
+        );
+        p.set_callback_iss(Some("https://mix-up.test".into()));
+        let query = approve(&authorization_url(&p, "openid read", false)).await;
+        let callback: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(callback["iss"], "https://mix-up.test");
+        p.set_string_expires_in(true);
+        let body = post_token(
+            &p,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &callback["code"]),
+                ("redirect_uri", REDIRECT),
+            ],
+        )
+        .await;
+        assert_eq!(body["expires_in"], "3600");
+        assert!(body["id_token"].is_string());
+
+        let requests = p.authorize_requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[1]["scope"], "openid read");
+        assert_eq!(requests[1]["nonce"], "the-nonce");
+        assert!(!requests[1].contains_key("code_challenge"));
+
+        let access = body["access_token"].as_str().unwrap();
+        let (status, _, info) = get(&p.url("/api/userinfo"), Some(access)).await;
+        assert_eq!(status, StatusCode::OK);
+        let info: Value = serde_json::from_str(&info).unwrap();
+        assert_eq!(info["sub"], SUBJECT);
+        assert_eq!(info["preferred_username"], "user1");
+        let (status, _, _) = get(&p.url("/api/userinfo"), Some("at-nope")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+        // PKCE back on: a request without a challenge is refused, and no `iss` when it is off.
+        p.set_pkce_rejected(false);
+        let (status, _, _) = get(&authorization_url(&p, "openid", false), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        p.set_iss_parameter(false);
+        let (callback, body) = login(&p, "read").await;
+        assert!(!callback.contains_key("iss"));
+        assert_eq!(body["expires_in"], "3600");
+    }
 }

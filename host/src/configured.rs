@@ -1,0 +1,503 @@
+//! Providers made of configuration: any `[providers.NAME]` section with `authorize_url` and
+//! `token_url`, or with an OpenID Connect `issuer`, is an OAuth2 provider with the native flows
+//! (browser with PKCE; `device` when a device endpoint is known), alone or on top of a
+//! [`crate::catalog`] entry.
+//!
+//! With `issuer`, discovery fills every endpoint the section does not set, the callback must
+//! carry `iss` when the provider says it sends it (RFC 9207), and each `id_token` is validated
+//! ([`crate::oidc`]); its claims name the account.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+use crate::app_credentials::ValidationError;
+use crate::catalog::{self, Placeholder};
+use crate::config::Config;
+use crate::flow::{
+    AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
+};
+use crate::http::{HttpClient, HttpPolicy};
+use crate::oauth2::{
+    ClientAuth, DeviceFlow, ID_TOKEN_CLAIMS, OAuth2AppCredentials, OAuth2Flow, TokenError,
+};
+use crate::oidc::{IdTokenClaims, IdTokenVerifier};
+use crate::provider::{Provider, ProviderBuilder, ProviderSource};
+use crate::secret::SecretString;
+use crate::section::ProviderSection;
+use crate::text::sanitize;
+
+/// The browser (authorization code) flow's name.
+pub const OAUTH2_FLOW: &str = "oauth2";
+/// The device flow's name.
+pub const DEVICE_FLOW: &str = "device";
+
+/// The settings of a configured provider: its section, after the catalog's defaults and with
+/// placeholders filled.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[non_exhaustive]
+pub struct ProviderSettings {
+    /// The client id registered with the provider.
+    #[schemars(length(min = 1))]
+    pub client_id: String,
+    /// The client secret; absent for a public client (PKCE only).
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// The OpenID Connect issuer: discovery fills the endpoints not set here, and `id_token`s
+    /// are validated.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub issuer: Option<String>,
+    /// The authorization endpoint.
+    #[serde(default)]
+    pub authorize_url: Option<Url>,
+    /// The token endpoint.
+    #[serde(default)]
+    pub token_url: Option<Url>,
+    /// The device authorization endpoint (RFC 8628).
+    #[serde(default)]
+    pub device_authorization_url: Option<Url>,
+    /// The revocation endpoint (RFC 7009).
+    #[serde(default)]
+    pub revocation_url: Option<Url>,
+    /// A fixed redirect URI.
+    #[serde(default)]
+    pub redirect_uri: Option<Url>,
+    /// Scopes asked for when the login names none (`["openid"]` with an issuer).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// What joins scopes in requests, when not a space.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 4))]
+    pub scope_separator: Option<String>,
+    /// Whether the authorization request uses PKCE (on unless the provider refuses it).
+    #[serde(default = "yes")]
+    pub pkce: bool,
+    /// How the client authenticates at the token endpoint.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    /// Extra authorization parameters.
+    #[serde(default)]
+    pub authorize_params: BTreeMap<String, String>,
+    /// Where the token sits in the token response, as a JSON pointer (`"/authed_user"`).
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^(/[^/]*)+$"))]
+    pub token_pointer: Option<String>,
+    /// The provider's own names for bearer tokens, accepted as `token_type` (Slack:
+    /// `["bot", "user"]`).
+    #[serde(default)]
+    pub bearer_token_types: Vec<String>,
+    /// The API's base URL (`host api`, sessions).
+    #[serde(default)]
+    pub api_url: Option<Url>,
+    /// Where the current user is (GET with the token), for the account's name and
+    /// `host status --check`; the userinfo endpoint when the issuer's discovery names one.
+    #[serde(default)]
+    pub identify_url: Option<Url>,
+    /// The JSON pointer of the login name in `identify_url`'s answer (`"/login"`); without
+    /// one, the first of `email`, `preferred_username`, `login`, `username`, `name`.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^(/[^/]*)+$"))]
+    pub identify_pointer: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The section over its catalog entry's defaults, when the catalog has one by its name.
+pub fn with_catalog(section: ProviderSection) -> ProviderSection {
+    match catalog::catalog().get(section.provider()) {
+        Some(entry) => {
+            let origin = crate::Origin::Catalog(section.provider().to_owned());
+            section.over_defaults(entry.section_defaults(), origin)
+        }
+        None => section,
+    }
+}
+
+/// Whether `section` describes an OAuth2 provider, by itself (endpoints or an issuer) or as a
+/// catalog entry.
+pub(crate) fn is_oauth2_section(section: &ProviderSection) -> bool {
+    if catalog::catalog().get(section.provider()).is_some() {
+        return true;
+    }
+    let has = |k: &str| section.value().get(k).is_some();
+    has("issuer") || has("authorize_url") || has("token_url")
+}
+
+/// The section's settings: placeholders filled (from the section's keys of the same name, else
+/// the catalog's defaults), then checked against [`ProviderSettings`]'s schema.
+pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, ValidationError> {
+    let declared: BTreeMap<String, Placeholder> = catalog::catalog()
+        .get(section.provider())
+        .map(|e| e.placeholders.clone())
+        .unwrap_or_default();
+    let mut value = section.value().clone();
+    let Some(map) = value.as_object_mut() else {
+        return section.parse();
+    };
+    // Every `{name}` in a text setting, with the first setting that uses it.
+    let mut used: BTreeMap<String, String> = BTreeMap::new();
+    for (key, v) in map.iter() {
+        let texts: Vec<&str> = match v {
+            Value::String(s) => vec![s.as_str()],
+            Value::Object(o) => o.values().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for text in texts {
+            for name in catalog::placeholders_in(text) {
+                used.entry(name.to_owned()).or_insert_with(|| key.clone());
+            }
+        }
+    }
+    let mut fills = BTreeMap::new();
+    for (name, used_by) in &used {
+        let what = declared
+            .get(name)
+            .map(|p| format!(": {}", p.description))
+            .unwrap_or_default();
+        let fill = match map.get(name) {
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => {
+                return Err(
+                    section.field_error(std::slice::from_ref(name), "must be a string".to_owned())
+                );
+            }
+            None => {
+                return Err(section.missing_error(
+                    std::slice::from_ref(name),
+                    &format!("`{{{name}}}` in {used_by} needs it{what}"),
+                ));
+            }
+        };
+        let safe = !fill.is_empty()
+            && fill.len() <= 255
+            && !fill
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "/?#@\\{}".contains(c));
+        if !safe {
+            return Err(section.field_error(
+                std::slice::from_ref(name),
+                "must be a plain name (no spaces, `/`, `?`, `#`, `@` or braces)".to_owned(),
+            ));
+        }
+        fills.insert(name.clone(), fill);
+    }
+    for name in fills.keys() {
+        map.remove(name);
+    }
+    let fill = |text: &str| {
+        let mut out = text.to_owned();
+        for (name, value) in &fills {
+            out = out.replace(&format!("{{{name}}}"), value);
+        }
+        out
+    };
+    for v in map.values_mut() {
+        match v {
+            Value::String(s) => *s = fill(s),
+            Value::Object(o) => {
+                for inner in o.values_mut() {
+                    if let Value::String(s) = inner {
+                        *s = fill(s);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let filled = section.with_value(value);
+    let settings: ProviderSettings = filled.parse()?;
+    if settings.issuer.is_none() {
+        for (field, set) in [
+            ("authorize_url", settings.authorize_url.is_some()),
+            ("token_url", settings.token_url.is_some()),
+        ] {
+            if !set {
+                return Err(section.missing_error(
+                    &[field.to_owned()],
+                    "an OAuth2 provider needs authorize_url and token_url, or an OpenID Connect issuer",
+                ));
+            }
+        }
+    }
+    Ok(settings)
+}
+
+/// The provider `name` from its section (with its catalog entry's defaults, which the
+/// configuration merged in).
+pub(crate) fn builder(config: &Config, name: &str) -> ProviderBuilder {
+    let section = with_catalog(config.provider_section(name));
+    let in_catalog = catalog::catalog().get(name).is_some();
+    let device = section.value().get("device_authorization_url").is_some()
+        || section.value().get("issuer").is_some();
+    let policy = config.http_policy();
+    let cache = config.data_dir().join("cache").join("oidc");
+    let mut builder = Provider::builder(name, section)
+        .source(if in_catalog {
+            ProviderSource::Catalog
+        } else {
+            ProviderSource::Configured
+        })
+        .checker(|section| settings(section).map(drop))
+        .flow(OAUTH2_FLOW, {
+            let policy = policy.clone();
+            let cache = cache.clone();
+            move |ctx| {
+                let policy = policy.clone();
+                let cache = cache.clone();
+                async move { ConfiguredFlow::build(ctx.section(), policy, Some(cache), false).await }
+            }
+        });
+    if device {
+        builder = builder.flow(DEVICE_FLOW, move |ctx| {
+            let policy = policy.clone();
+            let cache = cache.clone();
+            async move { ConfiguredFlow::build(ctx.section(), policy, Some(cache), true).await }
+        });
+    }
+    builder.default_flow(OAUTH2_FLOW)
+}
+
+/// How long the login lookup after a login may take.
+const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A configured provider's flow: [`OAuth2Flow`] (or its device grant) with the provider's
+/// endpoints and quirks, `id_token` validation with an issuer, and the identify endpoint.
+#[derive(Debug)]
+pub struct ConfiguredFlow {
+    grant: Grant,
+    identify: Option<(Url, Option<String>)>,
+    api_url: Option<Url>,
+}
+
+#[derive(Debug)]
+enum Grant {
+    Code(OAuth2Flow),
+    Device(DeviceFlow),
+}
+
+impl ConfiguredFlow {
+    /// Builds the flow from a provider section: settings checked, discovery run (and cached
+    /// under `cache_dir`) when there is an issuer.
+    pub async fn build(
+        section: &ProviderSection,
+        policy: HttpPolicy,
+        cache_dir: Option<PathBuf>,
+        device: bool,
+    ) -> Result<Self, FlowError> {
+        let name = section.provider();
+        let s = settings(section)?;
+        let http = HttpClient::new(policy).map_err(|e| FlowError::InvalidConfig {
+            message: "cannot set up the HTTP client".into(),
+            source: Some(Box::new(e)),
+        })?;
+        let mut verifier = None;
+        let mut userinfo = None;
+        let mut require_iss = false;
+        let (mut authorize_url, mut token_url) = (s.authorize_url.clone(), s.token_url.clone());
+        let (mut device_url, mut revocation_url) =
+            (s.device_authorization_url.clone(), s.revocation_url.clone());
+        if let Some(issuer) = &s.issuer {
+            let meta = crate::oidc::discover(issuer, &http, cache_dir.as_deref())
+                .await
+                .map_err(|e| e.into_flow_error(name))?;
+            authorize_url.get_or_insert(meta.authorization_endpoint);
+            token_url.get_or_insert(meta.token_endpoint);
+            device_url = device_url.or(meta.device_authorization_endpoint);
+            revocation_url = revocation_url.or(meta.revocation_endpoint);
+            userinfo = meta.userinfo_endpoint;
+            require_iss = meta.authorization_response_iss_parameter_supported;
+            verifier = Some(Arc::new(IdTokenVerifier::new(
+                issuer.clone(),
+                s.client_id.clone(),
+                meta.jwks_uri,
+                http.clone(),
+            )));
+        }
+        let (Some(authorize_url), Some(token_url)) = (authorize_url, token_url) else {
+            return Err(FlowError::config(format!(
+                "providers.{name} needs authorize_url and token_url, or an issuer"
+            )));
+        };
+        let mut app = OAuth2AppCredentials::new(s.client_id.clone(), authorize_url, token_url);
+        app.client_secret = s.client_secret.clone();
+        app.device_authorization_url = device_url;
+        app.revocation_url = revocation_url;
+        app.redirect_uri = s.redirect_uri.clone();
+        app.scopes = if s.scopes.is_empty() && s.issuer.is_some() {
+            vec!["openid".to_owned()]
+        } else {
+            s.scopes.clone()
+        };
+        app.client_auth = s.client_auth;
+        app.authorize_params = s.authorize_params.clone();
+        app.issuer = s.issuer.clone();
+        app.require_iss = require_iss;
+        app.pkce = s.pkce;
+        app.scope_separator = s.scope_separator.clone();
+        app.token_pointer = s.token_pointer.clone();
+        app.bearer_token_types = s.bearer_token_types.clone();
+        for (field, url) in [("api_url", &s.api_url), ("identify_url", &s.identify_url)] {
+            if let Some(url) = url {
+                crate::http::require_secure(url).map_err(|e| FlowError::InvalidConfig {
+                    message: format!("providers.{name}.{field}"),
+                    source: Some(Box::new(e)),
+                })?;
+            }
+        }
+        let mut flow = OAuth2Flow::with_class(name, app, Default::default(), http)?;
+        if let Some(verifier) = verifier {
+            flow = flow.with_id_token_verifier(verifier);
+        }
+        let grant = if device {
+            if flow.app_credentials().device_authorization_url.is_none() {
+                return Err(FlowError::config(format!(
+                    "providers.{name} has no device_authorization_url (nor does its issuer's discovery document name one)"
+                )));
+            }
+            Grant::Device(DeviceFlow::new(flow)?)
+        } else {
+            Grant::Code(flow)
+        };
+        let identify = s
+            .identify_url
+            .clone()
+            .map(|u| (u, s.identify_pointer.clone()))
+            .or_else(|| userinfo.map(|u| (u, None)));
+        Ok(Self {
+            grant,
+            identify,
+            api_url: s.api_url,
+        })
+    }
+
+    /// The OAuth2 flow underneath.
+    pub fn oauth2(&self) -> &OAuth2Flow {
+        match &self.grant {
+            Grant::Code(f) => f,
+            Grant::Device(d) => d.oauth2(),
+        }
+    }
+
+    /// The API's base URL, when configured.
+    pub fn api_url(&self) -> Option<&Url> {
+        self.api_url.as_ref()
+    }
+
+    fn flow(&self) -> &dyn AuthFlow {
+        match &self.grant {
+            Grant::Code(f) => f,
+            Grant::Device(d) => d,
+        }
+    }
+}
+
+/// The claims of the validated `id_token` a credential carries.
+pub fn id_token_claims(credential: &Credential) -> Option<IdTokenClaims> {
+    let claims = credential.as_oauth2()?.extra.0.get(ID_TOKEN_CLAIMS)?;
+    serde_json::from_value(claims.clone()).ok()
+}
+
+#[async_trait::async_trait]
+impl AuthFlow for ConfiguredFlow {
+    async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, FlowError> {
+        self.flow().authorize(req).await
+    }
+
+    async fn exchange(
+        &self,
+        pending: Pending,
+        input: ExchangeInput,
+    ) -> Result<Credential, FlowError> {
+        self.flow().exchange(pending, input).await
+    }
+
+    async fn refresh(&self, credential: &Credential) -> Result<Credential, FlowError> {
+        self.oauth2().refresh(credential).await
+    }
+
+    async fn revoke(&self, credential: &Credential) -> Result<bool, FlowError> {
+        self.oauth2().revoke_rfc7009(credential).await
+    }
+
+    /// The validated `id_token`'s email, login name, name or subject; else the identify
+    /// endpoint's answer.
+    async fn identify(&self, credential: &Credential) -> Option<String> {
+        if let Some(claims) = id_token_claims(credential) {
+            return Some(claims.label());
+        }
+        tokio::time::timeout(IDENTIFY_TIMEOUT, self.verify(credential))
+            .await
+            .ok()?
+            .ok()
+            .flatten()
+    }
+
+    /// A GET of the identify endpoint with the token: 2xx is valid (with the login name),
+    /// 401 is refused.
+    async fn verify(&self, credential: &Credential) -> Result<Option<String>, FlowError> {
+        let Some((url, pointer)) = &self.identify else {
+            return Err(FlowError::Unsupported(
+                "the provider has no identify_url (nor a userinfo endpoint) to check a credential with".into(),
+            ));
+        };
+        let token = credential
+            .as_oauth2()
+            .ok_or_else(|| FlowError::Unsupported("not an OAuth2 token".into()))?;
+        let request = http::Request::get(url.as_str())
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", token.access_token.expose()),
+            )
+            .header(http::header::ACCEPT, "application/json")
+            .body(Vec::new())
+            .map_err(|e| FlowError::internal("cannot build the request", e))?;
+        let response = self
+            .oauth2()
+            .http_client()
+            .send(request)
+            .await
+            .map_err(TokenError::from)?;
+        match response.status().as_u16() {
+            200..=299 => {
+                let user: Value = serde_json::from_slice(response.body()).unwrap_or_default();
+                let found = match pointer {
+                    Some(p) => user.pointer(p),
+                    None => [
+                        "/email",
+                        "/preferred_username",
+                        "/login",
+                        "/username",
+                        "/name",
+                    ]
+                    .iter()
+                    .find_map(|p| user.pointer(p).filter(|v| v.is_string())),
+                };
+                Ok(found
+                    .and_then(|v| match v {
+                        Value::String(s) => Some(s.clone()),
+                        Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .map(|s| sanitize(&s, 100)))
+            }
+            401 => Err(FlowError::LoginRequired {
+                reason: "the provider no longer accepts the token",
+                source: None,
+            }),
+            status => Err(TokenError::Status {
+                status,
+                content_type: None,
+            }
+            .into()),
+        }
+    }
+}

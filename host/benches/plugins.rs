@@ -57,7 +57,7 @@ fn registry(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(count), &count, |b, &count| {
             b.iter(|| {
                 let config = config(home.path());
-                let app = host::App::from_config(config);
+                let app = host::App::from_config(config).expect("store settings");
                 let listed: Vec<(&str, usize)> = app
                     .registry()
                     .providers()
@@ -144,7 +144,7 @@ fn call(c: &mut Criterion) {
         .file(home.path().join("host.toml"))
         .load()
         .unwrap();
-    let app = host::App::from_config(config);
+    let app = host::App::from_config(config).expect("store settings");
     let flow = rt
         .block_on(app.provider("acme").unwrap().flow(PLUGIN_FLOW))
         .unwrap();

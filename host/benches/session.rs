@@ -59,7 +59,7 @@ fn bench(c: &mut Criterion) {
     .defaults(host::builtin_defaults())
     .load()
     .unwrap();
-    let app = App::from_config(config);
+    let app = App::from_config(config).expect("store settings");
     let options = LoginOptions::default().timeout(Duration::from_secs(20));
     let record = rt
         .block_on(app.login("github", "default", None, &options, &Approver))

@@ -42,13 +42,14 @@ impl App {
         let config = ConfigLoader::from_process_env()
             .defaults(builtin_defaults())
             .load()?;
-        Ok(Self::from_config(config))
+        Self::from_config(config)
     }
 
     /// Puts everything together from a loaded configuration (load it with
     /// [`builtin_defaults`] so the built-in providers get theirs).
-    pub fn from_config(config: Config) -> Self {
-        let store = Store::new(config.data_dir()).with_lock_timeout(config.lock_timeout());
+    pub fn from_config(config: Config) -> Result<Self, ConfigError> {
+        let store = Store::open(config.store_options()?)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         #[cfg(feature = "plugins")]
         {
             let plugins = Arc::new(crate::plugin::PluginHost::new(
@@ -57,21 +58,21 @@ impl App {
                 Some(config.plugin_cache_dir()),
             ));
             let registry = registry(&config, &plugins);
-            Self {
+            Ok(Self {
                 config,
                 registry,
                 store,
                 plugins,
-            }
+            })
         }
         #[cfg(not(feature = "plugins"))]
         {
             let registry = registry(&config);
-            Self {
+            Ok(Self {
                 config,
                 registry,
                 store,
-            }
+            })
         }
     }
 
@@ -104,7 +105,7 @@ impl App {
     /// The provider a command means when it names none: the configured default
     /// (`HOST_PROVIDER`, `default_provider`), else the only provider with stored credentials.
     /// When that is ambiguous, the error lists the choices.
-    pub fn default_provider(&self) -> Result<String, AppError> {
+    pub async fn default_provider(&self) -> Result<String, AppError> {
         if let Some((name, origin)) = self.config.default_provider() {
             self.provider(name).map_err(|e| AppError::DefaultProvider {
                 reason: format!(
@@ -116,8 +117,8 @@ impl App {
         let stored: Vec<String> = self
             .store
             .providers_with_records()
+            .await?
             .into_iter()
-            .filter(|p| !self.store.accounts(p).is_empty())
             .collect();
         match stored.as_slice() {
             [only] => Ok(only.clone()),

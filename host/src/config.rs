@@ -44,7 +44,7 @@ pub const ENV_PREFIX: &str = "HOST_";
 pub const FIELD_PREFIX: &str = "HOST_FIELD_";
 
 /// `HOST_` variables that are not configuration keys.
-const NOT_CONFIG: &[&str] = &["HOST_CONFIG", "HOST_LOG", "HOST_PROVIDER"];
+const NOT_CONFIG: &[&str] = &["HOST_CONFIG", "HOST_LOG", "HOST_PROVIDER", "HOST_STORE_KEY"];
 
 /// An environment variable that sets one configuration value (`GITHUB_CLIENT_ID`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,6 +308,9 @@ impl ConfigLoader {
                 (p, origin)
             }),
         };
+        let store_key = self
+            .var(crate::store::seal::KEY_ENV)
+            .map(|k| zeroize::Zeroizing::new(k.to_owned()));
         Ok(Config {
             figment,
             origins,
@@ -316,6 +319,7 @@ impl ConfigLoader {
             settings: Arc::new(settings),
             file,
             data_dir,
+            store_key,
         })
     }
 }
@@ -438,13 +442,38 @@ impl Default for HttpSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct StoreSettings {
+    #[serde(default = "default_lock_timeout")]
     lock_timeout_secs: u64,
+    /// `file` or `postgres`.
+    #[serde(default)]
+    backend: StoreBackendSetting,
+    /// The PostgreSQL connection URL.
+    #[serde(default)]
+    url: Option<String>,
+    /// The file holding the store's key.
+    #[serde(default)]
+    key_file: Option<PathBuf>,
+}
+
+fn default_lock_timeout() -> u64 {
+    crate::store::DEFAULT_LOCK_TIMEOUT.as_secs()
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StoreBackendSetting {
+    #[default]
+    File,
+    Postgres,
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
-            lock_timeout_secs: crate::store::DEFAULT_LOCK_TIMEOUT.as_secs(),
+            lock_timeout_secs: default_lock_timeout(),
+            backend: StoreBackendSetting::File,
+            url: None,
+            key_file: None,
         }
     }
 }
@@ -485,6 +514,7 @@ pub struct Config {
     settings: Arc<Settings>,
     file: PathBuf,
     data_dir: PathBuf,
+    store_key: Option<zeroize::Zeroizing<String>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -520,6 +550,29 @@ impl Config {
     /// How long to wait for a credential's lock (`[store] lock_timeout_secs`).
     pub fn lock_timeout(&self) -> Duration {
         Duration::from_secs(self.settings.store.lock_timeout_secs)
+    }
+
+    /// How the credential store is set up (`[store]`, `HOST_STORE_KEY`). Errors name the
+    /// setting, never a value.
+    pub fn store_options(&self) -> Result<crate::store::StoreOptions, ConfigError> {
+        let s = &self.settings.store;
+        let backend = match (s.backend, &s.url) {
+            (StoreBackendSetting::File, _) => crate::store::BackendKind::File,
+            (StoreBackendSetting::Postgres, Some(url)) => {
+                crate::store::BackendKind::Postgres(url.clone())
+            }
+            (StoreBackendSetting::Postgres, None) => {
+                return Err(ConfigError::Invalid(
+                    "[store] backend = \"postgres\" needs [store] url (or HOST_STORE__URL)".into(),
+                ));
+            }
+        };
+        let mut options = crate::store::StoreOptions::file(&self.data_dir);
+        options.backend = backend;
+        options.key_file = s.key_file.clone();
+        options.key = self.store_key.clone();
+        options.lock_timeout = self.lock_timeout();
+        Ok(options)
     }
 
     /// Where plugins are looked for.

@@ -109,6 +109,7 @@ pub use secret::SecretString;
 pub use section::ProviderSection;
 pub use session::{Session, SessionError};
 pub use store::{
-    DEFAULT_ACCOUNT, DEFAULT_LOCK_TIMEOUT, FreshError, Record, RecordLock, Store, StoreError,
+    BackendKind, CopyReport, DEFAULT_ACCOUNT, DEFAULT_KEY_FILE, DEFAULT_LOCK_TIMEOUT, FreshError,
+    Record, RecordLock, RekeyReport, Store, StoreError, StoreOptions, seal,
 };
 pub use text::terminal_text;

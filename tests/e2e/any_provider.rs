@@ -53,13 +53,8 @@ async fn login(env: &HostEnv, provider: &str) -> (Output, Vec<(u16, String)>) {
     .await
 }
 
-fn record(env: &HostEnv, provider: &str) -> Option<Value> {
-    let path = env
-        .data_dir()
-        .join(format!("credentials/{provider}/default.json"));
-    std::fs::read(path)
-        .ok()
-        .map(|b| serde_json::from_slice(&b).unwrap())
+async fn record(env: &HostEnv, provider: &str) -> Option<Value> {
+    env.stored(provider, "default").await
 }
 
 #[tokio::test]
@@ -77,7 +72,7 @@ async fn a_provider_configured_by_its_endpoints_logs_in_refreshes_and_logs_out()
         summary["identity"], "octocat",
         "identify_url + identify_pointer"
     );
-    let first = record(&env, "acme").unwrap()["credential"]["access_token"]
+    let first = record(&env, "acme").await.unwrap()["credential"]["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -119,7 +114,7 @@ async fn a_provider_configured_by_its_endpoints_logs_in_refreshes_and_logs_out()
         env.provider.revoked().contains(&second),
         "revoked at the configured revocation_url"
     );
-    assert!(record(&env, "acme").is_none());
+    assert!(record(&env, "acme").await.is_none());
 }
 
 #[tokio::test]
@@ -161,7 +156,7 @@ authorize_params = {{ team = "T1" }}
         exchange.form["client_secret"], CLIENT_SECRET,
         "request_body"
     );
-    let stored = record(&env, "chatty").unwrap();
+    let stored = record(&env, "chatty").await.unwrap();
     let expires: chrono::DateTime<chrono::Utc> = stored["credential"]["expires_at"]
         .as_str()
         .expect("the string expires_in became an expiry")
@@ -197,7 +192,7 @@ async fn an_issuer_and_a_client_id_are_enough() {
     assert_eq!(auth["scope"], "openid", "an issuer asks for openid");
     let nonce = auth.get("nonce").expect("a nonce is sent");
     assert!(nonce.len() >= 32);
-    let stored = record(&env, "corp").unwrap();
+    let stored = record(&env, "corp").await.unwrap();
     assert_eq!(
         stored["credential"]["extra"]["id_token_claims"]["sub"],
         host_testkit::SUBJECT
@@ -257,7 +252,10 @@ async fn every_broken_id_token_is_refused_and_nothing_is_stored() {
             let payload = id_token.split('.').nth(1).unwrap();
             assert!(!out.stderr.contains(payload));
         }
-        assert!(record(&env, "corp").is_none(), "{fault:?}: nothing stored");
+        assert!(
+            record(&env, "corp").await.is_none(),
+            "{fault:?}: nothing stored"
+        );
         if fault == IdTokenFault::UnknownKid {
             assert_eq!(
                 env.provider.jwks_hits(),
@@ -276,7 +274,7 @@ async fn id_tokens_signed_with_es256_and_eddsa_are_accepted() {
         env.provider.set_id_token_alg(alg);
         let (out, _) = login(&env, "corp").await;
         assert_eq!(out.code, Some(0), "{alg}: {out:?}");
-        assert!(record(&env, "corp").is_some());
+        assert!(record(&env, "corp").await.is_some());
     }
 }
 
@@ -343,7 +341,7 @@ async fn a_rotated_signing_key_is_fetched_again_once() {
         err.flow_error().unwrap().chain()
     );
     assert_eq!(p.jwks_hits(), 3, "one more fetch, not a loop");
-    let stored = app.store().load("corp", "default").unwrap().unwrap();
+    let stored = app.store().load("corp", "default").await.unwrap().unwrap();
     assert_eq!(
         stored.credential.secret().map(|s| s.expose().to_owned()),
         kept.credential.secret().map(|s| s.expose().to_owned()),
@@ -380,7 +378,7 @@ async fn callbacks_must_carry_the_issuer_the_provider_advertises() {
             .await;
         assert_ne!(out.code, Some(0), "{out:?}");
         assert_eq!(answers[0].0, 400, "{why}: {answers:?}");
-        assert!(record(&env, "corp").is_none());
+        assert!(record(&env, "corp").await.is_none());
         assert!(
             p.token_requests().is_empty(),
             "no code is exchanged after a mix-up"

@@ -42,7 +42,7 @@ async fn run_then_token_then_refresh() {
             & 0o777;
         assert_eq!(dir, 0o700);
     }
-    let stored: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let stored: Value = env.stored("github", "default").await.unwrap();
     let first = stored["credential"]["access_token"]
         .as_str()
         .unwrap()
@@ -62,7 +62,7 @@ async fn run_then_token_then_refresh() {
     let second = out.stdout.trim().to_owned();
     assert_ne!(second, first);
     assert_eq!(env.provider.refresh_count(), 1);
-    let stored: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let stored: Value = env.stored("github", "default").await.unwrap();
     assert_eq!(stored["credential"]["access_token"], second.as_str());
 
     // A token that really expired is refreshed too.
@@ -186,8 +186,10 @@ async fn a_crash_between_write_and_rename_loses_nothing() {
         !crashed.status.success(),
         "the injected crash must kill the process"
     );
-    let after_crash = std::fs::read(env.record_path("default")).unwrap();
-    let good: Value = serde_json::from_slice(&after_crash).expect("the record is intact");
+    let good: Value = env
+        .stored("github", "default")
+        .await
+        .expect("the record is intact");
     assert!(good["credential"]["access_token"].is_string());
     // The previous credential is still read back.
     let out = env
@@ -326,8 +328,7 @@ async fn providers_config_and_logout() {
     );
     assert!(!out.stdout.contains(host_testkit::CLIENT_SECRET));
 
-    let stored: Value =
-        serde_json::from_slice(&std::fs::read(env.record_path("default")).unwrap()).unwrap();
+    let stored: Value = env.stored("github", "default").await.unwrap();
     let token = stored["credential"]["access_token"]
         .as_str()
         .unwrap()

@@ -27,7 +27,7 @@ fn write_config(home: &Path, text: &str) -> std::path::PathBuf {
 async fn missing_client_id_names_the_field_and_the_variable() {
     let home = tempfile::tempdir().unwrap();
     let config = load(home.path(), &[]);
-    let app = host::App::from_config(config);
+    let app = host::App::from_config(config).expect("store settings");
     let registry = app.registry();
     let err = registry
         .get("github")

@@ -10,11 +10,10 @@ fn install(env: &HostEnv, name: &str, wasm: &str) {
     std::fs::copy(wasm, env.plugins_dir().join(format!("{name}.wasm"))).unwrap();
 }
 
-fn stored(env: &HostEnv, provider: &str) -> Value {
-    let path = env
-        .data_dir()
-        .join(format!("credentials/{provider}/default.json"));
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+async fn stored(env: &HostEnv, provider: &str) -> Value {
+    env.stored(provider, "default")
+        .await
+        .expect("a stored record")
 }
 
 #[tokio::test]
@@ -68,7 +67,10 @@ async fn api_key_plugin_prompts_verifies_and_stores_the_key() {
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["provider"], "api-key");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(host_testkit::VALID_API_KEY));
-    assert_eq!(stored(&env, "api-key")["credential"]["kind"], "api_key");
+    assert_eq!(
+        stored(&env, "api-key").await["credential"]["kind"],
+        "api_key"
+    );
 
     // `host token` prints the key; a key never expires, so asking for more validity changes
     // nothing.
@@ -162,7 +164,7 @@ async fn slack_plugin_logs_in_refreshes_and_keeps_the_team() {
         serde_json::json!(["users:read", "chat:write"]),
         "comma-separated scopes split"
     );
-    let record = stored(&env, "slack");
+    let record = stored(&env, "slack").await;
     assert_eq!(
         record["credential"]["extra"]["team_name"], "Acme Corp",
         "the team is kept with the token"
@@ -181,7 +183,7 @@ async fn slack_plugin_logs_in_refreshes_and_keeps_the_team() {
     assert_ne!(out.stdout.trim(), first, "refreshed");
     assert_eq!(env.provider.refresh_count(), 1);
     assert_eq!(
-        stored(&env, "slack")["credential"]["extra"]["team_id"],
+        stored(&env, "slack").await["credential"]["extra"]["team_id"],
         "T0123"
     );
 
@@ -274,7 +276,7 @@ async fn on_a_terminal_secret_fields_are_asked_without_echo_and_retried() {
         "echoed: {seen:?}"
     );
     assert_eq!(
-        stored(&env, "api-key")["credential"]["key"],
+        stored(&env, "api-key").await["credential"]["key"],
         host_testkit::VALID_API_KEY
     );
 }

@@ -332,8 +332,7 @@ async fn an_older_refresh_never_replaces_a_newer_login() {
     let started = chrono::Utc::now();
     env.login_ok().await;
     let _ = token.wait_with_output().await.unwrap();
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(env.record_path("default")).unwrap()).unwrap();
+    let record: serde_json::Value = env.stored("github", "default").await.unwrap();
     let created: chrono::DateTime<chrono::Utc> =
         record["created_at"].as_str().unwrap().parse().unwrap();
     assert!(

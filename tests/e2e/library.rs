@@ -143,7 +143,7 @@ async fn typed_flows_are_cached_and_hand_out_a_configured_oauth2_client() {
 
     // Its configured `oauth2` client (endpoints, client authentication) sends through the
     // hardened HTTP client: here, a refresh the library did not drive.
-    let record = app.store().get("github", "default").unwrap();
+    let record = app.store().get("github", "default").await.unwrap();
     let refresh = record
         .credential
         .as_oauth2()

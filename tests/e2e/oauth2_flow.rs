@@ -306,7 +306,7 @@ async fn github_provider_end_to_end_from_configuration() {
     .defaults(host::builtin_defaults())
     .load()
     .unwrap();
-    let app = host::App::from_config(config);
+    let app = host::App::from_config(config).expect("store settings");
     let registry = app.registry();
     let github = registry.get("github").unwrap();
     assert!(!github.is_flow_built("oauth2"));
@@ -401,7 +401,7 @@ async fn an_expired_github_refresh_token_asks_for_a_login_without_a_request() {
     .defaults(host::builtin_defaults())
     .load()
     .unwrap();
-    let app = host::App::from_config(config);
+    let app = host::App::from_config(config).expect("store settings");
     let registry = app.registry();
     let flow = registry
         .get("github")

@@ -59,7 +59,7 @@ impl Setup {
         .defaults(host::builtin_defaults())
         .load()
         .unwrap();
-        let app = host::App::from_config(config);
+        let app = host::App::from_config(config).expect("store settings");
         let host = Arc::clone(app.plugins());
         (app, host)
     }

@@ -100,6 +100,18 @@ impl HostEnv {
             .join(format!("credentials/github/{account}.json"))
     }
 
+    /// The stored record of `provider`/`account`, opened with the store's key, as JSON (the
+    /// file on disk is sealed).
+    pub(crate) async fn stored(&self, provider: &str, account: &str) -> Option<serde_json::Value> {
+        let record = self
+            .app()
+            .store()
+            .load(provider, account)
+            .await
+            .expect("readable")?;
+        Some(serde_json::to_value(record).unwrap())
+    }
+
     /// The plugins folder `host` uses by default.
     pub(crate) fn plugins_dir(&self) -> std::path::PathBuf {
         self.data_dir().join("plugins")
@@ -137,7 +149,7 @@ impl HostEnv {
         .defaults(host::builtin_defaults())
         .load()
         .expect("configuration");
-        host::App::from_config(config)
+        host::App::from_config(config).expect("store settings")
     }
 
     /// `host ARGS` with a clean environment: only the temp home and the github provider's

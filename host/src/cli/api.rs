@@ -38,7 +38,7 @@ pub(crate) struct ApiArgs {
 }
 
 pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> {
-    args.target.provider(ctx)?;
+    args.target.provider(ctx).await?;
     let session = ctx
         .app
         .session(args.target.name(), &args.target.account)

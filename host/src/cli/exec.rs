@@ -25,7 +25,7 @@ pub(crate) struct ExecArgs {
 }
 
 pub(crate) async fn run(ctx: &Context, mut args: ExecArgs) -> anyhow::Result<ExitCode> {
-    let provider = args.target.provider(ctx)?;
+    let provider = args.target.provider(ctx).await?;
     let name = args.target.name().to_owned();
     let min_valid = Duration::from_secs(u64::from(args.min_valid));
     let record = super::fresh_record(ctx, &args.target, min_valid).await?;

@@ -81,6 +81,7 @@ pub(crate) async fn credential(ctx: &Context, args: CredentialArgs) -> anyhow::R
             .app
             .store()
             .providers_with_records()
+            .await?
             .into_iter()
             .collect(),
     };

@@ -13,13 +13,13 @@ pub(crate) struct LogoutArgs {
 }
 
 pub(crate) async fn run(ctx: &Context, mut args: LogoutArgs) -> anyhow::Result<()> {
-    let provider = args.target.provider(ctx)?;
+    let provider = args.target.provider(ctx).await?;
     let name = args.target.name();
     let account = &args.target.account;
     // Under the record's lock: a refresh in flight finishes first, and what it stored is what
     // gets revoked; nothing can write the record back afterwards.
-    let lock = ctx.app.store().lock(name, account).await?;
-    let record = lock.get()?;
+    let mut lock = ctx.app.store().lock(name, account).await?;
+    let record = lock.get().await?;
     let revoked = match provider.flow(&record.flow).await {
         Ok(flow) => flow
             .revoke(&record.credential)
@@ -27,7 +27,7 @@ pub(crate) async fn run(ctx: &Context, mut args: LogoutArgs) -> anyhow::Result<(
             .map_err(anyhow::Error::from),
         Err(e) => Err(e.into()),
     };
-    lock.delete()?;
+    lock.delete().await?;
     match revoked {
         Ok(true) => ctx.say(format!(
             "Revoked the token at {name} and deleted the local credential (account `{account}`)."

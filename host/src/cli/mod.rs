@@ -139,11 +139,11 @@ struct Target {
 impl Target {
     /// Checks the account name and finds the provider (the default one when none is named);
     /// its name is filled in.
-    fn provider(&mut self, ctx: &Context) -> anyhow::Result<std::sync::Arc<host::Provider>> {
+    async fn provider(&mut self, ctx: &Context) -> anyhow::Result<std::sync::Arc<host::Provider>> {
         host::check_name(&self.account)?;
         let name = match &self.provider {
             Some(name) => name.clone(),
-            None => ctx.app.default_provider()?,
+            None => ctx.app.default_provider().await?,
         };
         let provider = ctx.app.provider(&name)?;
         self.provider = Some(name);
@@ -268,7 +268,7 @@ impl Context {
             config.set_plugins_dir(dir.clone());
         }
         Ok(Self {
-            app: App::from_config(config),
+            app: App::from_config(config)?,
             quiet: cli.quiet,
         })
     }
@@ -296,7 +296,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => return status::run(&ctx, args).await,
         Command::GitCredential(args) => git::credential(&ctx, args).await,
         Command::SetupGit(args) => git::setup(&ctx, args),
-        Command::Providers(args) => providers::run(&ctx, args),
+        Command::Providers(args) => providers::run(&ctx, args).await,
         Command::Logout(args) => logout::run(&ctx, args).await,
         Command::Config(args) => config::run(&ctx, args),
         #[cfg(feature = "plugins")]

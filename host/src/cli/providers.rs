@@ -128,13 +128,13 @@ fn run_all(ctx: &Context, args: &ProvidersArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
     if args.all {
         return run_all(ctx, &args);
     }
     let mut out = Vec::new();
     let store = ctx.app.store();
-    let with_records = store.providers_with_records();
+    let with_records = store.providers_with_records().await?;
     for provider in ctx.app.registry().providers() {
         let source = match provider.source() {
             ProviderSource::BuiltIn => json!("built-in"),
@@ -152,13 +152,13 @@ pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
             }),
         };
         let names = if with_records.contains(provider.name()) {
-            store.accounts(provider.name())
+            store.accounts(provider.name()).await?
         } else {
             Vec::new()
         };
-        let accounts: Vec<Value> = names
-            .into_iter()
-            .map(|account| match store.load(provider.name(), &account) {
+        let mut accounts: Vec<Value> = Vec::new();
+        for account in names {
+            accounts.push(match store.load(provider.name(), &account).await {
                 Ok(Some(r)) => json!({
                     "account": account,
                     "flow": r.flow,
@@ -167,8 +167,8 @@ pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
                 }),
                 Ok(None) => json!({ "account": account, "error": "vanished" }),
                 Err(e) => json!({ "account": account, "error": e.to_string() }),
-            })
-            .collect();
+            });
+        }
         out.push(json!({
             "name": provider.name(),
             "source": source,
@@ -181,7 +181,7 @@ pub(crate) fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
     // Credentials stored for a provider the configuration no longer names.
     for name in &with_records {
         if ctx.app.provider(name).is_err() {
-            let accounts = store.accounts(name);
+            let accounts = store.accounts(name).await?;
             if accounts.is_empty() {
                 continue;
             }

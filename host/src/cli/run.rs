@@ -43,7 +43,7 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) async fn run(ctx: &Context, mut args: RunArgs) -> anyhow::Result<()> {
-    let provider = args.target.provider(ctx)?;
+    let provider = args.target.provider(ctx).await?;
     let name = args.target.name();
     let account = &args.target.account;
     let flow_name = match &args.flow {

@@ -34,8 +34,8 @@ pub(crate) async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitC
     let mut rows = Vec::new();
     let mut login_needed = false;
     for provider in providers {
-        for account in store.accounts(provider.name()) {
-            let record = match store.load(provider.name(), &account) {
+        for account in store.accounts(provider.name()).await? {
+            let record = match store.load(provider.name(), &account).await {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(e) => {

@@ -25,7 +25,7 @@ pub(crate) struct TokenArgs {
 }
 
 pub(crate) async fn run(ctx: &Context, mut args: TokenArgs) -> anyhow::Result<()> {
-    args.target.provider(ctx)?;
+    args.target.provider(ctx).await?;
     let name = args.target.name();
     let min_valid = Duration::from_secs(u64::from(args.min_valid));
     let record = super::fresh_record(ctx, &args.target, min_valid).await?;

@@ -1,0 +1,323 @@
+//! The file backend: one file per record under `credentials/<provider>/<account>.json`,
+//! folders `0700`, files `0600`, written atomically; an exclusive file lock per record across
+//! processes.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::{StoreError, io};
+use crate::names::check_name;
+use crate::private_fs::{AtomicFile, ensure_private_dir, repair_private_file};
+
+/// How often a waiting process tries the lock again.
+const LOCK_POLL: Duration = Duration::from_millis(15);
+
+/// The records under one folder.
+#[derive(Debug, Clone)]
+pub(crate) struct FileBackend {
+    pub(crate) dir: PathBuf,
+}
+
+impl FileBackend {
+    pub(crate) fn path(&self, provider: &str, account: &str) -> Result<PathBuf, StoreError> {
+        check_name(provider)?;
+        check_name(account)?;
+        Ok(self.dir.join(provider).join(format!("{account}.json")))
+    }
+
+    /// A record's bytes, `None` when there is none. Takes no lock: records are replaced
+    /// atomically.
+    pub(crate) fn read(
+        &self,
+        provider: &str,
+        account: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path(provider, account)?;
+        // The store's folders are its own: a symbolic link there could lead anywhere.
+        refuse_symlink(&self.dir)?;
+        refuse_symlink(path.parent().expect("record paths have a parent"))?;
+        read_private(&path)
+    }
+
+    /// Moves a record that cannot be read aside (`*.corrupt-<time>`), never overwriting it.
+    pub(crate) fn move_aside(&self, provider: &str, account: &str) -> StoreError {
+        let path = match self.path(provider, account) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        let moved_to = path.with_extension(format!(
+            "json.corrupt-{}",
+            Utc::now().format("%Y%m%dT%H%M%S%.f")
+        ));
+        match fs::rename(&path, &moved_to) {
+            Ok(()) => StoreError::Corrupt { path, moved_to },
+            Err(e) => io("cannot move aside", &path)(e),
+        }
+    }
+
+    pub(crate) fn providers(&self) -> std::collections::BTreeSet<String> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Default::default();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| check_name(n).is_ok())
+            .filter(|n| !self.accounts(n).is_empty())
+            .collect()
+    }
+
+    pub(crate) fn accounts(&self, provider: &str) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.dir.join(provider)) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|n| n.strip_suffix(".json").map(str::to_owned))
+            .filter(|n| check_name(n).is_ok())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Takes the record's exclusive file lock, waiting at most `timeout`.
+    pub(crate) async fn lock(
+        &self,
+        provider: &str,
+        account: &str,
+        timeout: Duration,
+    ) -> Result<FileLock, StoreError> {
+        let record = self.path(provider, account)?;
+        let dir = record
+            .parent()
+            .expect("record paths have a parent")
+            .to_owned();
+        for d in [&self.dir, &dir] {
+            ensure_private_dir(d).map_err(|e| dir_error(d, e))?;
+        }
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(365 * 86_400));
+        let path = record.with_extension("lock");
+        let file = tokio::task::spawn_blocking(move || acquire(&path, deadline, timeout))
+            .await
+            .map_err(|e| StoreError::Io {
+                action: "cannot lock",
+                path: dir,
+                source: std::io::Error::other(e),
+            })??;
+        Ok(FileLock {
+            record,
+            _file: file,
+        })
+    }
+}
+
+/// A held file lock on one record.
+#[derive(Debug)]
+pub(crate) struct FileLock {
+    pub(crate) record: PathBuf,
+    _file: File,
+}
+
+impl FileLock {
+    /// The temp file a write goes to: creating it first proves the folder is writable.
+    pub(crate) fn prepare(&self) -> Result<AtomicFile, StoreError> {
+        AtomicFile::create(&self.record).map_err(io("cannot write in", &self.record))
+    }
+
+    /// Puts `bytes` in place through `target`, then removes temp files a crashed writer left.
+    pub(crate) fn commit(&self, target: AtomicFile, bytes: &[u8]) -> Result<(), StoreError> {
+        target
+            .commit(&[bytes])
+            .map_err(io("cannot write", &self.record))?;
+        self.remove_stale_temp_files();
+        Ok(())
+    }
+
+    /// Temp files of this record left by a writer that crashed before its rename: nobody else
+    /// writes the record while we hold its lock, so any that remain are stale.
+    fn remove_stale_temp_files(&self) {
+        let (Some(dir), Some(name)) = (self.record.parent(), self.record.file_name()) else {
+            return;
+        };
+        let prefix = format!(".{}.", name.to_string_lossy());
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            if file.starts_with(&prefix) && file.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// Deletes the record (and its lock file); `Ok(false)` when there was none.
+    pub(crate) fn delete(self) -> Result<bool, StoreError> {
+        let existed = match fs::remove_file(&self.record) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io("cannot delete", &self.record)(e)),
+        };
+        // Removed while held: a waiter that locked the old file notices it is gone and
+        // locks the new one (see `acquire`).
+        let _ = fs::remove_file(self.record.with_extension("lock"));
+        Ok(existed)
+    }
+}
+
+/// Takes the exclusive lock on `path`, polling until `deadline`. The holder's pid is written
+/// into the file so that a waiter that gives up can say who holds it.
+fn acquire(path: &Path, deadline: Instant, waited: Duration) -> Result<File, StoreError> {
+    loop {
+        let mut options = private_options();
+        options.read(true).write(true).truncate(false);
+        let mut file = open_private(&options, path, "cannot open")?;
+        match file.try_lock() {
+            Ok(()) => {
+                // The lock file may have been deleted (by a logout) while we waited: a lock
+                // on an unlinked file guards nothing.
+                if !same_file(&file, path) {
+                    continue;
+                }
+                let _ = file.set_len(0);
+                let _ = write!(file, "process {}", std::process::id());
+                return Ok(file);
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if Instant::now() >= deadline {
+                    let holder = fs::read_to_string(path)
+                        .ok()
+                        .map(|h| crate::text::sanitize(h.trim(), 40))
+                        .filter(|h| !h.is_empty())
+                        .unwrap_or_else(|| "another process".into());
+                    return Err(StoreError::LockTimeout {
+                        path: path.to_owned(),
+                        holder,
+                        waited,
+                    });
+                }
+                std::thread::sleep(LOCK_POLL);
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock", path)(e)),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+fn refuse_symlink(path: &Path) -> Result<(), StoreError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(StoreError::Unsafe {
+            path: path.to_owned(),
+            reason: "it is a symbolic link",
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A record's bytes (`None` when there is none): never through a symbolic link, and a record
+/// readable by others is made owner-only again, with a warning.
+fn read_private(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    no_follow(&mut options);
+    let mut file = match open_private(&options, path, "cannot read") {
+        Ok(f) => f,
+        Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    repair_private_file(&file, path).map_err(io("cannot protect", path))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io("cannot read", path))?;
+    Ok(Some(bytes))
+}
+
+/// Opens a file of the store without following a symbolic link at its last component: on unix
+/// `O_NOFOLLOW` makes the open itself refuse one (one system call, no check-then-use gap);
+/// elsewhere it is checked first.
+fn open_private(
+    options: &OpenOptions,
+    path: &Path,
+    action: &'static str,
+) -> Result<File, StoreError> {
+    #[cfg(not(unix))]
+    refuse_symlink(path)?;
+    options.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return StoreError::Unsafe {
+                path: path.to_owned(),
+                reason: "it is a symbolic link",
+            };
+        }
+        io(action, path)(e)
+    })
+}
+
+fn dir_error(dir: &Path, e: std::io::Error) -> StoreError {
+    if e.kind() == std::io::ErrorKind::InvalidInput {
+        StoreError::Unsafe {
+            path: dir.to_owned(),
+            reason: "it is a symbolic link or not a folder",
+        }
+    } else {
+        io("cannot create", dir)(e)
+    }
+}
+
+fn private_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    no_follow(&mut options);
+    options.create(true);
+    options
+}
+
+fn no_follow(options: &mut OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    let _ = options;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_escape_the_store() {
+        let store = FileBackend {
+            dir: PathBuf::from("/tmp/x"),
+        };
+        for bad in ["../etc", "a/b", ".hidden", "", "x\0y"] {
+            assert!(store.path("github", bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,1208 @@
+//! The credential store: one record per provider and account, in one of two backends, every
+//! record sealed at rest ([`seal`]).
+//!
+//! - **file** (the default): `$XDG_DATA_HOME/host/credentials/<provider>/<account>.json`,
+//!   folders `0700`, files `0600`, each written to a temp file, fsynced, renamed over the old
+//!   one and the folder fsynced (a crash leaves the previous record); a record that cannot be
+//!   parsed is moved aside (`*.corrupt-<time>`), never silently overwritten; a symlinked
+//!   record, lock or folder is refused; the lock is an exclusive file lock.
+//! - **postgres** (`[store] backend = "postgres"`, `url`): a row per record, shared by every
+//!   machine; the lock is a transaction-scoped advisory lock and writes are compare-and-swap
+//!   on the row's version (see `postgres.rs`).
+//!
+//! Either way, every change of a record (a refresh, a login, a logout) happens under the
+//! record's lock, on what was read under that lock: a refresh in flight cannot undo a logout
+//! or replace a newer login. Inside a process an async gate per record comes first. Waiting is
+//! bounded. [`Store::fresh`] hands out a credential valid for at least a skew, refreshing it
+//! first when needed, one refresh for every concurrent caller on every machine sharing the
+//! backend; a refresh token the provider refused is remembered, so it is not sent again.
+//!
+//! A record that does not open with the store's key (another key, or moved under another
+//! provider or account) is reported by name and left as it is. Records written before sealing
+//! existed still load, and are sealed when next written.
+
+mod file;
+#[cfg(feature = "postgres")]
+mod postgres;
+pub mod seal;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::flow::{Credential, FlowError};
+use crate::names::{BadName, check_name};
+use crate::provider::Provider;
+use seal::{KeyError, KeyRing, KeySource, StoreKey};
+
+/// The record format version written by this program.
+const RECORD_VERSION: u32 = 1;
+
+/// A stored credential with what is known about it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Record {
+    /// The record format version.
+    pub version: u32,
+    /// The provider.
+    pub provider: String,
+    /// The account name (`default` unless the user named one).
+    pub account: String,
+    /// The flow that produced the credential (and refreshes it).
+    pub flow: String,
+    /// The credential.
+    pub credential: Credential,
+    /// Who the credential belongs to, when the provider said (GitHub's login).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// Set when the provider refused the refresh token: why. The credential is not refreshed
+    /// again (the dead token is never re-sent) until a new login replaces the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_required: Option<String>,
+    /// When the login happened.
+    pub created_at: DateTime<Utc>,
+    /// When the record was last written.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Record {
+    /// A new record for a fresh login.
+    pub fn new(provider: &str, account: &str, flow: &str, credential: Credential) -> Self {
+        let now = Utc::now();
+        Self {
+            version: RECORD_VERSION,
+            provider: provider.to_owned(),
+            account: account.to_owned(),
+            flow: flow.to_owned(),
+            credential,
+            identity: None,
+            login_required: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// When the access token expires, if it does.
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.credential.expires_at()
+    }
+
+    /// Whether the credential must be refreshed before use.
+    pub fn expires_within(&self, skew: chrono::Duration) -> bool {
+        self.credential
+            .as_oauth2()
+            .is_some_and(|t| t.expires_within(Utc::now(), skew))
+    }
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A provider or account name that cannot be a file name.
+    #[error(transparent)]
+    BadName(#[from] BadName),
+    /// File-system trouble.
+    #[error("{action} {}", .path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record that cannot be read; it has been moved aside.
+    #[error("the stored credential {} is corrupt; it was moved to {}; run `host run` to log in again", .path.display(), .moved_to.display())]
+    Corrupt {
+        /// The record's path.
+        path: PathBuf,
+        /// Where it was moved.
+        moved_to: PathBuf,
+    },
+    /// The record's lock is held by another process for longer than the lock timeout.
+    #[error("the credential {} is locked by {holder} and was not released within {}s; is that process stopped?", .path.display(), .waited.as_secs())]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as the holder wrote it (`process 1234`), or `another process`.
+        holder: String,
+        /// How long this process waited.
+        waited: Duration,
+    },
+    /// A path in the store is a symbolic link (or not a regular file or folder): refused, and
+    /// nothing outside the store is touched.
+    #[error("refusing to use {}: {reason}", .path.display())]
+    Unsafe {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A record that does not open with the store's keys: left as it is.
+    #[error(
+        "the stored credential of provider `{provider}`, account `{account}` does not open with the key from {key}: {reason}; it is left as it is"
+    )]
+    Sealed {
+        /// The provider.
+        provider: String,
+        /// The account.
+        account: String,
+        /// Where the key tried came from (never the key).
+        key: KeySource,
+        /// Why: another key, or altered (or moved from another provider or account).
+        reason: &'static str,
+    },
+    /// The store's key cannot be had.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The database failed.
+    #[error("{action}")]
+    Database {
+        /// What was being done.
+        action: &'static str,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The store's settings are unusable.
+    #[error("{0}")]
+    Config(String),
+    /// A lock in the database was not released in time.
+    #[error("{what} is locked by another process and was not released within {}s; is that process stopped?", .waited.as_secs())]
+    Busy {
+        /// What is locked.
+        what: String,
+        /// How long this process waited.
+        waited: Duration,
+    },
+    /// The record changed since it was read under its lock (a writer that did not take the
+    /// lock): nothing was written over it.
+    #[error(
+        "the stored credential of provider `{provider}`, account `{account}` changed while it was being written; nothing was overwritten"
+    )]
+    Conflict {
+        /// The provider.
+        provider: String,
+        /// The account.
+        account: String,
+    },
+    /// Nothing stored for this provider and account.
+    #[error("no credential stored for provider `{provider}`, account `{account}`; run `host run --provider {provider}{}` first", account_flag(.account))]
+    NotFound {
+        /// The provider.
+        provider: String,
+        /// The account.
+        account: String,
+    },
+}
+
+fn account_flag(account: &str) -> String {
+    if account == DEFAULT_ACCOUNT {
+        String::new()
+    } else {
+        format!(" --account {account}")
+    }
+}
+
+/// The account used when none is named.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+pub(crate) fn io(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> StoreError + use<> {
+    let path = path.to_owned();
+    move |source| StoreError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Why [`Store::fresh`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FreshError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The flow that refreshes the credential cannot be had.
+    #[error(transparent)]
+    Flow(#[from] crate::provider::ProviderError),
+    /// The refresh failed.
+    #[error("cannot refresh the credential for provider `{provider}`")]
+    Refresh {
+        /// The provider.
+        provider: String,
+        /// Why.
+        #[source]
+        source: FlowError,
+    },
+}
+
+impl StoreError {
+    /// Whether the user must log in: nothing is stored.
+    pub fn needs_login(&self) -> bool {
+        matches!(self, StoreError::NotFound { .. })
+    }
+}
+
+impl FreshError {
+    /// Whether the user must log in (again): nothing is stored, or the provider refused the
+    /// credential.
+    pub fn needs_login(&self) -> bool {
+        match self {
+            FreshError::Store(e) => e.needs_login(),
+            FreshError::Refresh { source, .. } => source.needs_login(),
+            FreshError::Flow(_) => false,
+        }
+    }
+}
+
+/// One async gate per (provider, account): in-process single flight.
+type Gates = Arc<Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>>;
+
+/// How long a process waits for a record's lock unless told otherwise.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The name of the key file the file store creates beside its records.
+pub const DEFAULT_KEY_FILE: &str = "store.key";
+
+/// Where records live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// Files under the data folder.
+    File,
+    /// A PostgreSQL database (its connection URL).
+    Postgres(String),
+}
+
+/// How a [`Store`] is set up (from `[store]` in the configuration).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    /// Where records live.
+    pub backend: BackendKind,
+    /// The data folder (the file store's records, its default key file).
+    pub data_dir: PathBuf,
+    /// The key file (`[store] key_file`).
+    pub key_file: Option<PathBuf>,
+    /// The key itself (`HOST_STORE_KEY`), base64.
+    pub key: Option<Zeroizing<String>>,
+    /// How long to wait for a record's lock.
+    pub lock_timeout: Duration,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field(
+                "backend",
+                &match &self.backend {
+                    BackendKind::File => "file",
+                    BackendKind::Postgres(_) => "postgres",
+                },
+            )
+            .field("data_dir", &self.data_dir)
+            .field("key_file", &self.key_file)
+            .field("key", &self.key.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl StoreOptions {
+    /// The file store in `data_dir`, its key in `data_dir/store.key` (created on first write).
+    pub fn file(data_dir: &Path) -> Self {
+        Self {
+            backend: BackendKind::File,
+            data_dir: data_dir.to_owned(),
+            key_file: None,
+            key: None,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Backend {
+    File(file::FileBackend),
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgBackend),
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: Backend,
+    options: StoreOptions,
+    keys: OnceLock<Arc<KeyRing>>,
+    inflight: Gates,
+}
+
+/// The credential store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+/// What a sealed file record looks like.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    sealed: String,
+    key: String,
+    data: String,
+}
+
+impl Store {
+    /// The file store in `data_dir/credentials`, sealed with the key in `data_dir/store.key`
+    /// (created `0600` on first write).
+    pub fn new(data_dir: &Path) -> Self {
+        Self::open(StoreOptions::file(data_dir)).expect("the file store needs no settings")
+    }
+
+    /// The store `options` describe. Nothing is connected, read or created until used.
+    pub fn open(options: StoreOptions) -> Result<Self, StoreError> {
+        let backend = match &options.backend {
+            BackendKind::File => Backend::File(file::FileBackend {
+                dir: options.data_dir.join("credentials"),
+            }),
+            #[cfg(feature = "postgres")]
+            BackendKind::Postgres(url) => {
+                Backend::Postgres(postgres::PgBackend::new(url, options.lock_timeout)?)
+            }
+            #[cfg(not(feature = "postgres"))]
+            BackendKind::Postgres(_) => {
+                return Err(StoreError::Config(
+                    "this build has no PostgreSQL store (the `postgres` feature is off)".into(),
+                ));
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                backend,
+                options,
+                keys: OnceLock::new(),
+                inflight: Arc::default(),
+            }),
+        })
+    }
+
+    /// Waits at most `timeout` for a record's lock (file store; the database store takes its
+    /// timeout from [`StoreOptions`]).
+    pub fn with_lock_timeout(self, timeout: Duration) -> Self {
+        let mut options = self.inner.options.clone();
+        options.lock_timeout = timeout;
+        Self::open(options).unwrap_or(self)
+    }
+
+    /// How the store was set up.
+    pub fn options(&self) -> &StoreOptions {
+        &self.inner.options
+    }
+
+    /// The backend's name: `file` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.inner.backend {
+            Backend::File(_) => "file",
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Where a record is kept, for people (a path, or the database row).
+    pub fn location(&self, provider: &str, account: &str) -> Result<String, StoreError> {
+        check_name(provider)?;
+        check_name(account)?;
+        Ok(match &self.inner.backend {
+            Backend::File(f) => f.path(provider, account)?.display().to_string(),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => {
+                format!("the database (provider `{provider}`, account `{account}`)")
+            }
+        })
+    }
+
+    /// The path of a file record (the file store only).
+    pub fn path(&self, provider: &str, account: &str) -> Result<PathBuf, StoreError> {
+        match &self.inner.backend {
+            Backend::File(f) => f.path(provider, account),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => Err(StoreError::Config(
+                "records of the postgres store have no path".into(),
+            )),
+        }
+    }
+
+    /// The key file the store uses (configured, or the file store's default).
+    pub fn key_file(&self) -> Option<PathBuf> {
+        let o = &self.inner.options;
+        if o.key.is_some() {
+            return None;
+        }
+        match (&o.key_file, &o.backend) {
+            (Some(f), _) => Some(f.clone()),
+            (None, BackendKind::File) => Some(o.data_dir.join(DEFAULT_KEY_FILE)),
+            (None, _) => None,
+        }
+    }
+
+    /// The store's keys; with `create`, the file store makes its default key file when there
+    /// is none. `Ok(None)`: no key yet (only unsealed records can be read).
+    fn keys(&self, create: bool) -> Result<Option<Arc<KeyRing>>, StoreError> {
+        if let Some(ring) = self.inner.keys.get() {
+            return Ok(Some(Arc::clone(ring)));
+        }
+        let o = &self.inner.options;
+        let ring = if let Some(text) = &o.key {
+            KeyRing {
+                current: StoreKey::parse(text, KeySource::Env)?,
+                previous: None,
+            }
+        } else {
+            let Some(path) = self.key_file() else {
+                return Err(KeyError::Missing(format!(
+                    "the {} store needs an encryption key: make one with `host store keygen > FILE` (then chmod 600 FILE) and set [store] key_file = FILE, or set {}",
+                    self.backend_name(),
+                    seal::KEY_ENV
+                ))
+                .into());
+            };
+            let current = if path.exists() || o.key_file.is_some() {
+                StoreKey::read(&path)?
+            } else if create {
+                let key = StoreKey::generate(KeySource::File(path.clone()))?;
+                key.write(&path)?;
+                tracing::info!("created the store key {}", path.display());
+                key
+            } else {
+                return Ok(None);
+            };
+            let previous_path = seal::previous_key_file(&path);
+            let previous = if previous_path.exists() {
+                Some(StoreKey::read(&previous_path)?)
+            } else {
+                None
+            };
+            KeyRing { current, previous }
+        };
+        Ok(Some(Arc::clone(
+            self.inner.keys.get_or_init(|| Arc::new(ring)),
+        )))
+    }
+
+    /// Opens sealed bytes of `provider`/`account`.
+    fn open_sealed(
+        &self,
+        provider: &str,
+        account: &str,
+        key_id: &str,
+        sealed: &[u8],
+    ) -> Result<Record, StoreError> {
+        let ring = self.keys(false)?;
+        let sealed_err = |key: KeySource, reason| StoreError::Sealed {
+            provider: provider.to_owned(),
+            account: account.to_owned(),
+            key,
+            reason,
+        };
+        let Some(ring) = ring else {
+            let source = self
+                .key_file()
+                .map(KeySource::File)
+                .unwrap_or(KeySource::Env);
+            return Err(sealed_err(
+                source,
+                "there is no key (the key file is missing)",
+            ));
+        };
+        let Some(key) = ring.by_id(key_id) else {
+            return Err(sealed_err(
+                ring.current.source().clone(),
+                "it was sealed with another key",
+            ));
+        };
+        let plain = key.open(provider, account, sealed).ok_or_else(|| {
+            sealed_err(
+                key.source().clone(),
+                "it was altered, or moved from another provider or account",
+            )
+        })?;
+        let record: Record = serde_json::from_slice(&plain)
+            .map_err(|_| sealed_err(key.source().clone(), "its content is not a record"))?;
+        if record.provider != provider || record.account != account {
+            return Err(sealed_err(
+                key.source().clone(),
+                "it belongs to another provider or account",
+            ));
+        }
+        Ok(record)
+    }
+
+    /// Seals a record: (key id, sealed bytes).
+    fn seal(&self, record: &Record) -> Result<(String, Vec<u8>), StoreError> {
+        let ring = self.keys(true)?.expect("created when missing");
+        let mut record = record.clone();
+        record.version = RECORD_VERSION;
+        record.updated_at = Utc::now();
+        let plain = Zeroizing::new(serde_json::to_vec(&record).map_err(|e| StoreError::Io {
+            action: "cannot encode",
+            path: PathBuf::new(),
+            source: std::io::Error::other(e),
+        })?);
+        let sealed = ring
+            .current
+            .seal(&record.provider, &record.account, &plain)?;
+        Ok((ring.current.id().to_owned(), sealed))
+    }
+
+    /// A file record's bytes, decoded: sealed ones opened, unsealed (older) ones read as they
+    /// are, anything else moved aside as corrupt.
+    fn decode_file(
+        &self,
+        f: &file::FileBackend,
+        provider: &str,
+        account: &str,
+        bytes: &[u8],
+    ) -> Result<Record, StoreError> {
+        if let Ok(envelope) = serde_json::from_slice::<Envelope>(bytes) {
+            let sealed = base64::engine::general_purpose::STANDARD
+                .decode(&envelope.data)
+                .ok()
+                .filter(|_| envelope.sealed == seal::ALGORITHM);
+            if let Some(sealed) = sealed {
+                return self.open_sealed(provider, account, &envelope.key, &sealed);
+            }
+        }
+        match serde_json::from_slice::<Record>(bytes) {
+            Ok(r) if r.provider == provider && r.account == account => Ok(r),
+            _ => Err(f.move_aside(provider, account)),
+        }
+    }
+
+    fn encode_file(&self, record: &Record) -> Result<Vec<u8>, StoreError> {
+        let (key, sealed) = self.seal(record)?;
+        let envelope = Envelope {
+            sealed: seal::ALGORITHM.to_owned(),
+            key,
+            data: base64::engine::general_purpose::STANDARD.encode(sealed),
+        };
+        serde_json::to_vec_pretty(&envelope).map_err(|e| StoreError::Io {
+            action: "cannot encode",
+            path: PathBuf::new(),
+            source: std::io::Error::other(e),
+        })
+    }
+
+    /// Reads a record: `Ok(None)` when there is none. Reading takes no lock: a record is
+    /// replaced atomically, so a reader sees the old or the new one.
+    pub async fn load(&self, provider: &str, account: &str) -> Result<Option<Record>, StoreError> {
+        check_name(provider)?;
+        check_name(account)?;
+        match &self.inner.backend {
+            Backend::File(f) => match f.read(provider, account)? {
+                Some(bytes) => self.decode_file(f, provider, account, &bytes).map(Some),
+                None => Ok(None),
+            },
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => match pg.read(provider, account).await? {
+                Some(row) => self
+                    .open_sealed(provider, account, &row.key_id, &row.sealed)
+                    .map(Some),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// Reads a record that must exist.
+    pub async fn get(&self, provider: &str, account: &str) -> Result<Record, StoreError> {
+        self.load(provider, account)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                provider: provider.to_owned(),
+                account: account.to_owned(),
+            })
+    }
+
+    /// Stores a record (a new login) under its lock; returns the record it replaced, if any.
+    /// A write that finds the record changed under it (a writer without the lock) reads again
+    /// and retries; it never writes over a version it did not read.
+    pub async fn save(&self, record: &Record) -> Result<Option<Record>, StoreError> {
+        let mut attempts = 0;
+        loop {
+            let mut lock = self.lock(&record.provider, &record.account).await?;
+            let old = lock.load().await.unwrap_or_else(|e| {
+                tracing::warn!("{e}");
+                None
+            });
+            match lock.save(record).await {
+                Err(StoreError::Conflict { .. }) if attempts < 3 => attempts += 1,
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(old),
+            }
+        }
+    }
+
+    /// Deletes a record under its lock; `Ok(false)` when there was none.
+    pub async fn delete(&self, provider: &str, account: &str) -> Result<bool, StoreError> {
+        self.lock(provider, account).await?.delete().await
+    }
+
+    /// The providers that have stored records.
+    pub async fn providers_with_records(&self) -> Result<BTreeSet<String>, StoreError> {
+        match &self.inner.backend {
+            Backend::File(f) => Ok(f.providers()),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => pg.providers().await,
+        }
+    }
+
+    /// The accounts stored for a provider, sorted.
+    pub async fn accounts(&self, provider: &str) -> Result<Vec<String>, StoreError> {
+        match &self.inner.backend {
+            Backend::File(f) => Ok(f.accounts(provider)),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => pg.accounts(provider).await,
+        }
+    }
+
+    /// Every (provider, account) with a record.
+    pub async fn records(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for provider in self.providers_with_records().await? {
+            for account in self.accounts(&provider).await? {
+                out.push((provider.clone(), account));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates or updates the database schema (the postgres store; the file store has none).
+    /// Returns the migration versions applied.
+    pub async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
+        match &self.inner.backend {
+            Backend::File(_) => Ok(Vec::new()),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => pg.migrate().await,
+        }
+    }
+
+    /// Takes a record's lock: first this process's gate for the record, then the backend's
+    /// lock (a file lock, or an advisory lock in the database), waiting at most the lock
+    /// timeout. Every change of the record goes through the guard; it is released when the
+    /// guard is dropped, saved or deleted.
+    pub async fn lock(&self, provider: &str, account: &str) -> Result<RecordLock, StoreError> {
+        check_name(provider)?;
+        check_name(account)?;
+        let timeout = self.inner.options.lock_timeout;
+        let gate = {
+            let mut map = self
+                .inner
+                .inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            Arc::clone(
+                map.entry((provider.to_owned(), account.to_owned()))
+                    .or_default(),
+            )
+        };
+        let gate = tokio::time::timeout(timeout, gate.lock_owned())
+            .await
+            .map_err(|_| StoreError::Busy {
+                what: format!(
+                    "the credential of provider `{provider}`, account `{account}` (in this process)"
+                ),
+                waited: timeout,
+            })?;
+        let held = match &self.inner.backend {
+            Backend::File(f) => Held::File(f.lock(provider, account, timeout).await?),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(pg) => Held::Postgres(pg.lock(provider, account).await?),
+        };
+        Ok(RecordLock {
+            store: self.clone(),
+            provider: provider.to_owned(),
+            account: account.to_owned(),
+            held,
+            _gate: gate,
+        })
+    }
+
+    /// A credential valid for at least `skew`, refreshed first when needed (through the
+    /// provider's flow that made it, built only then) and stored before it is
+    /// returned. Concurrent callers (threads, processes, machines sharing the database) share
+    /// one refresh: whoever gets the lock first refreshes, the others re-read its result.
+    ///
+    /// - A refresh is sent only when the new tokens can be stored (a rotated refresh token
+    ///   would otherwise be lost).
+    /// - A refresh the provider refuses marks the record: later calls say "log in again"
+    ///   without sending the dead token.
+    /// - When the provider is unreachable or failing but the token is still valid (inside the
+    ///   skew), the token is handed out with a warning.
+    pub async fn fresh(
+        &self,
+        provider: &Provider,
+        account: &str,
+        skew: chrono::Duration,
+    ) -> Result<Record, FreshError> {
+        let record = self.get(provider.name(), account).await?;
+        if !record.expires_within(skew) {
+            return Ok(record);
+        }
+        let mut lock = self.lock(provider.name(), account).await?;
+        // Someone may have refreshed, logged in again or logged out while we waited.
+        let record = lock.get().await?;
+        if !record.expires_within(skew) {
+            return Ok(record);
+        }
+        let current = record.clone();
+        match self.refresh_locked(provider, lock, record, skew).await {
+            Err(FreshError::Refresh {
+                source: source @ FlowError::Transient { .. },
+                ..
+            }) if !current.expires_within(chrono::Duration::zero()) => {
+                tracing::warn!(
+                    "cannot refresh the credential for `{}` ({}); using the current token, valid until {}",
+                    provider.name(),
+                    source.chain(),
+                    current
+                        .expires_at()
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_default()
+                );
+                Ok(current)
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Refreshes `record` under `lock`: refused at once when the provider refused the refresh
+    /// token before; sent only once the record has proved writable; the new credential stored
+    /// before it is returned; a refusal remembered in the record.
+    async fn refresh_locked(
+        &self,
+        provider: &Provider,
+        lock: RecordLock,
+        mut record: Record,
+        skew: chrono::Duration,
+    ) -> Result<Record, FreshError> {
+        let refused = |source| FreshError::Refresh {
+            provider: record.provider.clone(),
+            source,
+        };
+        if let Some(reason) = &record.login_required {
+            return Err(refused(FlowError::LoginRequired {
+                reason: "the provider refused the refresh token earlier",
+                source: Some(reason.clone().into()),
+            }));
+        }
+        // Proves the record can be written (and the key had) before the provider rotates
+        // anything.
+        let prepared = lock.prepare()?;
+        self.keys(true)?;
+        // The flow that made the credential refreshes it; built only now, when needed.
+        let flow = provider.flow(&record.flow).await?;
+        match flow.refresh(&record.credential).await {
+            Ok(credential) => {
+                record.credential = credential;
+                // Stored (with any rotated refresh token) before the new access token is
+                // handed out.
+                match lock.commit(&record, prepared).await {
+                    Ok(()) => Ok(record),
+                    // Someone wrote the record without its lock meanwhile: theirs stays. If it
+                    // is fresh, it is the answer; our tokens are not written over it.
+                    Err(StoreError::Conflict { .. }) => {
+                        let theirs = self.get(provider.name(), &record.account).await?;
+                        if theirs.expires_within(skew) {
+                            Err(StoreError::Conflict {
+                                provider: record.provider.clone(),
+                                account: record.account.clone(),
+                            }
+                            .into())
+                        } else {
+                            Ok(theirs)
+                        }
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(source) => {
+                if source.needs_login() {
+                    record.login_required = Some(source.chain());
+                    if let Err(e) = lock.commit(&record, prepared).await {
+                        tracing::warn!(
+                            "cannot remember that the credential needs a new login: {e}"
+                        );
+                    }
+                }
+                Err(refused(source))
+            }
+        }
+    }
+
+    /// Refreshes the credential now, whatever its expiry says (the provider refused
+    /// `stale`'s access token, say with a 401): under the record's lock, unless someone
+    /// already replaced that access token, which is then returned without a request.
+    pub async fn refresh_now(
+        &self,
+        provider: &Provider,
+        account: &str,
+        stale: &Record,
+    ) -> Result<Record, FreshError> {
+        let mut lock = self.lock(provider.name(), account).await?;
+        let record = lock.get().await?;
+        let replaced = match (record.credential.secret(), stale.credential.secret()) {
+            (Some(now), Some(old)) => !now.ct_eq(old.expose()),
+            _ => false,
+        };
+        if replaced {
+            return Ok(record);
+        }
+        self.refresh_locked(provider, lock, record, chrono::Duration::MAX)
+            .await
+    }
+
+    /// Re-seals every record under `new` (each under its lock), then makes `new` the store's
+    /// key: written over the key file, the old key kept as `<key file>.previous` until every
+    /// record has moved, so a crash midway loses nothing. With the key in `HOST_STORE_KEY`
+    /// (no file to write), give `new_key_file`: records are re-sealed and the caller points
+    /// the configuration at it.
+    pub async fn rekey(&self, new_key_file: Option<&Path>) -> Result<RekeyReport, StoreError> {
+        let old = self.keys(false)?;
+        let key_file = self.key_file();
+        let new = match new_key_file {
+            Some(path) => StoreKey::read(path)?,
+            None => {
+                let Some(path) = &key_file else {
+                    return Err(StoreError::Config(format!(
+                        "the key is in {}: make a new one with `host store keygen > FILE`, run `host store rekey --new-key-file FILE`, then set {} to it",
+                        seal::KEY_ENV,
+                        seal::KEY_ENV
+                    )));
+                };
+                StoreKey::generate(KeySource::File(path.clone()))?
+            }
+        };
+        // The old key stays readable beside the new one until the end.
+        if let (Some(path), Some(old), None) = (&key_file, &old, new_key_file) {
+            old.current.write(&seal::previous_key_file(path))?;
+        }
+        let ring = Arc::new(KeyRing {
+            current: new,
+            previous: old.as_ref().map(|r| {
+                StoreKey::parse(&r.current.to_base64(), r.current.source().clone())
+                    .expect("a key parses again")
+            }),
+        });
+        let rekeyed = Store {
+            inner: Arc::new(Inner {
+                backend: match &self.inner.backend {
+                    Backend::File(f) => Backend::File(f.clone()),
+                    #[cfg(feature = "postgres")]
+                    Backend::Postgres(_) => Backend::Postgres(postgres::PgBackend::new(
+                        match &self.inner.options.backend {
+                            BackendKind::Postgres(url) => url,
+                            BackendKind::File => unreachable!("a postgres backend has a URL"),
+                        },
+                        self.inner.options.lock_timeout,
+                    )?),
+                },
+                options: self.inner.options.clone(),
+                keys: OnceLock::from(Arc::clone(&ring)),
+                inflight: Arc::default(),
+            }),
+        };
+        let mut report = RekeyReport::default();
+        for (provider, account) in rekeyed.records().await? {
+            let mut lock = rekeyed.lock(&provider, &account).await?;
+            match lock.load().await {
+                Ok(Some(record)) => {
+                    lock.save(&record).await?;
+                    report.resealed += 1;
+                }
+                Ok(None) => {}
+                Err(e) => report.failed.push(e.to_string()),
+            }
+        }
+        if report.failed.is_empty()
+            && new_key_file.is_none()
+            && let Some(path) = &key_file
+        {
+            ring.current.write(path)?;
+            let _ = std::fs::remove_file(seal::previous_key_file(path));
+        }
+        Ok(report)
+    }
+
+    /// Copies every record into `to` (each under its lock there), reads each back and compares;
+    /// returns the counts.
+    pub async fn copy_to(&self, to: &Store) -> Result<CopyReport, StoreError> {
+        let mut report = CopyReport::default();
+        for (provider, account) in self.records().await? {
+            let record = match self.load(&provider, &account).await {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    report.failed.push(e.to_string());
+                    continue;
+                }
+            };
+            to.save(&record).await?;
+            let back = to.get(&provider, &account).await?;
+            let same = serde_json::to_value(&back.credential).ok()
+                == serde_json::to_value(&record.credential).ok()
+                && back.flow == record.flow
+                && back.identity == record.identity;
+            if same {
+                report.copied += 1;
+            } else {
+                report.failed.push(format!(
+                    "provider `{provider}`, account `{account}` does not read back the same"
+                ));
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// What [`Store::rekey`] did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct RekeyReport {
+    /// Records sealed under the new key.
+    pub resealed: usize,
+    /// Records that could not be opened (left as they are), with why.
+    pub failed: Vec<String>,
+}
+
+/// What [`Store::copy_to`] did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct CopyReport {
+    /// Records copied and read back the same.
+    pub copied: usize,
+    /// Records not copied, with why.
+    pub failed: Vec<String>,
+}
+
+#[derive(Debug)]
+enum Held {
+    File(file::FileLock),
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgLock),
+}
+
+/// What a write goes through once prepared.
+enum Prepared {
+    File(crate::private_fs::AtomicFile),
+    #[cfg(feature = "postgres")]
+    Postgres,
+}
+
+/// A record's lock, held until dropped (or until a save or delete commits). Reads and changes
+/// through it see and make the record's latest state: nothing else changes it meanwhile.
+#[derive(Debug)]
+pub struct RecordLock {
+    store: Store,
+    provider: String,
+    account: String,
+    held: Held,
+    _gate: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl RecordLock {
+    /// The record as it is now.
+    pub async fn load(&mut self) -> Result<Option<Record>, StoreError> {
+        match &mut self.held {
+            Held::File(_) => self.store.load(&self.provider, &self.account).await,
+            #[cfg(feature = "postgres")]
+            Held::Postgres(pg) => match pg.read().await? {
+                Some(row) => self
+                    .store
+                    .open_sealed(&self.provider, &self.account, &row.key_id, &row.sealed)
+                    .map(Some),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// The record, which must exist.
+    pub async fn get(&mut self) -> Result<Record, StoreError> {
+        self.load().await?.ok_or_else(|| StoreError::NotFound {
+            provider: self.provider.clone(),
+            account: self.account.clone(),
+        })
+    }
+
+    fn prepare(&self) -> Result<Prepared, StoreError> {
+        Ok(match &self.held {
+            Held::File(f) => Prepared::File(f.prepare()?),
+            #[cfg(feature = "postgres")]
+            Held::Postgres(_) => Prepared::Postgres,
+        })
+    }
+
+    /// Writes the record, sealed (atomically: a file replaced, or a row compare-and-swapped
+    /// on the version read under the lock and committed), and releases the lock.
+    pub async fn save(self, record: &Record) -> Result<(), StoreError> {
+        let prepared = self.prepare()?;
+        self.commit(record, prepared).await
+    }
+
+    async fn commit(self, record: &Record, prepared: Prepared) -> Result<(), StoreError> {
+        if record.provider != self.provider || record.account != self.account {
+            return Err(StoreError::Config(
+                "the record belongs to another provider or account than its lock".into(),
+            ));
+        }
+        match (self.held, prepared) {
+            (Held::File(f), Prepared::File(target)) => {
+                let bytes = self.store.encode_file(record)?;
+                f.commit(target, &bytes)
+            }
+            #[cfg(feature = "postgres")]
+            (Held::Postgres(pg), Prepared::Postgres) => {
+                let (key_id, sealed) = self.store.seal(record)?;
+                pg.write(&key_id, &sealed).await
+            }
+            #[cfg(feature = "postgres")]
+            _ => unreachable!("a lock prepares for its own backend"),
+        }
+    }
+
+    /// Deletes the record; `Ok(false)` when there was none.
+    pub async fn delete(self) -> Result<bool, StoreError> {
+        match self.held {
+            Held::File(f) => f.delete(),
+            #[cfg(feature = "postgres")]
+            Held::Postgres(pg) => pg.delete().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::OAuth2Token;
+    use crate::secret::SecretString;
+    use std::fs;
+
+    fn record(token: &str) -> Record {
+        Record::new(
+            "github",
+            "default",
+            "oauth2",
+            Credential::OAuth2(OAuth2Token::bearer(SecretString::new(token))),
+        )
+    }
+
+    #[tokio::test]
+    async fn save_load_and_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        assert!(store.load("github", "default").await.unwrap().is_none());
+        store.save(&record("one-secret")).await.unwrap();
+        let path = store.path("github", "default").unwrap();
+        let back = store.get("github", "default").await.unwrap();
+        assert_eq!(
+            back.credential.as_oauth2().unwrap().access_token.expose(),
+            "one-secret"
+        );
+        let raw = fs::read_to_string(&path).unwrap();
+        assert!(!raw.contains("one-secret"), "sealed at rest");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(path.parent().unwrap()), 0o700);
+            assert_eq!(mode(&dir.path().join("credentials")), 0o700);
+            assert_eq!(mode(&dir.path().join(DEFAULT_KEY_FILE)), 0o600);
+        }
+        assert_eq!(store.accounts("github").await.unwrap(), vec!["default"]);
+        assert!(store.delete("github", "default").await.unwrap());
+        assert!(!store.delete("github", "default").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn corrupt_records_are_moved_aside_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        store.save(&record("one")).await.unwrap();
+        let path = store.path("github", "default").unwrap();
+        let good = fs::read(&path).unwrap();
+        fs::write(&path, &good[..good.len() / 2]).unwrap();
+        let err = store.load("github", "default").await.unwrap_err();
+        let StoreError::Corrupt { moved_to, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(fs::read(moved_to).unwrap(), &good[..good.len() / 2]);
+        assert!(err.to_string().contains(&path.display().to_string()));
+        assert!(store.load("github", "default").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn unsealed_records_load_and_are_sealed_when_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let path = store.path("github", "default").unwrap();
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, serde_json::to_vec(&record("plain-old")).unwrap()).unwrap();
+        let old = store.get("github", "default").await.unwrap();
+        assert_eq!(old.credential.secret().unwrap().expose(), "plain-old");
+        store.save(&old).await.unwrap();
+        assert!(!fs::read_to_string(&path).unwrap().contains("plain-old"));
+        assert_eq!(
+            store
+                .get("github", "default")
+                .await
+                .unwrap()
+                .credential
+                .secret()
+                .unwrap()
+                .expose(),
+            "plain-old"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_record_under_another_name_or_key_is_reported_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        store.save(&record("t")).await.unwrap();
+        let from = store.path("github", "default").unwrap();
+        let to = store.path("github", "other").unwrap();
+        fs::copy(&from, &to).unwrap();
+        let err = store.load("github", "other").await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Sealed { .. }) && err.to_string().contains("moved from"),
+            "{err}"
+        );
+        assert!(to.exists(), "left as it is");
+        // Another store key: named by its source, never shown.
+        let key = dir.path().join(DEFAULT_KEY_FILE);
+        let shown = fs::read_to_string(&key).unwrap();
+        StoreKey::generate(KeySource::File(key.clone()))
+            .unwrap()
+            .write(&key)
+            .unwrap();
+        let err = Store::new(dir.path())
+            .load("github", "default")
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("another key") && text.contains(&key.display().to_string()),
+            "{text}"
+        );
+        assert!(!text.contains(shown.trim()));
+        assert!(from.exists());
+    }
+}

@@ -1,0 +1,341 @@
+//! The PostgreSQL backend: one row per provider and account with a version, shared by every
+//! machine that points at the database.
+//!
+//! - The schema is created by versioned migrations the program runs itself, on first use or
+//!   with `host store migrate`, under an advisory lock: processes starting together apply each
+//!   migration once.
+//! - A record's lock is a transaction-scoped advisory lock (`pg_advisory_xact_lock`) on a
+//!   hash of its provider and account, waited for at most the lock timeout
+//!   (`SET LOCAL lock_timeout`). A process that dies while holding it releases it with its
+//!   connection; a writer killed before its commit changes nothing.
+//! - Writes are compare-and-swap on the version read under the lock: an update that raced
+//!   (someone wrote without the lock) is refused, never written over.
+//! - Rows hold sealed records only (see [`super::seal`]); TLS follows the URL's `sslmode`.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row as _, Transaction};
+
+use super::StoreError;
+
+/// The migrations, in order: (version, SQL).
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE host_credentials (
+        provider text NOT NULL,
+        account text NOT NULL,
+        version bigint NOT NULL,
+        key_id text NOT NULL,
+        sealed bytea NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (provider, account)
+    )",
+)];
+
+/// The advisory lock key migrations run under.
+const MIGRATION_LOCK: i64 = 0x686f_7374_6d69_6772; // "hostmigr"
+
+/// The latest schema version this program knows.
+pub(crate) const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// A sealed row.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) version: i64,
+    pub(crate) key_id: String,
+    pub(crate) sealed: Vec<u8>,
+}
+
+/// The records in one database.
+#[derive(Debug)]
+pub(crate) struct PgBackend {
+    pool: PgPool,
+    ready: tokio::sync::OnceCell<()>,
+    lock_timeout: Duration,
+}
+
+fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Database {
+        action,
+        source: Box::new(source),
+    }
+}
+
+impl PgBackend {
+    /// A backend on `url` (connections are made on first use).
+    pub(crate) fn new(url: &str, lock_timeout: Duration) -> Result<Self, StoreError> {
+        let options: sqlx::postgres::PgConnectOptions =
+            url.parse().map_err(|_| StoreError::Config(
+                "[store] url is not a PostgreSQL connection URL (postgres://USER@HOST/DB?sslmode=…)".into(),
+            ))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .min_connections(0)
+            .acquire_timeout(lock_timeout.max(Duration::from_secs(5)))
+            .connect_lazy_with(options);
+        Ok(Self {
+            pool,
+            ready: tokio::sync::OnceCell::new(),
+            lock_timeout,
+        })
+    }
+
+    /// The pool, once the schema is current (migrated on first use).
+    async fn pool(&self) -> Result<&PgPool, StoreError> {
+        self.ready
+            .get_or_try_init(|| async {
+                let current: Result<Option<i32>, sqlx::Error> =
+                    sqlx::query_scalar("SELECT max(version) FROM host_schema_migrations")
+                        .fetch_one(&self.pool)
+                        .await;
+                match current {
+                    Ok(Some(v)) if v == SCHEMA_VERSION => Ok(()),
+                    Ok(Some(v)) if v > SCHEMA_VERSION => Err(StoreError::Config(format!(
+                        "the database's store schema (version {v}) is newer than this program knows ({SCHEMA_VERSION}); upgrade host"
+                    ))),
+                    Ok(_) => self.migrate().await.map(drop),
+                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
+                        self.migrate().await.map(drop)
+                    }
+                    Err(e) => Err(db("cannot reach the store database")(e)),
+                }
+            })
+            .await?;
+        Ok(&self.pool)
+    }
+
+    /// Applies the migrations the database lacks, under an advisory lock; returns the versions
+    /// applied (none when it was current).
+    pub(crate) async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db("cannot reach the store database"))?;
+        self.bounded_wait(&mut tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.lock_error(e, "the store's migration"))?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS host_schema_migrations (
+                version integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db("cannot create the migrations table"))?;
+        let done: Vec<i32> = sqlx::query_scalar("SELECT version FROM host_schema_migrations")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db("cannot read the migrations table"))?;
+        let mut applied = Vec::new();
+        for (version, sql) in MIGRATIONS {
+            if done.contains(version) {
+                continue;
+            }
+            sqlx::query(sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("cannot apply a migration"))?;
+            sqlx::query("INSERT INTO host_schema_migrations (version) VALUES ($1)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("cannot record a migration"))?;
+            applied.push(*version);
+        }
+        tx.commit()
+            .await
+            .map_err(db("cannot commit the migrations"))?;
+        Ok(applied)
+    }
+
+    async fn bounded_wait(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> Result<(), StoreError> {
+        // SET does not take parameters; the value is a number we made.
+        let ms = self.lock_timeout.as_millis().clamp(1, i32::MAX as u128);
+        sqlx::query(&format!("SET LOCAL lock_timeout = {ms}"))
+            .execute(&mut **tx)
+            .await
+            .map_err(db("cannot set the lock timeout"))?;
+        Ok(())
+    }
+
+    fn lock_error(&self, e: sqlx::Error, what: &str) -> StoreError {
+        match &e {
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("55P03") => StoreError::Busy {
+                what: what.to_owned(),
+                waited: self.lock_timeout,
+            },
+            _ => db("cannot lock")(e),
+        }
+    }
+
+    /// The row of `provider`/`account`.
+    pub(crate) async fn read(
+        &self,
+        provider: &str,
+        account: &str,
+    ) -> Result<Option<Row>, StoreError> {
+        let pool = self.pool().await?;
+        read_row(pool, provider, account).await
+    }
+
+    /// Providers with rows.
+    pub(crate) async fn providers(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let pool = self.pool().await?;
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT provider FROM host_credentials")
+                .fetch_all(pool)
+                .await
+                .map_err(db("cannot list the stored providers"))?;
+        Ok(names.into_iter().collect())
+    }
+
+    /// A provider's accounts, sorted.
+    pub(crate) async fn accounts(&self, provider: &str) -> Result<Vec<String>, StoreError> {
+        let pool = self.pool().await?;
+        sqlx::query_scalar(
+            "SELECT account FROM host_credentials WHERE provider = $1 ORDER BY account",
+        )
+        .bind(provider)
+        .fetch_all(pool)
+        .await
+        .map_err(db("cannot list the stored accounts"))
+    }
+
+    /// Takes the record's advisory lock in a new transaction.
+    pub(crate) async fn lock(&self, provider: &str, account: &str) -> Result<PgLock, StoreError> {
+        let pool = self.pool().await?;
+        let mut tx = pool
+            .begin()
+            .await
+            .map_err(db("cannot reach the store database"))?;
+        self.bounded_wait(&mut tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+            .bind(format!("{provider}/{account}"))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                self.lock_error(
+                    e,
+                    &format!("the credential of provider `{provider}`, account `{account}`"),
+                )
+            })?;
+        Ok(PgLock {
+            tx,
+            read: None,
+            provider: provider.to_owned(),
+            account: account.to_owned(),
+        })
+    }
+}
+
+async fn read_row<'e, E>(
+    executor: E,
+    provider: &str,
+    account: &str,
+) -> Result<Option<Row>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    let row = sqlx::query(
+        "SELECT version, key_id, sealed FROM host_credentials WHERE provider = $1 AND account = $2",
+    )
+    .bind(provider)
+    .bind(account)
+    .fetch_optional(executor)
+    .await
+    .map_err(db("cannot read the stored credential"))?;
+    Ok(row.map(|r| Row {
+        version: r.get(0),
+        key_id: r.get(1),
+        sealed: r.get(2),
+    }))
+}
+
+/// A record's advisory lock: an open transaction. Dropped without a write, it rolls back.
+#[derive(Debug)]
+pub(crate) struct PgLock {
+    tx: Transaction<'static, Postgres>,
+    /// What was read under the lock: `Some(None)` when there was no row.
+    read: Option<Option<i64>>,
+    provider: String,
+    account: String,
+}
+
+impl PgLock {
+    /// The row as it is now (and the version a write must find).
+    pub(crate) async fn read(&mut self) -> Result<Option<Row>, StoreError> {
+        let row = read_row(&mut *self.tx, &self.provider, &self.account).await?;
+        self.read = Some(row.as_ref().map(|r| r.version));
+        Ok(row)
+    }
+
+    /// Writes the row if it is still the version read, then commits (releasing the lock).
+    /// [`StoreError::Conflict`] when someone wrote it meanwhile: nothing is written.
+    pub(crate) async fn write(mut self, key_id: &str, sealed: &[u8]) -> Result<(), StoreError> {
+        let expected = match self.read {
+            Some(v) => v,
+            None => self.read().await?.map(|r| r.version),
+        };
+        let written = match expected {
+            Some(version) => sqlx::query(
+                "UPDATE host_credentials SET version = version + 1, key_id = $3, sealed = $4, updated_at = now()
+                 WHERE provider = $1 AND account = $2 AND version = $5",
+            )
+            .bind(&self.provider)
+            .bind(&self.account)
+            .bind(key_id)
+            .bind(sealed)
+            .bind(version),
+            None => sqlx::query(
+                "INSERT INTO host_credentials (provider, account, version, key_id, sealed)
+                 VALUES ($1, $2, 1, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(&self.provider)
+            .bind(&self.account)
+            .bind(key_id)
+            .bind(sealed),
+        }
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db("cannot write the stored credential"))?;
+        if written.rows_affected() != 1 {
+            return Err(StoreError::Conflict {
+                provider: self.provider.clone(),
+                account: self.account.clone(),
+            });
+        }
+        #[cfg(debug_assertions)]
+        if std::env::var(crate::private_fs::FAULT_ENV).as_deref() == Ok("abort-before-commit") {
+            // Simulates a crash between sending the write and committing it.
+            std::process::abort();
+        }
+        self.tx
+            .commit()
+            .await
+            .map_err(db("cannot commit the stored credential"))
+    }
+
+    /// Deletes the row and commits; `Ok(false)` when there was none.
+    pub(crate) async fn delete(mut self) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM host_credentials WHERE provider = $1 AND account = $2")
+            .bind(&self.provider)
+            .bind(&self.account)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db("cannot delete the stored credential"))?;
+        self.tx
+            .commit()
+            .await
+            .map_err(db("cannot commit the deletion"))?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -575,6 +575,11 @@ impl Config {
         Ok(options)
     }
 
+    /// `[store] url`, the PostgreSQL store's database, when set.
+    pub fn store_url(&self) -> Option<&str> {
+        self.settings.store.url.as_deref()
+    }
+
     /// Where plugins are looked for.
     pub fn plugins_dir(&self) -> PathBuf {
         self.settings

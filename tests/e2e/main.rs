@@ -11,6 +11,7 @@ mod lazy_flows;
 mod library;
 mod loopback;
 mod oauth2_flow;
+mod pg_store;
 mod plugins;
 mod plugins_cli;
 mod support;

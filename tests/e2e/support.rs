@@ -80,14 +80,22 @@ pub(crate) fn assert_debug_no_secrets<T: std::fmt::Debug>(value: &T, secrets: &[
 /// A temp home for the real `host` binary, wired to a test provider.
 pub(crate) struct HostEnv {
     pub(crate) home: tempfile::TempDir,
-    pub(crate) provider: TestProvider,
+    pub(crate) provider: std::sync::Arc<TestProvider>,
 }
 
 impl HostEnv {
     pub(crate) async fn start() -> Self {
         Self {
             home: tempfile::tempdir().expect("temp home"),
-            provider: TestProvider::start().await,
+            provider: std::sync::Arc::new(TestProvider::start().await),
+        }
+    }
+
+    /// Another machine: its own home (configuration, data), the same provider.
+    pub(crate) fn another_machine(&self) -> Self {
+        Self {
+            home: tempfile::tempdir().expect("temp home"),
+            provider: std::sync::Arc::clone(&self.provider),
         }
     }
 

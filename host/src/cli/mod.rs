@@ -30,6 +30,7 @@ mod prompt;
 mod providers;
 mod run;
 mod status;
+mod store;
 mod token;
 
 use std::path::PathBuf;
@@ -108,6 +109,11 @@ enum Command {
     Logout(logout::LogoutArgs),
     /// Show the effective configuration and where each value comes from (secrets redacted).
     Config(config::ConfigArgs),
+    /// The credential store: make a key, migrate the database, rekey, copy between backends.
+    #[command(
+        after_help = "Examples:\n  host store keygen > ~/.config/host/store.key && chmod 600 ~/.config/host/store.key\n  host store copy --to postgres --url postgres://host@db.internal/host?sslmode=verify-full"
+    )]
+    Store(store::StoreArgs),
     /// Inspect or install plugins (WebAssembly components).
     #[cfg(feature = "plugins")]
     #[command(
@@ -299,6 +305,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Providers(args) => providers::run(&ctx, args).await,
         Command::Logout(args) => logout::run(&ctx, args).await,
         Command::Config(args) => config::run(&ctx, args),
+        Command::Store(args) => store::run(&ctx, args).await,
         #[cfg(feature = "plugins")]
         Command::Plugin(args) => plugin::run(&ctx, args).await,
         Command::Completions { .. } => unreachable!("handled above"),

@@ -73,7 +73,7 @@ pub(crate) async fn run(ctx: &Context, mut args: RunArgs) -> anyhow::Result<()> 
             ),
             e => e.into(),
         })?;
-    let path = ctx.app.store().path(name, account)?;
+    let path = ctx.app.store().location(name, account)?;
 
     let scopes = record
         .credential
@@ -102,7 +102,7 @@ pub(crate) async fn run(ctx: &Context, mut args: RunArgs) -> anyhow::Result<()> 
         ctx.say(format!("  scopes: {}", scopes.join(", ")));
     }
     ctx.say(format!("  token {}", describe_expiry(record.expires_at())));
-    ctx.say(format!("  stored in {}", path.display()));
+    ctx.say(format!("  stored in {path}"));
     Ok(())
 }
 

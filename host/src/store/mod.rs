@@ -757,6 +757,12 @@ impl Store {
             return Ok(record);
         }
         let mut lock = self.lock(provider.name(), account).await?;
+        #[cfg(debug_assertions)]
+        if std::env::var(crate::private_fs::FAULT_ENV).as_deref() == Ok("hang-holding-lock") {
+            // Lets a test kill a process that holds the lock and has sent nothing.
+            eprintln!("holding the lock");
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
         // Someone may have refreshed, logged in again or logged out while we waited.
         let record = lock.get().await?;
         if !record.expires_within(skew) {

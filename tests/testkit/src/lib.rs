@@ -32,6 +32,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
+pub mod pg;
 pub mod python;
 
 /// Paths of the test guest components built by `build.rs`.

@@ -1,0 +1,469 @@
+//! The shared store on a real PostgreSQL (a throwaway cluster per test, started by the test
+//! kit), and sealing at rest on both backends.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use host_testkit::pg::PgCluster;
+use serde_json::Value;
+
+use crate::support::{HostEnv, Output};
+
+/// One cluster for this test binary (each test has its own database in it).
+fn cluster() -> &'static PgCluster {
+    static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
+    CLUSTER.get_or_init(PgCluster::start)
+}
+
+/// A fresh database name.
+fn database() -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "t{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    cluster().create_db(&name);
+    name
+}
+
+/// A store key, as `host store keygen` prints it.
+async fn keygen(env: &HostEnv) -> String {
+    let out = env.output(&["store", "keygen"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    out.stdout.trim().to_owned()
+}
+
+/// Points `env` at database `db` with `key` in a key file of its own.
+fn use_postgres(env: &HostEnv, db: &str, key: &str) {
+    let key_file = env.home.path().join("store.key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    env.write_config(&format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{}\"\nkey_file = \"{}\"\nlock_timeout_secs = 20\n",
+        cluster().url(db),
+        key_file.display()
+    ));
+}
+
+async fn token(env: &HostEnv, min_valid: &str) -> Output {
+    env.output(&["token", "--provider", "github", "--min-valid", min_valid])
+        .await
+}
+
+fn rows(db: &str) -> String {
+    cluster().psql(
+        db,
+        "SELECT provider, account, version, key_id, encode(sealed, 'hex'), encode(sealed, 'escape') FROM host_credentials ORDER BY 1, 2",
+    )
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn run_token_refresh_and_logout_on_postgres_with_nothing_readable_at_rest() {
+    let env = HostEnv::start().await;
+    let db = database();
+    let key = keygen(&env).await;
+    use_postgres(&env, &db, &key);
+    env.provider.set_ttl(90);
+    let summary = env.login_ok().await;
+    assert_eq!(summary["provider"], "github");
+    let first = token(&env, "0").await;
+    assert_eq!(first.code, Some(0), "{first:?}");
+    let first = first.stdout.trim().to_owned();
+    let second = token(&env, "600").await;
+    assert_eq!(second.code, Some(0), "{second:?}");
+    let second = second.stdout.trim().to_owned();
+    assert_ne!(first, second);
+    assert_eq!(env.provider.refresh_count(), 1);
+
+    // Sealed: neither token, nor its hex, nor the key is in the table; nothing in the data
+    // folder either (no records there).
+    let table = rows(&db);
+    assert!(table.contains("github|default|"), "{table}");
+    for secret in [&first, &second, &key] {
+        assert!(
+            !table.contains(secret.as_str()),
+            "a secret is readable at rest"
+        );
+        assert!(
+            !table.contains(&hex(secret)),
+            "a secret is readable at rest"
+        );
+    }
+    assert!(!env.data_dir().join("credentials").exists());
+    assert_eq!(
+        cluster().psql(&db, "SELECT count(*) FROM host_schema_migrations"),
+        "1\n",
+        "migrated on first use"
+    );
+
+    let out = env.output(&["status", "--json"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("octocat"), "{out:?}");
+
+    let out = env.output(&["logout", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(env.provider.revoked().contains(&second));
+    assert_eq!(
+        cluster().psql(&db, "SELECT count(*) FROM host_credentials"),
+        "0\n"
+    );
+}
+
+#[tokio::test]
+async fn the_migration_runs_once_when_two_processes_start_together() {
+    let env = HostEnv::start().await;
+    let db = database();
+    let key = keygen(&env).await;
+    use_postgres(&env, &db, &key);
+    let (a, b) = tokio::join!(
+        env.output(&["store", "migrate"]),
+        env.output(&["store", "migrate"])
+    );
+    assert_eq!(a.code, Some(0), "{a:?}");
+    assert_eq!(b.code, Some(0), "{b:?}");
+    let said = format!("{}{}", a.stderr, b.stderr);
+    assert_eq!(said.matches("Applied migration 1").count(), 1, "{said}");
+    assert_eq!(said.matches("schema is current").count(), 1, "{said}");
+    assert_eq!(
+        cluster().psql(&db, "SELECT version FROM host_schema_migrations"),
+        "1\n"
+    );
+}
+
+#[tokio::test]
+async fn a_credential_written_by_one_machine_is_refreshed_by_another() {
+    let a = HostEnv::start().await;
+    let b = a.another_machine();
+    let db = database();
+    let key = keygen(&a).await;
+    use_postgres(&a, &db, &key);
+    use_postgres(&b, &db, &key);
+    a.provider.set_ttl(90);
+    a.login_ok().await;
+    let on_a = token(&a, "0").await.stdout;
+    // Machine b has no files of its own: it reads a's login from the database.
+    let on_b = token(&b, "0").await;
+    assert_eq!(on_b.code, Some(0), "{on_b:?}");
+    assert_eq!(on_b.stdout, on_a);
+    let refreshed = token(&b, "600").await;
+    assert_eq!(refreshed.code, Some(0), "{refreshed:?}");
+    assert_ne!(refreshed.stdout, on_a);
+    assert_eq!(
+        token(&a, "0").await.stdout,
+        refreshed.stdout,
+        "a sees b's refresh"
+    );
+    assert_eq!(a.provider.refresh_count(), 1);
+}
+
+/// Four machines, `per_machine` concurrent `host token` each, on one expired credential.
+async fn fleet(machines: &[HostEnv], per_machine: usize) -> Vec<Output> {
+    let mut calls = Vec::new();
+    for m in machines {
+        for _ in 0..per_machine {
+            calls.push(token(m, "600"));
+        }
+    }
+    futures_util::future::join_all(calls).await
+}
+
+/// Machine `a` and three more on the same database and key.
+async fn four_machines() -> (Vec<HostEnv>, String) {
+    let a = HostEnv::start().await;
+    let db = database();
+    let key = keygen(&a).await;
+    let mut machines = vec![a];
+    for _ in 0..3 {
+        machines.push(machines[0].another_machine());
+    }
+    for m in &machines {
+        use_postgres(m, &db, &key);
+    }
+    (machines, db)
+}
+
+#[tokio::test]
+async fn one_refresh_for_a_fleet_of_100_processes_on_four_machines() {
+    let (machines, _db) = four_machines().await;
+    let p = &machines[0].provider;
+    p.set_ttl(90);
+    machines[0].login_ok().await;
+    // The refreshed token lives long enough for every process.
+    p.set_ttl(3600);
+    // Slow refreshes keep the race window open.
+    p.set_refresh_delay(Duration::from_millis(300));
+    let outs = fleet(&machines, 25).await;
+    let printed = &outs[0].stdout;
+    for out in &outs {
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert_eq!(&out.stdout, printed, "every process prints the same token");
+    }
+    assert_eq!(p.refresh_count(), 1, "exactly one refresh request");
+    assert_eq!(
+        p.live_refresh_tokens(),
+        1,
+        "no refresh token was used twice (reuse detection never fired)"
+    );
+}
+
+#[tokio::test]
+async fn a_process_killed_while_holding_the_lock_releases_it() {
+    let (machines, _db) = four_machines().await;
+    let p = &machines[0].provider;
+    p.set_ttl(90);
+    machines[0].login_ok().await;
+    p.set_ttl(3600);
+    // One process takes the lock, then hangs before sending anything.
+    let mut holder = machines[1]
+        .host(&["token", "--provider", "github", "--min-valid", "600"])
+        .env("HOST_TEST_FAULT", "hang-holding-lock")
+        .spawn()
+        .unwrap();
+    let mut stderr = tokio::io::BufReader::new(holder.stderr.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::AsyncBufReadExt::read_line(&mut stderr, &mut line),
+    )
+    .await
+    .expect("the holder takes the lock")
+    .unwrap();
+    assert!(line.contains("holding the lock"), "{line}");
+    let waiting = fleet(&machines, 5);
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        holder.start_kill().unwrap();
+    };
+    let (outs, ()) = tokio::join!(waiting, killer);
+    let printed = &outs[0].stdout;
+    for out in &outs {
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert_eq!(&out.stdout, printed);
+    }
+    assert_eq!(p.refresh_count(), 1, "one refresh, after the holder died");
+}
+
+#[tokio::test]
+async fn a_writer_killed_before_its_commit_loses_nothing() {
+    let env = HostEnv::start().await;
+    let db = database();
+    let key = keygen(&env).await;
+    use_postgres(&env, &db, &key);
+    env.provider.set_ttl(90);
+    env.login_ok().await;
+    let before = token(&env, "0").await.stdout;
+    let version = cluster().psql(&db, "SELECT version FROM host_credentials");
+    let crashed = env
+        .host(&["token", "--provider", "github", "--min-valid", "600"])
+        .env("HOST_TEST_FAULT", "abort-before-commit")
+        .output()
+        .await
+        .unwrap();
+    assert!(!crashed.status.success(), "the injected crash kills it");
+    assert_eq!(
+        cluster().psql(&db, "SELECT version FROM host_credentials"),
+        version,
+        "the write was rolled back"
+    );
+    let after = token(&env, "0").await;
+    assert_eq!(after.code, Some(0), "{after:?}");
+    assert_eq!(after.stdout, before, "the old record is still read");
+}
+
+#[tokio::test]
+async fn a_version_conflict_is_never_written_over_and_a_save_retries() {
+    let env = HostEnv::start().await;
+    let db = database();
+    let key = keygen(&env).await;
+    use_postgres(&env, &db, &key);
+    env.login_ok().await;
+    let app = env.app();
+    let store = app.store();
+    let mut lock = store.lock("github", "default").await.unwrap();
+    let record = lock.get().await.unwrap();
+    // A writer that does not take the lock changes the row meanwhile.
+    cluster().psql(&db, "UPDATE host_credentials SET version = version + 1");
+    let bumped = cluster().psql(
+        &db,
+        "SELECT version, encode(sealed, 'hex') FROM host_credentials",
+    );
+    let err = lock.save(&record).await.expect_err("refused");
+    assert!(matches!(err, host::StoreError::Conflict { .. }), "{err}");
+    assert!(err.to_string().contains("nothing was overwritten"), "{err}");
+    assert_eq!(
+        cluster().psql(
+            &db,
+            "SELECT version, encode(sealed, 'hex') FROM host_credentials"
+        ),
+        bumped,
+        "the other write stands"
+    );
+    // A save (a login) reads again and writes on top of what it read.
+    let old = store
+        .save(&record)
+        .await
+        .unwrap()
+        .expect("it replaced a record");
+    assert_eq!(old.account, "default");
+    let version: i64 = cluster()
+        .psql(&db, "SELECT version FROM host_credentials")
+        .trim()
+        .parse()
+        .unwrap();
+    let was: i64 = bumped.split('|').next().unwrap().parse().unwrap();
+    assert_eq!(version, was + 1);
+}
+
+#[tokio::test]
+async fn a_row_copied_under_another_name_does_not_open_and_wrong_keys_are_named() {
+    let env = HostEnv::start().await;
+    let db = database();
+    let key = keygen(&env).await;
+    use_postgres(&env, &db, &key);
+    env.login_ok().await;
+    cluster().psql(
+        &db,
+        "INSERT INTO host_credentials (provider, account, version, key_id, sealed) SELECT provider, 'other', version, key_id, sealed FROM host_credentials",
+    );
+    let out = env
+        .output(&["token", "--provider", "github", "--account", "other"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("moved from another provider or account")
+            && out.stderr.contains("left as it is"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        cluster().psql(&db, "SELECT count(*) FROM host_credentials"),
+        "2\n",
+        "left untouched"
+    );
+    // Another key, from the environment: the error names the source, never a key.
+    let other = keygen(&env).await;
+    let out = env
+        .host(&["token", "--provider", "github"])
+        .env("HOST_STORE_KEY", &other)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("environment variable HOST_STORE_KEY") && stderr.contains("another key"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&other) && !stderr.contains(&key));
+    // No key at all: the postgres store says how to make one.
+    env.write_config(&format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{}\"\n",
+        cluster().url(&db)
+    ));
+    let out = env.output(&["token", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("host store keygen"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn rekey_then_token_works_on_both_backends() {
+    // The file store: its own key file, replaced.
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let token_before = token(&env, "0").await.stdout;
+    let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
+    let old_key = std::fs::read_to_string(&key_file).unwrap();
+    let out = env.output(&["store", "rekey"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("Sealed 1 record"), "{out:?}");
+    assert_ne!(std::fs::read_to_string(&key_file).unwrap(), old_key);
+    assert!(!host::seal::previous_key_file(&key_file).exists());
+    assert_eq!(token(&env, "0").await.stdout, token_before);
+
+    // The postgres store with a key file named in the configuration.
+    let env = HostEnv::start().await;
+    let db = database();
+    let key = keygen(&env).await;
+    use_postgres(&env, &db, &key);
+    env.login_ok().await;
+    let token_before = token(&env, "0").await.stdout;
+    let key_id = cluster().psql(&db, "SELECT key_id FROM host_credentials");
+    let out = env.output(&["store", "rekey"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_ne!(
+        cluster().psql(&db, "SELECT key_id FROM host_credentials"),
+        key_id
+    );
+    let out = token(&env, "0").await;
+    assert_eq!(out.stdout, token_before, "{out:?}");
+}
+
+#[tokio::test]
+async fn records_copy_to_postgres_and_back() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let before = token(&env, "0").await.stdout;
+    let db = database();
+    let out = env
+        .output(&[
+            "store",
+            "copy",
+            "--to",
+            "postgres",
+            "--url",
+            &cluster().url(&db),
+        ])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("Copied 1 record"), "{out:?}");
+    // Switch the machine to the database (same key: the file store's key file).
+    let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
+    env.write_config(&format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{}\"\nkey_file = \"{}\"\n",
+        cluster().url(&db),
+        key_file.display()
+    ));
+    std::fs::remove_dir_all(env.data_dir().join("credentials")).unwrap();
+    let out = token(&env, "0").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, before);
+    // And back.
+    let out = env.output(&["store", "copy", "--to", "file"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("Copied 1 record"), "{out:?}");
+    let stored: Value = env.stored("github", "default").await.unwrap();
+    assert_eq!(
+        stored["credential"]["access_token"].as_str().unwrap(),
+        before.trim()
+    );
+}
+
+#[tokio::test]
+async fn no_token_bytes_in_the_file_store_either() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let token = token(&env, "0").await.stdout.trim().to_owned();
+    let mut files = vec![env.data_dir()];
+    let mut seen = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(&token), "{} holds the token", path.display());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "the record and the key file were looked at");
+}

@@ -50,8 +50,9 @@ pub(crate) struct Row {
 /// The records in one database.
 #[derive(Debug)]
 pub(crate) struct PgBackend {
-    pool: PgPool,
-    ready: tokio::sync::OnceCell<()>,
+    options: sqlx::postgres::PgConnectOptions,
+    /// Made on first use (inside the runtime), once the schema is current.
+    pool: tokio::sync::OnceCell<PgPool>,
     lock_timeout: Duration,
 }
 
@@ -69,112 +70,64 @@ impl PgBackend {
             url.parse().map_err(|_| StoreError::Config(
                 "[store] url is not a PostgreSQL connection URL (postgres://USER@HOST/DB?sslmode=…)".into(),
             ))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .min_connections(0)
-            .acquire_timeout(lock_timeout.max(Duration::from_secs(5)))
-            .connect_lazy_with(options);
         Ok(Self {
-            pool,
-            ready: tokio::sync::OnceCell::new(),
+            options,
+            pool: tokio::sync::OnceCell::new(),
             lock_timeout,
         })
     }
 
+    fn connect(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(4)
+            .min_connections(0)
+            .acquire_timeout(self.lock_timeout.max(Duration::from_secs(5)))
+            .connect_lazy_with(self.options.clone())
+    }
+
     /// The pool, once the schema is current (migrated on first use).
     async fn pool(&self) -> Result<&PgPool, StoreError> {
-        self.ready
+        self.pool
             .get_or_try_init(|| async {
+                let pool = self.connect();
                 let current: Result<Option<i32>, sqlx::Error> =
                     sqlx::query_scalar("SELECT max(version) FROM host_schema_migrations")
-                        .fetch_one(&self.pool)
+                        .fetch_one(&pool)
                         .await;
                 match current {
                     Ok(Some(v)) if v == SCHEMA_VERSION => Ok(()),
                     Ok(Some(v)) if v > SCHEMA_VERSION => Err(StoreError::Config(format!(
                         "the database's store schema (version {v}) is newer than this program knows ({SCHEMA_VERSION}); upgrade host"
                     ))),
-                    Ok(_) => self.migrate().await.map(drop),
+                    Ok(_) => migrate(&pool, self.lock_timeout).await.map(drop),
                     Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
-                        self.migrate().await.map(drop)
+                        migrate(&pool, self.lock_timeout).await.map(drop)
                     }
                     Err(e) => Err(db("cannot reach the store database")(e)),
-                }
+                }?;
+                Ok(pool)
             })
-            .await?;
-        Ok(&self.pool)
+            .await
     }
 
     /// Applies the migrations the database lacks, under an advisory lock; returns the versions
     /// applied (none when it was current).
     pub(crate) async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(db("cannot reach the store database"))?;
-        self.bounded_wait(&mut tx).await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(MIGRATION_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.lock_error(e, "the store's migration"))?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS host_schema_migrations (
-                version integer PRIMARY KEY,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )",
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(db("cannot create the migrations table"))?;
-        let done: Vec<i32> = sqlx::query_scalar("SELECT version FROM host_schema_migrations")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db("cannot read the migrations table"))?;
-        let mut applied = Vec::new();
-        for (version, sql) in MIGRATIONS {
-            if done.contains(version) {
-                continue;
-            }
-            sqlx::query(sql)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("cannot apply a migration"))?;
-            sqlx::query("INSERT INTO host_schema_migrations (version) VALUES ($1)")
-                .bind(version)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("cannot record a migration"))?;
-            applied.push(*version);
+        match self.pool.get() {
+            Some(pool) => migrate(pool, self.lock_timeout).await,
+            None => migrate(&self.connect(), self.lock_timeout).await,
         }
-        tx.commit()
-            .await
-            .map_err(db("cannot commit the migrations"))?;
-        Ok(applied)
     }
 
     async fn bounded_wait(
         &self,
         tx: &mut Transaction<'static, Postgres>,
     ) -> Result<(), StoreError> {
-        // SET does not take parameters; the value is a number we made.
-        let ms = self.lock_timeout.as_millis().clamp(1, i32::MAX as u128);
-        sqlx::query(&format!("SET LOCAL lock_timeout = {ms}"))
-            .execute(&mut **tx)
-            .await
-            .map_err(db("cannot set the lock timeout"))?;
-        Ok(())
+        bounded_wait(tx, self.lock_timeout).await
     }
 
     fn lock_error(&self, e: sqlx::Error, what: &str) -> StoreError {
-        match &e {
-            sqlx::Error::Database(d) if d.code().as_deref() == Some("55P03") => StoreError::Busy {
-                what: what.to_owned(),
-                waited: self.lock_timeout,
-            },
-            _ => db("cannot lock")(e),
-        }
+        lock_error(e, what, self.lock_timeout)
     }
 
     /// The row of `provider`/`account`.
@@ -234,6 +187,77 @@ impl PgBackend {
             provider: provider.to_owned(),
             account: account.to_owned(),
         })
+    }
+}
+
+/// Applies the migrations the database lacks, under an advisory lock.
+async fn migrate(pool: &PgPool, lock_timeout: Duration) -> Result<Vec<i32>, StoreError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(db("cannot reach the store database"))?;
+    bounded_wait(&mut tx, lock_timeout).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| lock_error(e, "the store's migration", lock_timeout))?;
+
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS host_schema_migrations (
+            version integer PRIMARY KEY,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(db("cannot create the migrations table"))?;
+    let done: Vec<i32> = sqlx::query_scalar("SELECT version FROM host_schema_migrations")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db("cannot read the migrations table"))?;
+    let mut applied = Vec::new();
+    for (version, sql) in MIGRATIONS {
+        if done.contains(version) {
+            continue;
+        }
+        sqlx::query(sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("cannot apply a migration"))?;
+        sqlx::query("INSERT INTO host_schema_migrations (version) VALUES ($1)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("cannot record a migration"))?;
+        applied.push(*version);
+    }
+    tx.commit()
+        .await
+        .map_err(db("cannot commit the migrations"))?;
+    Ok(applied)
+}
+
+async fn bounded_wait(
+    tx: &mut Transaction<'static, Postgres>,
+    lock_timeout: Duration,
+) -> Result<(), StoreError> {
+    // SET takes no parameters; the value is a number made here.
+    let ms = lock_timeout.as_millis().clamp(1, i32::MAX as u128);
+    sqlx::query(&format!("SET LOCAL lock_timeout = {ms}"))
+        .execute(&mut **tx)
+        .await
+        .map_err(db("cannot set the lock timeout"))?;
+    Ok(())
+}
+
+fn lock_error(e: sqlx::Error, what: &str, waited: Duration) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("55P03") => StoreError::Busy {
+            what: what.to_owned(),
+            waited,
+        },
+        _ => db("cannot lock")(e),
     }
 }
 

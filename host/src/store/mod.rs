@@ -336,7 +336,7 @@ impl StoreOptions {
 enum Backend {
     File(file::FileBackend),
     #[cfg(feature = "postgres")]
-    Postgres(postgres::PgBackend),
+    Postgres(Box<postgres::PgBackend>),
 }
 
 #[derive(Debug)]
@@ -375,9 +375,10 @@ impl Store {
                 dir: options.data_dir.join("credentials"),
             }),
             #[cfg(feature = "postgres")]
-            BackendKind::Postgres(url) => {
-                Backend::Postgres(postgres::PgBackend::new(url, options.lock_timeout)?)
-            }
+            BackendKind::Postgres(url) => Backend::Postgres(Box::new(postgres::PgBackend::new(
+                url,
+                options.lock_timeout,
+            )?)),
             #[cfg(not(feature = "postgres"))]
             BackendKind::Postgres(_) => {
                 return Err(StoreError::Config(
@@ -912,13 +913,13 @@ impl Store {
                 backend: match &self.inner.backend {
                     Backend::File(f) => Backend::File(f.clone()),
                     #[cfg(feature = "postgres")]
-                    Backend::Postgres(_) => Backend::Postgres(postgres::PgBackend::new(
+                    Backend::Postgres(_) => Backend::Postgres(Box::new(postgres::PgBackend::new(
                         match &self.inner.options.backend {
                             BackendKind::Postgres(url) => url,
                             BackendKind::File => unreachable!("a postgres backend has a URL"),
                         },
                         self.inner.options.lock_timeout,
-                    )?),
+                    )?)),
                 },
                 options: self.inner.options.clone(),
                 keys: OnceLock::from(Arc::clone(&ring)),

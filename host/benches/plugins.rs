@@ -58,10 +58,11 @@ fn registry(c: &mut Criterion) {
             b.iter(|| {
                 let config = config(home.path());
                 let app = host::App::from_config(config).expect("store settings");
-                let listed: Vec<(&str, usize)> = app
+                let listed: Vec<(String, usize)> = app
                     .registry()
                     .providers()
-                    .map(|p| (p.name(), p.flow_names().count()))
+                    .iter()
+                    .map(|p| (p.name().to_owned(), p.flow_names().count()))
                     .collect();
                 assert_eq!(listed.len(), count + 1);
                 assert!(!app.plugins().is_started());

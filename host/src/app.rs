@@ -57,7 +57,11 @@ impl App {
                 config.http_policy(),
                 Some(config.plugin_cache_dir()),
             ));
-            let registry = registry(&config, &plugins);
+            let registry = Registry::with_resolver(AppResolver {
+                config: config.clone(),
+                plugins: Arc::clone(&plugins),
+                plugins_dir: config.plugins_dir(),
+            });
             Ok(Self {
                 config,
                 registry,
@@ -67,7 +71,9 @@ impl App {
         }
         #[cfg(not(feature = "plugins"))]
         {
-            let registry = registry(&config);
+            let registry = Registry::with_resolver(AppResolver {
+                config: config.clone(),
+            });
             Ok(Self {
                 config,
                 registry,
@@ -125,11 +131,7 @@ impl App {
             [] => Err(AppError::DefaultProvider {
                 reason: format!(
                     "no provider named and none logged in; name one with --provider ({})",
-                    self.registry
-                        .providers()
-                        .map(|p| p.name().to_owned())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    self.registry.names().join(", ")
                 ),
             }),
             several => Err(AppError::DefaultProvider {
@@ -370,59 +372,115 @@ impl AppError {
     }
 }
 
-/// Every provider: the built-in ones, one per plugin file, and providers that exist only
-/// through plugin flows their section binds.
-#[cfg(feature = "plugins")]
-fn registry(config: &Config, plugins: &Arc<crate::plugin::PluginHost>) -> Registry {
-    use crate::plugin::{bind_plugin_flows, discover, plugin_provider};
-    use crate::provider::ProviderSource;
-
-    let plugins_dir = config.plugins_dir();
-    let mut registry = Registry::new();
-    let github = github::builder(config);
-    let section = config.provider_section(github::NAME);
-    registry.register(bind_plugin_flows(github, &section, plugins, &plugins_dir).build());
-    for file in discover(&plugins_dir) {
-        if registry.get(&file.name).is_ok() {
-            tracing::warn!(
-                "plugin {} is ignored: a built-in provider is called `{}`",
-                file.path.display(),
-                file.name
-            );
-            continue;
-        }
-        let section = config.provider_section(&file.name);
-        registry.register(plugin_provider(file, section, plugins, &plugins_dir));
-    }
-    let names: Vec<String> = config.provider_names().map(str::to_owned).collect();
-    for name in names {
-        if registry.get(&name).is_ok() {
-            continue;
-        }
-        let section = config.provider_section(&name);
-        let builder = if crate::configured::is_oauth2_section(&section) {
-            crate::configured::builder(config, &name)
-        } else if section.bound_plugin_flows(&plugins_dir).is_empty() {
-            continue;
-        } else {
-            Provider::builder(&name, section.clone()).source(ProviderSource::Code)
-        };
-        registry.register(bind_plugin_flows(builder, &section, plugins, &plugins_dir).build());
-    }
-    registry
+/// Finds each provider by its name alone, on first access: the built-in `github`, else the
+/// plugin file `<plugins folder>/<name>.wasm`, else a configured section (an OAuth2 provider by
+/// its endpoints, issuer or catalog entry, or a provider made only of the plugin flows it
+/// binds).
+struct AppResolver {
+    config: Config,
+    #[cfg(feature = "plugins")]
+    plugins: Arc<crate::plugin::PluginHost>,
+    #[cfg(feature = "plugins")]
+    plugins_dir: std::path::PathBuf,
 }
 
-/// Every provider: the built-in ones.
-#[cfg(not(feature = "plugins"))]
-fn registry(config: &Config) -> Registry {
-    let mut registry = Registry::new();
-    registry.register(github::provider(config));
-    for name in config.provider_names() {
-        if registry.get(name).is_err()
-            && crate::configured::is_oauth2_section(&config.provider_section(name))
+impl AppResolver {
+    /// Adds the plugin flows the section binds (none without the plugin runtime).
+    fn with_bound_flows(
+        &self,
+        builder: crate::ProviderBuilder,
+        section: &crate::ProviderSection,
+    ) -> crate::ProviderBuilder {
+        #[cfg(feature = "plugins")]
         {
-            registry.register(crate::configured::builder(config, name).build());
+            crate::plugin::bind_plugin_flows(builder, section, &self.plugins, &self.plugins_dir)
+        }
+        #[cfg(not(feature = "plugins"))]
+        {
+            let _ = section;
+            builder
         }
     }
-    registry
+
+    fn binds_plugins(&self, section: &crate::ProviderSection) -> bool {
+        #[cfg(feature = "plugins")]
+        {
+            !section.bound_plugin_flows(&self.plugins_dir).is_empty()
+        }
+        #[cfg(not(feature = "plugins"))]
+        {
+            let _ = section;
+            false
+        }
+    }
+
+    fn configured(&self, name: &str) -> Option<Provider> {
+        if !self.config.provider_names().any(|n| n == name) {
+            return None;
+        }
+        let section = self.config.provider_section(name);
+        let builder = if crate::configured::is_oauth2_section(&section) {
+            crate::configured::builder(&self.config, name)
+        } else if self.binds_plugins(&section) {
+            Provider::builder(name, section.clone()).source(crate::ProviderSource::Code)
+        } else {
+            return None;
+        };
+        Some(self.with_bound_flows(builder, &section).build())
+    }
+}
+
+impl crate::provider::Resolver for AppResolver {
+    fn resolve(&self, name: &str) -> Option<Provider> {
+        crate::names::check_name(name).ok()?;
+        if name == github::NAME {
+            let section = self.config.provider_section(name);
+            return Some(
+                self.with_bound_flows(github::builder(&self.config), &section)
+                    .build(),
+            );
+        }
+        #[cfg(feature = "plugins")]
+        {
+            // One look at one name: the folder is not listed. Whatever is there is the plugin
+            // (a FIFO or a device is refused with a clear error when the flow is built).
+            let path = self.plugins_dir.join(format!("{name}.wasm"));
+            if std::fs::symlink_metadata(&path).is_ok() {
+                let file = crate::plugin::PluginFile {
+                    name: name.to_owned(),
+                    path,
+                };
+                let section = self.config.provider_section(name);
+                return Some(crate::plugin::plugin_provider(
+                    file,
+                    section,
+                    &self.plugins,
+                    &self.plugins_dir,
+                ));
+            }
+        }
+        self.configured(name)
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names = vec![github::NAME.to_owned()];
+        #[cfg(feature = "plugins")]
+        for file in crate::plugin::discover(&self.plugins_dir) {
+            if file.name == github::NAME {
+                tracing::warn!(
+                    "plugin {} is ignored: a built-in provider is called `{}`",
+                    file.path.display(),
+                    file.name
+                );
+                continue;
+            }
+            names.push(file.name);
+        }
+        for name in self.config.provider_names() {
+            if !names.iter().any(|n| n == name) && self.configured(name).is_some() {
+                names.push(name.to_owned());
+            }
+        }
+        names
+    }
 }

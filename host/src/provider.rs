@@ -347,10 +347,31 @@ fn known_list(known: &[String]) -> String {
     }
 }
 
-/// Providers by name.
-#[derive(Debug, Default)]
+/// Finds a provider by name when it is first asked for (the [`App`](crate::App)'s: built-in,
+/// plugin file, configured section), so that a command naming one provider touches only that
+/// one.
+pub(crate) trait Resolver: Send + Sync {
+    /// The provider `name`, if there is one (nothing else is looked at).
+    fn resolve(&self, name: &str) -> Option<Provider>;
+    /// Every name [`Resolver::resolve`] would answer (this may list folders).
+    fn names(&self) -> Vec<String>;
+}
+
+/// Providers by name: registered ones, and (in an [`App`](crate::App)) the ones found on first
+/// access. The same name always gives the same [`Arc<Provider>`], so flows stay cached.
+#[derive(Default)]
 pub struct Registry {
-    providers: BTreeMap<String, Arc<Provider>>,
+    providers: std::sync::Mutex<BTreeMap<String, Arc<Provider>>>,
+    resolver: Option<Box<dyn Resolver>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("loaded", &self.loaded())
+            .field("lazy", &self.resolver.is_some())
+            .finish()
+    }
 }
 
 impl Registry {
@@ -359,27 +380,67 @@ impl Registry {
         Self::default()
     }
 
+    /// A registry that finds providers with `resolver` on first access.
+    pub(crate) fn with_resolver(resolver: impl Resolver + 'static) -> Self {
+        Self {
+            providers: Default::default(),
+            resolver: Some(Box::new(resolver)),
+        }
+    }
+
+    fn loaded_map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Provider>>> {
+        self.providers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Adds (or replaces) a provider.
     pub fn register(&mut self, provider: Provider) -> Arc<Provider> {
         let provider = Arc::new(provider);
-        self.providers
+        self.loaded_map()
             .insert(provider.name().to_owned(), Arc::clone(&provider));
         provider
     }
 
-    /// The provider `name`.
+    /// The provider `name`: looked up by that name alone (a built-in name never lists the
+    /// plugins folder; a plugin is found by its file name).
     pub fn get(&self, name: &str) -> Result<Arc<Provider>, ProviderError> {
-        self.providers
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ProviderError::UnknownProvider {
-                name: name.to_owned(),
-                known: self.providers.keys().cloned().collect(),
-            })
+        {
+            let mut loaded = self.loaded_map();
+            if let Some(p) = loaded.get(name) {
+                return Ok(Arc::clone(p));
+            }
+            if let Some(p) = self.resolver.as_ref().and_then(|r| r.resolve(name)) {
+                let p = Arc::new(p);
+                loaded.insert(name.to_owned(), Arc::clone(&p));
+                return Ok(p);
+            }
+        }
+        Err(ProviderError::UnknownProvider {
+            name: name.to_owned(),
+            known: self.names(),
+        })
     }
 
-    /// All providers, sorted by name.
-    pub fn providers(&self) -> impl Iterator<Item = &Arc<Provider>> {
-        self.providers.values()
+    /// The names of the providers looked up (or registered) so far, sorted.
+    pub fn loaded(&self) -> Vec<String> {
+        self.loaded_map().keys().cloned().collect()
+    }
+
+    /// Every provider's name, sorted (this lists the plugins folder).
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.loaded();
+        if let Some(r) = &self.resolver {
+            names.extend(r.names());
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Every provider, sorted by name (this lists the plugins folder; no flow is built).
+    pub fn providers(&self) -> Vec<Arc<Provider>> {
+        self.names()
+            .iter()
+            .filter_map(|n| self.get(n).ok())
+            .collect()
     }
 }

@@ -511,3 +511,44 @@ async fn a_python_plugin_built_with_componentize_py_runs_unchanged() {
     };
     assert_eq!(key.expose(), host_testkit::VALID_API_KEY);
 }
+
+#[tokio::test]
+async fn a_command_naming_one_provider_looks_up_only_that_one() {
+    let s = Setup::new().await;
+    for name in ["alpha", "beta", "gamma"] {
+        s.add_plugin(name, guests::FLOW_GOOD);
+    }
+    let (app, host) = s.registry(&format!(
+        "{LOOPBACK}{}{}",
+        s.good_section("beta"),
+        s.good_section("configured")
+    ));
+    let registry = app.registry();
+    assert!(
+        registry.loaded().is_empty(),
+        "nothing is looked up at start"
+    );
+    registry.get("github").unwrap();
+    assert_eq!(registry.loaded(), ["github"]);
+    // A plugin is found by its file name; the others stay unread.
+    let beta = registry.get("beta").unwrap();
+    assert!(matches!(beta.source(), host::ProviderSource::Plugin(_)));
+    assert_eq!(registry.loaded(), ["beta", "github"]);
+    assert!(
+        Arc::ptr_eq(&beta, &registry.get("beta").unwrap()),
+        "the same provider"
+    );
+    let err = registry.get("nope").unwrap_err().to_string();
+    assert!(
+        err.contains("alpha") && err.contains("configured") && err.contains("gamma"),
+        "an unknown name lists the choices: {err}"
+    );
+    // Listing everything finds every plugin file and section, and compiles nothing.
+    let names: Vec<String> = registry
+        .providers()
+        .iter()
+        .map(|p| p.name().to_owned())
+        .collect();
+    assert_eq!(names, ["alpha", "beta", "configured", "gamma", "github"]);
+    assert!(!host.is_started());
+}

@@ -29,7 +29,13 @@ pub(crate) async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitC
     let store = ctx.app.store();
     let providers: Vec<std::sync::Arc<Provider>> = match &args.provider {
         Some(p) => vec![ctx.app.provider(p)?],
-        None => ctx.app.registry().providers().cloned().collect(),
+        // The providers with stored credentials: no other provider is looked up.
+        None => store
+            .providers_with_records()
+            .await?
+            .iter()
+            .filter_map(|name| ctx.app.provider(name).ok())
+            .collect(),
     };
     let mut rows = Vec::new();
     let mut login_needed = false;

@@ -150,6 +150,38 @@ impl Catalog {
     }
 }
 
+/// The names of the compiled-in entries, in order, found by scanning the source for its
+/// top-level tables: no TOML is parsed (a command that names no catalog provider pays
+/// nothing for the catalog).
+pub fn names() -> impl Iterator<Item = &'static str> {
+    SOURCE.lines().filter_map(|line| {
+        let name = line.strip_prefix('[')?.strip_suffix(']')?;
+        (!name.contains('.') && !name.is_empty()).then_some(name)
+    })
+}
+
+/// Whether the catalog has an entry `name` (no TOML is parsed).
+pub fn contains(name: &str) -> bool {
+    names().any(|n| n == name)
+}
+
+/// The entry `name`, parsed alone from its part of the source (its table and subtables): what
+/// enabling one provider costs. The same as `catalog().get(name)`, without parsing the rest.
+pub fn entry(name: &str) -> Option<CatalogEntry> {
+    let header = format!("[{name}]");
+    let start = SOURCE.lines().position(|l| l == header)?;
+    let sub = format!("[{name}.");
+    let text: Vec<&str> = SOURCE
+        .lines()
+        .skip(start)
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || !l.starts_with('[') || l.starts_with(&sub))
+        .map(|(_, l)| l)
+        .collect();
+    let table: BTreeMap<String, CatalogEntry> = toml::from_str(&text.join("\n")).ok()?;
+    table.into_values().next()
+}
+
 /// The compiled-in catalog, parsed on first use.
 pub fn catalog() -> &'static Catalog {
     static CATALOG: OnceLock<Catalog> = OnceLock::new();

@@ -238,16 +238,21 @@ impl ConfigLoader {
     /// set: setting one enables the provider. The catalog is not even parsed when no such
     /// variable is set.
     fn catalog_aliases(&self) -> Vec<Alias> {
+        let builtin: Vec<&str> = self
+            .defaults
+            .iter()
+            .flat_map(|d| d.aliases.iter().map(|a| a.var.as_str()))
+            .collect();
         let any = self.env.keys().any(|k| {
             (k.ends_with("_CLIENT_ID") || k.ends_with("_CLIENT_SECRET"))
                 && !k.starts_with(ENV_PREFIX)
+                && !builtin.contains(&k.as_str())
         });
         if !any {
             return Vec::new();
         }
-        crate::catalog::catalog()
-            .entries()
-            .flat_map(|(name, _)| catalog_alias_pair(name))
+        crate::catalog::names()
+            .flat_map(catalog_alias_pair)
             .filter(|alias| self.var(&alias.var).is_some())
             .collect()
     }
@@ -805,7 +810,7 @@ impl OriginLookup for FigmentOrigins {
         );
         // A catalog provider's client id and secret have their own variables.
         if let ["providers", name, key @ ("client_id" | "client_secret")] = path
-            && crate::catalog::catalog().get(name).is_some()
+            && crate::catalog::contains(name)
         {
             let var = crate::catalog::env_var(name, &key.to_ascii_uppercase());
             if !out.contains(&Origin::EnvVar(var.clone())) {

@@ -113,7 +113,7 @@ fn yes() -> bool {
 
 /// The section over its catalog entry's defaults, when the catalog has one by its name.
 pub fn with_catalog(section: ProviderSection) -> ProviderSection {
-    match catalog::catalog().get(section.provider()) {
+    match catalog::entry(section.provider()) {
         Some(entry) => {
             let origin = crate::Origin::Catalog(section.provider().to_owned());
             section.over_defaults(entry.section_defaults(), origin)
@@ -125,7 +125,7 @@ pub fn with_catalog(section: ProviderSection) -> ProviderSection {
 /// Whether `section` describes an OAuth2 provider, by itself (endpoints or an issuer) or as a
 /// catalog entry.
 pub(crate) fn is_oauth2_section(section: &ProviderSection) -> bool {
-    if catalog::catalog().get(section.provider()).is_some() {
+    if catalog::contains(section.provider()) {
         return true;
     }
     let has = |k: &str| section.value().get(k).is_some();
@@ -135,9 +135,8 @@ pub(crate) fn is_oauth2_section(section: &ProviderSection) -> bool {
 /// The section's settings: placeholders filled (from the section's keys of the same name, else
 /// the catalog's defaults), then checked against [`ProviderSettings`]'s schema.
 pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, ValidationError> {
-    let declared: BTreeMap<String, Placeholder> = catalog::catalog()
-        .get(section.provider())
-        .map(|e| e.placeholders.clone())
+    let declared: BTreeMap<String, Placeholder> = catalog::entry(section.provider())
+        .map(|e| e.placeholders)
         .unwrap_or_default();
     let mut value = section.value().clone();
     let Some(map) = value.as_object_mut() else {
@@ -235,7 +234,7 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
 /// configuration merged in).
 pub(crate) fn builder(config: &Config, name: &str) -> ProviderBuilder {
     let section = with_catalog(config.provider_section(name));
-    let in_catalog = catalog::catalog().get(name).is_some();
+    let in_catalog = catalog::contains(name);
     let device = section.value().get("device_authorization_url").is_some()
         || section.value().get("issuer").is_some();
     let policy = config.http_policy();

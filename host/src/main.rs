@@ -20,7 +20,10 @@ fn main() -> ExitCode {
         }
     };
     cli::init_tracing(args.verbose, args.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: a command is one task at a time (a login's listener and its polling are
+    // concurrent, not parallel), and starting worker threads costs more than `host token`
+    // itself. Blocking work (file locks, compiling a plugin) goes to the blocking pool.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -250,3 +250,20 @@ fn the_readme_lists_the_catalog_as_generated() {
         assert!(listed.contains(&format!("| `{name}` |")), "{name} listed");
     }
 }
+
+#[test]
+fn entries_parsed_alone_equal_the_whole_catalog() {
+    let names: Vec<&str> = host::catalog::names().collect();
+    let all: Vec<&str> = catalog().entries().map(|(n, _)| n).collect();
+    assert_eq!(names, all);
+    for (name, entry) in catalog().entries() {
+        let alone = host::catalog::entry(name).unwrap_or_else(|| panic!("{name} parses alone"));
+        assert_eq!(
+            serde_json::to_value(&alone).unwrap(),
+            serde_json::to_value(entry).unwrap(),
+            "{name}"
+        );
+        assert!(host::catalog::contains(name));
+    }
+    assert!(!host::catalog::contains("github") && host::catalog::entry("nope").is_none());
+}

@@ -108,8 +108,8 @@ impl CatalogEntry {
         value
     }
 
-    /// Whether the entry has a device flow (a device endpoint, or an issuer whose discovery
-    /// may name one).
+    /// Whether the entry names a device authorization endpoint (an entry with an issuer may
+    /// also get one from discovery).
     pub fn has_device_flow(&self) -> bool {
         self.device_authorization_url.is_some()
     }

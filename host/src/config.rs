@@ -44,7 +44,13 @@ pub const ENV_PREFIX: &str = "HOST_";
 pub const FIELD_PREFIX: &str = "HOST_FIELD_";
 
 /// `HOST_` variables that are not configuration keys.
-const NOT_CONFIG: &[&str] = &["HOST_CONFIG", "HOST_LOG", "HOST_PROVIDER", "HOST_STORE_KEY"];
+const NOT_CONFIG: &[&str] = &[
+    "HOST_CONFIG",
+    "HOST_LOG",
+    "HOST_PROVIDER",
+    "HOST_STORE_KEY",
+    "HOST_STORE_PREVIOUS_KEY",
+];
 
 /// An environment variable that sets one configuration value (`GITHUB_CLIENT_ID`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,7 +322,11 @@ impl ConfigLoader {
         let store_key = self
             .var(crate::store::seal::KEY_ENV)
             .map(|k| zeroize::Zeroizing::new(k.to_owned()));
+        let store_previous_key = self
+            .var(crate::store::seal::PREVIOUS_KEY_ENV)
+            .map(|k| zeroize::Zeroizing::new(k.to_owned()));
         Ok(Config {
+            store_previous_key,
             figment,
             origins,
             proxy,
@@ -520,6 +530,7 @@ pub struct Config {
     file: PathBuf,
     data_dir: PathBuf,
     store_key: Option<zeroize::Zeroizing<String>>,
+    store_previous_key: Option<zeroize::Zeroizing<String>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -576,6 +587,7 @@ impl Config {
         options.backend = backend;
         options.key_file = s.key_file.clone();
         options.key = self.store_key.clone();
+        options.previous_key = self.store_previous_key.clone();
         options.lock_timeout = self.lock_timeout();
         Ok(options)
     }

@@ -523,3 +523,27 @@ async fn the_device_flow_of_an_oidc_provider_comes_from_discovery() {
     );
     assert!(flow.oauth2().id_token_verifier().is_some());
 }
+
+#[tokio::test]
+async fn a_provider_cannot_plant_validated_claims() {
+    let env = HostEnv::start().await;
+    env.write_config(&acme_config(&env.provider));
+    env.provider.script([host_testkit::Scripted::Json(
+        200,
+        serde_json::json!({
+            "access_token": "at-planted",
+            "token_type": "bearer",
+            "expires_in": 3600,
+            "id_token_claims": { "iss": "x", "sub": "evil", "email": "evil@example.test" },
+        }),
+    )]);
+    let (out, _) = login(&env, "acme").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(!out.stdout.contains("evil"), "{}", out.stdout);
+    let stored = record(&env, "acme").await.unwrap();
+    assert!(
+        stored["credential"]["extra"]
+            .get("id_token_claims")
+            .is_none()
+    );
+}

@@ -387,7 +387,11 @@ async fn rekey_then_token_works_on_both_backends() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stderr.contains("Sealed 1 record"), "{out:?}");
     assert_ne!(std::fs::read_to_string(&key_file).unwrap(), old_key);
-    assert!(!host::seal::previous_key_file(&key_file).exists());
+    assert_eq!(
+        std::fs::read_to_string(host::seal::previous_key_file(&key_file)).unwrap(),
+        old_key,
+        "the old key is kept until the user removes it"
+    );
     assert_eq!(token(&env, "0").await.stdout, token_before);
 
     // The postgres store with a key file named in the configuration.
@@ -466,4 +470,52 @@ async fn no_token_bytes_in_the_file_store_either() {
         }
     }
     assert!(seen >= 2, "the record and the key file were looked at");
+}
+
+#[tokio::test]
+async fn a_rekey_that_meets_an_unopenable_record_loses_nothing() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let before = token(&env, "0").await.stdout;
+    // A record that does not open: the github record copied under another account.
+    let from = env.record_path("default");
+    let to = from.with_file_name("other.json");
+    std::fs::copy(&from, &to).unwrap();
+    let out = env.output(&["store", "rekey"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("Sealed 1 record") && out.stderr.contains("could not be opened"),
+        "{}",
+        out.stderr
+    );
+    // The resealed record opens with the new key, the other is left as it was.
+    assert_eq!(token(&env, "0").await.stdout, before);
+    assert!(to.exists());
+    // A new login never writes over a record this machine cannot open; a logout deletes it,
+    // saying it could not revoke.
+    let (out, _) = env
+        .login(&["--account", "other", "--timeout", "20"], async |url| {
+            vec![crate::support::browser_redirect(&url).await]
+        })
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("does not open"), "{}", out.stderr);
+    let out = env
+        .output(&["logout", "--provider", "github", "--account", "other"])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("without revoking"), "{}", out.stderr);
+    assert!(!to.exists());
+}
+
+#[tokio::test]
+async fn store_settings_never_print_the_database_password() {
+    let mut options = host::StoreOptions::file(std::path::Path::new("/tmp/x"));
+    options.backend = host::BackendKind::Postgres(
+        "postgres://host:hunter2@db.internal/host?sslmode=require".into(),
+    );
+    let store = host::Store::open(options).unwrap();
+    let shown = format!("{store:?} {:?}", store.options());
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("db.internal"), "{shown}");
 }

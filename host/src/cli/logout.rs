@@ -19,7 +19,19 @@ pub(crate) async fn run(ctx: &Context, mut args: LogoutArgs) -> anyhow::Result<(
     // Under the record's lock: a refresh in flight finishes first, and what it stored is what
     // gets revoked; nothing can write the record back afterwards.
     let mut lock = ctx.app.store().lock(name, account).await?;
-    let record = lock.get().await?;
+    let record = match lock.get().await {
+        Ok(record) => record,
+        // A record this machine cannot open (another key): logging out deletes it without
+        // revoking, and says so.
+        Err(e @ host::StoreError::Sealed { .. }) => {
+            lock.delete().await?;
+            ctx.say(format!(
+                "Deleted the stored credential of `{name}` (account `{account}`) without revoking it: {e}"
+            ));
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let revoked = match provider.flow(&record.flow).await {
         Ok(flow) => flow
             .revoke(&record.credential)

@@ -80,6 +80,12 @@ pub(crate) async fn run(ctx: &Context, args: StoreArgs) -> anyhow::Result<()> {
                 report.resealed,
                 if report.resealed == 1 { "" } else { "s" }
             ));
+            if let Some(previous) = &report.previous_key {
+                ctx.say(format!(
+                    "The previous key is kept in {} (records not resealed open with it); remove it once every process and machine uses the new key.",
+                    previous.display()
+                ));
+            }
             if let Some(file) = &new_key_file {
                 ctx.say(format!(
                     "Now point the configuration at the new key: [store] key_file = \"{}\" (or HOST_STORE_KEY).",
@@ -91,7 +97,7 @@ pub(crate) async fn run(ctx: &Context, args: StoreArgs) -> anyhow::Result<()> {
                     eprintln!("  not resealed: {f}");
                 }
                 anyhow::bail!(
-                    "{} record(s) could not be opened and were left as they are; the key was not replaced",
+                    "{} record(s) could not be opened and were left as they are",
                     report.failed.len()
                 );
             }

@@ -300,6 +300,9 @@ impl<C: TokenClass> OAuth2Flow<C> {
             map = nested(map, pointer)?;
         }
         let mut fields = fields(map, &self.app.bearer_token_types)?;
+        // Only claims this flow validated are ever kept under that name: a provider's response
+        // cannot plant them.
+        fields.extra.remove(ID_TOKEN_CLAIMS);
         if let Some(verifier) = &self.id_tokens {
             let claims = match fields.extra.remove("id_token") {
                 Some(serde_json::Value::String(id_token)) => Some(

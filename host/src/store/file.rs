@@ -29,13 +29,13 @@ impl FileBackend {
         Ok(self.dir.join(provider).join(format!("{account}.json")))
     }
 
-    /// A record's bytes, `None` when there is none. Takes no lock: records are replaced
-    /// atomically.
+    /// A record's bytes and which file they came from, `None` when there is none. Takes no
+    /// lock: records are replaced atomically.
     pub(crate) fn read(
         &self,
         provider: &str,
         account: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    ) -> Result<Option<(Vec<u8>, FileId)>, StoreError> {
         let path = self.path(provider, account)?;
         // The store's folders are its own: a symbolic link there could lead anywhere.
         refuse_symlink(&self.dir)?;
@@ -43,20 +43,30 @@ impl FileBackend {
         read_private(&path)
     }
 
-    /// Moves a record that cannot be read aside (`*.corrupt-<time>`), never overwriting it.
-    pub(crate) fn move_aside(&self, provider: &str, account: &str) -> StoreError {
+    /// Moves a record that cannot be read aside (`*.corrupt-<time>`), never overwriting it;
+    /// only if it is still the file that was read (a reader without the lock must not move a
+    /// good record a writer just put in place): `None` when it changed, to read it again.
+    pub(crate) fn move_aside(
+        &self,
+        provider: &str,
+        account: &str,
+        read: FileId,
+    ) -> Option<StoreError> {
         let path = match self.path(provider, account) {
             Ok(p) => p,
-            Err(e) => return e,
+            Err(e) => return Some(e),
         };
+        if file_id(&path) != Some(read) {
+            return None;
+        }
         let moved_to = path.with_extension(format!(
             "json.corrupt-{}",
             Utc::now().format("%Y%m%dT%H%M%S%.f")
         ));
-        match fs::rename(&path, &moved_to) {
+        Some(match fs::rename(&path, &moved_to) {
             Ok(()) => StoreError::Corrupt { path, moved_to },
             Err(e) => io("cannot move aside", &path)(e),
-        }
+        })
     }
 
     pub(crate) fn providers(&self) -> std::collections::BTreeSet<String> {
@@ -115,6 +125,23 @@ impl FileBackend {
             _file: file,
         })
     }
+}
+
+/// Which file a record was read from (device and inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileId(u64, u64);
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path)
+        .ok()
+        .map(|m| FileId(m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(path: &Path) -> Option<FileId> {
+    fs::symlink_metadata(path).ok().map(|m| FileId(m.len(), 0))
 }
 
 /// A held file lock on one record.
@@ -236,7 +263,7 @@ fn refuse_symlink(path: &Path) -> Result<(), StoreError> {
 
 /// A record's bytes (`None` when there is none): never through a symbolic link, and a record
 /// readable by others is made owner-only again, with a warning.
-fn read_private(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+fn read_private(path: &Path) -> Result<Option<(Vec<u8>, FileId)>, StoreError> {
     let mut options = OpenOptions::new();
     options.read(true);
     no_follow(&mut options);
@@ -250,7 +277,20 @@ fn read_private(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     repair_private_file(&file, path).map_err(io("cannot protect", path))?;
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io("cannot read", path))?;
-    Ok(Some(bytes))
+    let id = open_file_id(&file).map_err(io("cannot read", path))?;
+    Ok(Some((bytes, id)))
+}
+
+#[cfg(unix)]
+fn open_file_id(file: &File) -> std::io::Result<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata()?;
+    Ok(FileId(m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn open_file_id(file: &File) -> std::io::Result<FileId> {
+    Ok(FileId(file.metadata()?.len(), 0))
 }
 
 /// Opens a file of the store without following a symbolic link at its last component: on unix

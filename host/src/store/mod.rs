@@ -277,13 +277,23 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_KEY_FILE: &str = "store.key";
 
 /// Where records live.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BackendKind {
     /// Files under the data folder.
     File,
     /// A PostgreSQL database (its connection URL).
     Postgres(String),
+}
+
+impl std::fmt::Debug for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendKind::File => f.write_str("File"),
+            // The URL may carry a password.
+            BackendKind::Postgres(_) => f.write_str("Postgres([redacted URL])"),
+        }
+    }
 }
 
 /// How a [`Store`] is set up (from `[store]` in the configuration).
@@ -298,6 +308,8 @@ pub struct StoreOptions {
     pub key_file: Option<PathBuf>,
     /// The key itself (`HOST_STORE_KEY`), base64.
     pub key: Option<Zeroizing<String>>,
+    /// The previous key (`HOST_STORE_PREVIOUS_KEY`), while records move to `key`.
+    pub previous_key: Option<Zeroizing<String>>,
     /// How long to wait for a record's lock.
     pub lock_timeout: Duration,
 }
@@ -315,6 +327,10 @@ impl std::fmt::Debug for StoreOptions {
             .field("data_dir", &self.data_dir)
             .field("key_file", &self.key_file)
             .field("key", &self.key.as_ref().map(|_| "[redacted]"))
+            .field(
+                "previous_key",
+                &self.previous_key.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -327,6 +343,7 @@ impl StoreOptions {
             data_dir: data_dir.to_owned(),
             key_file: None,
             key: None,
+            previous_key: None,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
     }
@@ -396,8 +413,8 @@ impl Store {
         })
     }
 
-    /// Waits at most `timeout` for a record's lock (file store; the database store takes its
-    /// timeout from [`StoreOptions`]).
+    /// The same store waiting at most `timeout` for a record's lock (a new store: its own
+    /// in-process gates and, for the database, its own connections).
     pub fn with_lock_timeout(self, timeout: Duration) -> Self {
         let mut options = self.inner.options.clone();
         options.lock_timeout = timeout;
@@ -465,7 +482,11 @@ impl Store {
         let ring = if let Some(text) = &o.key {
             KeyRing {
                 current: StoreKey::parse(text, KeySource::Env)?,
-                previous: None,
+                previous: o
+                    .previous_key
+                    .as_ref()
+                    .map(|p| StoreKey::parse(p, KeySource::PreviousEnv))
+                    .transpose()?,
             }
         } else {
             let Some(path) = self.key_file() else {
@@ -480,9 +501,13 @@ impl Store {
                 StoreKey::read(&path)?
             } else if create {
                 let key = StoreKey::generate(KeySource::File(path.clone()))?;
-                key.write(&path)?;
-                tracing::info!("created the store key {}", path.display());
-                key
+                if key.write_new(&path)? {
+                    tracing::info!("created the store key {}", path.display());
+                    key
+                } else {
+                    // Another process made it first: use theirs.
+                    StoreKey::read(&path)?
+                }
             } else {
                 return Ok(None);
             };
@@ -572,19 +597,22 @@ impl Store {
         provider: &str,
         account: &str,
         bytes: &[u8],
-    ) -> Result<Record, StoreError> {
+        read: file::FileId,
+    ) -> Result<Record, Option<StoreError>> {
         if let Ok(envelope) = serde_json::from_slice::<Envelope>(bytes) {
             let sealed = base64::engine::general_purpose::STANDARD
                 .decode(&envelope.data)
                 .ok()
                 .filter(|_| envelope.sealed == seal::ALGORITHM);
             if let Some(sealed) = sealed {
-                return self.open_sealed(provider, account, &envelope.key, &sealed);
+                return self
+                    .open_sealed(provider, account, &envelope.key, &sealed)
+                    .map_err(Some);
             }
         }
         match serde_json::from_slice::<Record>(bytes) {
             Ok(r) if r.provider == provider && r.account == account => Ok(r),
-            _ => Err(f.move_aside(provider, account)),
+            _ => Err(f.move_aside(provider, account, read)),
         }
     }
 
@@ -608,10 +636,25 @@ impl Store {
         check_name(provider)?;
         check_name(account)?;
         match &self.inner.backend {
-            Backend::File(f) => match f.read(provider, account)? {
-                Some(bytes) => self.decode_file(f, provider, account, &bytes).map(Some),
-                None => Ok(None),
-            },
+            Backend::File(f) => {
+                // A record that reads as corrupt is read again if a writer replaced it meanwhile.
+                for _ in 0..3 {
+                    let Some((bytes, id)) = f.read(provider, account)? else {
+                        return Ok(None);
+                    };
+                    match self.decode_file(f, provider, account, &bytes, id) {
+                        Ok(record) => return Ok(Some(record)),
+                        Err(Some(e)) => return Err(e),
+                        Err(None) => continue,
+                    }
+                }
+                Err(StoreError::Busy {
+                    what: format!(
+                        "the credential of provider `{provider}`, account `{account}` (rewritten while read)"
+                    ),
+                    waited: Duration::ZERO,
+                })
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres(pg) => match pg.read(provider, account).await? {
                 Some(row) => self
@@ -639,10 +682,16 @@ impl Store {
         let mut attempts = 0;
         loop {
             let mut lock = self.lock(&record.provider, &record.account).await?;
-            let old = lock.load().await.unwrap_or_else(|e| {
-                tracing::warn!("{e}");
-                None
-            });
+            let old = match lock.load().await {
+                Ok(old) => old,
+                // A record this store cannot open is someone's credential (another key, another
+                // machine): it is not written over. `host logout` removes it deliberately.
+                Err(e @ StoreError::Sealed { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    None
+                }
+            };
             match lock.save(record).await {
                 Err(StoreError::Conflict { .. }) if attempts < 3 => attempts += 1,
                 Err(e) => return Err(e),
@@ -796,7 +845,7 @@ impl Store {
     async fn refresh_locked(
         &self,
         provider: &Provider,
-        lock: RecordLock,
+        mut lock: RecordLock,
         mut record: Record,
         skew: chrono::Duration,
     ) -> Result<Record, FreshError> {
@@ -812,7 +861,7 @@ impl Store {
         }
         // Proves the record can be written (and the key had) before the provider rotates
         // anything.
-        let prepared = lock.prepare()?;
+        let prepared = lock.prepare().await?;
         self.keys(true)?;
         // The flow that made the credential refreshes it; built only now, when needed.
         let flow = provider.flow(&record.flow).await?;
@@ -897,9 +946,20 @@ impl Store {
                 StoreKey::generate(KeySource::File(path.clone()))?
             }
         };
-        // The old key stays readable beside the new one until the end.
-        if let (Some(path), Some(old), None) = (&key_file, &old, new_key_file) {
-            old.current.write(&seal::previous_key_file(path))?;
+        // Both keys are on disk before any record moves, so a crash or a record that does not
+        // open loses nothing: the old key stays as the previous one (beside the key file in
+        // use, or beside the new key file), and is kept until the user removes it.
+        if let Some(old) = &old {
+            match (new_key_file, &key_file) {
+                (None, Some(path)) => {
+                    old.current.write(&seal::previous_key_file(path))?;
+                    new.write(path)?;
+                }
+                (Some(new_path), _) => old.current.write(&seal::previous_key_file(new_path))?,
+                (None, None) => {}
+            }
+        } else if let (None, Some(path)) = (new_key_file, &key_file) {
+            new.write(path)?;
         }
         let ring = Arc::new(KeyRing {
             current: new,
@@ -938,13 +998,12 @@ impl Store {
                 Err(e) => report.failed.push(e.to_string()),
             }
         }
-        if report.failed.is_empty()
-            && new_key_file.is_none()
-            && let Some(path) = &key_file
-        {
-            ring.current.write(path)?;
-            let _ = std::fs::remove_file(seal::previous_key_file(path));
-        }
+        report.previous_key = old.as_ref().and_then(|_| {
+            new_key_file
+                .map(Path::to_owned)
+                .or(key_file)
+                .map(|p| seal::previous_key_file(&p))
+        });
         Ok(report)
     }
 
@@ -985,6 +1044,9 @@ impl Store {
 pub struct RekeyReport {
     /// Records sealed under the new key.
     pub resealed: usize,
+    /// Where the old key was kept (records not resealed still open with it; remove it once
+    /// every process and machine uses the new key).
+    pub previous_key: Option<PathBuf>,
     /// Records that could not be opened (left as they are), with why.
     pub failed: Vec<String>,
 }
@@ -1048,19 +1110,25 @@ impl RecordLock {
         })
     }
 
-    fn prepare(&self) -> Result<Prepared, StoreError> {
-        Ok(match &self.held {
+    /// Proves the record can be written before anything irreversible happens: a temp file in
+    /// its folder, or a no-op update of its row (privileges, a read-only replica).
+    async fn prepare(&mut self) -> Result<Prepared, StoreError> {
+        Ok(match &mut self.held {
             Held::File(f) => Prepared::File(f.prepare()?),
             #[cfg(feature = "postgres")]
-            Held::Postgres(_) => Prepared::Postgres,
+            Held::Postgres(pg) => {
+                pg.check_writable().await?;
+                Prepared::Postgres
+            }
         })
     }
 
     /// Writes the record, sealed (atomically: a file replaced, or a row compare-and-swapped
     /// on the version read under the lock and committed), and releases the lock.
     pub async fn save(self, record: &Record) -> Result<(), StoreError> {
-        let prepared = self.prepare()?;
-        self.commit(record, prepared).await
+        let mut this = self;
+        let prepared = this.prepare().await?;
+        this.commit(record, prepared).await
     }
 
     async fn commit(self, record: &Record, prepared: Prepared) -> Result<(), StoreError> {

@@ -48,12 +48,21 @@ pub(crate) struct Row {
 }
 
 /// The records in one database.
-#[derive(Debug)]
 pub(crate) struct PgBackend {
     options: sqlx::postgres::PgConnectOptions,
     /// Made on first use (inside the runtime), once the schema is current.
     pool: tokio::sync::OnceCell<PgPool>,
     lock_timeout: Duration,
+}
+
+impl std::fmt::Debug for PgBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The connection options hold the password: only where the database is.
+        f.debug_struct("PgBackend")
+            .field("host", &self.options.get_host())
+            .field("database", &self.options.get_database())
+            .finish()
+    }
 }
 
 fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -300,6 +309,20 @@ impl PgLock {
         let row = read_row(&mut *self.tx, &self.provider, &self.account).await?;
         self.read = Some(row.as_ref().map(|r| r.version));
         Ok(row)
+    }
+
+    /// Proves the row can be written (privileges, not a read-only replica) with an update
+    /// that changes nothing, inside the lock's transaction.
+    pub(crate) async fn check_writable(&mut self) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE host_credentials SET version = version WHERE provider = $1 AND account = $2",
+        )
+        .bind(&self.provider)
+        .bind(&self.account)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db("cannot write the stored credential"))?;
+        Ok(())
     }
 
     /// Writes the row if it is still the version read, then commits (releasing the lock).

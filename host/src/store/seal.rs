@@ -27,6 +27,8 @@ pub(crate) const ALGORITHM: &str = "aes-256-gcm";
 pub enum KeySource {
     /// The environment variable `HOST_STORE_KEY`.
     Env,
+    /// The environment variable `HOST_STORE_PREVIOUS_KEY`.
+    PreviousEnv,
     /// A key file.
     File(PathBuf),
 }
@@ -35,6 +37,7 @@ impl std::fmt::Display for KeySource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             KeySource::Env => write!(f, "environment variable {KEY_ENV}"),
+            KeySource::PreviousEnv => write!(f, "environment variable {PREVIOUS_KEY_ENV}"),
             KeySource::File(p) => write!(f, "key file {}", p.display()),
         }
     }
@@ -151,17 +154,43 @@ impl StoreKey {
         Self::parse(&text, KeySource::File(path.to_owned()))
     }
 
-    /// Writes the key to `path` (`0600`, atomically).
+    /// Writes the key to `path` (`0600`, atomically), replacing what is there. A missing
+    /// folder is created `0700`; an existing one is left as it is (it may be `$HOME` or
+    /// `/etc/host`).
     pub fn write(&self, path: &Path) -> Result<(), KeyError> {
         let io = |source| KeyError::Io {
             path: path.to_owned(),
             source,
         };
-        if let Some(dir) = path.parent() {
-            crate::private_fs::ensure_private_dir(dir).map_err(io)?;
-        }
+        create_missing_dir(path).map_err(io)?;
         let text = Zeroizing::new(format!("{}\n", self.to_base64().as_str()));
         crate::private_fs::write_atomic(path, &[text.as_bytes()]).map_err(io)
+    }
+
+    /// Writes the key to `path` only if no file is there (`0600`): `Ok(false)` when another
+    /// process made one first, which the caller then reads. Two processes making the store's
+    /// first key at once end up with the same one.
+    pub fn write_new(&self, path: &Path) -> Result<bool, KeyError> {
+        let io = |source| KeyError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        create_missing_dir(path).map_err(io)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".store.key.")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(io)?;
+        let text = Zeroizing::new(format!("{}\n", self.to_base64().as_str()));
+        std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        // A hard link fails when the name exists: whoever links first wins, nobody replaces.
+        match std::fs::hard_link(tmp.path(), path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(io(e)),
+        }
     }
 
     /// The key as standard base64 (what `host store keygen` prints).
@@ -227,6 +256,21 @@ impl StoreKey {
     }
 }
 
+/// Creates the folder of `path` (`0700`) when it does not exist; never changes one that does.
+fn create_missing_dir(path: &Path) -> std::io::Result<()> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.exists() {
+        return Ok(());
+    }
+    crate::private_fs::ensure_private_dir(dir)
+}
+
+/// The environment variable holding the previous key while records move to a new one (with
+/// the key in `HOST_STORE_KEY`).
+pub const PREVIOUS_KEY_ENV: &str = "HOST_STORE_PREVIOUS_KEY";
+
 /// What binds a sealed record to its place.
 fn associated_data(provider: &str, account: &str) -> Vec<u8> {
     format!("host-credential-v1\0{provider}\0{account}").into_bytes()
@@ -282,5 +326,21 @@ mod tests {
         assert_eq!(again.id(), key.id());
         assert!(StoreKey::parse("c2hvcnQ=", KeySource::Env).is_err());
         assert!(!format!("{key:?}").contains(key.to_base64().as_str()));
+    }
+
+    #[test]
+    fn the_first_key_wins_and_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.key");
+        let a = StoreKey::generate(KeySource::File(path.clone())).unwrap();
+        let b = StoreKey::generate(KeySource::File(path.clone())).unwrap();
+        assert!(a.write_new(&path).unwrap());
+        assert!(
+            !b.write_new(&path).unwrap(),
+            "the second writer learns it lost"
+        );
+        assert_eq!(StoreKey::read(&path).unwrap().id(), a.id());
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temp files are left");
     }
 }

@@ -462,6 +462,43 @@ impl crate::provider::Resolver for AppResolver {
         self.configured(name)
     }
 
+    fn all(&self, loaded: &dyn Fn(&str) -> bool) -> Vec<Provider> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        if !loaded(github::NAME) {
+            out.extend(self.resolve(github::NAME));
+        }
+        seen.insert(github::NAME.to_owned());
+        // The folder's entries are the plugins: no second look at each file.
+        #[cfg(feature = "plugins")]
+        for file in crate::plugin::discover(&self.plugins_dir) {
+            if file.name == github::NAME {
+                tracing::warn!(
+                    "plugin {} is ignored: a built-in provider is called `{}`",
+                    file.path.display(),
+                    file.name
+                );
+                continue;
+            }
+            seen.insert(file.name.clone());
+            if !loaded(&file.name) {
+                let section = self.config.provider_section(&file.name);
+                out.push(crate::plugin::plugin_provider(
+                    file,
+                    section,
+                    &self.plugins,
+                    &self.plugins_dir,
+                ));
+            }
+        }
+        for name in self.config.provider_names() {
+            if !seen.contains(name) && !loaded(name) {
+                out.extend(self.configured(name));
+            }
+        }
+        out
+    }
+
     fn names(&self) -> Vec<String> {
         let mut names = vec![github::NAME.to_owned()];
         #[cfg(feature = "plugins")]

@@ -355,6 +355,15 @@ pub(crate) trait Resolver: Send + Sync {
     fn resolve(&self, name: &str) -> Option<Provider>;
     /// Every name [`Resolver::resolve`] would answer (this may list folders).
     fn names(&self) -> Vec<String>;
+    /// Every provider, skipping `loaded` ones: what [`Resolver::resolve`] would give for each
+    /// of [`Resolver::names`], without looking each one up again.
+    fn all(&self, loaded: &dyn Fn(&str) -> bool) -> Vec<Provider> {
+        self.names()
+            .iter()
+            .filter(|n| !loaded(n))
+            .filter_map(|n| self.resolve(n))
+            .collect()
+    }
 }
 
 /// Providers by name: registered ones, and (in an [`App`](crate::App)) the ones found on first
@@ -438,9 +447,15 @@ impl Registry {
 
     /// Every provider, sorted by name (this lists the plugins folder; no flow is built).
     pub fn providers(&self) -> Vec<Arc<Provider>> {
-        self.names()
-            .iter()
-            .filter_map(|n| self.get(n).ok())
-            .collect()
+        let mut loaded = self.loaded_map();
+        if let Some(r) = &self.resolver {
+            let found = r.all(&|name| loaded.contains_key(name));
+            for p in found {
+                loaded
+                    .entry(p.name().to_owned())
+                    .or_insert_with(|| Arc::new(p));
+            }
+        }
+        loaded.values().cloned().collect()
     }
 }

@@ -414,6 +414,24 @@ impl AppResolver {
         }
     }
 
+    /// The plugins folder's files, but one a built-in provider's name hides (with a warning).
+    #[cfg(feature = "plugins")]
+    fn plugin_files(&self) -> Vec<crate::plugin::PluginFile> {
+        let mut files = crate::plugin::discover(&self.plugins_dir);
+        files.retain(|file| {
+            let hidden = file.name == github::NAME;
+            if hidden {
+                tracing::warn!(
+                    "plugin {} is ignored: a built-in provider is called `{}`",
+                    file.path.display(),
+                    file.name
+                );
+            }
+            !hidden
+        });
+        files
+    }
+
     fn configured(&self, name: &str) -> Option<Provider> {
         if !self.config.provider_names().any(|n| n == name) {
             return None;
@@ -471,15 +489,7 @@ impl crate::provider::Resolver for AppResolver {
         seen.insert(github::NAME.to_owned());
         // The folder's entries are the plugins: no second look at each file.
         #[cfg(feature = "plugins")]
-        for file in crate::plugin::discover(&self.plugins_dir) {
-            if file.name == github::NAME {
-                tracing::warn!(
-                    "plugin {} is ignored: a built-in provider is called `{}`",
-                    file.path.display(),
-                    file.name
-                );
-                continue;
-            }
+        for file in self.plugin_files() {
             seen.insert(file.name.clone());
             if !loaded(&file.name) {
                 let section = self.config.provider_section(&file.name);
@@ -502,17 +512,7 @@ impl crate::provider::Resolver for AppResolver {
     fn names(&self) -> Vec<String> {
         let mut names = vec![github::NAME.to_owned()];
         #[cfg(feature = "plugins")]
-        for file in crate::plugin::discover(&self.plugins_dir) {
-            if file.name == github::NAME {
-                tracing::warn!(
-                    "plugin {} is ignored: a built-in provider is called `{}`",
-                    file.path.display(),
-                    file.name
-                );
-                continue;
-            }
-            names.push(file.name);
-        }
+        names.extend(self.plugin_files().into_iter().map(|f| f.name));
         for name in self.config.provider_names() {
             if !names.iter().any(|n| n == name) && self.configured(name).is_some() {
                 names.push(name.to_owned());

@@ -24,9 +24,7 @@ use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
 };
 use crate::http::{HttpClient, HttpPolicy};
-use crate::oauth2::{
-    ClientAuth, DeviceFlow, ID_TOKEN_CLAIMS, OAuth2AppCredentials, OAuth2Flow, TokenError,
-};
+use crate::oauth2::{ClientAuth, DeviceFlow, ID_TOKEN_CLAIMS, OAuth2AppCredentials, OAuth2Flow};
 use crate::oidc::{IdTokenClaims, IdTokenVerifier};
 use crate::provider::{Provider, ProviderBuilder, ProviderSource};
 use crate::secret::SecretString;
@@ -448,55 +446,28 @@ impl AuthFlow for ConfiguredFlow {
                 "the provider has no identify_url (nor a userinfo endpoint) to check a credential with".into(),
             ));
         };
-        let token = credential
-            .as_oauth2()
-            .ok_or_else(|| FlowError::Unsupported("not an OAuth2 token".into()))?;
-        let request = http::Request::get(url.as_str())
-            .header(
-                http::header::AUTHORIZATION,
-                format!("Bearer {}", token.access_token.expose()),
-            )
-            .header(http::header::ACCEPT, "application/json")
-            .body(Vec::new())
-            .map_err(|e| FlowError::internal("cannot build the request", e))?;
-        let response = self
+        let user = self
             .oauth2()
-            .http_client()
-            .send(request)
-            .await
-            .map_err(TokenError::from)?;
-        match response.status().as_u16() {
-            200..=299 => {
-                let user: Value = serde_json::from_slice(response.body()).unwrap_or_default();
-                let found = match pointer {
-                    Some(p) => user.pointer(p),
-                    None => [
-                        "/email",
-                        "/preferred_username",
-                        "/login",
-                        "/username",
-                        "/name",
-                    ]
-                    .iter()
-                    .find_map(|p| user.pointer(p).filter(|v| v.is_string())),
-                };
-                Ok(found
-                    .and_then(|v| match v {
-                        Value::String(s) => Some(s.clone()),
-                        Value::Number(n) => Some(n.to_string()),
-                        _ => None,
-                    })
-                    .map(|s| sanitize(&s, 100)))
-            }
-            401 => Err(FlowError::LoginRequired {
-                reason: "the provider no longer accepts the token",
-                source: None,
-            }),
-            status => Err(TokenError::Status {
-                status,
-                content_type: None,
-            }
-            .into()),
-        }
+            .get_as_user(url.as_str(), credential, "application/json")
+            .await?;
+        let found = match pointer {
+            Some(p) => user.pointer(p),
+            None => [
+                "/email",
+                "/preferred_username",
+                "/login",
+                "/username",
+                "/name",
+            ]
+            .iter()
+            .find_map(|p| user.pointer(p).filter(|v| v.is_string())),
+        };
+        Ok(found
+            .and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .map(|s| sanitize(&s, 100)))
     }
 }

@@ -323,42 +323,15 @@ impl AuthFlow for GitHubFlow {
 
     /// `GET /user` with the token: 2xx is valid (with the login), 401 is refused.
     async fn verify(&self, credential: &Credential) -> Result<Option<String>, FlowError> {
-        let token = credential
-            .as_oauth2()
-            .ok_or_else(|| FlowError::Unsupported("not an OAuth2 token".into()))?;
-        let request = http::Request::get(self.api("user"))
-            .header(
-                http::header::AUTHORIZATION,
-                format!("Bearer {}", token.access_token.expose()),
-            )
-            .header(http::header::ACCEPT, "application/vnd.github+json")
-            .body(Vec::new())
-            .map_err(|e| FlowError::internal("cannot build the request", e))?;
-        let response = self
+        let user = self
             .inner
             .oauth2()
-            .http_client()
-            .send(request)
-            .await
-            .map_err(TokenError::from)?;
-        match response.status().as_u16() {
-            200..=299 => {
-                let user: Value = serde_json::from_slice(response.body()).unwrap_or_default();
-                Ok(user
-                    .get("login")
-                    .and_then(Value::as_str)
-                    .map(|l| sanitize(l, 64)))
-            }
-            401 => Err(FlowError::LoginRequired {
-                reason: "GitHub no longer accepts the token",
-                source: None,
-            }),
-            status => Err(TokenError::Status {
-                status,
-                content_type: None,
-            }
-            .into()),
-        }
+            .get_as_user(&self.api("user"), credential, "application/vnd.github+json")
+            .await?;
+        Ok(user
+            .get("login")
+            .and_then(Value::as_str)
+            .map(|l| sanitize(l, 64)))
     }
 }
 

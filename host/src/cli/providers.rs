@@ -20,6 +20,16 @@ pub(crate) struct ProvidersArgs {
     markdown: bool,
 }
 
+/// The flow names of a listed provider.
+fn flows_of(p: &Value) -> Vec<&str> {
+    p["flows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 /// The catalog as a Markdown table (the README's list is this output).
 pub(crate) fn catalog_markdown() -> String {
     let mut out = String::from(
@@ -96,12 +106,7 @@ fn run_all(ctx: &Context, args: &ProvidersArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     for p in &out {
-        let flows: Vec<&str> = p["flows"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let flows = flows_of(p);
         outln!(
             "{:<22} {:<28} {}{}",
             p["name"].as_str().unwrap_or_default(),
@@ -200,12 +205,7 @@ pub(crate) async fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()
         return Ok(());
     }
     for p in &out {
-        let flows: Vec<&str> = p["flows"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let flows = flows_of(p);
         outln!(
             "{}  ({})",
             p["name"].as_str().unwrap_or_default(),

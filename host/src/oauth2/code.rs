@@ -284,6 +284,41 @@ impl<C: TokenClass> OAuth2Flow<C> {
             .map_err(|e| FlowError::internal("cannot build a request", e))
     }
 
+    /// `GET url` with the credential's access token, for "who is this" endpoints (GitHub's
+    /// `/user`, an identify URL, OIDC userinfo): the JSON of a 2xx answer (`Null` when it is
+    /// not JSON), [`FlowError::LoginRequired`] for a 401.
+    pub(crate) async fn get_as_user(
+        &self,
+        url: &str,
+        credential: &Credential,
+        accept: &str,
+    ) -> Result<serde_json::Value, FlowError> {
+        let token = credential
+            .as_oauth2()
+            .ok_or_else(|| FlowError::Unsupported("not an OAuth2 token".into()))?;
+        let request = http::Request::get(url)
+            .header(
+                http::header::AUTHORIZATION,
+                format!("Bearer {}", token.access_token.expose()),
+            )
+            .header(http::header::ACCEPT, accept)
+            .body(Vec::new())
+            .map_err(|e| FlowError::internal("cannot build the request", e))?;
+        let response = self.http.send(request).await.map_err(TokenError::from)?;
+        match response.status().as_u16() {
+            200..=299 => Ok(serde_json::from_slice(response.body()).unwrap_or_default()),
+            401 => Err(FlowError::LoginRequired {
+                reason: "the provider no longer accepts the token",
+                source: None,
+            }),
+            status => Err(TokenError::Status {
+                status,
+                content_type: None,
+            }
+            .into()),
+        }
+    }
+
     /// Sends a token request (code, refresh or device grant) to the token endpoint and reads the
     /// token from the answer, once.
     pub(crate) async fn token_request(

@@ -6,30 +6,11 @@
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use host::{App, ConfigLoader, DeviceCode, LoginOptions, LoginUi};
+use host::{App, ConfigLoader, LoginOptions};
 use host_testkit::TestProvider;
 
-/// A "browser" that approves at once: it visits the authorization URL and follows the
-/// provider's redirect to the callback.
-struct Approver;
-
-impl LoginUi for Approver {
-    fn show_url(&self, url: &str) {
-        let url = url.to_owned();
-        tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .build()
-                .unwrap();
-            let to = client.get(&url).send().await.unwrap();
-            let callback = to.headers()["location"].to_str().unwrap().to_owned();
-            client.get(callback).send().await.unwrap();
-        });
-    }
-
-    fn show_device_code(&self, _code: &DeviceCode) {}
-}
+mod common;
+use common::Approver;
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()

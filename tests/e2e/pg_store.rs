@@ -519,3 +519,54 @@ async fn store_settings_never_print_the_database_password() {
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("db.internal"), "{shown}");
 }
+
+#[tokio::test]
+async fn tls_follows_the_urls_sslmode() {
+    let tls = tokio::task::spawn_blocking(PgCluster::start_tls)
+        .await
+        .unwrap();
+    tls.create_db("tls");
+    let env = HostEnv::start().await;
+    let key = keygen(&env).await;
+    let key_file = env.home.path().join("store.key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let configure = |url: &str| {
+        env.write_config(&format!(
+            "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nkey_file = \"{}\"\n",
+            key_file.display()
+        ))
+    };
+    // Verified against the cluster's CA: the whole login works over TLS.
+    configure(&tls.tcp_url("tls", "verify-full", Some(&tls.ca_cert())));
+    env.login_ok().await;
+    let out = token(&env, "0").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        tls.psql("tls", "SELECT count(*) FROM host_credentials"),
+        "1\n"
+    );
+    let log = tls.server_log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("database=tls") && l.contains("SSL enabled")),
+        "the store's connections used TLS: {log}"
+    );
+    // verify-full without the CA: the system's roots do not know it; refused.
+    configure(&tls.tcp_url("tls", "verify-full", None));
+    let out = token(&env, "0").await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    // Without TLS: the server refuses plain TCP.
+    configure(&tls.tcp_url("tls", "disable", None));
+    let out = token(&env, "0").await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("cannot reach the store database"),
+        "{}",
+        out.stderr
+    );
+}

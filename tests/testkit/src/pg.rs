@@ -47,11 +47,119 @@ fn is_root() -> bool {
 impl PgCluster {
     /// Creates and starts a cluster (a few seconds), or panics saying what is missing.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A cluster that also listens on 127.0.0.1 with TLS only (a certificate for `127.0.0.1`
+    /// signed by its own CA, [`PgCluster::ca_cert`]); plain TCP connections are rejected.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    /// What the server logged (a TLS cluster logs each connection, with its TLS state).
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// The CA that signed a TLS cluster's certificate.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The URL of database `db` over TCP with `sslmode`, trusting `root_cert` when given.
+    pub fn tcp_url(&self, db: &str, sslmode: &str, root_cert: Option<&Path>) -> String {
+        let mut url = format!(
+            "postgres://postgres@127.0.0.1:{}/{db}?sslmode={sslmode}",
+            self.port
+        );
+        if let Some(ca) = root_cert {
+            url.push_str(&format!("&sslrootcert={}", ca.display()));
+        }
+        url
+    }
+
+    fn make_certificates(dir: &Path) {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=host test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                dir.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+        }
+    }
+
+    fn start_with(tls: bool) -> Self {
         let bin = bindir();
         let dir = tempfile::Builder::new()
             .prefix("host-pg-")
             .tempdir()
             .expect("temp dir");
+        if tls {
+            Self::make_certificates(dir.path());
+        }
         let run_as = is_root().then_some("postgres");
         if run_as.is_some() {
             let status = Command::new("chown")
@@ -86,11 +194,29 @@ impl PgCluster {
                 "--no-sync",
             ],
         );
-        let options = format!(
-            "-k {} -c listen_addresses='' -p {} -c fsync=off -c max_connections=600 -c shared_buffers=16MB",
+        let mut options = format!(
+            "-k {} -p {} -c fsync=off -c max_connections=600 -c shared_buffers=16MB",
             cluster.socket_dir().display(),
             port
         );
+        if tls {
+            let d = cluster.dir.path();
+            options.push_str(&format!(
+                " -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c log_connections=on",
+                d.join("server.pem").display(),
+                d.join("server.key").display()
+            ));
+            // TCP only with TLS.
+            let hba = data.join("pg_hba.conf");
+            let rules = std::fs::read_to_string(&hba).unwrap();
+            std::fs::write(
+                &hba,
+                format!("hostnossl all all 127.0.0.1/32 reject\n{rules}"),
+            )
+            .unwrap();
+        } else {
+            options.push_str(" -c listen_addresses=''");
+        }
         let log = cluster.dir.path().join("server.log");
         cluster.run(
             "pg_ctl",

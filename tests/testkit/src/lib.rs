@@ -250,6 +250,9 @@ struct Inner {
     landings: Mutex<Vec<String>>,
     /// The API refuses every token, fresh ones too (an app whose access was withdrawn).
     api_refuses: std::sync::atomic::AtomicBool,
+    /// The client may be public: a token request with the client id and no secret is
+    /// accepted (PKCE still protects the code).
+    public_client: std::sync::atomic::AtomicBool,
     /// The `issuer` discovery announces instead of the real one.
     discovery_issuer: Mutex<Option<String>>,
     /// Discovery's `Cache-Control: max-age`.
@@ -504,6 +507,11 @@ impl TestProvider {
     /// Makes the API (`/api/items`, `/api/echo`) answer 401 to every token, fresh ones too.
     pub fn set_api_refuses(&self, on: bool) {
         self.inner.api_refuses.store(on, Ordering::SeqCst);
+    }
+
+    /// Accepts token requests from a public client (the client id, no secret).
+    pub fn set_public_client(&self, on: bool) {
+        self.inner.public_client.store(on, Ordering::SeqCst);
     }
 
     /// Forgets every access token (as if the user revoked them on the provider's website).
@@ -774,7 +782,10 @@ async fn token(
             form.get("client_secret").cloned().unwrap_or_default(),
         ),
     };
-    if id != CLIENT_ID || secret != CLIENT_SECRET {
+    let public = inner.public_client.load(Ordering::SeqCst)
+        && request.authorization.is_none()
+        && !form.contains_key("client_secret");
+    if id != CLIENT_ID || (secret != CLIENT_SECRET && !public) {
         return token_error(&inner, StatusCode::UNAUTHORIZED, "invalid_client");
     }
     let (scope, nonce) = match form.get("grant_type").map(String::as_str) {
@@ -908,7 +919,10 @@ async fn revoke(
     if let Some(s) = inner.script.lock().unwrap().pop_front() {
         return scripted_response(s);
     }
-    if !client_authenticated(&headers, Some(&form)) {
+    let public = inner.public_client.load(Ordering::SeqCst)
+        && headers.get(header::AUTHORIZATION).is_none()
+        && form.get("client_id").map(String::as_str) == Some(CLIENT_ID);
+    if !client_authenticated(&headers, Some(&form)) && !public {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
     let token = form.get("token").cloned().unwrap_or_default();

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -18,13 +17,15 @@ use serde_json::Value;
 use url::Url;
 
 use crate::app_credentials::ValidationError;
-use crate::catalog::{self, Placeholder};
+use crate::catalog;
 use crate::config::Config;
 use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
 };
 use crate::http::{HttpClient, HttpPolicy};
-use crate::oauth2::{ClientAuth, DeviceFlow, ID_TOKEN_CLAIMS, OAuth2AppCredentials, OAuth2Flow};
+use crate::oauth2::{
+    ClientAuth, Grant, ID_TOKEN_CLAIMS, OAuth2AppCredentials, OAuth2Flow, StandardToken,
+};
 use crate::oidc::{IdTokenClaims, IdTokenVerifier};
 use crate::provider::{Provider, ProviderBuilder, ProviderSource};
 use crate::secret::SecretString;
@@ -133,9 +134,6 @@ pub(crate) fn is_oauth2_section(section: &ProviderSection) -> bool {
 /// The section's settings: placeholders filled (from the section's keys of the same name, else
 /// the catalog's defaults), then checked against [`ProviderSettings`]'s schema.
 pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, ValidationError> {
-    let declared: BTreeMap<String, Placeholder> = catalog::entry(section.provider())
-        .map(|e| e.placeholders)
-        .unwrap_or_default();
     let mut value = section.value().clone();
     let Some(map) = value.as_object_mut() else {
         return section.parse();
@@ -156,10 +154,6 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
     }
     let mut fills = BTreeMap::new();
     for (name, used_by) in &used {
-        let what = declared
-            .get(name)
-            .map(|p| format!(": {}", p.description))
-            .unwrap_or_default();
         let fill = match map.get(name) {
             Some(Value::String(s)) => s.clone(),
             Some(_) => {
@@ -168,6 +162,11 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
                 );
             }
             None => {
+                // What goes there, from the catalog entry: read only for this message.
+                let what = catalog::entry(section.provider())
+                    .and_then(|e| e.placeholders.get(name).map(|p| p.description.clone()))
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
                 return Err(section.missing_error(
                     std::slice::from_ref(name),
                     &format!("`{{{name}}}` in {used_by} needs it{what}"),
@@ -263,22 +262,13 @@ pub(crate) fn builder(config: &Config, name: &str) -> ProviderBuilder {
     builder.default_flow(OAUTH2_FLOW)
 }
 
-/// How long the login lookup after a login may take.
-const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// A configured provider's flow: [`OAuth2Flow`] (or its device grant) with the provider's
 /// endpoints and quirks, `id_token` validation with an issuer, and the identify endpoint.
 #[derive(Debug)]
 pub struct ConfiguredFlow {
-    grant: Grant,
+    grant: Grant<StandardToken>,
     identify: Option<(Url, Option<String>)>,
     api_url: Option<Url>,
-}
-
-#[derive(Debug)]
-enum Grant {
-    Code(OAuth2Flow),
-    Device(DeviceFlow),
 }
 
 impl ConfiguredFlow {
@@ -354,16 +344,7 @@ impl ConfiguredFlow {
         if let Some(verifier) = verifier {
             flow = flow.with_id_token_verifier(verifier);
         }
-        let grant = if device {
-            if flow.app_credentials().device_authorization_url.is_none() {
-                return Err(FlowError::config(format!(
-                    "providers.{name} has no device_authorization_url (nor does its issuer's discovery document name one)"
-                )));
-            }
-            Grant::Device(DeviceFlow::new(flow)?)
-        } else {
-            Grant::Code(flow)
-        };
+        let grant = Grant::new(flow, device)?;
         let identify = s
             .identify_url
             .clone()
@@ -378,10 +359,7 @@ impl ConfiguredFlow {
 
     /// The OAuth2 flow underneath.
     pub fn oauth2(&self) -> &OAuth2Flow {
-        match &self.grant {
-            Grant::Code(f) => f,
-            Grant::Device(d) => d.oauth2(),
-        }
+        self.grant.oauth2()
     }
 
     /// The API's base URL, when configured.
@@ -390,10 +368,7 @@ impl ConfiguredFlow {
     }
 
     fn flow(&self) -> &dyn AuthFlow {
-        match &self.grant {
-            Grant::Code(f) => f,
-            Grant::Device(d) => d,
-        }
+        self.grant.flow()
     }
 }
 
@@ -426,16 +401,12 @@ impl AuthFlow for ConfiguredFlow {
     }
 
     /// The validated `id_token`'s email, login name, name or subject; else the identify
-    /// endpoint's answer.
+    /// endpoint's answer (the caller bounds the wait).
     async fn identify(&self, credential: &Credential) -> Option<String> {
         if let Some(claims) = id_token_claims(credential) {
             return Some(claims.label());
         }
-        tokio::time::timeout(IDENTIFY_TIMEOUT, self.verify(credential))
-            .await
-            .ok()?
-            .ok()
-            .flatten()
+        self.verify(credential).await.ok().flatten()
     }
 
     /// A GET of the identify endpoint with the token: 2xx is valid (with the login name),

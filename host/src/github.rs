@@ -23,9 +23,7 @@ use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
 };
 use crate::http::{HttpClient, HttpPolicy};
-use crate::oauth2::{
-    DeviceFlow, ErrorKind, OAuth2AppCredentials, OAuth2Flow, TokenClass, TokenError,
-};
+use crate::oauth2::{ErrorKind, Grant, OAuth2AppCredentials, OAuth2Flow, TokenClass, TokenError};
 use crate::provider::{Provider, ProviderBuilder, ProviderError, ProviderSource};
 use crate::text::sanitize;
 
@@ -130,37 +128,9 @@ pub(crate) fn builder(config: &Config) -> ProviderBuilder {
 /// own token deletion API for revocation and its user API for the login name.
 #[derive(Debug)]
 pub struct GitHubFlow {
-    inner: Grant,
+    inner: Grant<GitHubToken>,
     api_url: Url,
 }
-
-/// How a GitHub flow obtains the token.
-#[derive(Debug)]
-enum Grant {
-    /// The browser redirect (authorization code with PKCE).
-    Code(OAuth2Flow<GitHubToken>),
-    /// The device flow: a code typed at github.com/login/device.
-    Device(DeviceFlow<GitHubToken>),
-}
-
-impl Grant {
-    fn oauth2(&self) -> &OAuth2Flow<GitHubToken> {
-        match self {
-            Grant::Code(f) => f,
-            Grant::Device(d) => d.oauth2(),
-        }
-    }
-
-    fn flow(&self) -> &dyn AuthFlow {
-        match self {
-            Grant::Code(f) => f,
-            Grant::Device(d) => d,
-        }
-    }
-}
-
-/// How long the login lookup after a login may take; it never fails the login.
-const IDENTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl GitHubFlow {
     /// The browser (authorization code) flow for these app credentials.
@@ -196,11 +166,7 @@ impl GitHubFlow {
             source: Some(Box::new(e)),
         })?;
         let code = OAuth2Flow::with_class(provider, app.oauth2, GitHubToken, http)?;
-        let inner = if device {
-            Grant::Device(DeviceFlow::new(code)?)
-        } else {
-            Grant::Code(code)
-        };
+        let inner = Grant::new(code, device)?;
         Ok(Self {
             inner,
             api_url: app.api_url,
@@ -312,13 +278,9 @@ impl AuthFlow for GitHubFlow {
         unreachable!("the last attempt returns")
     }
 
-    /// The login name from `GET /user`.
+    /// The login name from `GET /user` (the caller bounds the wait).
     async fn identify(&self, credential: &Credential) -> Option<String> {
-        tokio::time::timeout(IDENTIFY_TIMEOUT, self.verify(credential))
-            .await
-            .ok()?
-            .ok()
-            .flatten()
+        self.verify(credential).await.ok().flatten()
     }
 
     /// `GET /user` with the token: 2xx is valid (with the login), 401 is refused.

@@ -186,3 +186,42 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
         self.inner.revoke(credential).await
     }
 }
+
+/// How a provider's flow obtains its token: the browser redirect or the device grant, over
+/// the same [`OAuth2Flow`] (which refreshes and revokes either way). What a provider adds
+/// (its API, its identify endpoint) wraps one of these.
+#[derive(Debug)]
+pub(crate) enum Grant<C: TokenClass> {
+    /// The browser redirect (authorization code with PKCE).
+    Code(OAuth2Flow<C>),
+    /// The device grant (RFC 8628).
+    Device(DeviceFlow<C>),
+}
+
+impl<C: TokenClass> Grant<C> {
+    /// The device grant when `device`, else the browser redirect (the device grant needs a
+    /// device endpoint).
+    pub(crate) fn new(flow: OAuth2Flow<C>, device: bool) -> Result<Self, FlowError> {
+        Ok(if device {
+            Grant::Device(DeviceFlow::new(flow)?)
+        } else {
+            Grant::Code(flow)
+        })
+    }
+
+    /// The OAuth2 flow underneath.
+    pub(crate) fn oauth2(&self) -> &OAuth2Flow<C> {
+        match self {
+            Grant::Code(f) => f,
+            Grant::Device(d) => d.oauth2(),
+        }
+    }
+
+    /// The grant as a flow (its `authorize` and `exchange`).
+    pub(crate) fn flow(&self) -> &dyn AuthFlow {
+        match self {
+            Grant::Code(f) => f,
+            Grant::Device(d) => d,
+        }
+    }
+}

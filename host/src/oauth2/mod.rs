@@ -19,6 +19,7 @@ pub use class::{StandardToken, TokenClass};
 pub use code::{AuthorizationError, ID_TOKEN_CLAIMS, OAuth2Client, OAuth2Flow};
 pub(crate) use code::{basic_auth, revocation_retry_wait};
 pub use device::DeviceFlow;
+pub(crate) use device::Grant;
 pub use error::{ErrorKind, OAuthError, TokenError};
 pub(crate) use response::lifetime;
 #[cfg(feature = "plugins")]

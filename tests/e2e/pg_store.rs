@@ -393,6 +393,14 @@ async fn rekey_then_token_works_on_both_backends() {
         "the old key is kept until the user removes it"
     );
     assert_eq!(token(&env, "0").await.stdout, token_before);
+    // A second rekey never writes over the kept key; once it is removed, it goes ahead.
+    let out = env.output(&["store", "rekey"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("still kept"), "{}", out.stderr);
+    std::fs::remove_file(host::seal::previous_key_file(&key_file)).unwrap();
+    let out = env.output(&["store", "rekey"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(token(&env, "0").await.stdout, token_before);
 
     // The postgres store with a key file named in the configuration.
     let env = HostEnv::start().await;

@@ -413,14 +413,6 @@ impl Store {
         })
     }
 
-    /// The same store waiting at most `timeout` for a record's lock (a new store: its own
-    /// in-process gates and, for the database, its own connections).
-    pub fn with_lock_timeout(self, timeout: Duration) -> Self {
-        let mut options = self.inner.options.clone();
-        options.lock_timeout = timeout;
-        Self::open(options).unwrap_or(self)
-    }
-
     /// How the store was set up.
     pub fn options(&self) -> &StoreOptions {
         &self.inner.options
@@ -725,6 +717,10 @@ impl Store {
 
     /// Every (provider, account) with a record.
     pub async fn records(&self) -> Result<Vec<(String, String)>, StoreError> {
+        #[cfg(feature = "postgres")]
+        if let Backend::Postgres(pg) = &self.inner.backend {
+            return pg.records().await;
+        }
         let mut out = Vec::new();
         for provider in self.providers_with_records().await? {
             for account in self.accounts(&provider).await? {
@@ -950,6 +946,16 @@ impl Store {
         // open loses nothing: the old key stays as the previous one (beside the key file in
         // use, or beside the new key file), and is kept until the user removes it.
         if let Some(old) = &old {
+            // A previous key still kept from an earlier rekey may be the only one some record
+            // opens with: it is never written over.
+            if let Some(previous) = &old.previous
+                && previous.id() != old.current.id()
+            {
+                return Err(StoreError::Config(format!(
+                    "a previous key from an earlier rekey is still kept ({}); once every record opens with the current key (`host status`), remove it, then rekey again",
+                    previous.source()
+                )));
+            }
             match (new_key_file, &key_file) {
                 (None, Some(path)) => {
                     old.current.write(&seal::previous_key_file(path))?;
@@ -963,29 +969,11 @@ impl Store {
         }
         let ring = Arc::new(KeyRing {
             current: new,
-            previous: old.as_ref().map(|r| {
-                StoreKey::parse(&r.current.to_base64(), r.current.source().clone())
-                    .expect("a key parses again")
-            }),
+            previous: old.as_ref().map(|r| r.current.clone()),
         });
-        let rekeyed = Store {
-            inner: Arc::new(Inner {
-                backend: match &self.inner.backend {
-                    Backend::File(f) => Backend::File(f.clone()),
-                    #[cfg(feature = "postgres")]
-                    Backend::Postgres(_) => Backend::Postgres(Box::new(postgres::PgBackend::new(
-                        match &self.inner.options.backend {
-                            BackendKind::Postgres(url) => url,
-                            BackendKind::File => unreachable!("a postgres backend has a URL"),
-                        },
-                        self.inner.options.lock_timeout,
-                    )?)),
-                },
-                options: self.inner.options.clone(),
-                keys: OnceLock::from(Arc::clone(&ring)),
-                inflight: Arc::default(),
-            }),
-        };
+        // The same backend and settings, sealing with the new ring.
+        let rekeyed = Store::open(self.inner.options.clone())?;
+        let _ = rekeyed.inner.keys.set(Arc::clone(&ring));
         let mut report = RekeyReport::default();
         for (provider, account) in rekeyed.records().await? {
             let mut lock = rekeyed.lock(&provider, &account).await?;

@@ -160,6 +160,15 @@ impl PgBackend {
         Ok(names.into_iter().collect())
     }
 
+    /// Every (provider, account), sorted, in one query.
+    pub(crate) async fn records(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let pool = self.pool().await?;
+        sqlx::query_as("SELECT provider, account FROM host_credentials ORDER BY 1, 2")
+            .fetch_all(pool)
+            .await
+            .map_err(db("cannot list the stored credentials"))
+    }
+
     /// A provider's accounts, sorted.
     pub(crate) async fn accounts(&self, provider: &str) -> Result<Vec<String>, StoreError> {
         let pool = self.pool().await?;

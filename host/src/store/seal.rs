@@ -78,7 +78,8 @@ pub enum KeyError {
     Random,
 }
 
-/// A 32-byte store key.
+/// A 32-byte store key (zeroed when dropped; `Debug` shows its id and source only).
+#[derive(Clone)]
 pub struct StoreKey {
     bytes: Zeroizing<[u8; 32]>,
     id: String,

@@ -21,25 +21,10 @@ fn bench(c: &mut Criterion) {
     let provider = rt.block_on(TestProvider::start());
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
-    let config = ConfigLoader::with_env([
-        ("HOME", h.display().to_string()),
-        ("XDG_CONFIG_HOME", h.join("config").display().to_string()),
-        ("XDG_DATA_HOME", h.join("data").display().to_string()),
-        ("GITHUB_CLIENT_ID", host_testkit::CLIENT_ID.to_owned()),
-        (
-            "GITHUB_CLIENT_SECRET",
-            host_testkit::CLIENT_SECRET.to_owned(),
-        ),
-        (
-            "HOST_PROVIDERS__GITHUB__AUTHORIZE_URL",
-            provider.url("/authorize"),
-        ),
-        ("HOST_PROVIDERS__GITHUB__TOKEN_URL", provider.url("/token")),
-        ("HOST_PROVIDERS__GITHUB__API_URL", provider.url("/api")),
-    ])
-    .defaults(host::builtin_defaults())
-    .load()
-    .unwrap();
+    let config = ConfigLoader::with_env(provider.github_env(h))
+        .defaults(host::builtin_defaults())
+        .load()
+        .unwrap();
     let app = App::from_config(config).expect("store settings");
     let options = LoginOptions::default().timeout(Duration::from_secs(20));
     let record = rt

@@ -28,34 +28,11 @@ impl Machine {
     fn new(provider: &TestProvider, store: Option<(&str, &Path)>) -> Self {
         let home = tempfile::tempdir().unwrap();
         let h = home.path();
-        let mut env = vec![
-            ("HOME".to_owned(), h.display().to_string()),
-            (
-                "XDG_CONFIG_HOME".into(),
-                h.join("config").display().to_string(),
-            ),
-            ("XDG_DATA_HOME".into(), h.join("data").display().to_string()),
-            (
-                "GITHUB_CLIENT_ID".into(),
-                host_testkit::CLIENT_ID.to_owned(),
-            ),
-            (
-                "GITHUB_CLIENT_SECRET".into(),
-                host_testkit::CLIENT_SECRET.to_owned(),
-            ),
-            (
-                "HOST_PROVIDERS__GITHUB__AUTHORIZE_URL".into(),
-                provider.url("/authorize"),
-            ),
-            (
-                "HOST_PROVIDERS__GITHUB__TOKEN_URL".into(),
-                provider.url("/token"),
-            ),
-            (
-                "HOST_PROVIDERS__GITHUB__API_URL".into(),
-                provider.url("/api"),
-            ),
-        ];
+        let mut env: Vec<(String, String)> = provider
+            .github_env(h)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         if let Some((url, key_file)) = store {
             env.push(("HOST_STORE__BACKEND".into(), "postgres".into()));
             env.push(("HOST_STORE__URL".into(), url.to_owned()));

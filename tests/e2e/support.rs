@@ -135,28 +135,10 @@ impl HostEnv {
     /// The library's [`host::App`] over the same configuration and store as [`HostEnv::host`].
     pub(crate) fn app(&self) -> host::App {
         let home = self.home.path();
-        let config = host::ConfigLoader::with_env([
-            ("HOME", home.display().to_string()),
-            ("XDG_CONFIG_HOME", home.join("config").display().to_string()),
-            ("XDG_DATA_HOME", home.join("data").display().to_string()),
-            ("GITHUB_CLIENT_ID", host_testkit::CLIENT_ID.to_owned()),
-            (
-                "GITHUB_CLIENT_SECRET",
-                host_testkit::CLIENT_SECRET.to_owned(),
-            ),
-            (
-                "HOST_PROVIDERS__GITHUB__AUTHORIZE_URL",
-                self.provider.url("/authorize"),
-            ),
-            (
-                "HOST_PROVIDERS__GITHUB__TOKEN_URL",
-                self.provider.url("/token"),
-            ),
-            ("HOST_PROVIDERS__GITHUB__API_URL", self.provider.url("/api")),
-        ])
-        .defaults(host::builtin_defaults())
-        .load()
-        .expect("configuration");
+        let config = host::ConfigLoader::with_env(self.provider.github_env(home))
+            .defaults(host::builtin_defaults())
+            .load()
+            .expect("configuration");
         host::App::from_config(config).expect("store settings")
     }
 
@@ -172,24 +154,7 @@ impl HostEnv {
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
-            .env("XDG_DATA_HOME", self.home.path().join("data"))
-            .env("GITHUB_CLIENT_ID", host_testkit::CLIENT_ID)
-            .env("GITHUB_CLIENT_SECRET", host_testkit::CLIENT_SECRET)
-            .env(
-                "HOST_PROVIDERS__GITHUB__AUTHORIZE_URL",
-                self.provider.url("/authorize"),
-            )
-            .env(
-                "HOST_PROVIDERS__GITHUB__TOKEN_URL",
-                self.provider.url("/token"),
-            )
-            .env("HOST_PROVIDERS__GITHUB__API_URL", self.provider.url("/api"))
-            .env(
-                "HOST_PROVIDERS__GITHUB__DEVICE_AUTHORIZATION_URL",
-                self.provider.url("/device/code"),
-            )
+            .envs(self.provider.github_env(self.home.path()))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -418,6 +418,28 @@ impl TestProvider {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The environment of a `host` whose home is `home` and whose built-in github provider
+    /// is this server: `HOME`, the XDG folders, the client's id and secret, every endpoint.
+    pub fn github_env(&self, home: &std::path::Path) -> Vec<(&'static str, String)> {
+        vec![
+            ("HOME", home.display().to_string()),
+            ("XDG_CONFIG_HOME", home.join("config").display().to_string()),
+            ("XDG_DATA_HOME", home.join("data").display().to_string()),
+            ("GITHUB_CLIENT_ID", CLIENT_ID.to_owned()),
+            ("GITHUB_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+            (
+                "HOST_PROVIDERS__GITHUB__AUTHORIZE_URL",
+                self.url("/authorize"),
+            ),
+            ("HOST_PROVIDERS__GITHUB__TOKEN_URL", self.url("/token")),
+            ("HOST_PROVIDERS__GITHUB__API_URL", self.url("/api")),
+            (
+                "HOST_PROVIDERS__GITHUB__DEVICE_AUTHORIZATION_URL",
+                self.url("/device/code"),
+            ),
+        ]
+    }
+
     /// App credentials (JSON) for an OAuth2 provider pointed at this server.
     pub fn app_credentials(&self) -> Value {
         json!({

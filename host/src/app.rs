@@ -48,8 +48,8 @@ impl App {
     /// Puts everything together from a loaded configuration (load it with
     /// [`builtin_defaults`] so the built-in providers get theirs).
     pub fn from_config(config: Config) -> Result<Self, ConfigError> {
-        let store = Store::open(config.store_options()?)
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let store =
+            Store::open(config.store_options()?).map_err(|e| ConfigError::Store(Box::new(e)))?;
         #[cfg(feature = "plugins")]
         {
             let plugins = Arc::new(crate::plugin::PluginHost::new(

@@ -124,6 +124,10 @@ pub enum ConfigError {
     /// Neither `$HOME` nor the XDG variables say where configuration lives.
     #[error("cannot find the home directory: set HOME or XDG_CONFIG_HOME and XDG_DATA_HOME")]
     NoHome,
+    /// The `[store]` settings describe a store that cannot be opened (a malformed database
+    /// URL, a backend this build lacks).
+    #[error("invalid [store] settings")]
+    Store(#[source] Box<crate::StoreError>),
 }
 
 /// Loads a [`Config`].

@@ -578,3 +578,22 @@ async fn tls_follows_the_urls_sslmode() {
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn a_malformed_database_url_is_named_never_echoed() {
+    let env = HostEnv::start().await;
+    env.write_config(
+        "[store]\nbackend = \"postgres\"\nurl = \"postgres://host:hunter2@[db\"\nkey_file = \"/nonexistent\"\n",
+    );
+    let out = env.output(&["token", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("invalid [store] settings")
+            && out
+                .stderr
+                .contains("[store] url is not a PostgreSQL connection URL"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+}

@@ -36,6 +36,11 @@ async fn keygen(env: &HostEnv) -> String {
 
 /// Points `env` at database `db` with `key` in a key file of its own.
 fn use_postgres(env: &HostEnv, db: &str, key: &str) {
+    use_database(env, &cluster().url(db), key);
+}
+
+/// Points `env` at the database `url` with `key` in a key file of its own.
+fn use_database(env: &HostEnv, url: &str, key: &str) {
     let key_file = env.home.path().join("store.key");
     std::fs::write(&key_file, format!("{key}\n")).unwrap();
     #[cfg(unix)]
@@ -44,8 +49,7 @@ fn use_postgres(env: &HostEnv, db: &str, key: &str) {
         std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     env.write_config(&format!(
-        "[store]\nbackend = \"postgres\"\nurl = \"{}\"\nkey_file = \"{}\"\nlock_timeout_secs = 20\n",
-        cluster().url(db),
+        "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nkey_file = \"{}\"\nlock_timeout_secs = 20\n",
         key_file.display()
     ));
 }
@@ -536,19 +540,7 @@ async fn tls_follows_the_urls_sslmode() {
     tls.create_db("tls");
     let env = HostEnv::start().await;
     let key = keygen(&env).await;
-    let key_file = env.home.path().join("store.key");
-    std::fs::write(&key_file, format!("{key}\n")).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    let configure = |url: &str| {
-        env.write_config(&format!(
-            "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nkey_file = \"{}\"\n",
-            key_file.display()
-        ))
-    };
+    let configure = |url: &str| use_database(&env, url, &key);
     // Verified against the cluster's CA: the whole login works over TLS.
     configure(&tls.tcp_url("tls", "verify-full", Some(&tls.ca_cert())));
     env.login_ok().await;

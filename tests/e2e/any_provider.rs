@@ -552,3 +552,23 @@ async fn a_provider_cannot_plant_validated_claims() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn the_nonce_is_the_flows_own() {
+    let env = HostEnv::start().await;
+    env.write_config(&format!(
+        "{}authorize_params = {{ nonce = \"fixed\" }}\n",
+        corp_config(&env.provider)
+    ));
+    let out = env
+        .output(&["run", "--provider", "corp", "--no-browser"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("providers.corp.authorize_params.nonce: `nonce` is set by the flow itself"),
+        "{}",
+        out.stderr
+    );
+    assert!(env.provider.authorize_requests().is_empty());
+}

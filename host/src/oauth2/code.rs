@@ -46,6 +46,7 @@ const RESERVED_PARAMS: &[&str] = &[
     "state",
     "code_challenge",
     "code_challenge_method",
+    "nonce",
 ];
 
 /// The name under which the pending state ties itself to this kind of flow.

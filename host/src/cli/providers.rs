@@ -30,16 +30,23 @@ fn flows_of(p: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// The flows a catalog entry is known to have: the browser flow, and the device flow when it
+/// names a device endpoint (one with an issuer may also get one from discovery).
+fn catalog_flows(entry: &host::catalog::CatalogEntry) -> Vec<&'static str> {
+    let mut flows = vec![host::configured::OAUTH2_FLOW];
+    if entry.has_device_flow() {
+        flows.push(host::configured::DEVICE_FLOW);
+    }
+    flows
+}
+
 /// The catalog as a Markdown table (the README's list is this output).
 pub(crate) fn catalog_markdown() -> String {
     let mut out = String::from(
         "| Name | Provider | Flows | Set also | Documentation |\n|---|---|---|---|---|\n",
     );
     for (name, entry) in host::catalog::catalog().entries() {
-        let mut flows = vec!["oauth2"];
-        if entry.has_device_flow() {
-            flows.push("device");
-        }
+        let flows = catalog_flows(entry);
         let mut also: Vec<String> = entry
             .placeholders
             .iter()
@@ -81,10 +88,7 @@ fn run_all(ctx: &Context, args: &ProvidersArgs) -> anyhow::Result<()> {
         "docs": "https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps",
     })];
     for (name, entry) in host::catalog::catalog().entries() {
-        let mut flows = vec![host::configured::OAUTH2_FLOW];
-        if entry.has_device_flow() || entry.issuer.is_some() {
-            flows.push(host::configured::DEVICE_FLOW);
-        }
+        let flows = catalog_flows(entry);
         out.push(json!({
             "name": name,
             "display_name": entry.display_name,

@@ -589,3 +589,22 @@ async fn a_malformed_database_url_is_named_never_echoed() {
     );
     assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn a_read_of_a_new_database_creates_its_schema() {
+    let env = HostEnv::start().await;
+    let db = database();
+    let key = keygen(&env).await;
+    use_postgres(&env, &db, &key);
+    let out = token(&env, "0").await;
+    assert_eq!(out.code, Some(4), "nothing stored yet: {out:?}");
+    assert!(
+        out.stderr.contains("host run --provider github"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        cluster().psql(&db, "SELECT version FROM host_schema_migrations"),
+        "1\n"
+    );
+}

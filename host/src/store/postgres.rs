@@ -50,8 +50,10 @@ pub(crate) struct Row {
 /// The records in one database.
 pub(crate) struct PgBackend {
     options: sqlx::postgres::PgConnectOptions,
-    /// Made on first use (inside the runtime), once the schema is current.
+    /// Made on first use (inside the runtime).
     pool: tokio::sync::OnceCell<PgPool>,
+    /// Set once the schema is known to be current (see [`PgBackend::ready`]).
+    checked: tokio::sync::OnceCell<()>,
     lock_timeout: Duration,
 }
 
@@ -65,10 +67,29 @@ impl std::fmt::Debug for PgBackend {
     }
 }
 
+/// The store error for a failed `action`; a failure to connect at all (network, TLS,
+/// authentication, pool) says so instead, whatever was being done.
 fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Database {
-        action,
-        source: Box::new(source),
+    move |source| {
+        let unreachable = match &source {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed => true,
+            // Class 08: connection exceptions; class 28: invalid authorization.
+            sqlx::Error::Database(d) => d
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("28")),
+            _ => false,
+        };
+        StoreError::Database {
+            action: if unreachable {
+                "cannot reach the store database"
+            } else {
+                action
+            },
+            source: Box::new(source),
+        }
     }
 }
 
@@ -82,50 +103,70 @@ impl PgBackend {
         Ok(Self {
             options,
             pool: tokio::sync::OnceCell::new(),
+            checked: tokio::sync::OnceCell::new(),
             lock_timeout,
         })
     }
 
-    fn connect(&self) -> PgPool {
-        PgPoolOptions::new()
-            .max_connections(4)
-            .min_connections(0)
-            .acquire_timeout(self.lock_timeout.max(Duration::from_secs(5)))
-            .connect_lazy_with(self.options.clone())
+    /// The pool (made on first use, inside the runtime; connections open when needed).
+    async fn pool(&self) -> &PgPool {
+        self.pool
+            .get_or_init(|| async {
+                PgPoolOptions::new()
+                    .max_connections(4)
+                    .min_connections(0)
+                    .acquire_timeout(self.lock_timeout.max(Duration::from_secs(5)))
+                    .connect_lazy_with(self.options.clone())
+            })
+            .await
     }
 
-    /// The pool, once the schema is current (migrated on first use).
-    async fn pool(&self) -> Result<&PgPool, StoreError> {
-        self.pool
+    /// The pool once the schema is known to be current: checked (and migrated) once per
+    /// process, before the first write. Reads do not wait for it: they go straight to the
+    /// table, which is one round trip less for every `host token` of a fleet.
+    async fn ready(&self) -> Result<&PgPool, StoreError> {
+        let pool = self.pool().await;
+        self.checked
             .get_or_try_init(|| async {
-                let pool = self.connect();
                 let current: Result<Option<i32>, sqlx::Error> =
                     sqlx::query_scalar("SELECT max(version) FROM host_schema_migrations")
-                        .fetch_one(&pool)
+                        .fetch_one(pool)
                         .await;
                 match current {
                     Ok(Some(v)) if v == SCHEMA_VERSION => Ok(()),
                     Ok(Some(v)) if v > SCHEMA_VERSION => Err(StoreError::Config(format!(
                         "the database's store schema (version {v}) is newer than this program knows ({SCHEMA_VERSION}); upgrade host"
                     ))),
-                    Ok(_) => migrate(&pool, self.lock_timeout).await.map(drop),
-                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
-                        migrate(&pool, self.lock_timeout).await.map(drop)
-                    }
+                    Ok(_) => migrate(pool, self.lock_timeout).await.map(drop),
+                    Err(e) if undefined_table(&e) => migrate(pool, self.lock_timeout).await.map(drop),
                     Err(e) => Err(db("cannot reach the store database")(e)),
-                }?;
-                Ok(pool)
+                }
             })
-            .await
+            .await?;
+        Ok(pool)
+    }
+
+    /// Runs a read; when the table does not exist yet (a new database), creates the schema
+    /// and runs it again.
+    async fn reading<T>(
+        &self,
+        action: &'static str,
+        read: impl AsyncFn(&PgPool) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        let pool = self.pool().await;
+        match read(pool).await {
+            Err(e) if undefined_table(&e) => {
+                let pool = self.ready().await?;
+                read(pool).await.map_err(db(action))
+            }
+            other => other.map_err(db(action)),
+        }
     }
 
     /// Applies the migrations the database lacks, under an advisory lock; returns the versions
     /// applied (none when it was current).
     pub(crate) async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
-        match self.pool.get() {
-            Some(pool) => migrate(pool, self.lock_timeout).await,
-            None => migrate(&self.connect(), self.lock_timeout).await,
-        }
+        migrate(self.pool().await, self.lock_timeout).await
     }
 
     async fn bounded_wait(
@@ -145,45 +186,50 @@ impl PgBackend {
         provider: &str,
         account: &str,
     ) -> Result<Option<Row>, StoreError> {
-        let pool = self.pool().await?;
-        read_row(pool, provider, account).await
+        self.reading("cannot read the stored credential", async |pool| {
+            read_row(pool, provider, account).await
+        })
+        .await
     }
 
     /// Providers with rows.
     pub(crate) async fn providers(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
-        let pool = self.pool().await?;
-        let names: Vec<String> =
-            sqlx::query_scalar("SELECT DISTINCT provider FROM host_credentials")
-                .fetch_all(pool)
-                .await
-                .map_err(db("cannot list the stored providers"))?;
+        let names: Vec<String> = self
+            .reading("cannot list the stored providers", async |pool| {
+                sqlx::query_scalar("SELECT DISTINCT provider FROM host_credentials")
+                    .fetch_all(pool)
+                    .await
+            })
+            .await?;
         Ok(names.into_iter().collect())
     }
 
     /// Every (provider, account), sorted, in one query.
     pub(crate) async fn records(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let pool = self.pool().await?;
-        sqlx::query_as("SELECT provider, account FROM host_credentials ORDER BY 1, 2")
-            .fetch_all(pool)
-            .await
-            .map_err(db("cannot list the stored credentials"))
+        self.reading("cannot list the stored credentials", async |pool| {
+            sqlx::query_as("SELECT provider, account FROM host_credentials ORDER BY 1, 2")
+                .fetch_all(pool)
+                .await
+        })
+        .await
     }
 
     /// A provider's accounts, sorted.
     pub(crate) async fn accounts(&self, provider: &str) -> Result<Vec<String>, StoreError> {
-        let pool = self.pool().await?;
-        sqlx::query_scalar(
-            "SELECT account FROM host_credentials WHERE provider = $1 ORDER BY account",
-        )
-        .bind(provider)
-        .fetch_all(pool)
+        self.reading("cannot list the stored accounts", async |pool| {
+            sqlx::query_scalar(
+                "SELECT account FROM host_credentials WHERE provider = $1 ORDER BY account",
+            )
+            .bind(provider)
+            .fetch_all(pool)
+            .await
+        })
         .await
-        .map_err(db("cannot list the stored accounts"))
     }
 
     /// Takes the record's advisory lock in a new transaction.
     pub(crate) async fn lock(&self, provider: &str, account: &str) -> Result<PgLock, StoreError> {
-        let pool = self.pool().await?;
+        let pool = self.ready().await?;
         let mut tx = pool
             .begin()
             .await
@@ -279,11 +325,16 @@ fn lock_error(e: sqlx::Error, what: &str, waited: Duration) -> StoreError {
     }
 }
 
+/// Whether the error says the table does not exist (`42P01`): a database not migrated yet.
+fn undefined_table(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P01"))
+}
+
 async fn read_row<'e, E>(
     executor: E,
     provider: &str,
     account: &str,
-) -> Result<Option<Row>, StoreError>
+) -> Result<Option<Row>, sqlx::Error>
 where
     E: sqlx::Executor<'e, Database = Postgres>,
 {
@@ -293,8 +344,7 @@ where
     .bind(provider)
     .bind(account)
     .fetch_optional(executor)
-    .await
-    .map_err(db("cannot read the stored credential"))?;
+    .await?;
     Ok(row.map(|r| Row {
         version: r.get(0),
         key_id: r.get(1),
@@ -315,7 +365,9 @@ pub(crate) struct PgLock {
 impl PgLock {
     /// The row as it is now (and the version a write must find).
     pub(crate) async fn read(&mut self) -> Result<Option<Row>, StoreError> {
-        let row = read_row(&mut *self.tx, &self.provider, &self.account).await?;
+        let row = read_row(&mut *self.tx, &self.provider, &self.account)
+            .await
+            .map_err(db("cannot read the stored credential"))?;
         self.read = Some(row.as_ref().map(|r| r.version));
         Ok(row)
     }

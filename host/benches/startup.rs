@@ -5,15 +5,79 @@
 //! - `host token` on a fresh credential (file store) vs a trivial program that reads the same
 //!   record as JSON and prints its token (this bench binary itself, re-run as that program);
 //! - `host token --provider github` with 0 and 1000 plugin files installed;
-//! - `host providers` with 0, 100 and 1000 plugin files.
+//! - `host providers` with 0, 100 and 1000 plugin files;
+//! - `host token` when a refresh is due (`--min-valid` beyond the token's lifetime, so every run
+//!   refreshes against a loopback token server) vs a trivial program that does the same POST and
+//!   writes the record (temporary file, fsync, rename);
+//! - `host token` for a plugin provider (the slack example, its compiled artifact cached) vs
+//!   `host token` refreshing natively, both refreshing on every run.
+//!
+//! `HOST_BENCH_BIN=/path/to/host` measures another build of `host` (e.g. one linked differently)
+//! against the same floor.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use criterion::{BenchmarkId, Criterion};
+use host_testkit::TestProvider;
+
+mod common;
+use common::Approver;
 
 /// When set, this binary is the floor: read the JSON file named, print its token, exit.
 const FLOOR_ENV: &str = "HOST_BENCH_READ_TOKEN";
+/// When set (with [`FLOOR_ENV`] naming the record), this binary is the refresh floor: POST the
+/// record's refresh token to this URL, write the new token into the record, print it.
+const REFRESH_FLOOR_ENV: &str = "HOST_BENCH_REFRESH_AT";
+
+fn refresh_floor(path: &str, token_url: &str) {
+    let bytes = std::fs::read(path).expect("the record");
+    let mut record: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    let refresh = record["credential"]["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_owned();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let body: serde_json::Value = rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .tls_built_in_root_certs(false)
+            .build()
+            .unwrap();
+        let response = client
+            .post(token_url)
+            .header("accept", "application/json")
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh.as_str()),
+                ("client_id", host_testkit::CLIENT_ID),
+                ("client_secret", host_testkit::CLIENT_SECRET),
+            ])
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+    });
+    record["credential"]["access_token"] = body["access_token"].clone();
+    let path = std::path::Path::new(path);
+    let temp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&temp).unwrap();
+        file.write_all(&serde_json::to_vec(&record).unwrap())
+            .unwrap();
+        file.sync_all().unwrap();
+    }
+    std::fs::rename(&temp, path).unwrap();
+    std::fs::File::open(path.parent().unwrap())
+        .unwrap()
+        .sync_all()
+        .unwrap();
+    println!("{}", body["access_token"].as_str().unwrap_or_default());
+}
 
 fn floor(path: &str) {
     let bytes = std::fs::read(path).expect("the record");
@@ -62,7 +126,7 @@ impl Home {
 
     fn host(&self, args: &[&str]) -> Command {
         let h = self.dir.path();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_host"));
+        let mut cmd = Command::new(host_binary());
         cmd.args(args)
             .env_clear()
             .env("HOME", h)
@@ -71,6 +135,13 @@ impl Home {
             .env("GITHUB_CLIENT_ID", "Iv1.bench");
         cmd
     }
+}
+
+/// The `host` binary measured: this package's, or the one `HOST_BENCH_BIN` names.
+fn host_binary() -> PathBuf {
+    std::env::var_os("HOST_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_host")))
 }
 
 fn run(mut cmd: Command) {
@@ -117,12 +188,128 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// A home logged in to the github provider and to the slack example plugin, each against its
+/// own loopback token server that never rotates refresh tokens (so every run can refresh).
+struct RefreshHome {
+    dir: tempfile::TempDir,
+    github: TestProvider,
+    _slack: TestProvider,
+    /// The github record, unsealed, for the floor.
+    plain: PathBuf,
+}
+
+impl RefreshHome {
+    fn new(rt: &tokio::runtime::Runtime) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let h = dir.path();
+        let (github, slack) =
+            rt.block_on(async { (TestProvider::start().await, TestProvider::start().await) });
+        github.set_rotate(false);
+        slack.set_rotate(false);
+        slack.set_slack_shape(true);
+        let plugins = h.join("data/host/plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        std::fs::copy(
+            host_testkit::guests::SLACK_PLUGIN,
+            plugins.join("slack.wasm"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(h.join("config/host")).unwrap();
+        std::fs::write(
+            h.join("config/host/host.toml"),
+            format!(
+                "[plugins]\nallow_http_loopback = true\n[providers.slack]\nclient_id = \"{}\"\n\
+                 client_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
+                host_testkit::CLIENT_ID,
+                host_testkit::CLIENT_SECRET,
+                slack.url("/authorize"),
+                slack.url("/token")
+            ),
+        )
+        .unwrap();
+        let config = host::ConfigLoader::with_env(github.github_env(h))
+            .defaults(host::builtin_defaults())
+            .load()
+            .unwrap();
+        let app = host::App::from_config(config).unwrap();
+        let options = host::LoginOptions::default().timeout(std::time::Duration::from_secs(20));
+        let record = rt.block_on(async {
+            app.login("slack", "default", None, &options, &Approver)
+                .await
+                .unwrap();
+            app.login("github", "default", Some("oauth2"), &options, &Approver)
+                .await
+                .unwrap()
+        });
+        let plain = h.join("record.json");
+        std::fs::write(&plain, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+        // A first run compiles the plugin and caches the artifact.
+        let home = Self {
+            dir,
+            github,
+            _slack: slack,
+            plain,
+        };
+        run(home.host(&["token", "--provider", "slack"]));
+        home
+    }
+
+    fn host(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(host_binary());
+        cmd.args(args).env_clear();
+        for (k, v) in self.github.github_env(self.dir.path()) {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+}
+
+fn refresh_benches(c: &mut Criterion) {
+    // The token servers answer from a runtime thread while the processes run.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let home = RefreshHome::new(&rt);
+    let due = ["--min-valid", "999999"];
+    let mut group = c.benchmark_group("host token, refresh due");
+    group.bench_function("host token", |b| {
+        b.iter(|| run(home.host(&["token", "--provider", "github", due[0], due[1]])))
+    });
+    group.bench_function("floor: POST the refresh and write the record", |b| {
+        let me = std::env::current_exe().unwrap();
+        let url = home.github.url("/token");
+        b.iter(|| {
+            let mut cmd = Command::new(&me);
+            cmd.env_clear()
+                .env(FLOOR_ENV, &home.plain)
+                .env(REFRESH_FLOOR_ENV, &url);
+            run(cmd)
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("host token, refresh due, plugin vs native");
+    group.bench_function("native (github)", |b| {
+        b.iter(|| run(home.host(&["token", "--provider", "github", due[0], due[1]])))
+    });
+    group.bench_function("plugin (slack, cached artifact)", |b| {
+        b.iter(|| run(home.host(&["token", "--provider", "slack", due[0], due[1]])))
+    });
+    group.finish();
+}
+
 fn main() {
     if let Ok(path) = std::env::var(FLOOR_ENV) {
-        floor(&path);
+        match std::env::var(REFRESH_FLOOR_ENV) {
+            Ok(url) => refresh_floor(&path, &url),
+            Err(_) => floor(&path),
+        }
         return;
     }
     let mut c = Criterion::default().configure_from_args();
     benches(&mut c);
+    refresh_benches(&mut c);
     c.final_summary();
 }

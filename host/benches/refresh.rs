@@ -1,0 +1,132 @@
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+//! One refresh round trip, in process, against the same loopback token server, each beside its
+//! floor: `cargo bench -p host --bench refresh`.
+//!
+//! - `reqwest`: the floor — a keep-alive `reqwest::Client` POSTs the refresh form and parses the
+//!   JSON answer into a `serde_json::Value`;
+//! - `native`: the built-in github flow's `refresh` (the same POST, the token response checked and
+//!   typed);
+//! - `plugin`: the slack example plugin's `refresh` (a fresh sandboxed instance per call, its
+//!   POST through the host's `http` import) against the same server answering Slack's shape.
+
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use host::{App, ConfigLoader, Credential, LoginOptions};
+use host_testkit::TestProvider;
+
+mod common;
+use common::Approver;
+
+/// Logs in to `provider` on `app` and returns the flow and the credential it gave.
+async fn logged_in(
+    app: &App,
+    provider: &str,
+    flow: &str,
+) -> (std::sync::Arc<dyn host::AuthFlow>, Credential) {
+    let options = LoginOptions::default().timeout(Duration::from_secs(20));
+    let record = app
+        .login(provider, "default", Some(flow), &options, &Approver)
+        .await
+        .unwrap();
+    let flow = app.provider(provider).unwrap().flow(flow).await.unwrap();
+    (flow, record.credential)
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // The native flow and the floor share one server.
+    let github = rt.block_on(TestProvider::start());
+    github.set_rotate(false);
+    let home = tempfile::tempdir().unwrap();
+    let config = ConfigLoader::with_env(github.github_env(home.path()))
+        .defaults(host::builtin_defaults())
+        .load()
+        .unwrap();
+    let app = App::from_config(config).expect("store settings");
+    let (native, native_credential) = rt.block_on(logged_in(&app, "github", "oauth2"));
+    let refresh_token = native_credential
+        .as_oauth2()
+        .and_then(|t| t.refresh_token.as_ref())
+        .expect("a refresh token")
+        .expose()
+        .to_owned();
+    let token_url = github.url("/token");
+    let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+
+    // The slack plugin against a server answering Slack's shape.
+    let slack = rt.block_on(TestProvider::start());
+    slack.set_rotate(false);
+    slack.set_slack_shape(true);
+    let slack_home = tempfile::tempdir().unwrap();
+    let h = slack_home.path();
+    let plugins = h.join("data/host/plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(
+        host_testkit::guests::SLACK_PLUGIN,
+        plugins.join("slack.wasm"),
+    )
+    .unwrap();
+    let file = h.join("host.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[plugins]\nallow_http_loopback = true\n[providers.slack]\nclient_id = \"{}\"\n\
+             client_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
+            host_testkit::CLIENT_ID,
+            host_testkit::CLIENT_SECRET,
+            slack.url("/authorize"),
+            slack.url("/token")
+        ),
+    )
+    .unwrap();
+    let config = ConfigLoader::with_env(slack.github_env(h))
+        .file(&file)
+        .load()
+        .unwrap();
+    let slack_app = App::from_config(config).expect("store settings");
+    let (plugin, plugin_credential) =
+        rt.block_on(logged_in(&slack_app, "slack", host::plugin::PLUGIN_FLOW));
+
+    let mut group = c.benchmark_group("refresh");
+    group.bench_function("reqwest", |b| {
+        b.to_async(&rt).iter(|| async {
+            let response = plain
+                .post(token_url.as_str())
+                .header("accept", "application/json")
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token.as_str()),
+                    ("client_id", host_testkit::CLIENT_ID),
+                    ("client_secret", host_testkit::CLIENT_SECRET),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success());
+            let body: serde_json::Value =
+                serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+            assert!(body["access_token"].is_string());
+        })
+    });
+    group.bench_function("native", |b| {
+        b.to_async(&rt).iter(|| async {
+            let fresh = native.refresh(&native_credential).await.unwrap();
+            assert!(fresh.secret().is_some());
+        })
+    });
+    group.bench_function("plugin (slack)", |b| {
+        b.to_async(&rt).iter(|| async {
+            let fresh = plugin.refresh(&plugin_credential).await.unwrap();
+            assert!(fresh.secret().is_some());
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

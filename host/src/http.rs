@@ -7,7 +7,9 @@
 //! - a proxy only when the policy names one (the configuration takes it from `[http] proxy` or,
 //!   as every peer does, from `HTTPS_PROXY`/`ALL_PROXY` and `NO_PROXY`); loopback never goes
 //!   through a proxy;
-//! - `https` is required unless the host is loopback (`127.0.0.0/8`, `::1`, `localhost`).
+//! - `https` is required unless the host is loopback (`127.0.0.0/8`, `::1`, `localhost`);
+//!   servers are checked against the platform's roots, read on the first handshake
+//!   (see `tls.rs`).
 //!
 //! Errors never carry URLs with query strings or bodies: only the host.
 
@@ -131,6 +133,9 @@ pub enum HttpError {
     /// The client could not be built (a bad proxy URL, TLS set-up).
     #[error("cannot set up the HTTP client")]
     Setup(#[source] reqwest::Error),
+    /// TLS could not be set up.
+    #[error("cannot set up TLS")]
+    Tls(#[source] rustls::Error),
 }
 
 impl HttpError {
@@ -162,6 +167,7 @@ impl HttpClient {
     /// A client with these limits.
     pub fn new(policy: HttpPolicy) -> Result<Self, HttpError> {
         let mut builder = reqwest::Client::builder()
+            .use_preconfigured_tls(crate::tls::client_config().map_err(HttpError::Tls)?)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(policy.connect_timeout)
             .timeout(policy.timeout)

@@ -83,6 +83,7 @@ mod section;
 mod session;
 mod store;
 mod text;
+mod tls;
 
 pub use app::{App, AppError, DEFAULT_MIN_VALID, builtin_defaults};
 pub use app_credentials::{

@@ -103,7 +103,10 @@ impl Session {
         base: Option<Url>,
         policy: &crate::http::HttpPolicy,
     ) -> Result<Self, SessionError> {
+        let tls = crate::tls::client_config()
+            .map_err(|e| SessionError::Setup(crate::http::HttpError::Tls(e)))?;
         let mut builder = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(policy.connect_timeout)
             .redirect(reqwest::redirect::Policy::custom(|attempt| {

@@ -414,3 +414,59 @@ async fn an_unreachable_endpoint_fails_fast_and_cleanly() {
         TokenError::Http(HttpError::Connect { .. })
     ));
 }
+
+/// Token endpoints over https are checked against the platform's roots (read only when a TLS
+/// connection is made): a server signed by an unknown CA gets no request, and the same server
+/// is trusted once `SSL_CERT_FILE` names its CA — through the real binary, as users run it.
+#[tokio::test]
+async fn https_token_endpoints_are_verified_against_the_platform_roots() {
+    let env = crate::support::HostEnv::start().await;
+    env.login_ok().await;
+    let before =
+        env.stored("github", "default").await.unwrap()["credential"]["access_token"].clone();
+    let tls = host_testkit::tls::TlsTokenServer::start().await;
+    let refresh = |trust: Option<std::path::PathBuf>| {
+        let mut cmd = env.host(&["token", "--provider", "github", "--min-valid", "999999"]);
+        cmd.env("HOST_PROVIDERS__GITHUB__TOKEN_URL", tls.url("/token"));
+        if let Some(ca) = trust {
+            cmd.env("SSL_CERT_FILE", ca);
+        }
+        async move { cmd.output().await.expect("run host") }
+    };
+
+    // The machine's own roots do not include the test CA: the handshake fails and nothing is
+    // sent; the token, still valid, is printed with a warning naming the certificate.
+    let out = refresh(None).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        before.as_str().unwrap(),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("invalid peer certificate: UnknownIssuer"),
+        "the certificate is named as the cause: {stderr}"
+    );
+    assert_eq!(
+        tls.answered(),
+        0,
+        "no request over an unverified connection"
+    );
+    assert_eq!(
+        env.stored("github", "default").await.unwrap()["credential"]["access_token"],
+        before,
+        "the stored token is kept"
+    );
+
+    // Trusting the CA through the platform's own setting: the refresh goes through.
+    let out = refresh(Some(tls.ca_cert())).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), "tls-token-1");
+    assert_eq!(tls.answered(), 1);
+}

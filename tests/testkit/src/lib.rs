@@ -34,6 +34,7 @@ use sha2::{Digest, Sha256, Sha512};
 
 pub mod pg;
 pub mod python;
+pub mod tls;
 
 /// Paths of the test guest components built by `build.rs`.
 pub mod guests {

@@ -78,7 +78,9 @@ impl PgCluster {
         url
     }
 
-    fn make_certificates(dir: &Path) {
+    /// Writes a throwaway CA (`ca.pem`, `ca.key`) and a server certificate it signed for
+    /// `127.0.0.1` and `localhost` (`server.pem`, `server.key`) into `dir`.
+    pub fn make_certificates(dir: &Path) {
         let openssl = |args: &[&str]| {
             let out = Command::new("openssl")
                 .args(args)

@@ -3,7 +3,7 @@
 //! `cargo bench -p host --bench startup`.
 //!
 //! - `host token` on a fresh credential (file store) vs a trivial program that reads the same
-//!   record as JSON and prints its token (this bench binary itself, re-run as that program);
+//!   record as JSON and prints its token (`benches/floor`, built by this bench on first run);
 //! - `host token --provider github` with 0 and 1000 plugin files installed;
 //! - `host providers` with 0, 100 and 1000 plugin files;
 //! - `host token` when a refresh is due (`--min-valid` beyond the token's lifetime, so every run
@@ -15,7 +15,7 @@
 //! `HOST_BENCH_BIN=/path/to/host` measures another build of `host` (e.g. one linked differently)
 //! against the same floor.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use criterion::{BenchmarkId, Criterion};
@@ -24,70 +24,20 @@ use host_testkit::TestProvider;
 mod common;
 use common::Approver;
 
-/// When set, this binary is the floor: read the JSON file named, print its token, exit.
-const FLOOR_ENV: &str = "HOST_BENCH_READ_TOKEN";
-/// When set (with [`FLOOR_ENV`] naming the record), this binary is the refresh floor: POST the
-/// record's refresh token to this URL, write the new token into the record, print it.
-const REFRESH_FLOOR_ENV: &str = "HOST_BENCH_REFRESH_AT";
-
-fn refresh_floor(path: &str, token_url: &str) {
-    let bytes = std::fs::read(path).expect("the record");
-    let mut record: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
-    let refresh = record["credential"]["refresh_token"]
-        .as_str()
-        .expect("a refresh token")
-        .to_owned();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let body: serde_json::Value = rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .tls_built_in_root_certs(false)
-            .build()
-            .unwrap();
-        let response = client
-            .post(token_url)
-            .header("accept", "application/json")
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh.as_str()),
-                ("client_id", host_testkit::CLIENT_ID),
-                ("client_secret", host_testkit::CLIENT_SECRET),
-            ])
-            .send()
-            .await
-            .unwrap();
-        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
-    });
-    record["credential"]["access_token"] = body["access_token"].clone();
-    let path = std::path::Path::new(path);
-    let temp = path.with_extension("tmp");
-    {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&temp).unwrap();
-        file.write_all(&serde_json::to_vec(&record).unwrap())
-            .unwrap();
-        file.sync_all().unwrap();
-    }
-    std::fs::rename(&temp, path).unwrap();
-    std::fs::File::open(path.parent().unwrap())
-        .unwrap()
-        .sync_all()
-        .unwrap();
-    println!("{}", body["access_token"].as_str().unwrap_or_default());
-}
-
-fn floor(path: &str) {
-    let bytes = std::fs::read(path).expect("the record");
-    let value: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
-    println!(
-        "{}",
-        value["credential"]["access_token"]
-            .as_str()
-            .unwrap_or_default()
-    );
+/// The floor program (`benches/floor`), built once into this bench's temporary folder with
+/// the release profile.
+fn floor_binary() -> PathBuf {
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("floor-target");
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/floor/Cargo.toml");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--release", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .expect("cargo");
+    assert!(status.success(), "cannot build the floor program");
+    target.join("release/host-bench-floor")
 }
 
 struct Home {
@@ -153,17 +103,16 @@ fn run(mut cmd: Command) {
     );
 }
 
-fn benches(c: &mut Criterion) {
+fn benches(c: &mut Criterion, floor: &Path) {
     let bare = Home::new(0);
     let mut group = c.benchmark_group("host token, fresh credential");
     group.bench_function("host token", |b| {
         b.iter(|| run(bare.host(&["token", "--provider", "github"])))
     });
     group.bench_function("floor: read the JSON record and print", |b| {
-        let me = std::env::current_exe().unwrap();
         b.iter(|| {
-            let mut cmd = Command::new(&me);
-            cmd.env_clear().env(FLOOR_ENV, &bare.plain);
+            let mut cmd = Command::new(floor);
+            cmd.env_clear().arg("read").arg(&bare.plain);
             run(cmd)
         })
     });
@@ -264,7 +213,7 @@ impl RefreshHome {
     }
 }
 
-fn refresh_benches(c: &mut Criterion) {
+fn refresh_benches(c: &mut Criterion, floor: &Path) {
     // The token servers answer from a runtime thread while the processes run.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -278,13 +227,14 @@ fn refresh_benches(c: &mut Criterion) {
         b.iter(|| run(home.host(&["token", "--provider", "github", due[0], due[1]])))
     });
     group.bench_function("floor: POST the refresh and write the record", |b| {
-        let me = std::env::current_exe().unwrap();
         let url = home.github.url("/token");
         b.iter(|| {
-            let mut cmd = Command::new(&me);
-            cmd.env_clear()
-                .env(FLOOR_ENV, &home.plain)
-                .env(REFRESH_FLOOR_ENV, &url);
+            let mut cmd = Command::new(floor);
+            cmd.env_clear().arg("refresh").arg(&home.plain).args([
+                url.as_str(),
+                host_testkit::CLIENT_ID,
+                host_testkit::CLIENT_SECRET,
+            ]);
             run(cmd)
         })
     });
@@ -301,15 +251,9 @@ fn refresh_benches(c: &mut Criterion) {
 }
 
 fn main() {
-    if let Ok(path) = std::env::var(FLOOR_ENV) {
-        match std::env::var(REFRESH_FLOOR_ENV) {
-            Ok(url) => refresh_floor(&path, &url),
-            Err(_) => floor(&path),
-        }
-        return;
-    }
+    let floor = floor_binary();
     let mut c = Criterion::default().configure_from_args();
-    benches(&mut c);
-    refresh_benches(&mut c);
+    benches(&mut c, &floor);
+    refresh_benches(&mut c, &floor);
     c.final_summary();
 }

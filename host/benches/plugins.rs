@@ -4,6 +4,8 @@
 //! - `registry/list/{0,100}`: load the configuration, build the registry (built-ins plus one
 //!   provider per plugin file) and list it, as `host providers` does. Nothing is compiled.
 //! - `cli/providers/{0,100}`: the same through the real `host providers --json` process.
+//! - `engine/start`: start the plugin engine (its configuration, the instance pool, the linker
+//!   with every WASI interface), as the first plugin use in a process does.
 //! - `first_access/cold`: compile a plugin (no cache) and read its metadata.
 //! - `first_access/cached`: the same with the precompiled artifact in the cache.
 //! - `call/instance_and_trivial_call`: a fresh instance of a loaded plugin plus one trivial
@@ -94,6 +96,21 @@ fn cli_providers(c: &mut Criterion) {
     group.finish();
 }
 
+fn engine(c: &mut Criterion) {
+    let home = tempfile::tempdir().unwrap();
+    let config = config(home.path());
+    let mut group = c.benchmark_group("engine");
+    group.sample_size(30);
+    group.bench_function("start", |b| {
+        b.iter(|| {
+            let host = plugin_host(&config, false);
+            host.warm_up().unwrap();
+            assert!(host.is_started());
+        })
+    });
+    group.finish();
+}
+
 fn first_access(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let home = tempfile::tempdir().unwrap();
@@ -156,5 +173,5 @@ fn call(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, registry, cli_providers, first_access, call);
+criterion_group!(benches, registry, cli_providers, engine, first_access, call);
 criterion_main!(benches);

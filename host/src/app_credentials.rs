@@ -192,6 +192,8 @@ pub(crate) fn describe(kind: &jsonschema::error::ValidationErrorKind) -> String 
         K::MaxItems { limit } => format!("must have at most {limit} items"),
         K::Minimum { limit } => format!("must be at least {limit}"),
         K::Maximum { limit } => format!("must be at most {limit}"),
+        // JSON pointers (`token_pointer`, `identify_pointer`) are checked by the pattern `^/`.
+        K::Pattern { pattern } if pattern == "^/" => "must start with `/`".to_owned(),
         K::Pattern { pattern } => format!("must match the pattern {pattern}"),
         K::AnyOf { context } | K::OneOfNotValid { context } => {
             // `Option<T>` and enums become `anyOf`/`oneOf`: name the accepted types.

@@ -86,7 +86,7 @@ pub struct ProviderSettings {
     pub authorize_params: BTreeMap<String, String>,
     /// Where the token sits in the token response, as a JSON pointer (`"/authed_user"`).
     #[serde(default)]
-    #[schemars(regex(pattern = r"^(/[^/]*)+$"))]
+    #[schemars(regex(pattern = "^/"))]
     pub token_pointer: Option<String>,
     /// The provider's own names for bearer tokens, accepted as `token_type` (Slack:
     /// `["bot", "user"]`).
@@ -102,7 +102,7 @@ pub struct ProviderSettings {
     /// The JSON pointer of the login name in `identify_url`'s answer (`"/login"`); without
     /// one, the first of `email`, `preferred_username`, `login`, `username`, `name`.
     #[serde(default)]
-    #[schemars(regex(pattern = r"^(/[^/]*)+$"))]
+    #[schemars(regex(pattern = "^/"))]
     pub identify_pointer: Option<String>,
 }
 

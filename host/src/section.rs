@@ -434,4 +434,34 @@ mod tests {
         assert_eq!(c.client_id, "id");
         assert_eq!(c.port, 8080);
     }
+
+    #[test]
+    fn a_json_pointer_must_start_with_a_slash() {
+        let section = |pointer: &str| {
+            ProviderSection::from_code(
+                "acme",
+                serde_json::json!({
+                    "client_id": "id",
+                    "authorize_url": "https://a.example/authorize",
+                    "token_url": "https://a.example/token",
+                    "token_pointer": pointer,
+                }),
+            )
+        };
+        let err = section("authed_user")
+            .parse::<crate::oauth2::OAuth2AppCredentials>()
+            .err()
+            .expect("must fail");
+        assert!(
+            err.to_string()
+                .contains("providers.acme.token_pointer must start with `/`"),
+            "{err}"
+        );
+        for ok in ["/authed_user", "/a/b", "/", "/a~1b/0"] {
+            let app = section(ok)
+                .parse::<crate::oauth2::OAuth2AppCredentials>()
+                .expect(ok);
+            assert_eq!(app.token_pointer.as_deref(), Some(ok));
+        }
+    }
 }

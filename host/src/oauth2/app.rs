@@ -72,7 +72,7 @@ pub struct OAuth2AppCredentials {
     /// Where the token sits in the token response, as a JSON pointer (RFC 6901), when the
     /// provider nests it (e.g. `"/authed_user"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^(/[^/]*)+$"))]
+    #[schemars(regex(pattern = "^/"))]
     pub token_pointer: Option<String>,
     /// The provider's own names for what are bearer tokens, accepted as `token_type` besides
     /// `bearer` (Slack: `["bot", "user"]`).

@@ -113,13 +113,18 @@ impl FileBackend {
             .checked_add(timeout)
             .unwrap_or(now + Duration::from_secs(365 * 86_400));
         let path = record.with_extension("lock");
-        let file = tokio::task::spawn_blocking(move || acquire(&path, deadline, timeout))
-            .await
-            .map_err(|e| StoreError::Io {
-                action: "cannot lock",
-                path: dir,
-                source: std::io::Error::other(e),
-            })??;
+        // Uncontended (the usual case) the lock is taken here at once; only waiting for
+        // another process moves to a blocking thread.
+        let file = match try_acquire(&path)? {
+            Some(file) => file,
+            None => tokio::task::spawn_blocking(move || acquire(&path, deadline, timeout))
+                .await
+                .map_err(|e| StoreError::Io {
+                    action: "cannot lock",
+                    path: dir,
+                    source: std::io::Error::other(e),
+                })??,
+        };
         Ok(FileLock {
             record,
             _file: file,
@@ -201,7 +206,8 @@ impl FileLock {
 
 /// Takes the exclusive lock on `path`, polling until `deadline`. The holder's pid is written
 /// into the file so that a waiter that gives up can say who holds it.
-fn acquire(path: &Path, deadline: Instant, waited: Duration) -> Result<File, StoreError> {
+/// The lock if it is free now; `None` when another process holds it.
+fn try_acquire(path: &Path) -> Result<Option<File>, StoreError> {
     loop {
         let mut options = private_options();
         options.read(true).write(true).truncate(false);
@@ -215,9 +221,20 @@ fn acquire(path: &Path, deadline: Instant, waited: Duration) -> Result<File, Sto
                 }
                 let _ = file.set_len(0);
                 let _ = write!(file, "process {}", std::process::id());
-                return Ok(file);
+                return Ok(Some(file));
             }
-            Err(std::fs::TryLockError::WouldBlock) => {
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock", path)(e)),
+        }
+    }
+}
+
+/// The lock, waiting for it until `deadline`. Blocking.
+fn acquire(path: &Path, deadline: Instant, waited: Duration) -> Result<File, StoreError> {
+    loop {
+        match try_acquire(path)? {
+            Some(file) => return Ok(file),
+            None => {
                 if Instant::now() >= deadline {
                     let holder = fs::read_to_string(path)
                         .ok()
@@ -232,7 +249,6 @@ fn acquire(path: &Path, deadline: Instant, waited: Duration) -> Result<File, Sto
                 }
                 std::thread::sleep(LOCK_POLL);
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock", path)(e)),
         }
     }
 }

@@ -448,10 +448,9 @@ mod tests {
                 }),
             )
         };
-        let err = section("authed_user")
-            .parse::<crate::oauth2::OAuth2AppCredentials>()
-            .err()
-            .expect("must fail");
+        let Err(err) = section("authed_user").parse::<crate::oauth2::OAuth2AppCredentials>() else {
+            panic!("a pointer without a leading slash must fail");
+        };
         assert!(
             err.to_string()
                 .contains("providers.acme.token_pointer must start with `/`"),

@@ -2,6 +2,7 @@
 
 use clap::Args;
 use host::ProviderSource;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Context, describe_expiry};
@@ -137,55 +138,99 @@ fn run_all(ctx: &Context, args: &ProvidersArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line of `host providers` (an element of its JSON).
+#[derive(Serialize)]
+struct Listed<'a> {
+    name: &'a str,
+    /// `built-in`, `configured`, `catalog`, `code`, `not configured`, or the plugin's path.
+    source: std::borrow::Cow<'a, str>,
+    flows: Vec<&'a str>,
+    default_flow: Option<&'a str>,
+    credentials: AppStatus,
+    accounts: Vec<Account>,
+}
+
+/// Whether the provider's app credentials check out.
+#[derive(Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+enum AppStatus {
+    Unchecked,
+    Valid,
+    Invalid { problems: Vec<String> },
+    Missing,
+}
+
+/// A stored account, or why it cannot be shown.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Account {
+    Stored {
+        account: String,
+        flow: String,
+        identity: Option<String>,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    Unreadable {
+        account: String,
+        error: String,
+    },
+}
+
 pub(crate) async fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()> {
     if args.all {
         return run_all(ctx, &args);
     }
-    let mut out = Vec::new();
     let store = ctx.app.store();
     let with_records = store.providers_with_records().await?;
-    for provider in ctx.app.registry().providers() {
+    let providers = ctx.app.registry().providers();
+    let mut out = Vec::with_capacity(providers.len());
+    for provider in &providers {
         let source = match provider.source() {
-            ProviderSource::BuiltIn => json!("built-in"),
-            ProviderSource::Plugin(path) => json!(path),
-            ProviderSource::Configured => json!("configured"),
-            ProviderSource::Catalog => json!("catalog"),
-            _ => json!("code"),
+            ProviderSource::BuiltIn => "built-in".into(),
+            ProviderSource::Plugin(path) => path.to_string_lossy(),
+            ProviderSource::Configured => "configured".into(),
+            ProviderSource::Catalog => "catalog".into(),
+            _ => "code".into(),
         };
         let credentials = match provider.check_app_credentials() {
-            None => json!({ "status": "unchecked" }),
-            Some(Ok(())) => json!({ "status": "valid" }),
-            Some(Err(e)) => json!({
-                "status": "invalid",
-                "problems": e.issues.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            }),
+            None => AppStatus::Unchecked,
+            Some(Ok(())) => AppStatus::Valid,
+            Some(Err(e)) => AppStatus::Invalid {
+                problems: e.issues.iter().map(ToString::to_string).collect(),
+            },
         };
         let names = if with_records.contains(provider.name()) {
             store.accounts(provider.name()).await?
         } else {
             Vec::new()
         };
-        let mut accounts: Vec<Value> = Vec::new();
+        let mut accounts = Vec::new();
         for account in names {
             accounts.push(match store.load(provider.name(), &account).await {
-                Ok(Some(r)) => json!({
-                    "account": account,
-                    "flow": r.flow,
-                    "identity": r.identity,
-                    "expires_at": r.expires_at(),
-                }),
-                Ok(None) => json!({ "account": account, "error": "vanished" }),
-                Err(e) => json!({ "account": account, "error": e.to_string() }),
+                Ok(Some(r)) => Account::Stored {
+                    expires_at: r.expires_at(),
+                    account,
+                    flow: r.flow,
+                    identity: r.identity,
+                },
+                Ok(None) => Account::Unreadable {
+                    account,
+                    error: "vanished".into(),
+                },
+                Err(e) => Account::Unreadable {
+                    account,
+                    error: e.to_string(),
+                },
             });
         }
-        out.push(json!({
-            "name": provider.name(),
-            "source": source,
-            "flows": provider.flow_names().collect::<Vec<_>>(),
-            "default_flow": provider.default_flow(),
-            "credentials": credentials,
-            "accounts": accounts,
-        }));
+        out.push(Listed {
+            name: provider.name(),
+            source,
+            flows: provider.flow_names().collect(),
+            default_flow: provider.default_flow(),
+            credentials,
+            accounts,
+        });
     }
     // Credentials stored for a provider the configuration no longer names.
     for name in &with_records {
@@ -194,61 +239,66 @@ pub(crate) async fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()
             if accounts.is_empty() {
                 continue;
             }
-            out.push(json!({
-                "name": name,
-                "source": "not configured",
-                "flows": [],
-                "default_flow": null,
-                "credentials": { "status": "missing" },
-                "accounts": accounts.iter().map(|a| json!({ "account": a, "error": "its provider is not configured" })).collect::<Vec<_>>(),
-            }));
+            out.push(Listed {
+                name,
+                source: "not configured".into(),
+                flows: Vec::new(),
+                default_flow: None,
+                credentials: AppStatus::Missing,
+                accounts: accounts
+                    .into_iter()
+                    .map(|account| Account::Unreadable {
+                        account,
+                        error: "its provider is not configured".into(),
+                    })
+                    .collect(),
+            });
         }
     }
     if args.json {
-        outln!("{:#}", Value::Array(out));
+        let text = serde_json::to_string_pretty(&out)?;
+        outln!("{text}");
         return Ok(());
     }
     for p in &out {
-        let flows = flows_of(p);
-        outln!(
-            "{}  ({})",
-            p["name"].as_str().unwrap_or_default(),
-            p["source"].as_str().unwrap_or_default()
-        );
-        outln!("  flows: {}", flows.join(", "));
-        match p["credentials"]["status"].as_str() {
-            Some("invalid") => {
+        outln!("{}  ({})", p.name, p.source);
+        outln!("  flows: {}", p.flows.join(", "));
+        match &p.credentials {
+            AppStatus::Invalid { problems } => {
                 outln!("  app credentials: invalid");
-                for problem in p["credentials"]["problems"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                {
-                    outln!("    - {}", problem.as_str().unwrap_or_default());
+                for problem in problems {
+                    outln!("    - {problem}");
                 }
             }
-            Some(status) => outln!("  app credentials: {status}"),
-            None => {}
+            AppStatus::Unchecked => outln!("  app credentials: unchecked"),
+            AppStatus::Valid => outln!("  app credentials: valid"),
+            AppStatus::Missing => outln!("  app credentials: missing"),
         }
-        let accounts = p["accounts"].as_array().cloned().unwrap_or_default();
-        if accounts.is_empty() {
+        if p.accounts.is_empty() {
             outln!(
                 "  accounts: none (log in with `host run --provider {}`)",
-                p["name"].as_str().unwrap_or_default()
+                p.name
             );
         }
-        for a in accounts {
-            let name = a["account"].as_str().unwrap_or_default();
-            if let Some(e) = a["error"].as_str() {
-                outln!("  account {name}: {e}");
-                continue;
+        for a in &p.accounts {
+            match a {
+                Account::Unreadable { account, error } => outln!("  account {account}: {error}"),
+                Account::Stored {
+                    account,
+                    identity,
+                    expires_at,
+                    ..
+                } => {
+                    let who = identity
+                        .as_deref()
+                        .map(|i| format!(" ({i})"))
+                        .unwrap_or_default();
+                    outln!(
+                        "  account {account}{who}: token {}",
+                        describe_expiry(*expires_at)
+                    );
+                }
             }
-            let who = a["identity"]
-                .as_str()
-                .map(|i| format!(" ({i})"))
-                .unwrap_or_default();
-            let expiry = a["expires_at"].as_str().and_then(|s| s.parse().ok());
-            outln!("  account {name}{who}: token {}", describe_expiry(expiry));
         }
     }
     Ok(())

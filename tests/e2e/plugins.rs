@@ -368,6 +368,7 @@ async fn concurrent_first_uses_compile_once_and_a_corrupt_cache_is_recompiled() 
     let artifacts: Vec<PathBuf> = std::fs::read_dir(&cache)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
         .collect();
     assert_eq!(
         artifacts.len(),
@@ -401,6 +402,26 @@ async fn concurrent_first_uses_compile_once_and_a_corrupt_cache_is_recompiled() 
         flipped,
         "the artifact was rewritten"
     );
+    // ...or its digest is missing.
+    let mut digest = artifacts[0].clone().into_os_string();
+    digest.push(".b3");
+    std::fs::remove_file(&digest).unwrap();
+    let (_app, fourth) = s.registry(&toml);
+    let recompiled = fourth
+        .load(&s.plugins_dir().join("acme.wasm"))
+        .await
+        .unwrap();
+    assert_eq!(recompiled.source(), host::plugin::LoadSource::Compiled);
+    assert!(
+        std::fs::metadata(&digest).is_ok(),
+        "the digest was written again"
+    );
+    let (_app, fifth) = s.registry(&toml);
+    let cached = fifth
+        .load(&s.plugins_dir().join("acme.wasm"))
+        .await
+        .unwrap();
+    assert_eq!(cached.source(), host::plugin::LoadSource::Cache);
 }
 
 #[test]

@@ -75,9 +75,12 @@ impl PluginHost {
     pub(crate) fn runtime(&self) -> Result<Arc<Runtime>, EngineError> {
         self.runtime
             .get_or_init(|| {
-                Runtime::new(&self.settings, &self.http_policy)
+                let started = std::time::Instant::now();
+                let runtime = Runtime::new(&self.settings, &self.http_policy)
                     .map(Arc::new)
-                    .map_err(EngineError)
+                    .map_err(EngineError);
+                tracing::debug!("plugin engine started in {:?}", started.elapsed());
+                runtime
             })
             .clone()
     }
@@ -280,20 +283,23 @@ impl Runtime {
         Ok((component, LoadSource::Compiled))
     }
 
-    /// A cached artifact, if present, intact (digest) and accepted by the engine.
+    /// A cached artifact, if present, intact (digest) and accepted by the engine. The artifact
+    /// is mapped from the file, not read and copied: its code pages come from the page cache.
     fn load_artifact(&self, artifact: &Path) -> Option<Component> {
-        let data = std::fs::read(artifact).ok()?;
-        let (digest, payload) = data.split_at_checked(32)?;
-        if blake3::hash(payload).as_bytes() != digest {
+        let expected = std::fs::read(digest_path(artifact)).ok()?;
+        let actual = blake3::Hasher::new().update_mmap(artifact).ok()?.finalize();
+        if actual.as_bytes()[..] != expected[..] {
             tracing::warn!(artifact = %artifact.display(), "corrupt cached plugin artifact; recompiling");
             return None;
         }
-        // SAFETY: `deserialize` trusts its input to be an artifact this engine produced. The
-        // file lives in the host's own 0700 cache folder, was written by `write_artifact` via
-        // temp file and rename, and its BLAKE3 digest was just checked, so a truncated or corrupted
-        // file never gets here; wasmtime also checks the engine's version and settings.
+        // SAFETY: `deserialize_file` trusts its input to be an artifact this engine produced and
+        // the file not to change while mapped. It lives in the host's own 0700 cache folder,
+        // was written by `write_artifact` via temp file and rename (a rewrite replaces the file,
+        // never changes a mapped one), and its BLAKE3 digest was just checked, so a truncated
+        // or corrupted file never gets here; wasmtime also checks the engine's version and
+        // settings.
         #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize(&self.engine, payload) };
+        let component = unsafe { Component::deserialize_file(&self.engine, artifact) };
         match component {
             Ok(c) => Some(c),
             Err(e) => {
@@ -764,6 +770,16 @@ fn write_artifact(artifact: &Path, component: &Component) -> Result<(), String> 
     crate::private_fs::ensure_private_dir(dir).map_err(|e| e.to_string())?;
     let payload = component.serialize().map_err(|e| e.to_string())?;
     let digest = blake3::hash(&payload);
-    crate::private_fs::write_atomic(artifact, &[digest.as_bytes(), &payload])
-        .map_err(|e| e.to_string())
+    // The digest first: an artifact without its digest, or with another's, is recompiled.
+    crate::private_fs::write_atomic(&digest_path(artifact), &[digest.as_bytes()])
+        .map_err(|e| e.to_string())?;
+    crate::private_fs::write_atomic(artifact, &[&payload]).map_err(|e| e.to_string())
+}
+
+/// Where an artifact's BLAKE3 digest is kept: beside it, so the artifact itself is exactly
+/// what wasmtime maps.
+fn digest_path(artifact: &Path) -> PathBuf {
+    let mut name = artifact.as_os_str().to_owned();
+    name.push(".b3");
+    PathBuf::from(name)
 }

@@ -16,16 +16,22 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 /// The client configuration every `reqwest` client of the crate uses (HTTP/2 and HTTP/1.1
-/// offered by ALPN, as `reqwest` would).
+/// offered by ALPN, as `reqwest` would). One per process, handed out as clones: however many
+/// clients a process builds (token endpoints, plugins, API sessions), the roots are read once.
 pub(crate) fn client_config() -> Result<rustls::ClientConfig, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()?
-        .dangerous() // a verifier of our own: it is rustls's WebPKI verifier, built later
-        .with_custom_certificate_verifier(Arc::new(PlatformRoots::new(provider)))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+    static CONFIG: OnceLock<Result<rustls::ClientConfig, rustls::Error>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+                .with_safe_default_protocol_versions()?
+                .dangerous() // a verifier of our own: it is rustls's WebPKI verifier, built later
+                .with_custom_certificate_verifier(Arc::new(PlatformRoots::new(provider)))
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            Ok(config)
+        })
+        .clone()
 }
 
 /// Verifies server certificates with WebPKI against the platform's roots, read on first use.

@@ -59,33 +59,10 @@ fn bench(c: &mut Criterion) {
     let plain = reqwest::Client::builder().no_proxy().build().unwrap();
 
     // The slack plugin against a server answering Slack's shape.
-    let slack = rt.block_on(TestProvider::start());
-    slack.set_rotate(false);
-    slack.set_slack_shape(true);
+    let slack = rt.block_on(common::slack_server());
     let slack_home = tempfile::tempdir().unwrap();
-    let h = slack_home.path();
-    let plugins = h.join("data/host/plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(
-        host_testkit::guests::SLACK_PLUGIN,
-        plugins.join("slack.wasm"),
-    )
-    .unwrap();
-    let file = h.join("host.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[plugins]\nallow_http_loopback = true\n[providers.slack]\nclient_id = \"{}\"\n\
-             client_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
-            host_testkit::CLIENT_ID,
-            host_testkit::CLIENT_SECRET,
-            slack.url("/authorize"),
-            slack.url("/token")
-        ),
-    )
-    .unwrap();
-    let config = ConfigLoader::with_env(slack.github_env(h))
-        .file(&file)
+    common::install_slack(slack_home.path(), &slack);
+    let config = ConfigLoader::with_env(slack.github_env(slack_home.path()))
         .load()
         .unwrap();
     let slack_app = App::from_config(config).expect("store settings");

@@ -152,30 +152,9 @@ impl RefreshHome {
         let dir = tempfile::tempdir().unwrap();
         let h = dir.path();
         let (github, slack) =
-            rt.block_on(async { (TestProvider::start().await, TestProvider::start().await) });
+            rt.block_on(async { (TestProvider::start().await, common::slack_server().await) });
         github.set_rotate(false);
-        slack.set_rotate(false);
-        slack.set_slack_shape(true);
-        let plugins = h.join("data/host/plugins");
-        std::fs::create_dir_all(&plugins).unwrap();
-        std::fs::copy(
-            host_testkit::guests::SLACK_PLUGIN,
-            plugins.join("slack.wasm"),
-        )
-        .unwrap();
-        std::fs::create_dir_all(h.join("config/host")).unwrap();
-        std::fs::write(
-            h.join("config/host/host.toml"),
-            format!(
-                "[plugins]\nallow_http_loopback = true\n[providers.slack]\nclient_id = \"{}\"\n\
-                 client_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
-                host_testkit::CLIENT_ID,
-                host_testkit::CLIENT_SECRET,
-                slack.url("/authorize"),
-                slack.url("/token")
-            ),
-        )
-        .unwrap();
+        common::install_slack(h, &slack);
         let config = host::ConfigLoader::with_env(github.github_env(h))
             .defaults(host::builtin_defaults())
             .load()

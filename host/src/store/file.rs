@@ -136,17 +136,29 @@ impl FileBackend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileId(u64, u64);
 
-#[cfg(unix)]
-fn file_id(path: &Path) -> Option<FileId> {
-    use std::os::unix::fs::MetadataExt;
-    fs::symlink_metadata(path)
-        .ok()
-        .map(|m| FileId(m.dev(), m.ino()))
+impl FileId {
+    #[cfg(unix)]
+    fn of(m: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileId(m.dev(), m.ino())
+    }
+
+    /// Without inodes, the length stands in (weaker, but only a hint to read again).
+    #[cfg(not(unix))]
+    fn of(m: &fs::Metadata) -> Self {
+        FileId(m.len(), 0)
+    }
 }
 
-#[cfg(not(unix))]
+/// The file at `path` now (not following a symbolic link).
 fn file_id(path: &Path) -> Option<FileId> {
-    fs::symlink_metadata(path).ok().map(|m| FileId(m.len(), 0))
+    fs::symlink_metadata(path).ok().map(|m| FileId::of(&m))
+}
+
+/// Whether the open `file` is still the one at `path`.
+fn same_file(file: &File, path: &Path) -> bool {
+    file.metadata()
+        .is_ok_and(|m| file_id(path) == Some(FileId::of(&m)))
 }
 
 /// A held file lock on one record.
@@ -204,9 +216,9 @@ impl FileLock {
     }
 }
 
-/// Takes the exclusive lock on `path`, polling until `deadline`. The holder's pid is written
-/// into the file so that a waiter that gives up can say who holds it.
-/// The lock if it is free now; `None` when another process holds it.
+/// Takes the exclusive lock on `path` if it is free now (`None` when another process holds
+/// it). The holder's pid is written into the file so that a waiter that gives up can say who
+/// holds it.
 fn try_acquire(path: &Path) -> Result<Option<File>, StoreError> {
     loop {
         let mut options = private_options();
@@ -229,7 +241,7 @@ fn try_acquire(path: &Path) -> Result<Option<File>, StoreError> {
     }
 }
 
-/// The lock, waiting for it until `deadline`. Blocking.
+/// Takes the lock, polling until `deadline`. Blocking.
 fn acquire(path: &Path, deadline: Instant, waited: Duration) -> Result<File, StoreError> {
     loop {
         match try_acquire(path)? {
@@ -251,20 +263,6 @@ fn acquire(path: &Path, deadline: Instant, waited: Duration) -> Result<File, Sto
             }
         }
     }
-}
-
-#[cfg(unix)]
-fn same_file(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), fs::symlink_metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn same_file(_file: &File, path: &Path) -> bool {
-    path.exists()
 }
 
 fn refuse_symlink(path: &Path) -> Result<(), StoreError> {
@@ -293,20 +291,8 @@ fn read_private(path: &Path) -> Result<Option<(Vec<u8>, FileId)>, StoreError> {
     repair_private_file(&file, path).map_err(io("cannot protect", path))?;
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io("cannot read", path))?;
-    let id = open_file_id(&file).map_err(io("cannot read", path))?;
+    let id = FileId::of(&file.metadata().map_err(io("cannot read", path))?);
     Ok(Some((bytes, id)))
-}
-
-#[cfg(unix)]
-fn open_file_id(file: &File) -> std::io::Result<FileId> {
-    use std::os::unix::fs::MetadataExt;
-    let m = file.metadata()?;
-    Ok(FileId(m.dev(), m.ino()))
-}
-
-#[cfg(not(unix))]
-fn open_file_id(file: &File) -> std::io::Result<FileId> {
-    Ok(FileId(file.metadata()?.len(), 0))
 }
 
 /// Opens a file of the store without following a symbolic link at its last component: on unix

@@ -482,27 +482,38 @@ impl crate::provider::Resolver for AppResolver {
 
     fn all(&self, loaded: &dyn Fn(&str) -> bool) -> Vec<Provider> {
         let mut out = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
         if !loaded(github::NAME) {
             out.extend(self.resolve(github::NAME));
         }
-        seen.insert(github::NAME.to_owned());
-        // The folder's entries are the plugins: no second look at each file.
+        // The folder's entries are the plugins: no second look at each file. Their names
+        // (sorted) are kept to skip configured sections of the same name below.
         #[cfg(feature = "plugins")]
-        for file in self.plugin_files() {
-            seen.insert(file.name.clone());
-            if !loaded(&file.name) {
-                let section = self.config.provider_section(&file.name);
-                out.push(crate::plugin::plugin_provider(
-                    file,
-                    section,
-                    &self.plugins,
-                    &self.plugins_dir,
-                ));
+        let plugin_names: Vec<String> = {
+            let files = self.plugin_files();
+            let mut names = Vec::with_capacity(files.len());
+            out.reserve(files.len());
+            for file in files {
+                names.push(file.name.clone());
+                if !loaded(&file.name) {
+                    let section = self.config.provider_section(&file.name);
+                    out.push(crate::plugin::plugin_provider(
+                        file,
+                        section,
+                        &self.plugins,
+                        &self.plugins_dir,
+                    ));
+                }
             }
-        }
+            names
+        };
+        #[cfg(not(feature = "plugins"))]
+        let plugin_names: Vec<String> = Vec::new();
         for name in self.config.provider_names() {
-            if !seen.contains(name) && !loaded(name) {
+            let seen = name == github::NAME
+                || plugin_names
+                    .binary_search_by(|n| n.as_str().cmp(name))
+                    .is_ok();
+            if !seen && !loaded(name) {
                 out.extend(self.configured(name));
             }
         }

@@ -80,6 +80,7 @@ type Factory =
     Box<dyn Fn(ProviderContext) -> BoxFuture<'static, Result<BuiltFlow, FlowError>> + Send + Sync>;
 
 struct FlowSlot {
+    name: String,
     factory: Factory,
     cell: OnceCell<BuiltFlow>,
 }
@@ -108,7 +109,9 @@ pub struct Provider {
     source: ProviderSource,
     checker: Option<Checker>,
     default_flow: Option<String>,
-    flows: BTreeMap<String, FlowSlot>,
+    /// Sorted by name. A provider has a handful of flows: a vector, not a map (a map's node
+    /// for one flow is 1.4 KiB, which `host providers` paid per plugin file).
+    flows: Vec<FlowSlot>,
 }
 
 impl fmt::Debug for Provider {
@@ -116,7 +119,7 @@ impl fmt::Debug for Provider {
         f.debug_struct("Provider")
             .field("name", &self.ctx.name())
             .field("source", &self.source)
-            .field("flows", &self.flows.keys().collect::<Vec<_>>())
+            .field("flows", &self.flow_names().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -133,7 +136,7 @@ impl Provider {
                 source: ProviderSource::Code,
                 checker: None,
                 default_flow: None,
-                flows: BTreeMap::new(),
+                flows: Vec::new(),
             },
         }
     }
@@ -155,7 +158,7 @@ impl Provider {
 
     /// The names of its flows, sorted.
     pub fn flow_names(&self) -> impl Iterator<Item = &str> {
-        self.flows.keys().map(String::as_str)
+        self.flows.iter().map(|s| s.name.as_str())
     }
 
     /// The flow used when none is named: the one set with [`ProviderBuilder::default_flow`], else
@@ -171,9 +174,17 @@ impl Provider {
         self.checker.as_ref().map(|check| check(&self.ctx.app))
     }
 
+    /// The slot of the flow `name`.
+    fn slot(&self, name: &str) -> Option<&FlowSlot> {
+        self.flows
+            .binary_search_by(|s| s.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.flows[i])
+    }
+
     /// Whether the flow `name` has been built already.
     pub fn is_flow_built(&self, name: &str) -> bool {
-        self.flows.get(name).is_some_and(|s| s.cell.initialized())
+        self.slot(name).is_some_and(|s| s.cell.initialized())
     }
 
     /// The flow `name`, built on first access and the same instance afterwards.
@@ -202,14 +213,11 @@ impl Provider {
     }
 
     async fn built(&self, name: &str) -> Result<BuiltFlow, ProviderError> {
-        let slot = self
-            .flows
-            .get(name)
-            .ok_or_else(|| ProviderError::UnknownFlow {
-                provider: self.name().to_owned(),
-                flow: name.to_owned(),
-                known: self.flows.keys().cloned().collect(),
-            })?;
+        let slot = self.slot(name).ok_or_else(|| ProviderError::UnknownFlow {
+            provider: self.name().to_owned(),
+            flow: name.to_owned(),
+            known: self.flow_names().map(str::to_owned).collect(),
+        })?;
         let flow = slot
             .cell
             .get_or_try_init(|| (slot.factory)(self.ctx.clone()))
@@ -250,13 +258,16 @@ impl ProviderBuilder {
         if self.provider.default_flow.is_none() {
             self.provider.default_flow = Some(name.clone());
         }
-        self.provider.flows.insert(
+        let slot = FlowSlot {
             name,
-            FlowSlot {
-                factory,
-                cell: OnceCell::new(),
-            },
-        );
+            factory,
+            cell: OnceCell::new(),
+        };
+        let flows = &mut self.provider.flows;
+        match flows.binary_search_by(|s| s.name.as_str().cmp(&slot.name)) {
+            Ok(i) => flows[i] = slot,
+            Err(i) => flows.insert(i, slot),
+        }
         self
     }
 

@@ -26,18 +26,19 @@ pub fn discover(dir: &Path) -> Vec<PluginFile> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
+    // The name is checked on the entry's own bytes; a path is built only for a plugin.
     let mut found: Vec<PluginFile> = entries
         .filter_map(|e| {
-            let path = e.ok()?.path();
-            if path.extension()? != "wasm" {
-                return None;
-            }
-            let name = path.file_stem()?.to_str()?.to_owned();
-            crate::names::check_name(&name).ok()?;
-            Some(PluginFile { name, path })
+            let file_name = e.ok()?.file_name();
+            let name = file_name.to_str()?.strip_suffix(".wasm")?;
+            crate::names::check_name(name).ok()?;
+            Some(PluginFile {
+                name: name.to_owned(),
+                path: dir.join(&file_name),
+            })
         })
         .collect();
-    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     found
 }
 
@@ -48,10 +49,16 @@ pub(crate) fn plugin_provider(
     plugins: &Arc<PluginHost>,
     plugins_dir: &Path,
 ) -> Provider {
-    let builder = Provider::builder(&file.name, section.clone())
-        .source(ProviderSource::Plugin(file.path.clone()));
+    let bound = section.bound_plugin_flows(plugins_dir);
+    let builder =
+        Provider::builder(file.name, section).source(ProviderSource::Plugin(file.path.clone()));
     let builder = plugin_flow(builder, plugins, PLUGIN_FLOW, file.path);
-    bind_plugin_flows(builder, &section, plugins, plugins_dir).build()
+    bound
+        .into_iter()
+        .fold(builder, |b, (flow, path)| {
+            plugin_flow(b, plugins, &flow, path)
+        })
+        .build()
 }
 
 /// Adds the plugin flows a section binds (`[providers.X.flows.Y] plugin = "file.wasm"`).

@@ -12,6 +12,9 @@
 //! - `host token` for a plugin provider (the slack example, its compiled artifact cached) vs
 //!   `host token` refreshing natively, both refreshing on every run.
 //!
+//! After each set of criterion groups, the same commands run alternating, round-robin, and their
+//! medians and ratios are printed: the figures to quote on a machine whose speed drifts.
+//!
 //! `HOST_BENCH_BIN=/path/to/host` measures another build of `host` (e.g. one linked differently)
 //! against the same floor.
 
@@ -94,6 +97,40 @@ fn host_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_host")))
 }
 
+/// Runs each variant in turn, `rounds` times round-robin, and prints each one's median and its
+/// ratio to the first: on a machine whose speed drifts over seconds (a shared VM), alternating
+/// keeps a ratio honest where criterion's one-group-after-another may not. Skipped when the
+/// bench's filter (the first free argument) does not occur in `title`.
+fn alternate(title: &str, variants: &[(&str, &dyn Fn() -> Command)], rounds: usize) {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.is_some_and(|f| !title.contains(&f)) {
+        return;
+    }
+    let mut times = vec![Vec::with_capacity(rounds); variants.len()];
+    for _ in 0..rounds {
+        for ((_, command), times) in variants.iter().zip(&mut times) {
+            let started = std::time::Instant::now();
+            run(command());
+            times.push(started.elapsed());
+        }
+    }
+    let medians: Vec<std::time::Duration> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort();
+            t[t.len() / 2]
+        })
+        .collect();
+    println!("{title} (alternating, {rounds} rounds, medians):");
+    for ((name, _), median) in variants.iter().zip(&medians) {
+        println!(
+            "  {name:<44} {:>8.3} ms  {:.2}x",
+            median.as_secs_f64() * 1e3,
+            median.as_secs_f64() / medians[0].as_secs_f64()
+        );
+    }
+}
+
 fn run(mut cmd: Command) {
     let out = cmd.output().unwrap();
     assert!(
@@ -127,6 +164,25 @@ fn benches(c: &mut Criterion, floor: &Path) {
     }
     group.finish();
 
+    let floor_read = || {
+        let mut cmd = Command::new(floor);
+        cmd.env_clear().arg("read").arg(&bare.plain);
+        cmd
+    };
+    alternate(
+        "host token, fresh credential",
+        &[
+            ("floor: read the JSON record and print", &floor_read),
+            ("host token", &|| {
+                bare.host(&["token", "--provider", "github"])
+            }),
+            ("host token, 1000 plugin files", &|| {
+                crowded.host(&["token", "--provider", "github"])
+            }),
+        ],
+        300,
+    );
+
     let hundred = Home::new(100);
     let mut group = c.benchmark_group("host providers, plugin files installed");
     for (count, home) in [(0, &bare), (100, &hundred), (1000, &crowded)] {
@@ -135,6 +191,15 @@ fn benches(c: &mut Criterion, floor: &Path) {
         });
     }
     group.finish();
+    alternate(
+        "host providers, plugin files installed",
+        &[
+            ("0", &|| bare.host(&["providers", "--json"])),
+            ("100", &|| hundred.host(&["providers", "--json"])),
+            ("1000", &|| crowded.host(&["providers", "--json"])),
+        ],
+        300,
+    );
 }
 
 /// A home logged in to the github provider and to the slack example plugin, each against its
@@ -227,6 +292,31 @@ fn refresh_benches(c: &mut Criterion, floor: &Path) {
         b.iter(|| run(home.host(&["token", "--provider", "slack", due[0], due[1]])))
     });
     group.finish();
+    let floor_refresh = || {
+        let mut cmd = Command::new(floor);
+        cmd.env_clear().arg("refresh").arg(&home.plain).args([
+            home.github.url("/token").as_str(),
+            host_testkit::CLIENT_ID,
+            host_testkit::CLIENT_SECRET,
+        ]);
+        cmd
+    };
+    alternate(
+        "host token, refresh due",
+        &[
+            (
+                "floor: POST the refresh and write the record",
+                &floor_refresh,
+            ),
+            ("native (github)", &|| {
+                home.host(&["token", "--provider", "github", due[0], due[1]])
+            }),
+            ("plugin (slack, cached artifact)", &|| {
+                home.host(&["token", "--provider", "slack", due[0], due[1]])
+            }),
+        ],
+        300,
+    );
 }
 
 fn main() {

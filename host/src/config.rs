@@ -628,6 +628,14 @@ impl Config {
         self.settings.plugins.clone()
     }
 
+    /// Sets `plugins.instance_pool` when the configuration leaves it unset: a program says
+    /// whether it makes many plugin calls (pooled instances) or a few (on demand).
+    #[cfg(feature = "plugins")]
+    pub fn default_plugin_instance_pool(&mut self, pooled: bool) {
+        let settings = Arc::make_mut(&mut self.settings);
+        settings.plugins.instance_pool.get_or_insert(pooled);
+    }
+
     /// Where precompiled plugins are cached.
     pub fn plugin_cache_dir(&self) -> PathBuf {
         self.data_dir.join("cache").join("plugins")

@@ -277,6 +277,9 @@ impl Context {
             loader = loader.file(file);
         }
         let mut config = loader.load().context("cannot load the configuration")?;
+        // One command makes one or two plugin calls: no instance pool to set up.
+        #[cfg(feature = "plugins")]
+        config.default_plugin_instance_pool(false);
         if let Some(dir) = &cli.plugins_dir {
             config.set_plugins_dir(dir.clone());
         }

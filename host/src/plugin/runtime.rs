@@ -11,6 +11,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 use super::bindings::{v0_1, v0_2};
+use super::cache::{self, Lookup};
 use super::imports::{LimitHit, Limits, StoreState};
 use super::sandbox::{AllowList, HostPattern, HostPatternError};
 use super::{EXPORT, PluginError, PluginSettings, WIT_VERSION, WIT_VERSIONS};
@@ -92,53 +93,95 @@ impl PluginHost {
             let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(loaded.entry(path.to_owned()).or_default())
         };
-        let plugin = cell
-            .get_or_try_init(|| async {
-                let runtime = self.runtime().map_err(|e| PluginError::Host {
-                    path: path.to_owned(),
-                    call: "load",
-                    source: Box::new(e),
-                })?;
-                let started = std::time::Instant::now();
+        let plugin = cell.get_or_try_init(|| self.load_now(path)).await?;
+        Ok(Arc::clone(plugin))
+    }
+
+    async fn load_now(&self, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let started = std::time::Instant::now();
+        let host_error = |e: Box<dyn std::error::Error + Send + Sync>| PluginError::Host {
+            path: path.to_owned(),
+            call: "load",
+            source: e,
+        };
+        let runtime = self.runtime().map_err(|e| host_error(Box::new(e)))?;
+        let max = self.settings.max_file_mib.saturating_mul(1 << 20);
+        let cache = self.cache_dir.as_deref();
+        // A plugin the cache index knows is mapped here and now (two stats, a small file, a
+        // mapping); starting a thread for it cost more than the work. Anything else (reading
+        // and hashing the file, checking a large artifact, compiling) runs on a blocking thread.
+        let mut lookup = cache.map(|dir| cache::lookup(path, max, dir)).transpose()?;
+        let known = lookup.as_ref().and_then(|l| l.entry.clone());
+        let indexed = match (cache, lookup.as_mut().and_then(|l| l.entry.as_mut())) {
+            (Some(dir), Some(entry)) => cache::indexed_artifact(dir, entry, &runtime.engine_hash)
+                .and_then(|artifact| runtime.map_artifact(&artifact)),
+            _ => None,
+        };
+        let (component, source) = match indexed {
+            Some(component) => {
+                tracing::debug!(plugin = %path.display(), "loaded the precompiled plugin from the cache (indexed)");
+                (component, LoadSource::Indexed)
+            }
+            None => {
                 let path_owned = path.to_owned();
-                let cache = self.cache_dir.clone();
+                let cache_owned = self.cache_dir.clone();
                 let rt = Arc::clone(&runtime);
-                let max = self.settings.max_file_mib.saturating_mul(1 << 20);
-                let (component, source) = tokio::task::spawn_blocking(move || {
-                    let bytes = read_plugin_file(&path_owned, max)?;
-                    rt.compile(&path_owned, &bytes, cache.as_deref())
+                let (component, source, entry) = tokio::task::spawn_blocking(move || {
+                    let prepared = cache::prepare(&path_owned, max)?;
+                    rt.compile(&path_owned, prepared, cache_owned.as_deref())
                 })
                 .await
-                .map_err(|e| PluginError::Host {
-                    path: path.to_owned(),
-                    call: "load",
-                    source: Box::new(e),
-                })??;
-                let compiled = started.elapsed();
-                let pre = runtime.instantiate_pre(path, &component)?;
-                let linked = started.elapsed();
-                let mut plugin = LoadedPlugin {
-                    path: path.to_owned(),
-                    runtime,
-                    component,
-                    pre,
-                    source,
-                    info: PluginInfo::default(),
-                };
-                plugin.info = plugin.read_metadata(&self.settings).await?;
-                tracing::debug!(
-                    plugin = %path.display(),
-                    source = ?plugin.source,
-                    "plugin loaded in {:?} (load {:?}, link {:?}, metadata {:?})",
-                    started.elapsed(),
-                    compiled,
-                    linked - compiled,
-                    started.elapsed() - linked
-                );
-                Ok::<_, PluginError>(Arc::new(plugin))
-            })
-            .await?;
-        Ok(Arc::clone(plugin))
+                .map_err(|e| host_error(Box::new(e)))??;
+                if let Some(l) = lookup.as_mut() {
+                    l.entry = Some(entry);
+                }
+                (component, source)
+            }
+        };
+        let compiled = started.elapsed();
+        let pre = runtime.instantiate_pre(path, &component)?;
+        let linked = started.elapsed();
+        let mut plugin = LoadedPlugin {
+            path: path.to_owned(),
+            runtime,
+            component,
+            pre,
+            source,
+            info: PluginInfo::default(),
+        };
+        let cached = lookup
+            .as_ref()
+            .and_then(|l| l.entry.as_ref())
+            .and_then(|e| e.metadata.clone());
+        let raw = match cached {
+            Some(raw) => raw,
+            None => plugin.call_metadata(&self.settings).await?,
+        };
+        plugin.info = plugin.info_from(raw.clone())?;
+        // The index learns what this load found out (nothing is written when it knew it all).
+        if let (
+            Some(dir),
+            Some(Lookup {
+                key: Some(key),
+                entry: Some(entry),
+            }),
+        ) = (cache, &mut lookup)
+        {
+            entry.metadata = Some(raw);
+            if known.as_ref() != Some(entry) {
+                cache::remember(dir, key, entry);
+            }
+        }
+        tracing::debug!(
+            plugin = %path.display(),
+            source = ?plugin.source,
+            "plugin loaded in {:?} (load {:?}, link {:?}, metadata {:?})",
+            started.elapsed(),
+            compiled,
+            linked - compiled,
+            started.elapsed() - linked
+        );
+        Ok(Arc::new(plugin))
     }
 }
 
@@ -202,19 +245,21 @@ impl Runtime {
         // The pooling allocator makes a fresh instance per call cheap (slots reserved once,
         // reused); its limits are sized for interpreted-language components too (a
         // componentize-py plugin has tens of MiB of code and large tables). Where the address
-        // space cannot be reserved, fall back to on-demand allocation.
-        let mut pooled = config.clone();
-        pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool(
-            settings,
-        )));
-        let engine = match Engine::new(&pooled) {
-            Ok(engine) => engine,
-            Err(e) => {
+        // space cannot be reserved, fall back to on-demand allocation. A program making a few
+        // calls skips the pool (`instance_pool = false`): setting it up costs more than it saves.
+        let engine = if settings.instance_pool.unwrap_or(true) {
+            let mut pooled = config.clone();
+            pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool(
+                settings,
+            )));
+            Engine::new(&pooled).or_else(|e| {
                 tracing::debug!("pooling allocator unavailable ({e}); allocating on demand");
                 Engine::new(&config)
-                    .map_err(|e| format!("cannot start the WebAssembly engine: {e}"))?
-            }
-        };
+            })
+        } else {
+            Engine::new(&config)
+        }
+        .map_err(|e| format!("cannot start the WebAssembly engine: {e}"))?;
         let mut linker = Linker::new(&engine);
         // Every WASI interface is linked so components from any toolchain load; the context
         // grants nothing, so every such call is denied at run time.
@@ -254,49 +299,46 @@ impl Runtime {
         })
     }
 
-    /// Compiles a file, or loads its precompiled artifact from the cache. Blocking.
+    /// Maps the plugin's precompiled artifact from the cache, or compiles the file (and caches
+    /// the artifact). Blocking. Returns what the cache index should know of the file.
     fn compile(
         &self,
         path: &Path,
-        bytes: &[u8],
+        prepared: cache::Prepared,
         cache: Option<&Path>,
-    ) -> Result<(Component, LoadSource), PluginError> {
-        check_header(path, bytes)?;
-        let digest = blake3::hash(bytes).to_hex();
-        let artifact = cache.map(|dir| dir.join(format!("{digest}-{}.cwasm", self.engine_hash)));
+    ) -> Result<(Component, LoadSource, cache::Entry), PluginError> {
+        let mut entry = cache::Entry::new(prepared.digest, &self.engine_hash);
+        let artifact = cache.map(|dir| cache::artifact_path(dir, &entry.digest, &self.engine_hash));
         if let Some(artifact) = &artifact
-            && let Some(component) = self.load_artifact(artifact)
+            && cache::artifact_intact(artifact)
+            && let Some(component) = self.map_artifact(artifact)
         {
             tracing::debug!(plugin = %path.display(), "loaded the precompiled plugin from the cache");
-            return Ok((component, LoadSource::Cache));
+            entry.artifact = cache::settled_identity(artifact);
+            return Ok((component, LoadSource::Cache, entry));
         }
         tracing::debug!(plugin = %path.display(), "compiling the plugin");
-        let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::Invalid {
-            path: path.to_owned(),
-            reason: format!("{e:#}"),
-        })?;
+        let component =
+            Component::new(&self.engine, &prepared.bytes).map_err(|e| PluginError::Invalid {
+                path: path.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
         if let Some(artifact) = &artifact
-            && let Err(e) = write_artifact(artifact, &component)
+            && let Err(e) = cache::write_artifact(artifact, &component)
         {
             tracing::warn!(plugin = %path.display(), "cannot cache the compiled plugin: {e}");
         }
-        Ok((component, LoadSource::Compiled))
+        Ok((component, LoadSource::Compiled, entry))
     }
 
-    /// A cached artifact, if present, intact (digest) and accepted by the engine. The artifact
-    /// is mapped from the file, not read and copied: its code pages come from the page cache.
-    fn load_artifact(&self, artifact: &Path) -> Option<Component> {
-        let expected = std::fs::read(digest_path(artifact)).ok()?;
-        let actual = blake3::Hasher::new().update_mmap(artifact).ok()?.finalize();
-        if actual.as_bytes()[..] != expected[..] {
-            tracing::warn!(artifact = %artifact.display(), "corrupt cached plugin artifact; recompiling");
-            return None;
-        }
+    /// Maps a cached artifact whose digest was checked ([`cache::artifact_intact`]); `None`
+    /// (logged) when the engine refuses it. Its code pages come from the page cache.
+    fn map_artifact(&self, artifact: &Path) -> Option<Component> {
         // SAFETY: `deserialize_file` trusts its input to be an artifact this engine produced and
         // the file not to change while mapped. It lives in the host's own 0700 cache folder,
         // was written by `write_artifact` via temp file and rename (a rewrite replaces the file,
-        // never changes a mapped one), and its BLAKE3 digest was just checked, so a truncated
-        // or corrupted file never gets here; wasmtime also checks the engine's version and
+        // never changes a mapped one), and its BLAKE3 digest was checked, so a truncated or
+        // corrupted file never gets here; wasmtime also checks the engine's version and
         // settings.
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize_file(&self.engine, artifact) };
@@ -421,8 +463,12 @@ fn pool(settings: &PluginSettings) -> wasmtime::PoolingAllocationConfig {
 pub enum LoadSource {
     /// Compiled from the `.wasm` file.
     Compiled,
-    /// A precompiled artifact from the cache.
+    /// A precompiled artifact from the cache, found by the plugin file's digest (the file was
+    /// read and hashed).
     Cache,
+    /// A precompiled artifact the cache index named for the plugin file's identity: neither
+    /// the file nor the artifact was read, and the metadata came from the index.
+    Indexed,
 }
 
 /// One entry of a plugin's allowed hosts.
@@ -600,7 +646,11 @@ impl LoadedPlugin {
         store
     }
 
-    async fn read_metadata(&self, settings: &PluginSettings) -> Result<PluginInfo, PluginError> {
+    /// Runs the plugin's `metadata` call.
+    async fn call_metadata(
+        &self,
+        settings: &PluginSettings,
+    ) -> Result<cache::RawMetadata, PluginError> {
         let mut store = self.store(settings, AllowList::default());
         let call = async {
             match &self.pre {
@@ -633,6 +683,29 @@ impl LoadedPlugin {
             Ok(Ok(m)) => m,
         };
         store.data().flush_output("metadata");
+        use cache::RawBinding as R;
+        use v0_2::integrations::auth::types::Binding as B;
+        Ok(cache::RawMetadata {
+            display_name: meta.display_name,
+            version: meta.version,
+            allowed_hosts: meta.allowed_hosts,
+            app_credentials_schema: meta.app_credentials_schema,
+            binding: meta.binding.map(|b| match b {
+                B::Bearer => R::Bearer,
+                B::Basic => R::Basic,
+                B::Header(h) => R::Header {
+                    name: h.name,
+                    prefix: h.prefix,
+                },
+                B::Query(q) => R::Query(q),
+            }),
+            api_base_url: meta.api_base_url,
+        })
+    }
+
+    /// Checks what the plugin's metadata says (a JSON schema, host patterns) and keeps it
+    /// sanitized.
+    fn info_from(&self, meta: cache::RawMetadata) -> Result<PluginInfo, PluginError> {
         let bad = |reason: String| PluginError::BadMetadata {
             path: self.path.clone(),
             reason,
@@ -645,15 +718,15 @@ impl LoadedPlugin {
             .iter()
             .map(|h| HostSpec::parse(h).map_err(|e| bad(format!("allowed host {e}"))))
             .collect::<Result<_, _>>()?;
-        use v0_2::integrations::auth::types::Binding as B;
+        use cache::RawBinding as R;
         let binding = meta.binding.map(|b| match b {
-            B::Bearer => crate::binding::Binding::Scheme(crate::binding::Scheme::Bearer),
-            B::Basic => crate::binding::Binding::Scheme(crate::binding::Scheme::Basic),
-            B::Header(h) => crate::binding::Binding::Header {
-                header: crate::text::sanitize(&h.name, 100),
-                prefix: crate::text::sanitize(&h.prefix, 100),
+            R::Bearer => crate::binding::Binding::Scheme(crate::binding::Scheme::Bearer),
+            R::Basic => crate::binding::Binding::Scheme(crate::binding::Scheme::Basic),
+            R::Header { name, prefix } => crate::binding::Binding::Header {
+                header: crate::text::sanitize(&name, 100),
+                prefix: crate::text::sanitize(&prefix, 100),
             },
-            B::Query(q) => crate::binding::Binding::Query {
+            R::Query(q) => crate::binding::Binding::Query {
                 query: crate::text::sanitize(&q, 100),
             },
         });
@@ -711,75 +784,4 @@ pub(crate) fn trap(
         call,
         source: e.into_boxed_dyn_error(),
     }
-}
-
-/// Reads a plugin file: a regular file (a symlink to one is fine) of at most `max` bytes. A
-/// FIFO would hang the host, a device (`/dev/zero`) would fill its memory.
-fn read_plugin_file(path: &Path, max: u64) -> Result<Vec<u8>, PluginError> {
-    use std::io::Read;
-    let io = |source| PluginError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let bad = |reason: String| PluginError::BadFile {
-        path: path.to_owned(),
-        reason,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(bad("not a regular file".into()));
-    }
-    let too_large = || {
-        bad(format!(
-            "larger than {} MiB (plugins.max_file_mib)",
-            max >> 20
-        ))
-    };
-    if meta.len() > max {
-        return Err(too_large());
-    }
-    let file = std::fs::File::open(path).map_err(io)?;
-    if !file.metadata().map_err(io)?.is_file() {
-        return Err(bad("not a regular file".into()));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(max + 1).read_to_end(&mut bytes).map_err(io)?;
-    if bytes.len() as u64 > max {
-        return Err(too_large());
-    }
-    Ok(bytes)
-}
-
-fn check_header(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(PluginError::NotWasm {
-            path: path.to_owned(),
-        });
-    }
-    // Bytes 4..8: version and layer. Core modules are layer 0, components layer 1.
-    if bytes[6..8] == [0, 0] {
-        return Err(PluginError::CoreModule {
-            path: path.to_owned(),
-        });
-    }
-    Ok(())
-}
-
-fn write_artifact(artifact: &Path, component: &Component) -> Result<(), String> {
-    let dir = artifact.parent().ok_or("no cache folder")?;
-    crate::private_fs::ensure_private_dir(dir).map_err(|e| e.to_string())?;
-    let payload = component.serialize().map_err(|e| e.to_string())?;
-    let digest = blake3::hash(&payload);
-    // The digest first: an artifact without its digest, or with another's, is recompiled.
-    crate::private_fs::write_atomic(&digest_path(artifact), &[digest.as_bytes()])
-        .map_err(|e| e.to_string())?;
-    crate::private_fs::write_atomic(artifact, &[&payload]).map_err(|e| e.to_string())
-}
-
-/// Where an artifact's BLAKE3 digest is kept: beside it, so the artifact itself is exactly
-/// what wasmtime maps.
-fn digest_path(artifact: &Path) -> PathBuf {
-    let mut name = artifact.as_os_str().to_owned();
-    name.push(".b3");
-    PathBuf::from(name)
 }

@@ -105,24 +105,40 @@ pub(crate) fn lookup(path: &Path, max: u64, cache: &Path) -> Result<Lookup, Plug
     Ok(Lookup { key, entry })
 }
 
+/// Why the index gave no artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotIndexed {
+    /// None for this engine, or too large to check here.
+    Unknown,
+    /// It was checked and is not intact (logged): reading the file would find the same one.
+    Corrupt,
+}
+
 /// The artifact `entry` names, if it was built by `engine` and is intact: unchanged since its
 /// digest was checked (same identity), or checked now (when small enough to do it here; the
 /// entry then records its identity).
-pub(crate) fn indexed_artifact(cache: &Path, entry: &mut Entry, engine: &str) -> Option<PathBuf> {
+pub(crate) fn indexed_artifact(
+    cache: &Path,
+    entry: &mut Entry,
+    engine: &str,
+) -> Result<PathBuf, NotIndexed> {
     if entry.engine != engine {
-        return None;
+        return Err(NotIndexed::Unknown);
     }
     let artifact = artifact_path(cache, &entry.digest, engine);
-    let meta = std::fs::metadata(&artifact).ok()?;
+    let meta = std::fs::metadata(&artifact).map_err(|_| NotIndexed::Unknown)?;
     let id = identity(&meta);
     if id.is_some() && id == entry.artifact {
-        return Some(artifact);
+        return Ok(artifact);
     }
-    if meta.len() > INLINE_MAX || !artifact_intact(&artifact) {
-        return None;
+    if meta.len() > INLINE_MAX {
+        return Err(NotIndexed::Unknown);
+    }
+    if !artifact_intact(&artifact) {
+        return Err(NotIndexed::Corrupt);
     }
     entry.artifact = id;
-    Some(artifact)
+    Ok(artifact)
 }
 
 /// The identity of a file that has settled (see [`identity`]), for an artifact just checked.

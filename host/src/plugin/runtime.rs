@@ -113,10 +113,14 @@ impl PluginHost {
         let mut lookup = cache.map(|dir| cache::lookup(path, max, dir)).transpose()?;
         let known = lookup.as_ref().and_then(|l| l.entry.clone());
         let indexed = match (cache, lookup.as_mut().and_then(|l| l.entry.as_mut())) {
-            (Some(dir), Some(entry)) => cache::indexed_artifact(dir, entry, &runtime.engine_hash)
-                .and_then(|artifact| runtime.map_artifact(&artifact)),
-            _ => None,
+            (Some(dir), Some(entry)) => cache::indexed_artifact(dir, entry, &runtime.engine_hash),
+            _ => Err(cache::NotIndexed::Unknown),
         };
+        // An artifact found corrupt here is not looked at again below: it is recompiled.
+        let look_in_cache = indexed != Err(cache::NotIndexed::Corrupt);
+        let indexed = indexed
+            .ok()
+            .and_then(|artifact| runtime.map_artifact(&artifact));
         let (component, source) = match indexed {
             Some(component) => {
                 tracing::debug!(plugin = %path.display(), "loaded the precompiled plugin from the cache (indexed)");
@@ -128,7 +132,7 @@ impl PluginHost {
                 let rt = Arc::clone(&runtime);
                 let (component, source, entry) = tokio::task::spawn_blocking(move || {
                     let prepared = cache::prepare(&path_owned, max)?;
-                    rt.compile(&path_owned, prepared, cache_owned.as_deref())
+                    rt.compile(&path_owned, prepared, cache_owned.as_deref(), look_in_cache)
                 })
                 .await
                 .map_err(|e| host_error(Box::new(e)))??;
@@ -299,17 +303,20 @@ impl Runtime {
         })
     }
 
-    /// Maps the plugin's precompiled artifact from the cache, or compiles the file (and caches
-    /// the artifact). Blocking. Returns what the cache index should know of the file.
+    /// Maps the plugin's precompiled artifact from the cache (unless `look_in_cache` is false:
+    /// it was just found corrupt), or compiles the file (and caches the artifact). Blocking.
+    /// Returns what the cache index should know of the file.
     fn compile(
         &self,
         path: &Path,
         prepared: cache::Prepared,
         cache: Option<&Path>,
+        look_in_cache: bool,
     ) -> Result<(Component, LoadSource, cache::Entry), PluginError> {
         let mut entry = cache::Entry::new(prepared.digest, &self.engine_hash);
         let artifact = cache.map(|dir| cache::artifact_path(dir, &entry.digest, &self.engine_hash));
         if let Some(artifact) = &artifact
+            && look_in_cache
             && cache::artifact_intact(artifact)
             && let Some(component) = self.map_artifact(artifact)
         {

@@ -12,6 +12,15 @@ macro_rules! outln {
     }};
 }
 
+/// `writeln!` into a `String` (which cannot fail): a listing is built as one text, then written
+/// with [`write_out`].
+macro_rules! pushln {
+    ($text:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($text, $($arg)*);
+    }};
+}
+
 /// Writes `text` to stdout in one call; a closed stdout ends the process quietly (exit 0),
 /// another failure with a message (exit 1). A command printing many lines formats them into
 /// one text first: one write, not one per line.

@@ -111,15 +111,10 @@ fn run_all(ctx: &Context, args: &ProvidersArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut text = String::new();
-    macro_rules! out {
-        ($($arg:tt)*) => {{
-            use std::fmt::Write as _;
-            let _ = writeln!(text, $($arg)*);
-        }};
-    }
     for p in &out {
         let flows = flows_of(p);
-        out!(
+        pushln!(
+            text,
             "{:<22} {:<28} {}{}",
             p["name"].as_str().unwrap_or_default(),
             p["display_name"].as_str().unwrap_or_default(),
@@ -131,7 +126,8 @@ fn run_all(ctx: &Context, args: &ProvidersArgs) -> anyhow::Result<()> {
             }
         );
         for ph in p["placeholders"].as_array().into_iter().flatten() {
-            out!(
+            pushln!(
+                text,
                 "{:<22}   needs {}: {}",
                 "",
                 ph["name"].as_str().unwrap_or_default(),
@@ -139,7 +135,8 @@ fn run_all(ctx: &Context, args: &ProvidersArgs) -> anyhow::Result<()> {
             );
         }
     }
-    out!(
+    pushln!(
+        text,
         "\nEnable one with its client id: `[providers.NAME] client_id = \"…\"` in the configuration file, or NAME_CLIENT_ID (e.g. GOOGLE_CLIENT_ID)."
     );
     super::write_out(&text);
@@ -270,35 +267,32 @@ pub(crate) async fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()
     }
     // One text, one write (a line per write cost 4 µs a provider with many plugin files).
     let mut text = String::new();
-    macro_rules! out {
-        ($($arg:tt)*) => {{
-            use std::fmt::Write as _;
-            let _ = writeln!(text, $($arg)*);
-        }};
-    }
     for p in &out {
-        out!("{}  ({})", p.name, p.source);
-        out!("  flows: {}", p.flows.join(", "));
+        pushln!(text, "{}  ({})", p.name, p.source);
+        pushln!(text, "  flows: {}", p.flows.join(", "));
         match &p.credentials {
             AppStatus::Invalid { problems } => {
-                out!("  app credentials: invalid");
+                pushln!(text, "  app credentials: invalid");
                 for problem in problems {
-                    out!("    - {problem}");
+                    pushln!(text, "    - {problem}");
                 }
             }
-            AppStatus::Unchecked => out!("  app credentials: unchecked"),
-            AppStatus::Valid => out!("  app credentials: valid"),
-            AppStatus::Missing => out!("  app credentials: missing"),
+            AppStatus::Unchecked => pushln!(text, "  app credentials: unchecked"),
+            AppStatus::Valid => pushln!(text, "  app credentials: valid"),
+            AppStatus::Missing => pushln!(text, "  app credentials: missing"),
         }
         if p.accounts.is_empty() {
-            out!(
+            pushln!(
+                text,
                 "  accounts: none (log in with `host run --provider {}`)",
                 p.name
             );
         }
         for a in &p.accounts {
             match a {
-                Account::Unreadable { account, error } => out!("  account {account}: {error}"),
+                Account::Unreadable { account, error } => {
+                    pushln!(text, "  account {account}: {error}")
+                }
                 Account::Stored {
                     account,
                     identity,
@@ -309,7 +303,8 @@ pub(crate) async fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()
                         .as_deref()
                         .map(|i| format!(" ({i})"))
                         .unwrap_or_default();
-                    out!(
+                    pushln!(
+                        text,
                         "  account {account}{who}: token {}",
                         describe_expiry(*expires_at)
                     );

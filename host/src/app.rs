@@ -385,19 +385,14 @@ struct AppResolver {
 }
 
 impl AppResolver {
-    /// Adds the plugin flows the section binds (none without the plugin runtime).
-    fn with_bound_flows(
-        &self,
-        builder: crate::ProviderBuilder,
-        section: &crate::ProviderSection,
-    ) -> crate::ProviderBuilder {
+    /// Adds the plugin flows the builder's section binds (none without the plugin runtime).
+    fn with_bound_flows(&self, builder: crate::ProviderBuilder) -> crate::ProviderBuilder {
         #[cfg(feature = "plugins")]
         {
-            crate::plugin::bind_plugin_flows(builder, section, &self.plugins, &self.plugins_dir)
+            crate::plugin::bind_plugin_flows(builder, &self.plugins, &self.plugins_dir)
         }
         #[cfg(not(feature = "plugins"))]
         {
-            let _ = section;
             builder
         }
     }
@@ -440,11 +435,11 @@ impl AppResolver {
         let builder = if crate::configured::is_oauth2_section(&section) {
             crate::configured::builder(&self.config, name)
         } else if self.binds_plugins(&section) {
-            Provider::builder(name, section.clone()).source(crate::ProviderSource::Code)
+            Provider::builder(name, section).source(crate::ProviderSource::Code)
         } else {
             return None;
         };
-        Some(self.with_bound_flows(builder, &section).build())
+        Some(self.with_bound_flows(builder).build())
     }
 }
 
@@ -452,11 +447,7 @@ impl crate::provider::Resolver for AppResolver {
     fn resolve(&self, name: &str) -> Option<Provider> {
         crate::names::check_name(name).ok()?;
         if name == github::NAME {
-            let section = self.config.provider_section(name);
-            return Some(
-                self.with_bound_flows(github::builder(&self.config), &section)
-                    .build(),
-            );
+            return Some(self.with_bound_flows(github::builder(&self.config)).build());
         }
         #[cfg(feature = "plugins")]
         {

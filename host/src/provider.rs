@@ -237,6 +237,12 @@ pub struct ProviderBuilder {
 }
 
 impl ProviderBuilder {
+    /// The section the provider is built from.
+    #[cfg(feature = "plugins")]
+    pub(crate) fn section(&self) -> &ProviderSection {
+        self.provider.ctx.section()
+    }
+
     /// Adds a flow built by `factory` on first access.
     pub fn flow<F, Fut, T>(mut self, name: impl Into<String>, factory: F) -> Self
     where

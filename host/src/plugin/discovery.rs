@@ -49,31 +49,23 @@ pub(crate) fn plugin_provider(
     plugins: &Arc<PluginHost>,
     plugins_dir: &Path,
 ) -> Provider {
-    let bound = section.bound_plugin_flows(plugins_dir);
     let builder =
         Provider::builder(file.name, section).source(ProviderSource::Plugin(file.path.clone()));
     let builder = plugin_flow(builder, plugins, PLUGIN_FLOW, file.path);
-    bound
-        .into_iter()
-        .fold(builder, |b, (flow, path)| {
-            plugin_flow(b, plugins, &flow, path)
-        })
-        .build()
+    bind_plugin_flows(builder, plugins, plugins_dir).build()
 }
 
-/// Adds the plugin flows a section binds (`[providers.X.flows.Y] plugin = "file.wasm"`).
+/// Adds the plugin flows the builder's section binds (`[providers.X.flows.Y] plugin =
+/// "file.wasm"`).
 pub(crate) fn bind_plugin_flows(
     builder: ProviderBuilder,
-    section: &ProviderSection,
     plugins: &Arc<PluginHost>,
     plugins_dir: &Path,
 ) -> ProviderBuilder {
-    section
-        .bound_plugin_flows(plugins_dir)
-        .into_iter()
-        .fold(builder, |b, (flow, path)| {
-            plugin_flow(b, plugins, &flow, path)
-        })
+    let bound = builder.section().bound_plugin_flows(plugins_dir);
+    bound.into_iter().fold(builder, |b, (flow, path)| {
+        plugin_flow(b, plugins, &flow, path)
+    })
 }
 
 /// The hosts the configuration grants a provider's plugins (`sandbox.allowed_hosts`), if it

@@ -82,27 +82,23 @@ pub(crate) enum RawBinding {
     Query(String),
 }
 
-/// The index's view of a plugin file: its key (when it has settled) and entry (when known).
-pub(crate) struct Lookup {
-    pub(crate) key: Option<String>,
-    pub(crate) entry: Option<Entry>,
-}
-
-/// Stats the plugin file (a regular file, not too large: an error as when read) and reads its
-/// index entry. A stat and a small file.
-pub(crate) fn lookup(path: &Path, max: u64, cache: &Path) -> Result<Lookup, PluginError> {
+/// Checks the plugin file before anything else looks at it: a regular file (opening a FIFO
+/// would block), not larger than `max`. Its metadata also gives its [`identity`].
+pub(crate) fn check(path: &Path, max: u64) -> Result<std::fs::Metadata, PluginError> {
     let meta = std::fs::metadata(path).map_err(|source| PluginError::Io {
         path: path.to_owned(),
         source,
     })?;
     check_file(path, &meta, max)?;
-    let key = identity(&meta);
-    let entry = key
-        .as_ref()
-        .and_then(|k| std::fs::read(cache.join("index").join(k)).ok())
-        .and_then(|bytes| serde_json::from_slice::<Entry>(&bytes).ok())
-        .filter(|e| e.format == FORMAT);
-    Ok(Lookup { key, entry })
+    Ok(meta)
+}
+
+/// The index entry `key`, if there is one of this format.
+pub(crate) fn read_entry(cache: &Path, key: &str) -> Option<Entry> {
+    let bytes = std::fs::read(cache.join("index").join(key)).ok()?;
+    serde_json::from_slice::<Entry>(&bytes)
+        .ok()
+        .filter(|e| e.format == FORMAT)
 }
 
 /// Why the index gave no artifact.
@@ -110,8 +106,9 @@ pub(crate) fn lookup(path: &Path, max: u64, cache: &Path) -> Result<Lookup, Plug
 pub(crate) enum NotIndexed {
     /// None for this engine, or too large to check here.
     Unknown,
-    /// It was checked and is not intact (logged): reading the file would find the same one.
-    Corrupt,
+    /// It was checked and refused, corrupt or not accepted by the engine (logged): reading the
+    /// plugin file would lead to the same one.
+    Refused,
 }
 
 /// The artifact `entry` names, if it was built by `engine` and is intact: unchanged since its
@@ -135,7 +132,7 @@ pub(crate) fn indexed_artifact(
         return Err(NotIndexed::Unknown);
     }
     if !artifact_intact(&artifact) {
-        return Err(NotIndexed::Corrupt);
+        return Err(NotIndexed::Refused);
     }
     entry.artifact = id;
     Ok(artifact)
@@ -169,7 +166,7 @@ pub(crate) struct Prepared {
     pub(crate) digest: String,
 }
 
-/// Reads the plugin file (a regular file, not too large, a component) and hashes it. Blocking.
+/// Reads the plugin file (already [`check`]ed; a component) and hashes it. Blocking.
 pub(crate) fn prepare(path: &Path, max: u64) -> Result<Prepared, PluginError> {
     let bytes = read_plugin_file(path, max)?;
     check_header(path, &bytes)?;
@@ -180,9 +177,10 @@ pub(crate) fn prepare(path: &Path, max: u64) -> Result<Prepared, PluginError> {
 }
 
 /// A hash of a file's identity (device, inode, size, modification and change times), if its
-/// last change is at least [`SETTLED`] old.
+/// last change is at least [`SETTLED`] old: the key of a plugin file's index entry, and what an
+/// entry records of its artifact.
 #[cfg(unix)]
-fn identity(meta: &std::fs::Metadata) -> Option<String> {
+pub(crate) fn identity(meta: &std::fs::Metadata) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let changed = std::time::UNIX_EPOCH
         + Duration::new(
@@ -208,7 +206,7 @@ fn identity(meta: &std::fs::Metadata) -> Option<String> {
 
 /// Elsewhere no change time to rely on: the file is read and hashed every time.
 #[cfg(not(unix))]
-fn identity(_meta: &std::fs::Metadata) -> Option<String> {
+pub(crate) fn identity(_meta: &std::fs::Metadata) -> Option<String> {
     None
 }
 
@@ -277,16 +275,14 @@ fn too_large(max: u64) -> String {
     format!("larger than {} MiB (plugins.max_file_mib)", max >> 20)
 }
 
-/// Reads a plugin file: a regular file of at most `max` bytes (checked again on the open
-/// file, and while reading, in case it changed in between).
+/// Reads a plugin file the caller has [`check`]ed: a regular file of at most `max` bytes
+/// (checked again on the open file, and while reading, in case it changed in between).
 fn read_plugin_file(path: &Path, max: u64) -> Result<Vec<u8>, PluginError> {
     use std::io::Read;
     let io = |source| PluginError::Io {
         path: path.to_owned(),
         source,
     };
-    // Checked before opening too: opening a FIFO would block.
-    check_file(path, &std::fs::metadata(path).map_err(io)?, max)?;
     let file = std::fs::File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     check_file(path, &meta, max)?;

@@ -11,7 +11,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 use super::bindings::{v0_1, v0_2};
-use super::cache::{self, Lookup};
+use super::cache;
 use super::imports::{LimitHit, Limits, StoreState};
 use super::sandbox::{AllowList, HostPattern, HostPatternError};
 use super::{EXPORT, PluginError, PluginSettings, WIT_VERSION, WIT_VERSIONS};
@@ -104,41 +104,40 @@ impl PluginHost {
             call: "load",
             source: e,
         };
-        let runtime = self.runtime().map_err(|e| host_error(Box::new(e)))?;
         let max = self.settings.max_file_mib.saturating_mul(1 << 20);
-        let cache = self.cache_dir.as_deref();
-        // A plugin the cache index knows is mapped here and now (two stats, a small file, a
-        // mapping); starting a thread for it cost more than the work. Anything else (reading
-        // and hashing the file, checking a large artifact, compiling) runs on a blocking thread.
-        let mut lookup = cache.map(|dir| cache::lookup(path, max, dir)).transpose()?;
-        let known = lookup.as_ref().and_then(|l| l.entry.clone());
-        let indexed = match (cache, lookup.as_mut().and_then(|l| l.entry.as_mut())) {
-            (Some(dir), Some(entry)) => cache::indexed_artifact(dir, entry, &runtime.engine_hash),
+        let meta = cache::check(path, max)?;
+        let runtime = self.runtime().map_err(|e| host_error(Box::new(e)))?;
+        // This version of the file in the cache index (two stats, a small file, a mapping): its
+        // artifact is mapped here and now, as starting a thread would cost more than the work.
+        // Anything else (reading and hashing the file, checking a large artifact, compiling)
+        // runs on a blocking thread.
+        let index = self.cache_dir.as_deref().zip(cache::identity(&meta));
+        let known = index
+            .as_ref()
+            .and_then(|(dir, key)| cache::read_entry(dir, key));
+        let mut entry = known.clone();
+        let indexed = match (self.cache_dir.as_deref(), entry.as_mut()) {
+            (Some(dir), Some(entry)) => runtime.load_indexed(dir, entry),
             _ => Err(cache::NotIndexed::Unknown),
         };
-        // An artifact found corrupt here is not looked at again below: it is recompiled.
-        let look_in_cache = indexed != Err(cache::NotIndexed::Corrupt);
-        let indexed = indexed
-            .ok()
-            .and_then(|artifact| runtime.map_artifact(&artifact));
         let (component, source) = match indexed {
-            Some(component) => {
+            Ok(component) => {
                 tracing::debug!(plugin = %path.display(), "loaded the precompiled plugin from the cache (indexed)");
                 (component, LoadSource::Indexed)
             }
-            None => {
+            Err(why) => {
+                // An artifact refused just now is not looked at again: it is recompiled.
+                let look_in_cache = why != cache::NotIndexed::Refused;
                 let path_owned = path.to_owned();
-                let cache_owned = self.cache_dir.clone();
+                let cache_dir = self.cache_dir.clone();
                 let rt = Arc::clone(&runtime);
-                let (component, source, entry) = tokio::task::spawn_blocking(move || {
+                let (component, source, found) = tokio::task::spawn_blocking(move || {
                     let prepared = cache::prepare(&path_owned, max)?;
-                    rt.compile(&path_owned, prepared, cache_owned.as_deref(), look_in_cache)
+                    rt.compile(&path_owned, prepared, cache_dir.as_deref(), look_in_cache)
                 })
                 .await
                 .map_err(|e| host_error(Box::new(e)))??;
-                if let Some(l) = lookup.as_mut() {
-                    l.entry = Some(entry);
-                }
+                entry = Some(found);
                 (component, source)
             }
         };
@@ -153,27 +152,16 @@ impl PluginHost {
             source,
             info: PluginInfo::default(),
         };
-        let cached = lookup
-            .as_ref()
-            .and_then(|l| l.entry.as_ref())
-            .and_then(|e| e.metadata.clone());
-        let raw = match cached {
+        let raw = match entry.as_ref().and_then(|e| e.metadata.clone()) {
             Some(raw) => raw,
             None => plugin.call_metadata(&self.settings).await?,
         };
         plugin.info = plugin.info_from(raw.clone())?;
         // The index learns what this load found out (nothing is written when it knew it all).
-        if let (
-            Some(dir),
-            Some(Lookup {
-                key: Some(key),
-                entry: Some(entry),
-            }),
-        ) = (cache, &mut lookup)
-        {
+        if let (Some((dir, key)), Some(mut entry)) = (index, entry) {
             entry.metadata = Some(raw);
-            if known.as_ref() != Some(entry) {
-                cache::remember(dir, key, entry);
+            if known.as_ref() != Some(&entry) {
+                cache::remember(dir, &key, &entry);
             }
         }
         tracing::debug!(
@@ -303,8 +291,20 @@ impl Runtime {
         })
     }
 
+    /// The artifact the index `entry` names, checked if need be and mapped; a map the engine
+    /// refuses is [`cache::NotIndexed::Refused`] too.
+    fn load_indexed(
+        &self,
+        cache: &Path,
+        entry: &mut cache::Entry,
+    ) -> Result<Component, cache::NotIndexed> {
+        let artifact = cache::indexed_artifact(cache, entry, &self.engine_hash)?;
+        self.map_artifact(&artifact)
+            .ok_or(cache::NotIndexed::Refused)
+    }
+
     /// Maps the plugin's precompiled artifact from the cache (unless `look_in_cache` is false:
-    /// it was just found corrupt), or compiles the file (and caches the artifact). Blocking.
+    /// it was just refused), or compiles the file (and caches the artifact). Blocking.
     /// Returns what the cache index should know of the file.
     fn compile(
         &self,

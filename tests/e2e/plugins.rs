@@ -64,6 +64,22 @@ impl Setup {
         (app, host)
     }
 
+    /// Loads the plugin at `path` as a new process would: a new app and plugin host over the
+    /// same folders and cache.
+    async fn load_anew(&self, toml: &str, path: &Path) -> Arc<host::plugin::LoadedPlugin> {
+        let (_app, host) = self.registry(toml);
+        host.load(path).await.unwrap()
+    }
+
+    /// The compiled artifacts in the plugin cache.
+    fn artifacts(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.dir.path().join("data/host/cache/plugins"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .collect()
+    }
+
     fn good_section(&self, name: &str) -> String {
         format!(
             "[providers.{name}]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
@@ -364,38 +380,22 @@ async fn concurrent_first_uses_compile_once_and_a_corrupt_cache_is_recompiled() 
     for t in tasks {
         t.await.unwrap();
     }
-    let cache = s.dir.path().join("data/host/cache/plugins");
-    let artifacts: Vec<PathBuf> = std::fs::read_dir(&cache)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
-        .collect();
+    let artifacts = s.artifacts();
     assert_eq!(
         artifacts.len(),
         1,
         "same bytes, one artifact: {artifacts:?}"
     );
-    let loaded = host.load(&s.plugins_dir().join("acme.wasm")).await.unwrap();
+    let acme = s.plugins_dir().join("acme.wasm");
+    let loaded = host.load(&acme).await.unwrap();
     assert_eq!(loaded.source(), host::plugin::LoadSource::Compiled);
 
     // A new process (a new host) takes it from the cache...
-    let (_app, fresh) = s.registry(&toml);
-    let again = fresh
-        .load(&s.plugins_dir().join("acme.wasm"))
-        .await
-        .unwrap();
+    let again = s.load_anew(&toml, &acme).await;
     assert!(cached(again.source()), "{:?}", again.source());
     // ...unless the artifact is corrupt: then it recompiles, never trusting it.
-    let bytes = std::fs::read(&artifacts[0]).unwrap();
-    let mut flipped = bytes.clone();
-    let mid = flipped.len() / 2;
-    flipped[mid] ^= 0xff;
-    std::fs::write(&artifacts[0], &flipped).unwrap();
-    let (_app, third) = s.registry(&toml);
-    let recompiled = third
-        .load(&s.plugins_dir().join("acme.wasm"))
-        .await
-        .unwrap();
+    let flipped = flip_a_byte(&artifacts[0]);
+    let recompiled = s.load_anew(&toml, &acme).await;
     assert_eq!(recompiled.source(), host::plugin::LoadSource::Compiled);
     assert_ne!(
         std::fs::read(&artifacts[0]).unwrap(),
@@ -406,22 +406,23 @@ async fn concurrent_first_uses_compile_once_and_a_corrupt_cache_is_recompiled() 
     let mut digest = artifacts[0].clone().into_os_string();
     digest.push(".b3");
     std::fs::remove_file(&digest).unwrap();
-    let (_app, fourth) = s.registry(&toml);
-    let recompiled = fourth
-        .load(&s.plugins_dir().join("acme.wasm"))
-        .await
-        .unwrap();
+    let recompiled = s.load_anew(&toml, &acme).await;
     assert_eq!(recompiled.source(), host::plugin::LoadSource::Compiled);
     assert!(
         std::fs::metadata(&digest).is_ok(),
         "the digest was written again"
     );
-    let (_app, fifth) = s.registry(&toml);
-    let last = fifth
-        .load(&s.plugins_dir().join("acme.wasm"))
-        .await
-        .unwrap();
+    let last = s.load_anew(&toml, &acme).await;
     assert!(cached(last.source()), "{:?}", last.source());
+}
+
+/// Flips the middle byte of `file` in place (same inode), returning what it wrote.
+fn flip_a_byte(file: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(file, &bytes).unwrap();
+    bytes
 }
 
 /// From the cache, by the file's digest or (once the files have settled) by its index entry.
@@ -436,29 +437,20 @@ async fn a_settled_plugin_loads_by_its_index_entry_and_any_change_is_seen() {
     let s = Setup::new().await;
     let plugin = s.add_plugin("acme", guests::FLOW_GOOD);
     let toml = format!("{LOOPBACK}{}", s.good_section("acme"));
-    let load = |s: &Setup| {
-        let (app, host) = s.registry(&toml);
-        let plugin = plugin.clone();
-        async move {
-            let loaded = host.load(&plugin).await;
-            drop(app);
-            loaded
-        }
-    };
     // The index vouches only for files whose last change is 2 s old.
     let settle = || std::thread::sleep(std::time::Duration::from_millis(2100));
     settle();
-    let first = load(&s).await.unwrap();
+    let first = s.load_anew(&toml, &plugin).await;
     assert_eq!(first.source(), LoadSource::Compiled);
     let name = first.info().display_name.clone();
     // The next process finds the artifact by the file's identity, checks its digest once
     // (recording the artifact's identity once it has settled too), and runs no metadata call.
     settle();
-    let second = load(&s).await.unwrap();
+    let second = s.load_anew(&toml, &plugin).await;
     assert_eq!(second.source(), LoadSource::Indexed);
     assert_eq!(second.info().display_name, name);
     assert_eq!(second.info().schema, first.info().schema);
-    let third = load(&s).await.unwrap();
+    let third = s.load_anew(&toml, &plugin).await;
     assert_eq!(third.source(), LoadSource::Indexed);
     let index: Vec<PathBuf> = std::fs::read_dir(s.dir.path().join("data/host/cache/plugins/index"))
         .unwrap()
@@ -472,26 +464,24 @@ async fn a_settled_plugin_loads_by_its_index_entry_and_any_change_is_seen() {
 
     // The artifact changed in place: its identity no longer matches, its digest is checked,
     // and the plugin is recompiled, never mapped.
-    let cache = s.dir.path().join("data/host/cache/plugins");
-    let artifact = std::fs::read_dir(&cache)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
-        .unwrap();
-    let mut flipped = std::fs::read(&artifact).unwrap();
-    let mid = flipped.len() / 2;
-    flipped[mid] ^= 0xff;
-    std::fs::write(&artifact, &flipped).unwrap();
-    let fourth = load(&s).await.unwrap();
+    let artifacts = s.artifacts();
+    let [artifact] = artifacts.as_slice() else {
+        panic!("one artifact: {artifacts:?}");
+    };
+    let flipped = flip_a_byte(artifact);
+    let fourth = s.load_anew(&toml, &plugin).await;
     assert_eq!(fourth.source(), LoadSource::Compiled);
-    assert_ne!(std::fs::read(&artifact).unwrap(), flipped);
+    assert_ne!(std::fs::read(artifact).unwrap(), flipped);
 
     // The plugin file rewritten in place (same inode): another plugin is loaded, not the
     // indexed one.
     settle();
-    assert_eq!(load(&s).await.unwrap().source(), LoadSource::Indexed);
+    assert_eq!(
+        s.load_anew(&toml, &plugin).await.source(),
+        LoadSource::Indexed
+    );
     std::fs::write(&plugin, std::fs::read(guests::DEVICE_PLUGIN).unwrap()).unwrap();
-    let other = load(&s).await.unwrap();
+    let other = s.load_anew(&toml, &plugin).await;
     assert_eq!(other.source(), LoadSource::Compiled);
     assert_ne!(other.info().display_name, name);
 }

@@ -16,7 +16,8 @@
 //! medians and ratios are printed: the figures to quote on a machine whose speed drifts.
 //!
 //! `HOST_BENCH_BIN=/path/to/host` measures another build of `host` (e.g. one linked differently)
-//! against the same floor.
+//! against the same floor; `HOST_BENCH_VS=/path/to/host` adds that build's runs of the same
+//! commands to the alternating rounds, so two builds are compared in one run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -106,6 +107,23 @@ fn alternate(title: &str, variants: &[(&str, &dyn Fn() -> Command)], rounds: usi
     if filter.is_some_and(|f| !title.contains(&f)) {
         return;
     }
+    // With `HOST_BENCH_VS`, each command of the measured `host` runs a second time with that
+    // build, in the same round.
+    let vs = std::env::var_os("HOST_BENCH_VS").map(PathBuf::from);
+    let ours = host_binary();
+    let mut runs: Vec<(String, Box<dyn Fn() -> Command + '_>)> = Vec::new();
+    for (name, command) in variants {
+        runs.push((name.to_string(), Box::new(command)));
+        if let Some(vs) = &vs {
+            if Path::new(command().get_program()) == ours {
+                runs.push((
+                    format!("{name} [HOST_BENCH_VS]"),
+                    Box::new(move || rebuilt_with(&command(), vs)),
+                ));
+            }
+        }
+    }
+    let variants = runs;
     let mut times = vec![Vec::with_capacity(rounds); variants.len()];
     for _ in 0..rounds {
         for ((_, command), times) in variants.iter().zip(&mut times) {
@@ -124,11 +142,23 @@ fn alternate(title: &str, variants: &[(&str, &dyn Fn() -> Command)], rounds: usi
     println!("{title} (alternating, {rounds} rounds, medians):");
     for ((name, _), median) in variants.iter().zip(&medians) {
         println!(
-            "  {name:<44} {:>8.3} ms  {:.2}x",
+            "  {name:<60} {:>8.3} ms  {:.2}x",
             median.as_secs_f64() * 1e3,
             median.as_secs_f64() / medians[0].as_secs_f64()
         );
     }
+}
+
+/// `cmd` (which clears its environment) with another program.
+fn rebuilt_with(cmd: &Command, program: &Path) -> Command {
+    let mut other = Command::new(program);
+    other.args(cmd.get_args()).env_clear();
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            other.env(key, value);
+        }
+    }
+    other
 }
 
 fn run(mut cmd: Command) {

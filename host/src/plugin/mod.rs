@@ -22,6 +22,7 @@ mod bindings;
 mod cache;
 mod discovery;
 mod imports;
+mod link;
 mod runtime;
 mod sandbox;
 mod v0_1_compat;

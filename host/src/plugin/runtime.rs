@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::Component;
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 use super::bindings::{v0_1, v0_2};
 use super::cache;
 use super::imports::{LimitHit, Limits, StoreState};
+use super::link::OnDemandLinker;
 use super::sandbox::{AllowList, HostPattern, HostPatternError};
 use super::{EXPORT, PluginError, PluginSettings, WIT_VERSION, WIT_VERSIONS};
 use crate::http::{HttpClient, HttpPolicy};
@@ -222,7 +223,8 @@ pub struct EngineError(String);
 /// The engine and the linker, one per process.
 pub(crate) struct Runtime {
     pub(crate) engine: Engine,
-    linker: Linker<StoreState>,
+    /// Extended as plugins load: an interface is linked when a plugin first imports it.
+    linker: Mutex<OnDemandLinker>,
     engine_hash: String,
     pub(crate) plugin_http: HttpClient,
 }
@@ -252,16 +254,9 @@ impl Runtime {
             Engine::new(&config)
         }
         .map_err(|e| format!("cannot start the WebAssembly engine: {e}"))?;
-        let mut linker = Linker::new(&engine);
-        // Every WASI interface is linked so components from any toolchain load; the context
-        // grants nothing, so every such call is denied at run time.
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| e.to_string())?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(|e| e.to_string())?;
-        v0_2::Plugin::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)
-            .map_err(|e| e.to_string())?;
-        v0_1::Plugin::add_to_linker::<_, HasSelf<StoreState>>(&mut linker, |s| s)
-            .map_err(|e| e.to_string())?;
+        // Interfaces are linked as plugins need them (`link.rs`); the context grants nothing,
+        // so every WASI call that would reach outside is denied at run time.
+        let linker = Mutex::new(OnDemandLinker::new(&engine));
 
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -397,7 +392,13 @@ impl Runtime {
                 found,
             });
         };
-        let pre = self.linker.instantiate_pre(component).map_err(|e| {
+        let linked = {
+            let mut linker = self.linker.lock().unwrap_or_else(|e| e.into_inner());
+            linker
+                .for_imports(imports.iter().map(String::as_str), version)
+                .and_then(|linker| linker.instantiate_pre(component))
+        };
+        let pre = linked.map_err(|e| {
             let text = format!("{e:#}");
             let missing: Vec<String> = imports
                 .iter()

@@ -80,15 +80,12 @@ fn bench(c: &mut Criterion) {
     let slack_token_url = slack.url("/token");
     // The floor: one keep-alive POST of the refresh form, its JSON answer parsed.
     let floor = |url: &str, refresh_token: &str| {
-        let request = plain
-            .post(url)
-            .header("accept", "application/json")
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token),
-                ("client_id", host_testkit::CLIENT_ID),
-                ("client_secret", host_testkit::CLIENT_SECRET),
-            ]);
+        let request = plain.post(url).header("accept", "application/json").form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", host_testkit::CLIENT_ID),
+            ("client_secret", host_testkit::CLIENT_SECRET),
+        ]);
         async move {
             let response = request.send().await.unwrap();
             assert!(response.status().is_success());

@@ -114,13 +114,13 @@ fn alternate(title: &str, variants: &[(&str, &dyn Fn() -> Command)], rounds: usi
     let mut runs: Vec<(String, Box<dyn Fn() -> Command + '_>)> = Vec::new();
     for (name, command) in variants {
         runs.push((name.to_string(), Box::new(command)));
-        if let Some(vs) = &vs {
-            if Path::new(command().get_program()) == ours {
-                runs.push((
-                    format!("{name} [HOST_BENCH_VS]"),
-                    Box::new(move || rebuilt_with(&command(), vs)),
-                ));
-            }
+        if let Some(vs) = &vs
+            && Path::new(command().get_program()) == ours
+        {
+            runs.push((
+                format!("{name} [HOST_BENCH_VS]"),
+                Box::new(move || rebuilt_with(&command(), vs)),
+            ));
         }
     }
     let variants = runs;

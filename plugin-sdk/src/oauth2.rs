@@ -399,7 +399,21 @@ impl TokenResponse {
     /// The token inside a nested object, by JSON pointer (Slack's user token is at
     /// `/authed_user`).
     pub fn token_at(&self, pointer: &str) -> Result<Token> {
-        match Value::Object(self.body.clone()).pointer(pointer) {
+        // The first step is taken in the body itself: wrapping the body in a `Value` to call
+        // `pointer` would copy all of it.
+        let found = pointer.strip_prefix('/').and_then(|path| {
+            let (first, rest) = path
+                .split_once('/')
+                .map_or((path, None), |(f, r)| (f, Some(r)));
+            let value = self
+                .body
+                .get(&first.replace("~1", "/").replace("~0", "~"))?;
+            match rest {
+                Some(rest) => value.pointer(&format!("/{rest}")),
+                None => Some(value),
+            }
+        });
+        match found {
             Some(Value::Object(map)) => parse_token(map),
             _ => Err(Error::protocol(format!(
                 "the token response has no object at `{pointer}`"
@@ -518,6 +532,19 @@ mod tests {
             "xoxp"
         );
         assert!(slack.token().is_err());
+        // Deeper pointers and escaped keys (`~1` is `/`, `~0` is `~`); a missing step fails.
+        let nested = resp(
+            200,
+            json!({"a/b": {"c~d": {"access_token": "deep"}}, "flat": "x"}),
+        )
+        .unwrap();
+        assert_eq!(
+            nested.token_at("/a~1b/c~0d").unwrap().access_token(),
+            "deep"
+        );
+        assert!(nested.token_at("/a~1b/missing").is_err());
+        assert!(nested.token_at("/flat").is_err());
+        assert!(nested.token_at("a~1b").is_err());
         assert!(TokenResponse::from_http(200, b"<html>").is_err());
         assert!(TokenResponse::from_http(307, b"").is_err());
     }

@@ -45,14 +45,17 @@ fn main() {
 
     ensure_wasm_target();
 
-    build(&guests.join("Cargo.toml"), &guest_target, &[]);
+    build(&guests.join("Cargo.toml"), &guest_target, "release", &[]);
+    // The example plugins with the main workspace's `plugin` profile (whole-program optimised,
+    // as a plugin's own release profile should be).
     let mut packages = Vec::new();
     for plugin in PLUGINS {
         packages.extend(["-p", plugin]);
     }
-    build(&root.join("Cargo.toml"), &guest_target, &packages);
+    build(&root.join("Cargo.toml"), &guest_target, "plugin", &packages);
 
     let release = guest_target.join("wasm32-wasip2/release");
+    let plugins = guest_target.join("wasm32-wasip2/plugin");
     let mut consts = String::new();
     for guest in GUESTS {
         let file = format!("guest_{}.wasm", guest.replace('-', "_"));
@@ -60,7 +63,7 @@ fn main() {
     }
     for plugin in PLUGINS {
         let file = format!("{}.wasm", plugin.replace('-', "_"));
-        consts.push_str(&constant(&format!("{plugin}-plugin"), &release.join(file)));
+        consts.push_str(&constant(&format!("{plugin}-plugin"), &plugins.join(file)));
     }
     std::fs::write(out.join("guests.rs"), consts).unwrap();
 }
@@ -103,12 +106,13 @@ fn constant(name: &str, path: &Path) -> String {
     )
 }
 
-fn build(manifest: &Path, target_dir: &Path, packages: &[&str]) {
+fn build(manifest: &Path, target_dir: &Path, profile: &str, packages: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args([
         "build",
-        "--release",
+        "--profile",
+        profile,
         "--target",
         "wasm32-wasip2",
         "--manifest-path",

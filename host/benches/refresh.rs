@@ -35,6 +35,16 @@ async fn logged_in(
     (flow, record.credential)
 }
 
+/// The refresh token a login gave.
+fn refresh_token_of(credential: &Credential) -> String {
+    credential
+        .as_oauth2()
+        .and_then(|t| t.refresh_token.as_ref())
+        .expect("a refresh token")
+        .expose()
+        .to_owned()
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -51,12 +61,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let app = App::from_config(config).expect("store settings");
     let (native, native_credential) = rt.block_on(logged_in(&app, "github", "oauth2"));
-    let refresh_token = native_credential
-        .as_oauth2()
-        .and_then(|t| t.refresh_token.as_ref())
-        .expect("a refresh token")
-        .expose()
-        .to_owned();
+    let refresh_token = refresh_token_of(&native_credential);
     let token_url = github.url("/token");
     let plain = reqwest::Client::builder().no_proxy().build().unwrap();
 
@@ -71,12 +76,7 @@ fn bench(c: &mut Criterion) {
     let (plugin, plugin_credential) =
         rt.block_on(logged_in(&slack_app, "slack", host::plugin::PLUGIN_FLOW));
 
-    let slack_refresh_token = plugin_credential
-        .as_oauth2()
-        .and_then(|t| t.refresh_token.as_ref())
-        .expect("a refresh token")
-        .expose()
-        .to_owned();
+    let slack_refresh_token = refresh_token_of(&plugin_credential);
     let slack_token_url = slack.url("/token");
     // The floor: one keep-alive POST of the refresh form, its JSON answer parsed.
     let floor = |url: &str, refresh_token: &str| {

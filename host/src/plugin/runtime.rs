@@ -117,8 +117,8 @@ impl PluginHost {
             .as_ref()
             .and_then(|(dir, key)| cache::read_entry(dir, key));
         let mut entry = known.clone();
-        let indexed = match (self.cache_dir.as_deref(), entry.as_mut()) {
-            (Some(dir), Some(entry)) => runtime.load_indexed(dir, entry),
+        let indexed = match (&index, entry.as_mut()) {
+            (Some((dir, _)), Some(entry)) => runtime.load_indexed(dir, entry),
             _ => Err(cache::NotIndexed::Unknown),
         };
         let (component, source) = match indexed {

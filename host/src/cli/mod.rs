@@ -39,6 +39,7 @@ mod api;
 mod config;
 mod exec;
 mod git;
+mod log;
 mod logout;
 #[cfg(feature = "plugins")]
 mod plugin;
@@ -88,7 +89,10 @@ pub(crate) struct Cli {
     pub(crate) quiet: bool,
 }
 
+// Each subcommand's arguments are built only when it is the one invoked (or for help and
+// completions): `host token` does not build the other twelve.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 enum Command {
     /// Log in: run a provider's flow in the browser and store the credential.
     #[command(
@@ -146,7 +150,8 @@ enum Command {
     },
 }
 
-/// The provider and account a command is about.
+// The provider and account a command is about. (A comment, not a doc comment: flattened into a
+// deferred subcommand, a doc comment would become that subcommand's `about`.)
 #[derive(Debug, Args)]
 struct Target {
     /// The provider (see `host providers`); default: `HOST_PROVIDER`, `default_provider`, or the
@@ -187,6 +192,12 @@ impl Target {
     }
 }
 
+/// Logging on stderr: `HOST_LOG` (an `EnvFilter`), else warnings (`-q`: errors; `-v`: host's
+/// debug messages; `-vv`: everything).
+///
+/// With neither `HOST_LOG` nor `-v` the subscriber is built on the first warning or error, not
+/// at start: most commands log nothing, and building it (the filter, the span registry) is a
+/// tenth of what `host token` costs in its own code.
 pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
@@ -194,17 +205,31 @@ pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
         (false, 1) => "host=debug,info",
         (false, _) => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HOST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Colours only for a person at a terminal who has not asked for none (no-color.org).
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .with_target(false)
-        .init();
+    let from_env = std::env::var_os("HOST_LOG").is_some();
+    let build = move || -> Box<dyn tracing::Subscriber + Send + Sync> {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("HOST_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        // Colours only for a person at a terminal who has not asked for none (no-color.org).
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        Box::new(
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(colour)
+                .with_target(false)
+                .finish(),
+        )
+    };
+    let level = match (from_env, quiet, verbose) {
+        (false, true, _) => Some(tracing::level_filters::LevelFilter::ERROR),
+        (false, false, 0) => Some(tracing::level_filters::LevelFilter::WARN),
+        _ => None,
+    };
+    let _ = match level {
+        Some(level) => tracing::subscriber::set_global_default(log::Lazy::new(level, build)),
+        None => tracing::subscriber::set_global_default(build()),
+    };
 }
 
 /// `TEXT` as an environment variable's spelling: letters and digits upper-cased, anything
@@ -357,5 +382,29 @@ fn describe_expiry(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
         format!("expires in {}", span(secs))
     } else {
         format!("expired {} ago", span(secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The whole command line, every deferred subcommand built: clap's own consistency checks,
+    /// and each subcommand keeps its own description (a flattened argument group's doc
+    /// comment, applied when the subcommand is built, would replace it).
+    #[test]
+    fn every_subcommand_is_consistent_and_described_by_its_own_text() {
+        let mut command = <super::Cli as clap::CommandFactory>::command();
+        command.build();
+        command.clone().debug_assert();
+        let mut seen = std::collections::BTreeMap::new();
+        for sub in command.get_subcommands() {
+            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+            assert!(!about.is_empty(), "`{}` has no description", sub.get_name());
+            if let Some(other) = seen.insert(about.clone(), sub.get_name().to_owned()) {
+                panic!(
+                    "`{}` and `{other}` share the description {about:?}",
+                    sub.get_name()
+                );
+            }
+        }
     }
 }

@@ -200,6 +200,16 @@ impl HttpClient {
     ) -> Result<http::Response<Vec<u8>>, HttpError> {
         let url = Url::parse(&request.uri().to_string())
             .map_err(|_| HttpError::BadUrl("not an absolute URL".into()))?;
+        self.send_to(url, request).await
+    }
+
+    /// [`send`](Self::send) for a request whose URI the caller has already parsed as `url`
+    /// (a plugin's request, checked against its allow-list first): it is not parsed again.
+    pub(crate) async fn send_to(
+        &self,
+        url: Url,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, HttpError> {
         require_secure(&url)?;
         let host = url.host_str().unwrap_or_default().to_owned();
         let (parts, body) = request.into_parts();

@@ -226,10 +226,12 @@ pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
         (false, false, 0) => Some(tracing::level_filters::LevelFilter::WARN),
         _ => None,
     };
-    let _ = match level {
-        Some(level) => tracing::subscriber::set_global_default(log::Lazy::new(level, build)),
-        None => tracing::subscriber::set_global_default(build()),
-    };
+    // `init` also forwards the `log` crate's records (wasmtime's, rustls') up to that level.
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    match level {
+        Some(level) => log::Lazy::new(level, build).init(),
+        None => build().init(),
+    }
 }
 
 /// `TEXT` as an environment variable's spelling: letters and digits upper-cased, anything

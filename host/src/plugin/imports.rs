@@ -273,7 +273,10 @@ impl PluginHttp {
         let url = url::Url::parse(&request.uri().to_string())
             .map_err(|e| SendError::InvalidUrl(e.to_string()))?;
         self.allow.check(&url).map_err(SendError::Denied)?;
-        self.client.send(request).await.map_err(SendError::Http)
+        self.client
+            .send_to(url, request)
+            .await
+            .map_err(SendError::Http)
     }
 }
 

@@ -39,7 +39,7 @@ mod api;
 mod config;
 mod exec;
 mod git;
-mod log;
+mod logging;
 mod logout;
 #[cfg(feature = "plugins")]
 mod plugin;
@@ -229,7 +229,7 @@ pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
     // `init` also forwards the `log` crate's records (wasmtime's, rustls') up to that level.
     use tracing_subscriber::util::SubscriberInitExt as _;
     match level {
-        Some(level) => log::Lazy::new(level, build).init(),
+        Some(level) => logging::Lazy::new(level, build).init(),
         None => build().init(),
     }
 }

@@ -11,7 +11,8 @@ type Inner = Box<dyn Subscriber + Send + Sync>;
 
 /// Stands in for the subscriber `build` makes until something at `level` or above is logged:
 /// tracing's macros skip anything below `level` before asking any subscriber, so a command
-/// that logs nothing never builds it.
+/// that logs nothing never builds it. `current_span` is not forwarded: nothing in `host` asks
+/// the dispatcher for it (the fmt layer asks its own span registry).
 pub(crate) struct Lazy<F> {
     level: LevelFilter,
     build: F,

@@ -10,8 +10,16 @@
 //!   POST through the host's `http` import) against the same server answering Slack's shape;
 //! - `reqwest (slack server)`: the floor against that Slack-shaped server, the plugin's own
 //!   floor.
+//!
+//! Then Authlib's `AsyncOAuth2Client` (Python, `benches/authlib/refresh.py`) refreshes against
+//! the same server as the native flow, each call timed one at a time, beside the native flow
+//! timed the same way in the same run. The pinned Authlib and httpx are installed into a virtual
+//! environment under the target folder on the first run (python3 and the package index needed;
+//! without them the comparison is skipped and says why).
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use host::{App, ConfigLoader, Credential, LoginOptions};
@@ -123,6 +131,135 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    authlib_comparison(&rt, native.as_ref(), &native_credential, &github);
+}
+
+/// The Authlib release compared, and the httpx it runs on.
+const AUTHLIB: &str = "1.9.6";
+const HTTPX: &str = "0.28.1";
+/// Calls timed per side, after 200 untimed ones.
+const ROUNDS: usize = 2000;
+
+/// Authlib's refresh beside the native flow's, each call timed one at a time (the script times
+/// its calls the same way), medians; the native flow is timed before and after the script, so
+/// drift during the Python run shows. Skipped when the bench's filter does not match "authlib".
+fn authlib_comparison(
+    rt: &tokio::runtime::Runtime,
+    native: &dyn host::AuthFlow,
+    credential: &Credential,
+    github: &TestProvider,
+) {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if filter.is_some_and(|f| !"refresh/authlib".contains(&f)) {
+        return;
+    }
+    let python = match python_with_authlib() {
+        Ok(python) => python,
+        Err(why) => {
+            println!("refresh/authlib: skipped ({why})");
+            return;
+        }
+    };
+    let native_median = || {
+        rt.block_on(async {
+            for _ in 0..200 {
+                native.refresh(credential).await.unwrap();
+            }
+            let mut times = Vec::with_capacity(ROUNDS);
+            for _ in 0..ROUNDS {
+                let started = Instant::now();
+                let fresh = native.refresh(credential).await.unwrap();
+                times.push(started.elapsed());
+                assert!(fresh.secret().is_some());
+            }
+            times.sort();
+            times[ROUNDS / 2].as_secs_f64() * 1e6
+        })
+    };
+    let before = native_median();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/authlib/refresh.py");
+    // The token server answers on this thread's runtime while the script runs.
+    let output = rt
+        .block_on(async {
+            tokio::process::Command::new(&python)
+                .arg(&script)
+                .arg(github.url("/token").as_str())
+                .arg(refresh_token_of(credential))
+                .arg(host_testkit::CLIENT_ID)
+                .arg(host_testkit::CLIENT_SECRET)
+                .arg(ROUNDS.to_string())
+                .output()
+                .await
+        })
+        .expect("run the Authlib script");
+    assert!(
+        output.status.success(),
+        "the Authlib script failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let after = native_median();
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("its JSON");
+    let authlib = result["authlib"]["median_us"].as_f64().unwrap();
+    let httpx = result["httpx"]["median_us"].as_f64().unwrap();
+    let native = (before + after) / 2.0;
+    println!("refresh/authlib, one call timed at a time ({ROUNDS} each, medians, same run):");
+    println!(
+        "  {:<62} {native:>8.1} µs  1.00x",
+        "native github flow (before and after)"
+    );
+    println!(
+        "  {:<62} {authlib:>8.1} µs  {:.1}x",
+        format!(
+            "Authlib {AUTHLIB} AsyncOAuth2Client.refresh_token (Python {})",
+            result["python"].as_str().unwrap_or("?")
+        ),
+        authlib / native
+    );
+    println!(
+        "  {:<62} {httpx:>8.1} µs  {:.1}x",
+        format!("httpx {HTTPX} POST + JSON (the client under Authlib)"),
+        httpx / native
+    );
+    println!("  (native before: {before:.1} µs, after: {after:.1} µs)");
+}
+
+/// The Python of a virtual environment holding the pinned Authlib and httpx, made on the
+/// first run under the bench's target folder.
+fn python_with_authlib() -> Result<PathBuf, String> {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("authlib-{AUTHLIB}"));
+    let python = venv.join("bin/python");
+    let ready = venv.join("ready");
+    if ready.is_file() {
+        return Ok(python);
+    }
+    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
+        let status = cmd.status().map_err(|e| format!("cannot {what}: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("cannot {what}: {status}"))
+        }
+    };
+    let system = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
+    run(
+        Command::new(system).args(["-m", "venv"]).arg(&venv),
+        "create a Python virtual environment",
+    )?;
+    run(
+        Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &format!("authlib=={AUTHLIB}"),
+            &format!("httpx=={HTTPX}"),
+        ]),
+        "install Authlib and httpx",
+    )?;
+    std::fs::write(&ready, "").map_err(|e| e.to_string())?;
+    Ok(python)
 }
 
 criterion_group!(benches, bench);

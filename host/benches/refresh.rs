@@ -17,8 +17,7 @@
 //! environment under the target folder on the first run (python3 and the package index needed;
 //! without them the comparison is skipped and says why).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -150,11 +149,13 @@ fn authlib_comparison(
     credential: &Credential,
     github: &TestProvider,
 ) {
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    if filter.is_some_and(|f| !"refresh/authlib".contains(&f)) {
+    if common::filtered_out("refresh/authlib") {
         return;
     }
-    let python = match python_with_authlib() {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("authlib-{AUTHLIB}"));
+    let requirements = [format!("authlib=={AUTHLIB}"), format!("httpx=={HTTPX}")];
+    let requirements = requirements.each_ref().map(String::as_str);
+    let python = match host_testkit::python::venv_with(&venv, &requirements) {
         Ok(python) => python,
         Err(why) => {
             println!("refresh/authlib: skipped ({why})");
@@ -185,10 +186,10 @@ fn authlib_comparison(
             tokio::process::Command::new(&python)
                 .arg(&script)
                 .arg(github.url("/token").as_str())
-                .arg(refresh_token_of(credential))
                 .arg(host_testkit::CLIENT_ID)
-                .arg(host_testkit::CLIENT_SECRET)
                 .arg(ROUNDS.to_string())
+                .env("REFRESH_TOKEN", refresh_token_of(credential))
+                .env("CLIENT_SECRET", host_testkit::CLIENT_SECRET)
                 .output()
                 .await
         })
@@ -222,44 +223,6 @@ fn authlib_comparison(
         httpx / native
     );
     println!("  (native before: {before:.1} µs, after: {after:.1} µs)");
-}
-
-/// The Python of a virtual environment holding the pinned Authlib and httpx, made on the
-/// first run under the bench's target folder.
-fn python_with_authlib() -> Result<PathBuf, String> {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("authlib-{AUTHLIB}"));
-    let python = venv.join("bin/python");
-    let ready = venv.join("ready");
-    if ready.is_file() {
-        return Ok(python);
-    }
-    let run = |cmd: &mut Command, what: &str| -> Result<(), String> {
-        let status = cmd.status().map_err(|e| format!("cannot {what}: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("cannot {what}: {status}"))
-        }
-    };
-    let system = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
-    run(
-        Command::new(system).args(["-m", "venv"]).arg(&venv),
-        "create a Python virtual environment",
-    )?;
-    run(
-        Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("authlib=={AUTHLIB}"),
-            &format!("httpx=={HTTPX}"),
-        ]),
-        "install Authlib and httpx",
-    )?;
-    std::fs::write(&ready, "").map_err(|e| e.to_string())?;
-    Ok(python)
 }
 
 criterion_group!(benches, bench);

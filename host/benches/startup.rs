@@ -103,8 +103,7 @@ fn host_binary() -> PathBuf {
 /// keeps a ratio honest where criterion's one-group-after-another may not. Skipped when the
 /// bench's filter (the first free argument) does not occur in `title`.
 fn alternate(title: &str, variants: &[(&str, &dyn Fn() -> Command)], rounds: usize) {
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    if filter.is_some_and(|f| !title.contains(&f)) {
+    if common::filtered_out(title) {
         return;
     }
     // With `HOST_BENCH_VS`, each command of the measured `host` runs a second time with that

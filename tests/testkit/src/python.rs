@@ -41,26 +41,10 @@ pub fn componentize(source: &Path, wit: &Path, out: &Path, target_dir: &Path) ->
 /// filled first when missing.
 fn bootstrap(target_dir: &Path) -> PathBuf {
     let venv = target_dir.join(format!("componentize-py-{COMPONENTIZE_PY}"));
-    let tool = venv.join("bin/componentize-py");
-    if tool.is_file() {
-        return tool;
+    if let Err(why) = venv_with(&venv, &[&format!("componentize-py=={COMPONENTIZE_PY}")]) {
+        panic!("{why}");
     }
-    let python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
-    run(
-        Command::new(&python).args(["-m", "venv"]).arg(&venv),
-        "create a Python virtual environment (is python3 with the venv module installed?)",
-    );
-    run(
-        Command::new(venv.join("bin/python")).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("componentize-py=={COMPONENTIZE_PY}"),
-        ]),
-        "install componentize-py into the virtual environment",
-    );
+    let tool = venv.join("bin/componentize-py");
     assert!(
         tool.is_file(),
         "componentize-py missing after installing it"
@@ -68,9 +52,45 @@ fn bootstrap(target_dir: &Path) -> PathBuf {
     tool
 }
 
-fn run(cmd: &mut Command, what: &str) {
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("cannot {what}: {e}"));
-    assert!(status.success(), "cannot {what}: {status}");
+/// The Python of the virtual environment `venv` holding `requirements` (pip's spellings, pinned),
+/// made with `$PYTHON` (default `python3`) and filled from the package index the first time;
+/// later calls find it ready. `Err` says which step failed.
+pub fn venv_with(venv: &Path, requirements: &[&str]) -> Result<PathBuf, String> {
+    let python = venv.join("bin/python");
+    let ready = venv.join(".installed");
+    if ready.is_file() {
+        return Ok(python);
+    }
+    let system = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
+    run(
+        Command::new(&system).args(["-m", "venv"]).arg(venv),
+        "create a Python virtual environment (is python3 with the venv module installed?)",
+    )?;
+    run(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(requirements),
+        &format!(
+            "install {} into the virtual environment",
+            requirements.join(" ")
+        ),
+    )?;
+    std::fs::write(&ready, requirements.join("\n"))
+        .map_err(|e| format!("cannot mark {} ready: {e}", venv.display()))?;
+    Ok(python)
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
+    let status = cmd.status().map_err(|e| format!("cannot {what}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cannot {what}: {status}"))
+    }
 }

@@ -199,13 +199,14 @@ impl Target {
 /// at start: most commands log nothing, and building it (the filter, the span registry) is a
 /// tenth of what `host token` costs in its own code.
 pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
-    let default = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "host=debug,info",
-        (false, _) => "trace",
+    use tracing::level_filters::LevelFilter;
+    // The default filter, and the level it enables at most when that is one level for all.
+    let (default, level) = match (quiet, verbose) {
+        (true, _) => ("error", Some(LevelFilter::ERROR)),
+        (false, 0) => ("warn", Some(LevelFilter::WARN)),
+        (false, 1) => ("host=debug,info", None),
+        (false, _) => ("trace", None),
     };
-    let from_env = std::env::var_os("HOST_LOG").is_some();
     let build = move || -> Box<dyn tracing::Subscriber + Send + Sync> {
         let filter = tracing_subscriber::EnvFilter::try_from_env("HOST_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -221,11 +222,8 @@ pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
                 .finish(),
         )
     };
-    let level = match (from_env, quiet, verbose) {
-        (false, true, _) => Some(tracing::level_filters::LevelFilter::ERROR),
-        (false, false, 0) => Some(tracing::level_filters::LevelFilter::WARN),
-        _ => None,
-    };
+    // `HOST_LOG` may enable anything: then the subscriber is built at once.
+    let level = level.filter(|_| std::env::var_os("HOST_LOG").is_none());
     // `init` also forwards the `log` crate's records (wasmtime's, rustls') up to that level.
     use tracing_subscriber::util::SubscriberInitExt as _;
     match level {

@@ -11,7 +11,8 @@
 //! - `reqwest (slack server)`: the floor against that Slack-shaped server, the plugin's own
 //!   floor.
 //!
-//! Then Authlib's `AsyncOAuth2Client` (Python, `benches/authlib/refresh.py`) refreshes against
+//! Then the plugin refresh split into its parts (the plugin call's own debug timing, averaged),
+//! and Authlib's `AsyncOAuth2Client` (Python, `benches/authlib/refresh.py`) refreshes against
 //! the same server as the native flow, each call timed one at a time, beside the native flow
 //! timed the same way in the same run. The pinned Authlib and httpx are installed into a virtual
 //! environment under the target folder on the first run (python3 and the package index needed;
@@ -131,7 +132,138 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
+    plugin_split(
+        &rt,
+        plugin.as_ref(),
+        &plugin_credential,
+        native.as_ref(),
+        &native_credential,
+    );
     authlib_comparison(&rt, native.as_ref(), &native_credential, &github);
+}
+
+/// Plugin calls timed in this split, after 200 untimed ones.
+const SPLIT_CALLS: usize = 5000;
+
+/// Where a plugin refresh's time goes: the plugin call's own debug timing (`fresh_instance_us`,
+/// `guest_us`, `host_functions_us`, `finishing_us`, logged by `host::plugin` when debug logging
+/// is on), averaged over calls made with a subscriber that only collects those fields, beside
+/// the whole call and a native refresh timed the same way. Skipped when the bench's filter does
+/// not match "refresh/plugin split".
+fn plugin_split(
+    rt: &tokio::runtime::Runtime,
+    plugin: &dyn host::AuthFlow,
+    plugin_credential: &Credential,
+    native: &dyn host::AuthFlow,
+    native_credential: &Credential,
+) {
+    if common::filtered_out("refresh/plugin split") {
+        return;
+    }
+    let run = |flow: &dyn host::AuthFlow, credential: &Credential, count: usize| {
+        rt.block_on(async {
+            let started = Instant::now();
+            for _ in 0..count {
+                flow.refresh(credential).await.unwrap();
+            }
+            started.elapsed().as_secs_f64() * 1e6 / count as f64
+        })
+    };
+    run(plugin, plugin_credential, 200);
+    let split = std::sync::Arc::new(Split::default());
+    let dispatch = tracing::Dispatch::from(std::sync::Arc::clone(&split));
+    let whole = tracing::dispatcher::with_default(&dispatch, || {
+        run(plugin, plugin_credential, SPLIT_CALLS)
+    });
+    run(native, native_credential, 200);
+    let native = run(native, native_credential, SPLIT_CALLS);
+    let parts = split.parts.lock().unwrap();
+    let calls = *split.calls.lock().unwrap() as f64;
+    assert_eq!(
+        calls, SPLIT_CALLS as f64,
+        "each plugin call logs its timing once"
+    );
+    let [instance, guest, host, finishing] = parts.map(|total| total / calls);
+    println!(
+        "refresh/plugin split, where a plugin refresh's time goes (means of {SPLIT_CALLS} calls, debug timing on):"
+    );
+    for (name, value) in [
+        ("a fresh instance (store, instantiation)", instance),
+        ("the guest's own run (with its arguments and answer)", guest),
+        (
+            "host functions (the http import: its POST round trip)",
+            host,
+        ),
+        (
+            "finishing (answer checked, memory and tables returned)",
+            finishing,
+        ),
+        (
+            "the rest (the credential taken from the answer)",
+            whole - instance - guest - host - finishing,
+        ),
+        ("the whole plugin refresh", whole),
+    ] {
+        println!("  {name:<62} {value:>8.1} µs  {:.2}x", value / native);
+    }
+    println!(
+        "  {:<62} {native:>8.1} µs  1.00x",
+        "the native github flow's refresh, timed the same way"
+    );
+}
+
+/// A subscriber that sums the plugin calls' timing fields and ignores everything else.
+#[derive(Default)]
+struct Split {
+    /// fresh_instance_us, guest_us, host_functions_us, finishing_us.
+    parts: std::sync::Mutex<[f64; 4]>,
+    calls: std::sync::Mutex<usize>,
+}
+
+const SPLIT_FIELDS: [&str; 4] = [
+    "fresh_instance_us",
+    "guest_us",
+    "host_functions_us",
+    "finishing_us",
+];
+
+impl tracing::Subscriber for Split {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target().starts_with("host::plugin") && *metadata.level() <= tracing::Level::DEBUG
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Visit([Option<f64>; 4]);
+        impl tracing::field::Visit for Visit {
+            fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+                if let Some(i) = SPLIT_FIELDS.iter().position(|f| *f == field.name()) {
+                    self.0[i] = Some(value);
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        let mut visit = Visit([None; 4]);
+        event.record(&mut visit);
+        if let [Some(a), Some(b), Some(c), Some(d)] = visit.0 {
+            let mut parts = self.parts.lock().unwrap();
+            for (sum, value) in parts.iter_mut().zip([a, b, c, d]) {
+                *sum += value;
+            }
+            *self.calls.lock().unwrap() += 1;
+        }
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 /// The Authlib release compared, and the httpx it runs on.

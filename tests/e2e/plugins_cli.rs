@@ -40,12 +40,33 @@ async fn a_plugin_provider_works_with_run_token_providers_and_logout() {
     assert_eq!(out.code, Some(0), "{out:?}");
     let first = out.stdout.trim().to_owned();
     assert!(first.starts_with("at-"));
+    // With debug logging, the refresh says where its time went, and no token.
     let out = env
-        .output(&["token", "--provider", "acme", "--min-valid", "99999"])
-        .await;
-    assert_eq!(out.code, Some(0), "{out:?}");
-    assert_ne!(out.stdout.trim(), first, "refreshed through the plugin");
+        .host(&["token", "--provider", "acme", "--min-valid", "99999"])
+        .env("HOST_LOG", "host=debug")
+        .output()
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let fresh = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_ne!(fresh, first, "refreshed through the plugin");
     assert_eq!(env.provider.refresh_count(), 1);
+    let timing = log
+        .lines()
+        .find(|l| l.contains("plugin call took"))
+        .unwrap_or_else(|| panic!("no timing line: {log}"));
+    for part in [
+        "call=\"refresh\"",
+        "acme.wasm",
+        "fresh_instance_us=",
+        "guest_us=",
+        "host_functions_us=",
+        "finishing_us=",
+    ] {
+        assert!(timing.contains(part), "{part} missing: {timing}");
+    }
+    assert!(!log.contains(&fresh) && !log.contains(&first), "{log}");
 
     let out = env.output(&["providers", "--json"]).await;
     let list: Value = serde_json::from_str(&out.stdout).unwrap();

@@ -90,10 +90,12 @@ impl StoreState {
     /// CPU time the guest has used so far: wall time minus the time spent in host functions
     /// (a plugin waiting on HTTP or sleeping is not computing).
     pub(crate) fn guest_time(&self) -> Duration {
-        let in_host = self.in_host_since.map_or(Duration::ZERO, |t| t.elapsed());
-        self.started
-            .elapsed()
-            .saturating_sub(self.host_time + in_host)
+        self.started.elapsed().saturating_sub(self.host_time())
+    }
+
+    /// Time spent in host functions so far, the current one included.
+    pub(crate) fn host_time(&self) -> Duration {
+        self.host_time + self.in_host_since.map_or(Duration::ZERO, |t| t.elapsed())
     }
 
     /// Called on every crossing between the guest and the host.

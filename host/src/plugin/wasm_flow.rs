@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -46,20 +47,24 @@ impl std::fmt::Debug for WasmFlow {
 const MAX_EXTRA_BYTES: usize = 64 * 1024;
 
 /// One call in a fresh instance, for a plugin of either WIT version: `$current` for a 0.2.0
-/// plugin; `$old` for a 0.1.0 one, whose answer `$up` turns into 0.2.0 values.
+/// plugin; `$old` for a 0.1.0 one, whose answer `$up` turns into 0.2.0 values. With debug
+/// logging on, where the call's time went is logged ([`CallTimes`]).
 macro_rules! call {
     ($self:ident, $name:literal, |$store:ident, $guest:ident| $current:expr, $old:expr, $up:expr) => {{
+        let mut times = CallTimes::start();
         let mut $store = $self.plugin.store(&$self.settings, $self.allow.clone());
         let limit = $self.settings.call_timeout();
         let outcome = tokio::time::timeout(limit, async {
             match &$self.plugin.pre {
                 Pre::V0_2(pre) => {
                     let instance = pre.instantiate_async(&mut $store).await?;
+                    times.instantiated();
                     let $guest = instance.integrations_auth_auth_flow();
                     $current.await
                 }
                 Pre::V0_1(pre) => {
                     let instance = pre.instantiate_async(&mut $store).await?;
+                    times.instantiated();
                     let $guest = instance.integrations_auth_auth_flow();
                     $old.await
                         .map(|answer| answer.map($up).map_err(v0_1_compat::error))
@@ -67,8 +72,70 @@ macro_rules! call {
             }
         })
         .await;
-        $self.finish($name, outcome, &$store)
+        times.returned($store.data().host_time());
+        let result = $self.finish($name, outcome, &$store);
+        // Dropping the store returns the instance's memory and tables to the pool.
+        drop($store);
+        times.log($self.plugin.path(), $name);
+        result
     }};
+}
+
+/// Where one plugin call's time went: making the fresh instance, the guest's own run, the host
+/// functions it called (HTTP, WASI), and finishing (its answer checked, its memory and tables
+/// returned to the pool). Measured only when debug logging is on; `host -v` shows it.
+struct CallTimes(Option<Marks>);
+
+struct Marks {
+    started: Instant,
+    instantiated: Option<Instant>,
+    returned: Option<(Instant, Duration)>,
+}
+
+impl CallTimes {
+    fn start() -> Self {
+        Self(tracing::enabled!(tracing::Level::DEBUG).then(|| Marks {
+            started: Instant::now(),
+            instantiated: None,
+            returned: None,
+        }))
+    }
+
+    fn instantiated(&mut self) {
+        if let Some(marks) = &mut self.0 {
+            marks.instantiated = Some(Instant::now());
+        }
+    }
+
+    /// The guest returned (or trapped, or ran out of time), having spent `in_host` in host
+    /// functions.
+    fn returned(&mut self, in_host: Duration) {
+        if let Some(marks) = &mut self.0 {
+            marks.returned = Some((Instant::now(), in_host));
+        }
+    }
+
+    /// Logs the split at debug level, each part in microseconds (`fresh_instance_us`,
+    /// `guest_us`, `host_functions_us`, `finishing_us`; `benches/refresh.rs` reads them).
+    fn log(self, plugin: &Path, call: &str) {
+        let Some(marks) = self.0 else { return };
+        let done = Instant::now();
+        let total = done - marks.started;
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        match (marks.instantiated, marks.returned) {
+            (Some(instantiated), Some((returned, in_host))) => tracing::debug!(
+                plugin = %plugin.display(),
+                call,
+                fresh_instance_us = us(instantiated - marks.started),
+                guest_us = us((returned - instantiated).saturating_sub(in_host)),
+                host_functions_us = us(in_host),
+                finishing_us = us(done - returned),
+                "plugin call took {total:?}"
+            ),
+            // It failed before it ran.
+            _ => tracing::debug!(plugin = %plugin.display(), call, "plugin call took {total:?}"),
+        }
+    }
 }
 
 impl WasmFlow {

@@ -209,3 +209,38 @@ async fn install_checks_the_file_and_puts_it_in_the_plugins_folder() {
     let out = env.output(&["providers", "--json"]).await;
     assert!(out.stdout.contains("\"acme\""), "{}", out.stdout);
 }
+
+#[tokio::test]
+async fn perf_map_names_the_plugin_functions_for_perf_only_when_asked() {
+    let env = HostEnv::start().await;
+    let inspect = async |config: &str| {
+        env.write_config(config);
+        let child = env
+            .host(&["plugin", "inspect", host_testkit::guests::FLOW_GOOD])
+            .spawn()
+            .unwrap();
+        let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", child.id().unwrap()));
+        let out = child.wait_with_output().await.unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = std::fs::read_to_string(&map).ok();
+        let _ = std::fs::remove_file(&map);
+        text
+    };
+    assert_eq!(inspect("").await, None, "no map unless asked");
+    let text = inspect("[plugins]\nperf_map = true\n")
+        .await
+        .expect("the perf map");
+    // `perf`'s format: start address, size (both hex), name; the guest's functions among them.
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.iter().any(|l| l.contains("wasm")), "{text}");
+    for line in lines {
+        let mut parts = line.splitn(3, ' ');
+        let (start, size) = (parts.next().unwrap(), parts.next().unwrap());
+        assert!(
+            start.starts_with("0x") && u64::from_str_radix(&start[2..], 16).is_ok(),
+            "{line}"
+        );
+        assert!(u64::from_str_radix(size, 16).is_ok_and(|n| n > 0), "{line}");
+        assert!(parts.next().is_some_and(|name| !name.is_empty()), "{line}");
+    }
+}

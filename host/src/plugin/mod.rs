@@ -74,6 +74,11 @@ pub struct PluginSettings {
     /// Unset: pooled, except in the `host` command, which makes one or two calls a run.
     /// The isolation is the same either way: a fresh instance per call.
     pub instance_pool: Option<bool>,
+    /// For profiling plugins on your own machine: the engine writes each compiled function's
+    /// address and name to `/tmp/perf-<pid>.map`, where Linux `perf report` looks for them
+    /// (`perf record` a run, and the plugin's functions show by name instead of as bare
+    /// addresses). Off by default: the file is written in `/tmp`, at the path `perf` fixes.
+    pub perf_map: bool,
 }
 
 impl Default for PluginSettings {
@@ -86,6 +91,7 @@ impl Default for PluginSettings {
             max_output_bytes: 64 * 1024,
             max_file_mib: 128,
             instance_pool: None,
+            perf_map: false,
         }
     }
 }

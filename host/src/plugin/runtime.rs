@@ -236,6 +236,9 @@ impl Runtime {
             .epoch_interruption(true)
             .max_wasm_stack(512 * 1024)
             .async_stack_size(2 * 1024 * 1024);
+        if settings.perf_map {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         // The pooling allocator makes a fresh instance per call cheap (slots reserved once,
         // reused); its limits are sized for interpreted-language components too (a
         // componentize-py plugin has tens of MiB of code and large tables). Where the address

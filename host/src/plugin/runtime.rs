@@ -256,7 +256,14 @@ impl Runtime {
         } else {
             Engine::new(&config)
         }
-        .map_err(|e| format!("cannot start the WebAssembly engine: {e}"))?;
+        .map_err(|e| {
+            let perf_map = if settings.perf_map {
+                " with plugins.perf_map on (it writes /tmp/perf-<pid>.map)"
+            } else {
+                ""
+            };
+            format!("cannot start the WebAssembly engine{perf_map}: {e:#}")
+        })?;
         // Interfaces are linked as plugins need them (`link.rs`); the context grants nothing,
         // so every WASI call that would reach outside is denied at run time.
         let linker = Mutex::new(OnDemandLinker::new(&engine));

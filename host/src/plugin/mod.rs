@@ -50,8 +50,10 @@ pub const EXPORT: &str = "integrations:auth/auth-flow";
 /// The name of the flow a discovered plugin file provides.
 pub const PLUGIN_FLOW: &str = "default";
 
-/// Host-side plugin settings, `[plugins]` in the configuration.
+/// Host-side plugin settings, `[plugins]` in the configuration. Build one from
+/// [`Default`] and set fields: more may be added.
 #[derive(Debug, Clone, Deserialize)]
+#[non_exhaustive]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginSettings {
     /// Allow plain `http://` to loopback hosts (tests, local development).
@@ -76,8 +78,10 @@ pub struct PluginSettings {
     pub instance_pool: Option<bool>,
     /// For profiling plugins on your own machine: the engine writes each compiled function's
     /// address and name to `/tmp/perf-<pid>.map`, where Linux `perf report` looks for them
-    /// (`perf record` a run, and the plugin's functions show by name instead of as bare
-    /// addresses). Off by default: the file is written in `/tmp`, at the path `perf` fixes.
+    /// (`perf record` a run, and the plugin's functions show by name, from its name section,
+    /// or by number when it was stripped, instead of as bare addresses). Off by default, and not for production: the file sits at the predictable
+    /// path `perf` fixes, is created with the usual umask (other local users may read where
+    /// the code is mapped), and holds the names the plugin chose, as they are.
     pub perf_map: bool,
 }
 

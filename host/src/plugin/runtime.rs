@@ -250,7 +250,7 @@ impl Runtime {
                 settings,
             )));
             Engine::new(&pooled).or_else(|e| {
-                tracing::debug!("pooling allocator unavailable ({e}); allocating on demand");
+                tracing::debug!("cannot start the engine with an instance pool ({e:#}); trying on-demand allocation");
                 Engine::new(&config)
             })
         } else {

@@ -58,13 +58,13 @@ macro_rules! call {
             match &$self.plugin.pre {
                 Pre::V0_2(pre) => {
                     let instance = pre.instantiate_async(&mut $store).await?;
-                    times.instantiated();
+                    times.instantiated($store.data().host_time());
                     let $guest = instance.integrations_auth_auth_flow();
                     $current.await
                 }
                 Pre::V0_1(pre) => {
                     let instance = pre.instantiate_async(&mut $store).await?;
-                    times.instantiated();
+                    times.instantiated($store.data().host_time());
                     let $guest = instance.integrations_auth_auth_flow();
                     $old.await
                         .map(|answer| answer.map($up).map_err(v0_1_compat::error))
@@ -82,13 +82,16 @@ macro_rules! call {
 }
 
 /// Where one plugin call's time went: making the fresh instance, the guest's own run, the host
-/// functions it called (HTTP, WASI), and finishing (its answer checked, its memory and tables
-/// returned to the pool). Measured only when debug logging is on; `host -v` shows it.
+/// functions it called (HTTP, WASI, the log), and finishing (its answer checked, its memory and
+/// tables released). Measured only when debug logging is on; `host -v` shows it for each flow
+/// call (not for reading a plugin's metadata).
 struct CallTimes(Option<Marks>);
 
 struct Marks {
     started: Instant,
-    instantiated: Option<Instant>,
+    /// When the instance was ready, and the host time it had used by then (a component's
+    /// start-up code may call host functions): that time counts as the instance's.
+    instantiated: Option<(Instant, Duration)>,
     returned: Option<(Instant, Duration)>,
 }
 
@@ -101,9 +104,10 @@ impl CallTimes {
         }))
     }
 
-    fn instantiated(&mut self) {
+    /// The instance is ready, having spent `in_host` in host functions.
+    fn instantiated(&mut self, in_host: Duration) {
         if let Some(marks) = &mut self.0 {
-            marks.instantiated = Some(Instant::now());
+            marks.instantiated = Some((Instant::now(), in_host));
         }
     }
 
@@ -123,7 +127,9 @@ impl CallTimes {
         let total = done - marks.started;
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         match (marks.instantiated, marks.returned) {
-            (Some(instantiated), Some((returned, in_host))) => tracing::debug!(
+            (Some((instantiated, before)), Some((returned, in_host))) => {
+                let in_host = in_host.saturating_sub(before);
+                tracing::debug!(
                 plugin = %plugin.display(),
                 call,
                 fresh_instance_us = us(instantiated - marks.started),
@@ -131,7 +137,8 @@ impl CallTimes {
                 host_functions_us = us(in_host),
                 finishing_us = us(done - returned),
                 "plugin call took {total:?}"
-            ),
+                )
+            }
             // It failed before it ran.
             _ => tracing::debug!(plugin = %plugin.display(), call, "plugin call took {total:?}"),
         }

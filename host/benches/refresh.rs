@@ -195,7 +195,7 @@ fn plugin_split(
             host,
         ),
         (
-            "finishing (answer checked, memory and tables returned)",
+            "finishing (answer checked, memory and tables released)",
             finishing,
         ),
         (

@@ -79,9 +79,10 @@ pub struct PluginSettings {
     /// For profiling plugins on your own machine: the engine writes each compiled function's
     /// address and name to `/tmp/perf-<pid>.map`, where Linux `perf report` looks for them
     /// (`perf record` a run, and the plugin's functions show by name, from its name section,
-    /// or by number when it was stripped, instead of as bare addresses). Off by default, and not for production: the file sits at the predictable
-    /// path `perf` fixes, is created with the usual umask (other local users may read where
-    /// the code is mapped), and holds the names the plugin chose, as they are.
+    /// or by number when it was stripped, instead of as bare addresses). Off by default, and
+    /// not for production: the file sits at the predictable path `perf` fixes, is created with
+    /// the usual umask (other local users may read where the code is mapped), and holds the
+    /// names the plugin chose, as they are (SECURITY.md, "Known gaps").
     pub perf_map: bool,
 }
 

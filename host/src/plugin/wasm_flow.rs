@@ -74,7 +74,7 @@ macro_rules! call {
         .await;
         times.returned($store.data().host_time());
         let result = $self.finish($name, outcome, &$store);
-        // Dropping the store returns the instance's memory and tables to the pool.
+        // Dropping the store releases the instance's memory and tables (to the pool, if any).
         drop($store);
         times.log($self.plugin.path(), $name);
         result
@@ -127,16 +127,20 @@ impl CallTimes {
         let total = done - marks.started;
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         match (marks.instantiated, marks.returned) {
-            (Some((instantiated, before)), Some((returned, in_host))) => {
-                let in_host = in_host.saturating_sub(before);
+            (Some((instantiated, before)), Some((returned, after))) => {
+                // Host time while instantiating counts as the instance's.
+                let in_host = after.saturating_sub(before);
+                let instance = us(instantiated - marks.started);
+                let guest = us((returned - instantiated).saturating_sub(in_host));
+                let (host, finishing) = (us(in_host), us(done - returned));
                 tracing::debug!(
-                plugin = %plugin.display(),
-                call,
-                fresh_instance_us = us(instantiated - marks.started),
-                guest_us = us((returned - instantiated).saturating_sub(in_host)),
-                host_functions_us = us(in_host),
-                finishing_us = us(done - returned),
-                "plugin call took {total:?}"
+                    plugin = %plugin.display(),
+                    call,
+                    fresh_instance_us = instance,
+                    guest_us = guest,
+                    host_functions_us = host,
+                    finishing_us = finishing,
+                    "plugin call took {total:?}"
                 )
             }
             // It failed before it ran.

@@ -54,11 +54,14 @@ fn bootstrap(target_dir: &Path) -> PathBuf {
 
 /// The Python of the virtual environment `venv` holding `requirements` (pip's spellings, pinned),
 /// made with `$PYTHON` (default `python3`) and filled from the package index the first time;
-/// later calls find it ready. `Err` says which step failed.
+/// later calls asking for the same requirements find it ready, and other requirements are
+/// installed into it. `Err` says which step failed.
 pub fn venv_with(venv: &Path, requirements: &[&str]) -> Result<PathBuf, String> {
     let python = venv.join("bin/python");
+    // What was last installed completely: written only after pip succeeded.
     let ready = venv.join(".installed");
-    if ready.is_file() {
+    let wanted = requirements.join("\n");
+    if std::fs::read_to_string(&ready).is_ok_and(|installed| installed == wanted) {
         return Ok(python);
     }
     let system = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
@@ -81,7 +84,7 @@ pub fn venv_with(venv: &Path, requirements: &[&str]) -> Result<PathBuf, String> 
             requirements.join(" ")
         ),
     )?;
-    std::fs::write(&ready, requirements.join("\n"))
+    std::fs::write(&ready, wanted)
         .map_err(|e| format!("cannot mark {} ready: {e}", venv.display()))?;
     Ok(python)
 }

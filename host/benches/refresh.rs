@@ -142,7 +142,40 @@ fn bench(c: &mut Criterion) {
     authlib_comparison(&rt, native.as_ref(), &native_credential, &github);
 }
 
-/// Plugin calls timed in this split, after 200 untimed ones.
+/// Untimed calls before each timed series outside criterion.
+const WARM_UP: usize = 200;
+
+/// `count` refreshes through `flow`, one after another, each call's time.
+fn timed(
+    rt: &tokio::runtime::Runtime,
+    flow: &dyn host::AuthFlow,
+    credential: &Credential,
+    count: usize,
+) -> Vec<Duration> {
+    rt.block_on(async {
+        let mut times = Vec::with_capacity(count);
+        for _ in 0..count {
+            let started = Instant::now();
+            let fresh = flow.refresh(credential).await.unwrap();
+            times.push(started.elapsed());
+            assert!(fresh.secret().is_some());
+        }
+        times
+    })
+}
+
+/// The mean of `times`, in µs.
+fn mean_us(times: &[Duration]) -> f64 {
+    times.iter().sum::<Duration>().as_secs_f64() * 1e6 / times.len() as f64
+}
+
+/// The median of `times`, in µs.
+fn median_us(mut times: Vec<Duration>) -> f64 {
+    times.sort();
+    times[times.len() / 2].as_secs_f64() * 1e6
+}
+
+/// Plugin calls timed in this split, after `WARM_UP` untimed ones.
 const SPLIT_CALLS: usize = 5000;
 
 /// Where a plugin refresh's time goes: the plugin call's own debug timing (`fresh_instance_us`,
@@ -160,30 +193,17 @@ fn plugin_split(
     if common::filtered_out("refresh/plugin split") {
         return;
     }
-    let run = |flow: &dyn host::AuthFlow, credential: &Credential, count: usize| {
-        rt.block_on(async {
-            let started = Instant::now();
-            for _ in 0..count {
-                flow.refresh(credential).await.unwrap();
-            }
-            started.elapsed().as_secs_f64() * 1e6 / count as f64
-        })
-    };
-    run(plugin, plugin_credential, 200);
+    timed(rt, plugin, plugin_credential, WARM_UP);
     let split = std::sync::Arc::new(Split::default());
     let dispatch = tracing::Dispatch::from(std::sync::Arc::clone(&split));
     let whole = tracing::dispatcher::with_default(&dispatch, || {
-        run(plugin, plugin_credential, SPLIT_CALLS)
+        mean_us(&timed(rt, plugin, plugin_credential, SPLIT_CALLS))
     });
-    run(native, native_credential, 200);
-    let native = run(native, native_credential, SPLIT_CALLS);
-    let parts = split.parts.lock().unwrap();
-    let calls = *split.calls.lock().unwrap() as f64;
-    assert_eq!(
-        calls, SPLIT_CALLS as f64,
-        "each plugin call logs its timing once"
-    );
-    let [instance, guest, host, finishing] = parts.map(|total| total / calls);
+    timed(rt, native, native_credential, WARM_UP);
+    let native = mean_us(&timed(rt, native, native_credential, SPLIT_CALLS));
+    let (parts, calls) = *split.sums.lock().unwrap();
+    assert_eq!(calls, SPLIT_CALLS, "each plugin call logs its timing once");
+    let [instance, guest, host, finishing] = parts.map(|total| total / calls as f64);
     println!(
         "refresh/plugin split, where a plugin refresh's time goes (means of {SPLIT_CALLS} calls, debug timing on):"
     );
@@ -215,9 +235,8 @@ fn plugin_split(
 /// A subscriber that sums the plugin calls' timing fields and ignores everything else.
 #[derive(Default)]
 struct Split {
-    /// fresh_instance_us, guest_us, host_functions_us, finishing_us.
-    parts: std::sync::Mutex<[f64; 4]>,
-    calls: std::sync::Mutex<usize>,
+    /// The sums of `SPLIT_FIELDS`, and how many calls logged them.
+    sums: std::sync::Mutex<([f64; 4], usize)>,
 }
 
 const SPLIT_FIELDS: [&str; 4] = [
@@ -253,11 +272,11 @@ impl tracing::Subscriber for Split {
         let mut visit = Visit([None; 4]);
         event.record(&mut visit);
         if let [Some(a), Some(b), Some(c), Some(d)] = visit.0 {
-            let mut parts = self.parts.lock().unwrap();
+            let (parts, calls) = &mut *self.sums.lock().unwrap();
             for (sum, value) in parts.iter_mut().zip([a, b, c, d]) {
                 *sum += value;
             }
-            *self.calls.lock().unwrap() += 1;
+            *calls += 1;
         }
     }
 
@@ -269,7 +288,7 @@ impl tracing::Subscriber for Split {
 /// The Authlib release compared, and the httpx it runs on.
 const AUTHLIB: &str = "1.9.6";
 const HTTPX: &str = "0.28.1";
-/// Calls timed per side, after 200 untimed ones.
+/// Calls timed per side, after `WARM_UP` untimed ones.
 const ROUNDS: usize = 2000;
 
 /// Authlib's refresh beside the native flow's, each call timed one at a time (the script times
@@ -295,20 +314,8 @@ fn authlib_comparison(
         }
     };
     let native_median = || {
-        rt.block_on(async {
-            for _ in 0..200 {
-                native.refresh(credential).await.unwrap();
-            }
-            let mut times = Vec::with_capacity(ROUNDS);
-            for _ in 0..ROUNDS {
-                let started = Instant::now();
-                let fresh = native.refresh(credential).await.unwrap();
-                times.push(started.elapsed());
-                assert!(fresh.secret().is_some());
-            }
-            times.sort();
-            times[ROUNDS / 2].as_secs_f64() * 1e6
-        })
+        timed(rt, native, credential, WARM_UP);
+        median_us(timed(rt, native, credential, ROUNDS))
     };
     let before = native_median();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/authlib/refresh.py");

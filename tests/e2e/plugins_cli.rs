@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::support::{HostEnv, browser_redirect};
+use crate::support::{HostEnv, assert_no_secrets, browser_redirect};
 
 fn acme_config(env: &HostEnv) -> String {
     format!(
@@ -42,14 +42,11 @@ async fn a_plugin_provider_works_with_run_token_providers_and_logout() {
     assert!(first.starts_with("at-"));
     // With debug logging, the refresh says where its time went, and no token.
     let out = env
-        .host(&["token", "--provider", "acme", "--min-valid", "99999"])
-        .env("HOST_LOG", "host=debug")
-        .output()
-        .await
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    let fresh = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        .output_debug(&["token", "--provider", "acme", "--min-valid", "99999"])
+        .await;
+    let log = &out.stderr;
+    assert_eq!(out.code, Some(0), "{log}");
+    let fresh = out.stdout.trim();
     assert_ne!(fresh, first, "refreshed through the plugin");
     assert_eq!(env.provider.refresh_count(), 1);
     let timing = log
@@ -66,9 +63,18 @@ async fn a_plugin_provider_works_with_run_token_providers_and_logout() {
     ] {
         assert!(timing.contains(part), "{part} missing: {timing}");
     }
-    assert!(!log.contains(&fresh) && !log.contains(&first), "{log}");
-    // Nor the client secret or a refresh token (the test provider's are `rt-<n>`).
-    assert!(!log.contains(host_testkit::CLIENT_SECRET), "{log}");
+    let sent = env.provider.token_requests();
+    let old_refresh = &sent.last().unwrap().form["refresh_token"];
+    assert_no_secrets(
+        log,
+        &[
+            fresh,
+            &first,
+            old_refresh.as_str(),
+            host_testkit::CLIENT_SECRET,
+        ],
+    );
+    // Nor the new refresh token (the test provider's are `rt-<n>`).
     let refresh_token = log
         .match_indices("rt-")
         .any(|(i, _)| log[i + 3..].starts_with(|c: char| c.is_ascii_digit()));
@@ -128,27 +134,19 @@ async fn a_hundred_plugins_are_listed_without_compiling_any() {
 async fn the_second_process_loads_the_plugin_from_the_cache() {
     let env = HostEnv::start().await;
     let file = host_testkit::guests::FLOW_GOOD;
-    let first = env
-        .host(&["plugin", "inspect", file])
-        .env("HOST_LOG", "host=debug")
-        .output()
-        .await
-        .unwrap();
-    let first_log = String::from_utf8_lossy(&first.stderr);
-    assert!(first.status.success(), "{first_log}");
+    let first = env.output_debug(&["plugin", "inspect", file]).await;
+    let first_log = &first.stderr;
+    assert_eq!(first.code, Some(0), "{first_log}");
     assert!(first_log.contains("compiling the plugin"), "{first_log}");
     let second = env
-        .host(&["plugin", "inspect", "--json", file])
-        .env("HOST_LOG", "host=debug")
-        .output()
-        .await
-        .unwrap();
-    let second_log = String::from_utf8_lossy(&second.stderr);
+        .output_debug(&["plugin", "inspect", "--json", file])
+        .await;
+    let second_log = &second.stderr;
     assert!(
         second_log.contains("from the cache") && !second_log.contains("compiling"),
         "{second_log}"
     );
-    let info: Value = serde_json::from_slice(&second.stdout).unwrap();
+    let info: Value = serde_json::from_str(&second.stdout).unwrap();
     assert_eq!(info["display_name"], "Test OAuth2 flow");
     assert_eq!(info["wit"], "integrations:auth@0.1.0");
     assert_eq!(info["allowed_hosts"], serde_json::json!(["127.0.0.1"]));

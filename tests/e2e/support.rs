@@ -164,7 +164,16 @@ impl HostEnv {
 
     /// Runs `host ARGS` to completion.
     pub(crate) async fn output(&self, args: &[&str]) -> Output {
-        let out = self.host(args).output().await.expect("run host");
+        Self::finish(&mut self.host(args)).await
+    }
+
+    /// Runs `host ARGS` to completion with `HOST_LOG=host=debug` (its log in `stderr`).
+    pub(crate) async fn output_debug(&self, args: &[&str]) -> Output {
+        Self::finish(self.host(args).env("HOST_LOG", "host=debug")).await
+    }
+
+    async fn finish(cmd: &mut tokio::process::Command) -> Output {
+        let out = cmd.output().await.expect("run host");
         Output {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -357,7 +357,8 @@ impl WasmFlow {
                 refresh_token: t.refresh_token.as_ref().map(|r| r.expose().to_owned()),
                 expires_at: t.expires_at.map(|at| at.timestamp()),
                 scopes: t.scopes.clone(),
-                extra_json: serde_json::Value::Object(t.extra.0.clone()).to_string(),
+                extra_json: serde_json::to_string(&t.extra.0)
+                    .expect("a map of JSON values serializes"),
             }),
             Credential::ApiKey { key } => wit::Credential::ApiKey(key.expose().to_owned()),
             Credential::Basic { username, password } => wit::Credential::Basic(wit::BasicAuth {

@@ -446,9 +446,8 @@ fn seconds(v: Option<&Value>) -> Result<Option<i64>> {
 /// Lenient parsing of one token object: `expires_in` as a number or string, scopes
 /// space- or comma-separated or a list; everything else kept as extras.
 pub fn parse_token(map: &Map<String, Value>) -> Result<Token> {
-    let mut rest = map.clone();
-    let access_token = match rest.remove("access_token") {
-        Some(Value::String(s)) if !s.is_empty() && !s.chars().any(char::is_control) => s,
+    let access_token = match map.get("access_token") {
+        Some(Value::String(s)) if !s.is_empty() && !s.chars().any(char::is_control) => s.clone(),
         Some(_) => {
             return Err(Error::protocol(
                 "the token response's `access_token` is unusable",
@@ -456,14 +455,12 @@ pub fn parse_token(map: &Map<String, Value>) -> Result<Token> {
         }
         None => return Err(Error::protocol("the token response has no `access_token`")),
     };
-    rest.remove("token_type");
-    let refresh_token = match rest.remove("refresh_token") {
-        Some(Value::String(s)) if !s.is_empty() => Some(s),
+    let refresh_token = match map.get("refresh_token") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         _ => None,
     };
-    let expires_at = seconds(rest.get("expires_in"))?.map(|s| now().saturating_add(s));
-    rest.remove("expires_in");
-    let scopes = match rest.remove("scope") {
+    let expires_at = seconds(map.get("expires_in"))?.map(|s| now().saturating_add(s));
+    let scopes = match map.get("scope") {
         Some(Value::String(s)) => s
             .split([' ', ','])
             .filter(|s| !s.is_empty())
@@ -475,14 +472,29 @@ pub fn parse_token(map: &Map<String, Value>) -> Result<Token> {
             .collect(),
         _ => Vec::new(),
     };
+    // Only the fields kept as extras are copied, not the whole object.
+    let extra = map
+        .iter()
+        .filter(|(name, _)| !TOKEN_FIELDS.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
     Ok(Token {
         access_token: access_token.into(),
         refresh_token: refresh_token.map(Into::into),
         expires_at,
         scopes,
-        extra: rest,
+        extra,
     })
 }
+
+/// The fields [`parse_token`] reads; the others are the token's extras.
+const TOKEN_FIELDS: [&str; 5] = [
+    "access_token",
+    "token_type",
+    "refresh_token",
+    "expires_in",
+    "scope",
+];
 
 #[cfg(test)]
 mod tests {
@@ -503,6 +515,8 @@ mod tests {
         assert_eq!(t.scopes, vec!["a", "b", "c"]);
         assert!(t.expires_at.unwrap() - now() > 3590);
         assert_eq!(t.extra["team"], "x");
+        // The token's own fields are not repeated among the extras.
+        assert_eq!(t.extra.keys().collect::<Vec<_>>(), ["team"]);
         let zero = resp(200, json!({"access_token":"a","expires_in":0}))
             .unwrap()
             .token()

@@ -269,9 +269,12 @@ impl App {
         let mut record = Record::new(provider, account, &flow_name, credential);
         record.identity = identity;
         // Under the record's lock: a refresh of the old login in flight cannot replace it.
-        if let Some(old) = self.store.save(&record).await? {
+        if let Some(old) = self.store.save(&record).await?
+            && !old.credential.shares_a_secret_with(&record.credential)
+        {
             // The login it replaces is over: revoke it (best effort) rather than leave a live
-            // grant nobody holds.
+            // grant nobody holds. Not when the provider answered with a token of the old login
+            // (some give the same tokens to each new authorization): that grant is the new one.
             let revoked = match handle.flow(&old.flow).await {
                 Ok(flow) => flow.revoke(&old.credential).await.map_err(|e| e.chain()),
                 Err(e) => Err(e.to_string()),

@@ -667,3 +667,43 @@ async fn fifty_racing_processes_never_lose_a_logout_or_leave_a_live_grant() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_new_login_revokes_the_one_it_replaces_unless_they_share_a_token() {
+    // Different tokens: the replaced login's tokens are revoked, the new ones are not.
+    let env = logged_in().await;
+    let old = env.stored("github", "default").await.unwrap();
+    env.login_ok().await;
+    let new = env.stored("github", "default").await.unwrap();
+    let revoked = env.provider.revoked();
+    for field in ["access_token", "refresh_token"] {
+        let old = old["credential"][field].as_str().unwrap().to_owned();
+        let new = new["credential"][field].as_str().unwrap().to_owned();
+        assert_ne!(old, new);
+        assert!(revoked.contains(&old), "{field} of the old login revoked");
+        assert!(!revoked.contains(&new), "{field} of the new login kept");
+    }
+
+    // A provider answering each authorization with the same tokens: revoking the old login
+    // would end the new one, so nothing is revoked and the stored token still works.
+    let env = logged_in().await;
+    let same = Scripted::Json(
+        200,
+        json!({
+            "access_token": "gho_same_access",
+            "refresh_token": "ghr_same_refresh",
+            "token_type": "bearer",
+            "expires_in": 28800,
+        }),
+    );
+    env.provider.script([same.clone()]);
+    env.login_ok().await;
+    let before = env.provider.revoked();
+    assert_eq!(before.len(), 2, "the first login's tokens: {before:?}");
+    env.provider.script([same]);
+    env.login_ok().await;
+    assert_eq!(env.provider.revoked(), before, "nothing more revoked");
+    let out = env.output(&["token", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout.trim(), "gho_same_access");
+}

@@ -54,6 +54,26 @@ impl Credential {
     pub fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.as_oauth2().and_then(|t| t.expires_at)
     }
+
+    /// Every secret value it holds: the access and refresh tokens, the key, the password.
+    fn secret_values(&self) -> Vec<&str> {
+        match self {
+            Credential::OAuth2(t) => std::iter::once(&t.access_token)
+                .chain(&t.refresh_token)
+                .map(SecretString::expose)
+                .collect(),
+            Credential::ApiKey { key } => vec![key.expose()],
+            Credential::Basic { password, .. } => vec![password.expose()],
+        }
+    }
+
+    /// Whether the two hold a secret in common: a provider that answered a new login with a
+    /// token of the old one still counts it as one grant, and revoking the old one would end
+    /// the new one too.
+    pub(crate) fn shares_a_secret_with(&self, other: &Credential) -> bool {
+        let theirs = other.secret_values();
+        self.secret_values().iter().any(|s| theirs.contains(s))
+    }
 }
 
 /// An OAuth2 access token with what came with it.

@@ -109,6 +109,9 @@ impl Session {
             .use_preconfigured_tls(tls)
             .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(policy.connect_timeout)
+            // An API that stops sending fails the request; a large answer that keeps coming
+            // is not cut off (`host api` streams it).
+            .read_timeout(policy.timeout)
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 let same_origin = attempt
                     .previous()
@@ -252,6 +255,9 @@ impl Session {
             })?;
         let mut url = Url::parse(&request.uri().to_string())
             .map_err(|_| SessionError::BadUrl("not an absolute URL".into()))?;
+        // Whatever named the URL (the API base URL, a plugin, --allow-origin, a next-page
+        // link), the credential goes over https, or plain http to loopback only.
+        crate::http::require_secure(&url).map_err(|e| SessionError::BadUrl(e.to_string()))?;
         let mut builder = self.client.request(request.method().clone(), url.clone());
         for (name, value) in request.headers() {
             builder = builder.header(name, value);

@@ -422,3 +422,114 @@ async fn plugins_of_both_contract_versions_load_and_a_declared_binding_is_used()
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.contains("\"ok\":true"), "{}", out.stdout);
 }
+
+/// An API on its own 127.0.0.1 port answering hostile pages: a `Link` back to itself, a `Link`
+/// to another origin, a relative `Link`, an endless error body. Records each request line.
+async fn hostile_api() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let record = std::sync::Arc::clone(&record);
+            tokio::spawn(async move {
+                let mut reader = tokio::io::BufReader::new(stream);
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first).await;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).await.unwrap_or(0) <= 2 {
+                        break;
+                    }
+                }
+                let path = first.split(' ').nth(1).unwrap_or("").to_owned();
+                record.lock().unwrap().push(path.clone());
+                let page = |link: &str, body: &str| {
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlink: {link}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let mut stream = reader.into_inner();
+                let head = match path.as_str() {
+                    "/loop" => page("</loop>; rel=\"next\"", "[1]"),
+                    "/away" => page(
+                        &format!("<http://localhost:{port}/stolen>; rel=\"next\""),
+                        "[1]",
+                    ),
+                    "/rel/list?page=1" => page("<?page=2>; rel=\"next\"", "[1]"),
+                    "/rel/list?page=2" => page("<next>; rel=\"none\"", "[2]"),
+                    "/endless" => {
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 500 Oops\r\ncontent-type: text/plain\r\n\r\n")
+                            .await;
+                        let chunk = vec![b'x'; 64 * 1024];
+                        while stream.write_all(&chunk).await.is_ok() {}
+                        return;
+                    }
+                    _ => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".into(),
+                };
+                let _ = stream.write_all(head.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), seen)
+}
+
+#[tokio::test]
+async fn api_pages_and_error_bodies_cannot_lead_the_credential_away_or_run_forever() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let (api, seen) = hostile_api().await;
+    // Each run is bounded: a command that kept reading would fail the test, not hang it.
+    let run = async |args: &[&str]| {
+        tokio::time::timeout(std::time::Duration::from_secs(60), env.output(args))
+            .await
+            .expect("host api ends")
+    };
+    let api_call = async |path: &str| {
+        run(&[
+            "api",
+            "--allow-origin",
+            "--paginate",
+            &format!("{api}{path}"),
+        ])
+        .await
+    };
+
+    // A next-page link on another origin is not followed, --allow-origin or not.
+    let out = api_call("/away").await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("another origin"), "{}", out.stderr);
+    assert!(!seen.lock().unwrap().contains(&"/stolen".to_owned()));
+
+    // A link back to a page already fetched ends the walk instead of looping.
+    let out = api_call("/loop").await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("already fetched"), "{}", out.stderr);
+
+    // A relative link is resolved against the page that gave it; no empty `?` is added.
+    let out = api_call("/rel/list?page=1").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout.trim(), "[1,2]");
+    let out = run(&["api", "--allow-origin", &format!("{api}/plain")]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(seen.lock().unwrap().contains(&"/plain".to_owned()));
+
+    // An endless error body: only what is shown is read, and the command ends.
+    let out = run(&["api", "--allow-origin", &format!("{api}/endless")]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("HTTP 500"), "{}", out.stderr);
+    assert!(out.stderr.len() < 70 * 1024, "{} bytes", out.stderr.len());
+
+    // Plain http to a host that is not loopback: refused before anything is sent.
+    let out = run(&["api", "--allow-origin", "http://192.0.2.1/user"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("plain http to 192.0.2.1"),
+        "{}",
+        out.stderr
+    );
+}

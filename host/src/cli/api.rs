@@ -56,9 +56,11 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
                 .with_context(|| format!("`{f}`: expected KEY=VALUE"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if matches!(method, http::Method::GET | http::Method::HEAD) {
+    if pairs.is_empty() {
+        // Nothing to add: the URL stays as given (no empty `?`).
+    } else if matches!(method, http::Method::GET | http::Method::HEAD) {
         url.query_pairs_mut().extend_pairs(&pairs);
-    } else if !pairs.is_empty() {
+    } else {
         let object: serde_json::Map<String, serde_json::Value> = pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
@@ -76,6 +78,11 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
         };
     }
     let mut pages: Vec<serde_json::Value> = Vec::new();
+    // With --paginate: the pages stay on the first page's origin, none is fetched twice, and
+    // together they are bounded.
+    let origin = url.origin();
+    let mut visited = std::collections::HashSet::new();
+    let mut paginated = 0usize;
     loop {
         let mut request = http::Request::builder()
             .method(method.clone())
@@ -104,12 +111,27 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
         }
         let next = next_link(response.headers());
         if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
-            eprintln!("{}", host::terminal_text(&text, 64 * 1024));
+            // Only what is shown is read: an endless error body cannot fill the memory.
+            let (bytes, _) = read_at_most(&mut response, ERROR_SHOWN)
+                .await
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            eprintln!("{}", host::terminal_text(&text, ERROR_SHOWN));
             bail!("the API answered HTTP {status}");
         }
         if args.paginate {
-            let bytes = response.bytes().await.context("the answer broke off")?;
+            visited.insert(url.clone());
+            let left = PAGINATE_LIMIT - paginated;
+            let (bytes, complete) = read_at_most(&mut response, left)
+                .await
+                .context("the answer broke off")?;
+            if !complete {
+                bail!(
+                    "with --paginate, the pages add up to more than {} MiB; fetch them one at a time instead",
+                    PAGINATE_LIMIT >> 20
+                );
+            }
+            paginated += bytes.len();
             let page: serde_json::Value = serde_json::from_slice(&bytes)
                 .context("with --paginate, every page must be JSON")?;
             match page {
@@ -118,7 +140,24 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
             }
             match next {
                 Some(n) if matches!(method, http::Method::GET) => {
-                    url = session.url(&n, args.allow_origin)?;
+                    // A relative link is resolved against the page that gave it.
+                    let next = url.join(&n).with_context(|| {
+                        format!(
+                            "the next-page link `{}` is not a URL",
+                            host::terminal_text(&n, 200)
+                        )
+                    })?;
+                    if next.origin() != origin {
+                        bail!(
+                            "the next page is on another origin ({}); with --paginate the credential stays on {}",
+                            next.origin().ascii_serialization(),
+                            origin.ascii_serialization()
+                        );
+                    }
+                    if visited.contains(&next) {
+                        bail!("the next-page link leads back to a page already fetched: {next}");
+                    }
+                    url = session.url(next.as_str(), args.allow_origin)?;
                     continue;
                 }
                 _ => break,
@@ -134,6 +173,29 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
     }
     outln!("{}", serde_json::Value::Array(pages));
     Ok(())
+}
+
+/// The most of an error answer's body read and shown.
+const ERROR_SHOWN: usize = 64 * 1024;
+
+/// The most `--paginate` reads, all pages together: they are joined in memory.
+const PAGINATE_LIMIT: usize = 256 << 20;
+
+/// Up to `limit` bytes of the body, and whether that was all of it.
+async fn read_at_most(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
 }
 
 /// The `rel="next"` target of a `Link` header.

@@ -461,6 +461,10 @@ async fn hostile_api() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>
                     ),
                     "/rel/list?page=1" => page("<?page=2>; rel=\"next\"", "[1]"),
                     "/rel/list?page=2" => page("<next>; rel=\"none\"", "[2]"),
+                    "/hang" => {
+                        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                        return;
+                    }
                     "/endless" => {
                         let _ = stream
                             .write_all(b"HTTP/1.1 500 Oops\r\ncontent-type: text/plain\r\n\r\n")
@@ -523,6 +527,18 @@ async fn api_pages_and_error_bodies_cannot_lead_the_credential_away_or_run_forev
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("HTTP 500"), "{}", out.stderr);
     assert!(out.stderr.len() < 70 * 1024, "{} bytes", out.stderr.len());
+
+    // An API that never answers: the request fails after [http] timeout_secs.
+    let url = format!("{api}/hang");
+    let out = env
+        .host(&["api", "--allow-origin", &url])
+        .env("HOST_HTTP__TIMEOUT_SECS", "1")
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)
+        .await
+        .expect("host api ends")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
 
     // Plain http to a host that is not loopback: refused before anything is sent.
     let out = run(&["api", "--allow-origin", "http://192.0.2.1/user"]).await;

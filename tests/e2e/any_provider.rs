@@ -350,8 +350,21 @@ async fn a_rotated_signing_key_is_fetched_again_once() {
     assert_eq!(
         stored.credential.secret().map(|s| s.expose().to_owned()),
         kept.credential.secret().map(|s| s.expose().to_owned()),
-        "the refused refresh stored nothing"
+        "the refused refresh stored no access token"
     );
+
+    // The refused answer had rotated the refresh token (the provider retired the old one):
+    // the new one was kept, so the next refresh works instead of replaying a retired token.
+    p.set_id_token_fault(IdTokenFault::None);
+    let after = app
+        .token("corp", "default", Duration::from_secs(99_999))
+        .await
+        .expect("refreshed with the rotated refresh token");
+    assert_ne!(
+        after.credential.secret().map(|s| s.expose().to_owned()),
+        kept.credential.secret().map(|s| s.expose().to_owned()),
+    );
+    assert_eq!(p.live_refresh_tokens(), 1);
 }
 
 #[tokio::test]

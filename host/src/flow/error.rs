@@ -72,6 +72,18 @@ pub enum FlowError {
     /// an unusable response, a plugin's failure.
     #[error(transparent)]
     Failed(BoxError),
+    /// A refresh's answer was refused (say, its `id_token` did not check out), but it carried
+    /// a new refresh token. The provider may already have retired the one it was sent, so the
+    /// store keeps this one (never the refused answer's access token) and then reports
+    /// `source`; it is never what a store's caller sees.
+    #[error("the refresh's answer was refused; its new refresh token is kept")]
+    RefreshRefused {
+        /// The refresh token the refused answer carried.
+        refresh_token: crate::secret::SecretString,
+        /// Why the answer was refused.
+        #[source]
+        source: Box<FlowError>,
+    },
     /// The flow does not support this step or credential.
     #[error("unsupported: {0}")]
     Unsupported(String),
@@ -95,7 +107,11 @@ impl FlowError {
 
     /// Whether the user must log in again.
     pub fn needs_login(&self) -> bool {
-        matches!(self, FlowError::LoginRequired { .. })
+        match self {
+            FlowError::LoginRequired { .. } => true,
+            FlowError::RefreshRefused { source, .. } => source.needs_login(),
+            _ => false,
+        }
     }
 
     /// An invalid configuration without a further cause.

@@ -341,19 +341,41 @@ impl<C: TokenClass> OAuth2Flow<C> {
         fields.extra.remove(ID_TOKEN_CLAIMS);
         if let Some(verifier) = &self.id_tokens {
             let claims = match fields.extra.remove("id_token") {
-                Some(serde_json::Value::String(id_token)) => Some(
-                    verifier
-                        .verify(&id_token, fields.access_token.expose(), check.nonce)
-                        .await?,
-                ),
-                Some(_) => return Err(IdTokenError::Malformed.into()),
-                None if check.required => return Err(IdTokenError::Missing.into()),
-                None => None,
+                Some(serde_json::Value::String(id_token)) => verifier
+                    .verify(&id_token, fields.access_token.expose(), check.nonce)
+                    .await
+                    .map(Some),
+                Some(_) => Err(IdTokenError::Malformed),
+                None if check.required => Err(IdTokenError::Missing),
+                None => Ok(None),
+            }
+            .and_then(|claims| match claims {
+                Some(claims) if check.subject.is_some_and(|sub| sub != claims.sub) => {
+                    Err(IdTokenError::SubjectChanged)
+                }
+                claims => Ok(claims),
+            });
+            let claims = match claims {
+                Ok(claims) => claims,
+                // A refresh answer is refused, but the provider may already have retired the
+                // refresh token it was sent for the one in the answer: that one is handed back
+                // to be kept (not when the answer is about another user).
+                Err(e) => {
+                    let refreshing = params.contains(&("grant_type", "refresh_token"));
+                    return Err(match fields.refresh_token.take() {
+                        Some(refresh_token)
+                            if refreshing && !matches!(e, IdTokenError::SubjectChanged) =>
+                        {
+                            FlowError::RefreshRefused {
+                                refresh_token,
+                                source: Box::new(e.into()),
+                            }
+                        }
+                        _ => e.into(),
+                    });
+                }
             };
             if let Some(claims) = claims {
-                if check.subject.is_some_and(|sub| sub != claims.sub) {
-                    return Err(IdTokenError::SubjectChanged.into());
-                }
                 let value = serde_json::to_value(&claims)
                     .map_err(|e| FlowError::internal("cannot keep the id_token's claims", e))?;
                 fields.extra.insert(ID_TOKEN_CLAIMS.to_owned(), value);

@@ -886,13 +886,29 @@ impl Store {
                 }
             }
             Err(source) => {
+                let mut keep = false;
+                // A refused answer that rotated the refresh token: the new refresh token is
+                // stored (with the old access token), or the next refresh would replay a
+                // token the provider has retired.
+                let source = match source {
+                    FlowError::RefreshRefused {
+                        refresh_token,
+                        source,
+                    } => {
+                        if let Credential::OAuth2(token) = &mut record.credential {
+                            token.refresh_token = Some(refresh_token);
+                            keep = true;
+                        }
+                        *source
+                    }
+                    other => other,
+                };
                 if source.needs_login() {
                     record.login_required = Some(source.chain());
-                    if let Err(e) = lock.commit(&record, prepared).await {
-                        tracing::warn!(
-                            "cannot remember that the credential needs a new login: {e}"
-                        );
-                    }
+                    keep = true;
+                }
+                if keep && let Err(e) = lock.commit(&record, prepared).await {
+                    tracing::warn!("cannot store what the refused refresh left: {e}");
                 }
                 Err(refused(source))
             }

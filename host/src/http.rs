@@ -145,8 +145,9 @@ impl HttpError {
     }
 }
 
-/// Hosts that never go through a proxy.
-const LOOPBACK_HOSTS: &str = "localhost,127.0.0.1,::1";
+/// Hosts that never go through a proxy: every address plain http is allowed to
+/// ([`is_loopback_url`](crate::address::is_loopback_url)), not only `127.0.0.1`.
+const LOOPBACK_HOSTS: &str = "localhost,127.0.0.0/8,::1";
 
 /// The hardened HTTP client. Cheap to clone. `Debug` shows its policy only.
 #[derive(Clone)]

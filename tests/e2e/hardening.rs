@@ -594,6 +594,19 @@ async fn proxies_from_the_environment_are_honoured_and_can_be_turned_off() {
         assert_eq!(out.status.code(), Some(0));
         assert!(seen.lock().unwrap().is_empty(), "{extra:?}: {seen:?}");
     }
+    // Every loopback address goes direct, not only 127.0.0.1: plain http is allowed there, and
+    // through a proxy it would carry the client secret in clear text.
+    seen.lock().unwrap().clear();
+    let provider_port = url::Url::parse(&env.provider.url("/"))
+        .unwrap()
+        .port()
+        .unwrap();
+    let direct = format!("http://127.0.0.2:{provider_port}/token");
+    let out = refresh_via_proxy(&[("HOST_PROVIDERS__GITHUB__TOKEN_URL", direct.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(seen.lock().unwrap().is_empty(), "{seen:?}");
     // `host config` says which proxy is used and where it came from, password hidden.
     let out = env
         .host(&["config"])

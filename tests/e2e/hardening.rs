@@ -487,12 +487,18 @@ async fn revocation_says_what_happened_and_fails_loudly() {
     assert_eq!(env.provider.revoked().len(), 2, "refresh and access token");
     assert_eq!(env.provider.live_refresh_tokens(), 0);
 
-    // A failed revocation prints one line even with -q, and the exit status says it.
+    // A failed revocation prints one line even with -q, and the exit status says it; the
+    // refresh token's failure does not keep the access token from being revoked.
     let env = logged_in().await;
+    let access_token = env.stored("github", "default").await.unwrap()["credential"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     env.provider.script([Scripted::Json(500, json!({}))]);
     let out = env.output(&["-q", "logout", "--provider", "github"]).await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert_eq!(env.provider.revoked(), vec![access_token]);
     assert!(out.stderr.contains("could not revoke"), "{}", out.stderr);
     assert!(!env.record_path("default").exists());
 }

@@ -602,10 +602,19 @@ impl<C: TokenClass> OAuth2Flow<C> {
             tokens.push((r, "refresh_token"));
         }
         tokens.push((&token.access_token, "access_token"));
+        // Each is sent even when one fails (say the refresh token with
+        // `unsupported_token_type`): the access token still dies at the provider. The first
+        // failure is reported.
+        let mut failed = None;
         for (secret, hint) in tokens {
-            self.revoke_one(url, secret, hint).await?;
+            if let Err(e) = self.revoke_one(url, secret, hint).await {
+                failed.get_or_insert(e);
+            }
         }
-        Ok(true)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(true),
+        }
     }
 
     async fn revoke_one(

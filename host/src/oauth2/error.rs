@@ -87,7 +87,9 @@ impl fmt::Display for OAuthError {
     }
 }
 
-/// Why a token request (exchange, refresh) failed.
+/// Why a request to one of the provider's OAuth2 endpoints (token, device authorization,
+/// revocation) failed. The messages say "the provider's endpoint": the caller's context says
+/// which one.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
@@ -96,7 +98,7 @@ pub enum TokenError {
     Http(#[from] HttpError),
     /// The endpoint answered with a redirect, which is never followed.
     #[error(
-        "the token endpoint answered with a redirect (HTTP {status}); redirects are never followed"
+        "the provider's endpoint answered with a redirect (HTTP {status}); redirects are never followed"
     )]
     Redirect {
         /// The 3xx status.
@@ -106,7 +108,7 @@ pub enum TokenError {
     #[error("{0}")]
     Provider(OAuthError),
     /// The provider is rate-limiting or unavailable.
-    #[error("the token endpoint is unavailable (HTTP {status}){}", .retry_after.map(|d| format!("; retry after {}s", d.as_secs())).unwrap_or_default())]
+    #[error("the provider's endpoint is unavailable (HTTP {status}){}", .retry_after.map(|d| format!("; retry after {}s", d.as_secs())).unwrap_or_default())]
     Unavailable {
         /// 429 or 503.
         status: u16,
@@ -114,7 +116,7 @@ pub enum TokenError {
         retry_after: Option<Duration>,
     },
     /// An HTTP error status without an OAuth2 error body.
-    #[error("the token endpoint failed with HTTP {status}{}", .content_type.as_deref().map(|c| format!(" ({c} body)")).unwrap_or_default())]
+    #[error("the provider's endpoint failed with HTTP {status}{}", .content_type.as_deref().map(|c| format!(" ({c} body)")).unwrap_or_default())]
     Status {
         /// The status.
         status: u16,
@@ -122,13 +124,13 @@ pub enum TokenError {
         content_type: Option<String>,
     },
     /// A success status whose body is not JSON (or form-encoded).
-    #[error("the token endpoint answered with a body that is not JSON{}", .content_type.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    #[error("the provider's endpoint answered with a body that is not JSON{}", .content_type.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
     NotJson {
         /// The declared content type.
         content_type: Option<String>,
     },
     /// The JSON body is not an object.
-    #[error("the token endpoint answered with JSON {found} instead of an object")]
+    #[error("the provider's endpoint answered with JSON {found} instead of an object")]
     NotObject {
         /// What it was (`null`, an array, …).
         found: &'static str,

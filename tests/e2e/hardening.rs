@@ -726,3 +726,41 @@ async fn a_new_login_revokes_the_one_it_replaces_unless_they_share_a_token() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stdout.trim(), "gho_same_access");
 }
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn a_fifo_in_place_of_a_record_or_the_key_is_refused_not_waited_on() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    // Each command is bounded: one waiting for a writer would fail the test, not hang it.
+    let token = async || {
+        let run = env.output(&["token", "--provider", "github"]);
+        tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("host token ends")
+    };
+    let record = env.record_path("default");
+    std::fs::remove_file(&record).unwrap();
+    mkfifo(&record);
+    let out = token().await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
+    std::fs::remove_file(&record).unwrap();
+
+    // A record again, and its key named as a FIFO.
+    env.login_ok().await;
+    let key = env.home.path().join("key.fifo");
+    mkfifo(&key);
+    env.write_config(&format!("[store]\nkey_file = \"{}\"\n", key.display()));
+    let out = token().await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
+}

@@ -305,7 +305,7 @@ fn open_private(
 ) -> Result<File, StoreError> {
     #[cfg(not(unix))]
     refuse_symlink(path)?;
-    options.open(path).map_err(|e| {
+    let file = options.open(path).map_err(|e| {
         #[cfg(unix)]
         if e.raw_os_error() == Some(libc::ELOOP) {
             return StoreError::Unsafe {
@@ -314,7 +314,16 @@ fn open_private(
             };
         }
         io(action, path)(e)
-    })
+    })?;
+    // A FIFO or a device in a record's place would block every command reading it (the open
+    // itself does not: `O_NONBLOCK`).
+    if !file.metadata().map_err(io(action, path))?.is_file() {
+        return Err(StoreError::Unsafe {
+            path: path.to_owned(),
+            reason: "it is not a regular file",
+        });
+    }
+    Ok(file)
 }
 
 fn dir_error(dir: &Path, e: std::io::Error) -> StoreError {
@@ -340,11 +349,13 @@ fn private_options() -> OpenOptions {
     options
 }
 
+/// Never through a symbolic link at the last component, and never blocking on a FIFO's open
+/// (regular files ignore `O_NONBLOCK`; [`open_private`] refuses anything else).
 fn no_follow(options: &mut OpenOptions) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW);
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
     let _ = options;
 }

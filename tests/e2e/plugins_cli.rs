@@ -258,3 +258,17 @@ async fn perf_map_names_the_plugin_functions_for_perf_only_when_asked() {
         assert!(parts.next().is_some_and(|name| !name.is_empty()), "{line}");
     }
 }
+
+#[tokio::test]
+async fn inspect_prints_nothing_a_terminal_acts_on_from_a_plugins_schema() {
+    let env = HostEnv::start().await;
+    let out = env
+        .output(&["plugin", "inspect", host_testkit::guests::HOSTILE])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // The hostile plugin's schema has a pattern with ESC and a right-to-left override.
+    assert!(out.stdout.contains("\"pattern\""), "{}", out.stdout);
+    for c in ['\u{1b}', '\u{202e}'] {
+        assert!(!out.stdout.contains(c), "{:?} printed: {}", c, out.stdout);
+    }
+}

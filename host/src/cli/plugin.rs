@@ -93,8 +93,10 @@ async fn inspect(ctx: &Context, file: PathBuf, as_json: bool) -> anyhow::Result<
         outln!("    {e}");
     }
     outln!("  app credentials schema:");
+    // The plugin wrote the schema: JSON escapes its control characters, not the rest of what
+    // a terminal acts on (bidirectional overrides).
     for line in serde_json::to_string_pretty(&info.schema)?.lines() {
-        outln!("    {line}");
+        outln!("    {}", host::terminal_text(line, 2000));
     }
     Ok(())
 }

@@ -168,7 +168,17 @@ async fn oversized_plugin_answers_are_refused_with_clear_errors() {
         "{}",
         out.stderr
     );
-    assert!(!env.data_dir().join("credentials/evil").exists());
+    // Nothing stored (the provider's folder may exist: the login checked it could store
+    // there before it began).
+    assert_eq!(
+        std::fs::read_dir(env.data_dir().join("credentials/evil"))
+            .map(|d| d
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .count())
+            .unwrap_or(0),
+        0
+    );
 }
 
 #[tokio::test]
@@ -763,4 +773,43 @@ async fn a_fifo_in_place_of_a_record_or_the_key_is_refused_not_waited_on() {
     let out = token().await;
     assert_ne!(out.code, Some(0), "{out:?}");
     assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_login_that_could_not_be_stored_stops_before_the_provider_issues_anything() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    // The stored record no longer opens: the store's key was replaced. It is never written
+    // over, so a new login could not be stored either.
+    let key = env.output(&["store", "keygen"]).await.stdout;
+    let key_file = env.data_dir().join("store.key");
+    std::fs::write(&key_file, key.trim().to_owned() + "\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let requests = env.provider.token_requests().len();
+    let run = env.output(&[
+        "run",
+        "--provider",
+        "github",
+        "--no-browser",
+        "--timeout",
+        "20",
+    ]);
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("host run ends");
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("does not open with the key"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("/authorize"),
+        "no login started: {}",
+        out.stderr
+    );
+    assert_eq!(env.provider.token_requests().len(), requests);
 }

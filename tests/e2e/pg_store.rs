@@ -503,15 +503,24 @@ async fn a_rekey_that_meets_an_unopenable_record_loses_nothing() {
     // The resealed record opens with the new key, the other is left as it was.
     assert_eq!(token(&env, "0").await.stdout, before);
     assert!(to.exists());
-    // A new login never writes over a record this machine cannot open; a logout deletes it,
-    // saying it could not revoke.
-    let (out, _) = env
-        .login(&["--account", "other", "--timeout", "20"], async |url| {
-            vec![crate::support::browser_redirect(&url).await]
-        })
+    // A new login never writes over a record this machine cannot open: it stops before the
+    // provider is asked for anything. A logout deletes it, saying it could not revoke.
+    let requests = env.provider.token_requests().len();
+    let out = env
+        .output(&[
+            "run",
+            "--provider",
+            "github",
+            "--account",
+            "other",
+            "--no-browser",
+            "--timeout",
+            "20",
+        ])
         .await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("does not open"), "{}", out.stderr);
+    assert_eq!(env.provider.token_requests().len(), requests);
     let out = env
         .output(&["logout", "--provider", "github", "--account", "other"])
         .await;

@@ -692,6 +692,21 @@ impl Store {
         }
     }
 
+    /// Proves a new record for `provider`'s `account` could be saved now: the key can be had,
+    /// a record already there opens with it (one that does not is never written over), and
+    /// the record's place is writable. A login checks this before it starts, so that tokens
+    /// the provider issues are not then dropped, unstored and unrevoked. The lock is held only
+    /// for the check.
+    pub async fn check_save(&self, provider: &str, account: &str) -> Result<(), StoreError> {
+        self.keys(true)?;
+        let mut lock = self.lock(provider, account).await?;
+        // Any other unreadable record is kept aside and replaced by `save`, as there.
+        if let Err(e @ StoreError::Sealed { .. }) = lock.load().await {
+            return Err(e);
+        }
+        lock.prepare().await.map(drop)
+    }
+
     /// Deletes a record under its lock; `Ok(false)` when there was none.
     pub async fn delete(&self, provider: &str, account: &str) -> Result<bool, StoreError> {
         self.lock(provider, account).await?.delete().await

@@ -891,10 +891,7 @@ impl Layer {
             if keys.iter().any(|k| k.is_empty()) {
                 continue;
             }
-            let value: FigValue = v
-                .parse()
-                .unwrap_or_else(|e: std::convert::Infallible| match e {});
-            insert_path(&mut dict, &keys, value);
+            insert_path(&mut dict, &keys, env_value(v));
         }
         let metadata =
             Metadata::named(ENV_NAME).interpolater(|_: &Profile, k: &[&str]| env_name(k));
@@ -912,6 +909,29 @@ impl Layer {
                 .into_dict()
                 .unwrap_or_default(),
         }
+    }
+}
+
+/// An environment variable's value, read like a TOML value (`true`, `30`, `[repo, gist]`),
+/// except that a number written otherwise than its own plain form (`0042`, `+7`, `1.10`,
+/// `-0`) stays the text it was: a client id or secret made of digits reaches the provider as
+/// written, not as the number it looks like.
+fn env_value(text: &str) -> FigValue {
+    let value: FigValue = text
+        .parse()
+        .unwrap_or_else(|e: std::convert::Infallible| match e {});
+    let FigValue::Num(..) = value else {
+        return value;
+    };
+    let plain = value
+        .to_i128()
+        .map(|n| n.to_string())
+        .or_else(|| value.to_u128().map(|n| n.to_string()))
+        .or_else(|| value.to_f64().map(|f| f.to_string()));
+    if plain.as_deref() == Some(text.trim()) {
+        value
+    } else {
+        FigValue::from(text.to_owned())
     }
 }
 

@@ -104,6 +104,28 @@ scopes = ["repo"]
         config.origin("providers.github.client_secret"),
         Some(Origin::EnvVar("GITHUB_CLIENT_SECRET".into()))
     );
+    // Digits that only look like a number reach the provider as written; plain numbers and
+    // booleans are still read as such.
+    for (written, seen) in [
+        ("0042", "0042"),
+        ("+7", "+7"),
+        ("1.10", "1.10"),
+        ("42", "42"),
+    ] {
+        let config = load(
+            home.path(),
+            &[
+                ("HOST_PROVIDERS__GITHUB__CLIENT_ID", written),
+                ("HOST_HTTP__TIMEOUT_SECS", "7"),
+            ],
+        );
+        let app: GitHubAppCredentials = config.provider_section("github").parse().unwrap();
+        assert_eq!(app.oauth2.client_id, seen, "{written}");
+        assert_eq!(
+            config.http_policy().timeout,
+            std::time::Duration::from_secs(7)
+        );
+    }
     let config = load(
         home.path(),
         &[

@@ -196,10 +196,13 @@ pub async fn login(
             let poll = poll_device(flow, auth.pending, interval, deadline);
             match with_progress(ui, Waiting::DeviceCode, limit, async { Ok(poll.await) }).await? {
                 Ok(credential) => Ok(credential),
-                Err(FlowError::Expired) => Err(LoginError::TimedOut {
-                    waiting: Waiting::DeviceCode,
-                    limit,
-                }),
+                // Our own deadline passed; before it, the provider said the code expired.
+                Err(FlowError::Expired) if Instant::now() >= deadline => {
+                    Err(LoginError::TimedOut {
+                        waiting: Waiting::DeviceCode,
+                        limit,
+                    })
+                }
                 Err(e @ FlowError::Denied { .. }) => Err(LoginError::Refused(e)),
                 Err(e) => Err(LoginError::Failed(e)),
             }

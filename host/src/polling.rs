@@ -20,7 +20,9 @@ pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// The longest interval back-off reaches.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Polls `flow` with `pending` until the user has authorized, refused, or `deadline` passes.
+/// Polls `flow` with `pending` until the user has authorized, refused, or `deadline` passes
+/// ([`FlowError::Expired`] then, returned at the deadline; the same error returned before it
+/// is the provider's `expired_token`).
 pub async fn poll_device(
     flow: &dyn AuthFlow,
     pending: Pending,
@@ -31,6 +33,9 @@ pub async fn poll_device(
     loop {
         let wake = Instant::now() + interval;
         if wake > deadline {
+            // No poll fits before the deadline: the wait ends at the deadline, not before (the
+            // caller tells this from the provider's own `expired_token` by the time).
+            tokio::time::sleep_until(deadline).await;
             return Err(FlowError::Expired);
         }
         tokio::time::sleep_until(wake).await;

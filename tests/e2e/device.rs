@@ -110,8 +110,23 @@ async fn access_denied_and_expired_token_stop_with_clear_messages() {
         .script([Scripted::Json(400, json!({"error": "expired_token"}))]);
     let out = device_login(&env, &[]).await;
     assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(out.stderr.contains("not entered"), "{}", out.stderr);
+    // The provider's expiry, not our own wait running out.
+    assert!(
+        out.stderr.contains("expired before it was entered") && !out.stderr.contains("within"),
+        "{}",
+        out.stderr
+    );
     assert!(!env.record_path("default").exists());
+
+    // Our own wait running out says how long it waited.
+    env.provider.script([pending_200()]);
+    let out = device_login(&env, &["--timeout", "1"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("not entered within 1s"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test]

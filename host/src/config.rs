@@ -732,24 +732,26 @@ impl Setting {
     }
 }
 
-/// Keys whose values are never shown.
+/// Keys whose values are never shown (also a URL's query parameters of these names): any
+/// `…secret`, `…password`, `…passphrase`, `…token` (`bot_token`, `refresh_token`), `key` or
+/// `…_key` (`private_key`, `api_key`), `apikey`.
 fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    key == "token"
+    key == "key"
         || [
             "secret",
             "password",
-            "api_key",
+            "passphrase",
+            "token",
+            "_key",
             "apikey",
-            "access_token",
-            "refresh_token",
         ]
         .iter()
         .any(|s| key.ends_with(s))
 }
 
-/// A URL value with a password (`http://user:pass@proxy:3128`) keeps everything but the
-/// password; a text that looks like a URL with credentials but does not parse loses everything
+/// A URL value with a password (`http://user:pass@proxy:3128`) or a query parameter named
+/// like a secret keeps everything but those values; a text that looks like a URL with credentials but does not parse loses everything
 /// between `://` and `@`.
 fn redact_url_password(value: serde_json::Value) -> serde_json::Value {
     if let Some(text) = value.as_str()
@@ -759,13 +761,31 @@ fn redact_url_password(value: serde_json::Value) -> serde_json::Value {
     {
         return serde_json::Value::String(format!("{scheme}://[redacted]@{host}"));
     }
-    if let Some(mut url) = value.as_str().and_then(|s| url::Url::parse(s).ok())
-        && url.password().is_some()
-        && url.set_password(Some("redacted")).is_ok()
-    {
-        return serde_json::Value::String(url.to_string());
+    let Some(mut url) = value.as_str().and_then(|s| url::Url::parse(s).ok()) else {
+        return value;
+    };
+    let mut redacted = url.password().is_some() && url.set_password(Some("redacted")).is_ok();
+    // A secret in the query (`postgres://…?password=…`, `https://…?api_key=…`).
+    if url.query_pairs().any(|(name, _)| is_secret(&name)) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if is_secret(&name) {
+                    "redacted".to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+        redacted = true;
     }
-    value
+    if redacted {
+        serde_json::Value::String(url.to_string())
+    } else {
+        value
+    }
 }
 
 /// Every leaf under `dict`; a value under a secret key (`client_secret = { value = "…" }`)

@@ -534,6 +534,22 @@ async fn configuration_errors_name_the_place_never_the_secret() {
     assert!(out.stderr.contains("http.proxy"), "{}", out.stderr);
     assert!(!out.stderr.contains("s3cr3t"), "{}", out.stderr);
 
+    // Secrets named otherwise than `…secret`, and in a URL's query.
+    env.write_config(
+        "[store]\nbackend = \"postgres\"\nurl = \"postgres://127.0.0.1:1/x?password=s3cr3t1&sslmode=disable\"\n\
+         [providers.acme]\nbot_token = \"s3cr3t2\"\nprivate_key = \"s3cr3t3\"\npassphrase = \"s3cr3t4\"\n\
+         verify_url = \"https://x.example/v?api_key=s3cr3t5&page=2\"\n",
+    );
+    for args in [&["config"][..], &["config", "--json"]] {
+        let out = env.output(args).await;
+        assert!(!out.stdout.contains("s3cr3t"), "{args:?}: {}", out.stdout);
+        assert!(
+            out.stdout.contains("sslmode=disable") && out.stdout.contains("page=2"),
+            "{args:?}: {}",
+            out.stdout
+        );
+    }
+
     // A secret nested under a secret key.
     env.write_config("[providers.github]\nclient_secret = { value = \"s3cr3t\" }\n");
     let out = env.output(&["config"]).await;

@@ -368,7 +368,13 @@ fn check_toml(file: &Path) -> Result<(), ConfigError> {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         })
         .map(str::to_owned);
-    let problem = crate::text::sanitize(e.message().lines().next().unwrap_or("invalid TOML"), 120);
+    let mut problem =
+        crate::text::sanitize(e.message().lines().next().unwrap_or("invalid TOML"), 120);
+    // The parser may quote the value (`invalid type: integer `123…` as i128`): not when it
+    // may be a secret's.
+    if key.as_deref().is_none_or(is_secret) {
+        problem = without_quoted(&problem);
+    }
     Err(ConfigError::Syntax {
         file: file.to_owned(),
         line,
@@ -376,6 +382,15 @@ fn check_toml(file: &Path) -> Result<(), ConfigError> {
         key,
         problem,
     })
+}
+
+/// `text` with whatever sits between backticks replaced by `…`.
+fn without_quoted(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 1 { "…" } else { part })
+        .collect::<Vec<_>>()
+        .join("`")
 }
 
 /// A figment error without values (it may quote a secret): its kind, path and source.

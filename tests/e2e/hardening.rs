@@ -526,6 +526,12 @@ async fn configuration_errors_name_the_place_never_the_secret() {
         out.stderr
     );
     assert!(!out.stderr.contains("s3cr3t"), "{}", out.stderr);
+    // A secret made of digits, too large for a TOML integer: the parser's message quotes it.
+    env.write_config("[providers.github]\nclient_secret = 12345678901234567890123\n");
+    let out = env.output(&["token", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("key `client_secret`"), "{}", out.stderr);
+    assert!(!out.stderr.contains("1234567890"), "{}", out.stderr);
 
     // A proxy URL that does not parse: named, its password never shown.
     env.write_config("[http]\nproxy = \"http://me:s3cr3t@proxy example:3128\"\n");

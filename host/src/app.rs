@@ -115,7 +115,8 @@ impl App {
         if let Some((name, origin)) = self.config.default_provider() {
             self.provider(name).map_err(|e| AppError::DefaultProvider {
                 reason: format!(
-                    "the default provider `{name}` (from {origin}) does not exist: {e}"
+                    "the default provider `{}` (from {origin}) does not exist: {e}",
+                    crate::text::sanitize(name, 64)
                 ),
             })?;
             return Ok(name.to_owned());
@@ -435,6 +436,11 @@ impl AppResolver {
 
     fn configured(&self, name: &str) -> Option<Provider> {
         if !self.config.provider_names().any(|n| n == name) {
+            return None;
+        }
+        // A name no record could be stored under (nor printed safely) provides nothing.
+        if let Err(e) = crate::names::check_name(name) {
+            tracing::warn!("a [providers] section is ignored: {e}");
             return None;
         }
         let section = self.config.provider_section(name);

@@ -316,7 +316,7 @@ impl ProviderBuilder {
 #[non_exhaustive]
 pub enum ProviderError {
     /// No provider by that name.
-    #[error("unknown provider `{name}`{}", known_list(.known))]
+    #[error("unknown provider `{}`{}", crate::text::sanitize(.name, 64), known_list(.known))]
     UnknownProvider {
         /// The name asked for.
         name: String,
@@ -360,6 +360,7 @@ fn known_list(known: &[String]) -> String {
     if known.is_empty() {
         String::new()
     } else {
+        let known: Vec<String> = known.iter().map(|n| crate::text::sanitize(n, 64)).collect();
         format!(" (known: {})", known.join(", "))
     }
 }

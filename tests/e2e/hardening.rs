@@ -835,3 +835,33 @@ async fn a_login_that_could_not_be_stored_stops_before_the_provider_issues_anyth
     );
     assert_eq!(env.provider.token_requests().len(), requests);
 }
+
+#[tokio::test]
+async fn a_provider_section_named_with_escapes_is_ignored_and_never_printed_raw() {
+    let env = HostEnv::start().await;
+    env.write_config(
+        "default_provider = \"abc\\u001b[31mRED\"\n\
+         [providers.\"ev\\u001b[31mil\"]\nclient_id = \"x\"\nauthorize_url = \"https://id.example/a\"\ntoken_url = \"https://id.example/t\"\n",
+    );
+    for args in [
+        &["providers"][..],
+        &["config"],
+        &["token"],
+        &["token", "--provider", "nope"],
+    ] {
+        let out = env.output(args).await;
+        for text in [&out.stdout, &out.stderr] {
+            assert!(!text.contains('\u{1b}'), "{args:?}: {text}");
+        }
+    }
+    let out = env.output(&["providers", "--json"]).await;
+    let listed: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["name"].as_str().is_some_and(|n| !n.contains('\u{1b}'))),
+        "{listed}"
+    );
+}

@@ -45,7 +45,11 @@ pub(crate) fn run(ctx: &Context, args: ConfigArgs) -> anyhow::Result<()> {
     );
     outln!("# data folder: {}", config.data_dir().display());
     for s in settings {
-        outln!("{} = {}  # from {}", s.key, s.value, s.origin_text());
+        // Keys and values come from the file, which may hold anything (a section named with
+        // escapes): JSON escapes control characters in values, not in keys, nor bidirectional
+        // overrides anywhere.
+        let line = format!("{} = {}  # from {}", s.key, s.value, s.origin_text());
+        outln!("{}", host::terminal_text(&line, 100_000));
     }
     Ok(())
 }

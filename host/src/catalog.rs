@@ -41,6 +41,10 @@ pub struct CatalogEntry {
     /// The OpenID Connect issuer (discovery and `id_token` validation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
+    /// Other `iss` values the provider's `id_token`s carry for the same issuer (Google's
+    /// `accounts.google.com` beside `https://accounts.google.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_issuers: Option<Vec<String>>,
     /// Scopes asked for when the user names none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,

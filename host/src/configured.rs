@@ -53,6 +53,10 @@ pub struct ProviderSettings {
     #[serde(default)]
     #[schemars(length(min = 1))]
     pub issuer: Option<String>,
+    /// Other `iss` values the issuer's `id_token`s may carry (Google's `accounts.google.com`);
+    /// only with `issuer`.
+    #[serde(default)]
+    pub id_token_issuers: Vec<String>,
     /// The authorization endpoint.
     #[serde(default)]
     pub authorize_url: Option<Url>,
@@ -302,12 +306,15 @@ impl ConfiguredFlow {
             revocation_url = revocation_url.or(meta.revocation_endpoint);
             userinfo = meta.userinfo_endpoint;
             require_iss = meta.authorization_response_iss_parameter_supported;
-            verifier = Some(Arc::new(IdTokenVerifier::new(
-                issuer.clone(),
-                s.client_id.clone(),
-                meta.jwks_uri,
-                http.clone(),
-            )));
+            verifier = Some(Arc::new(
+                IdTokenVerifier::new(
+                    issuer.clone(),
+                    s.client_id.clone(),
+                    meta.jwks_uri,
+                    http.clone(),
+                )
+                .also_issued_as(s.id_token_issuers.clone()),
+            ));
         }
         let (Some(authorize_url), Some(token_url)) = (authorize_url, token_url) else {
             return Err(FlowError::config(format!(

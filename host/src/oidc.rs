@@ -394,6 +394,8 @@ pub enum NonceCheck<'a> {
 /// Validates a provider's `id_token`s for one client. Keys are fetched on first use and kept.
 pub struct IdTokenVerifier {
     issuer: String,
+    /// Other `iss` values accepted for the same issuer.
+    aliases: Vec<String>,
     client_id: String,
     jwks_uri: Url,
     http: HttpClient,
@@ -457,11 +459,24 @@ impl IdTokenVerifier {
     pub fn new(issuer: String, client_id: String, jwks_uri: Url, http: HttpClient) -> Self {
         Self {
             issuer,
+            aliases: Vec::new(),
             client_id,
             jwks_uri,
             http,
             keys: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Also accepts these `iss` values: other spellings the provider documents for the same
+    /// issuer (Google's `id_token`s say `accounts.google.com` or `https://accounts.google.com`).
+    pub fn also_issued_as(mut self, issuers: Vec<String>) -> Self {
+        self.aliases = issuers;
+        self
+    }
+
+    /// Whether `iss` names this verifier's issuer.
+    fn is_issuer(&self, iss: &str) -> bool {
+        iss == self.issuer || self.aliases.iter().any(|a| a == iss)
     }
 
     /// The issuer.
@@ -484,7 +499,10 @@ impl IdTokenVerifier {
         let key = self.key(header.kid.as_deref(), header.alg).await?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = MAX_SKEW.as_secs();
-        validation.set_issuer(&[&self.issuer]);
+        let issuers: Vec<&str> = std::iter::once(self.issuer.as_str())
+            .chain(self.aliases.iter().map(String::as_str))
+            .collect();
+        validation.set_issuer(&issuers);
         validation.set_audience(&[&self.client_id]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         let data = jsonwebtoken::decode::<RawClaims>(id_token, &key, &validation).map_err(|e| {
@@ -510,7 +528,7 @@ impl IdTokenVerifier {
         })?;
         let claims = data.claims;
         // jsonwebtoken checked `iss` and `aud`; the rest is OpenID Connect Core 3.1.3.7.
-        if claims.iss != self.issuer {
+        if !self.is_issuer(&claims.iss) {
             return Err(IdTokenError::Issuer {
                 expected: sanitize(&self.issuer, 200),
             });

@@ -272,6 +272,26 @@ async fn every_broken_id_token_is_refused_and_nothing_is_stored() {
 }
 
 #[tokio::test]
+async fn another_spelling_of_the_issuer_is_accepted_only_when_configured() {
+    // The faulty tokens say `iss = "https://issuer.invalid"`: refused above; accepted when the
+    // section lists it as another spelling of its issuer (as the catalog does for Google).
+    let env = HostEnv::start().await;
+    env.write_config(&format!(
+        "{}id_token_issuers = [\"https://issuer.invalid\"]\n",
+        corp_config(&env.provider)
+    ));
+    env.provider.set_id_token_fault(IdTokenFault::WrongIssuer);
+    let (out, _) = login(&env, "corp").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(record(&env, "corp").await.is_some());
+    let google = host::catalog::entry("google").expect("google is in the catalog");
+    assert_eq!(
+        google.id_token_issuers.as_deref(),
+        Some(&["accounts.google.com".to_owned()][..])
+    );
+}
+
+#[tokio::test]
 async fn id_tokens_signed_with_es256_and_eddsa_are_accepted() {
     for alg in ["ES256", "EdDSA"] {
         let env = HostEnv::start().await;

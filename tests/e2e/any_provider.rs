@@ -605,3 +605,26 @@ async fn the_nonce_is_the_flows_own() {
     );
     assert!(env.provider.authorize_requests().is_empty());
 }
+
+#[tokio::test]
+async fn records_of_a_provider_no_longer_configured_are_shown_and_can_be_deleted() {
+    let env = HostEnv::start().await;
+    env.write_config(&acme_config(&env.provider));
+    let (out, _) = login(&env, "acme").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // The section is removed; the record stays on disk.
+    env.write_config("");
+    let out = env.output(&["status"]).await;
+    assert!(
+        out.stdout.contains("acme") && out.stdout.contains("host logout --provider acme"),
+        "{out:?}"
+    );
+    let out = env.output(&["logout", "--provider", "acme"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("without revoking"), "{}", out.stderr);
+    assert!(record(&env, "acme").await.is_none());
+    // Nothing stored under that name: still an unknown provider.
+    let out = env.output(&["logout", "--provider", "acme"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("unknown provider"), "{}", out.stderr);
+}

@@ -13,7 +13,10 @@ pub(crate) struct LogoutArgs {
 }
 
 pub(crate) async fn run(ctx: &Context, mut args: LogoutArgs) -> anyhow::Result<()> {
-    let provider = args.target.provider(ctx).await?;
+    let provider = match args.target.provider(ctx).await {
+        Ok(provider) => provider,
+        Err(e) => return forget_unknown(ctx, &args.target, e).await,
+    };
     let name = args.target.name();
     let account = &args.target.account;
     // Under the record's lock: a refresh in flight finishes first, and what it stored is what
@@ -59,5 +62,27 @@ pub(crate) async fn run(ctx: &Context, mut args: LogoutArgs) -> anyhow::Result<(
             "could not revoke the token at {name} ({e:#}); the local credential was deleted anyway (account `{account}`)"
         ),
     }
+    Ok(())
+}
+
+/// A provider that is no longer configured (its section or plugin removed) cannot revoke, but
+/// its stored record can still be deleted: it is, and the message says it was not revoked.
+/// Any other failure to find the provider is the error.
+async fn forget_unknown(ctx: &Context, target: &Target, e: anyhow::Error) -> anyhow::Result<()> {
+    let unknown = matches!(
+        e.downcast_ref::<host::ProviderError>(),
+        Some(host::ProviderError::UnknownProvider { .. })
+    );
+    let Some(name) = target.provider.as_deref().filter(|_| unknown) else {
+        return Err(e);
+    };
+    let account = &target.account;
+    if host::check_name(name).is_err() || !ctx.app.store().accounts(name).await?.contains(account) {
+        return Err(e);
+    }
+    ctx.app.store().lock(name, account).await?.delete().await?;
+    ctx.say(format!(
+        "Deleted the stored credential of `{name}` (account `{account}`) without revoking it: the provider is no longer configured."
+    ));
     Ok(())
 }

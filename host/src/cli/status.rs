@@ -27,17 +27,30 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.app.store();
+    let mut rows = Vec::new();
     let providers: Vec<std::sync::Arc<Provider>> = match &args.provider {
         Some(p) => vec![ctx.app.provider(p)?],
-        // The providers with stored credentials: no other provider is looked up.
-        None => store
-            .providers_with_records()
-            .await?
-            .iter()
-            .filter_map(|name| ctx.app.provider(name).ok())
-            .collect(),
+        // The providers with stored credentials: no other provider is looked up. Records of a
+        // provider no longer configured are listed as such, not hidden.
+        None => {
+            let mut found = Vec::new();
+            for name in store.providers_with_records().await? {
+                match ctx.app.provider(&name) {
+                    Ok(provider) => found.push(provider),
+                    Err(e) => {
+                        for account in store.accounts(&name).await? {
+                            rows.push(json!({
+                                "provider": name,
+                                "account": account,
+                                "error": format!("{e}; `host logout --provider {name}` deletes it"),
+                            }));
+                        }
+                    }
+                }
+            }
+            found
+        }
     };
-    let mut rows = Vec::new();
     let mut login_needed = false;
     for provider in providers {
         for account in store.accounts(provider.name()).await? {

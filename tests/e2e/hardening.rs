@@ -578,21 +578,8 @@ async fn configuration_errors_name_the_place_never_the_secret() {
 }
 
 /// A "proxy" on 127.0.0.1 that records the first line of each connection and closes it.
-async fn recording_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::AsyncBufReadExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let record = std::sync::Arc::clone(&seen);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let mut line = String::new();
-            let mut reader = tokio::io::BufReader::new(stream);
-            let _ = reader.read_line(&mut line).await;
-            record.lock().unwrap().push(line.trim().to_owned());
-        }
-    });
-    (port, seen)
+async fn recording_proxy() -> (u16, crate::support::Seen) {
+    crate::support::raw_server(async |_, _, _| {}).await
 }
 
 #[tokio::test]

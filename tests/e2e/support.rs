@@ -294,3 +294,40 @@ pub(crate) struct Output {
     pub(crate) stdout: String,
     pub(crate) stderr: String,
 }
+
+/// The first lines of the requests a [`raw_server`] received, in order.
+pub(crate) type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A TCP server on 127.0.0.1 speaking just enough HTTP/1.1 for hostile answers: for each
+/// connection it records the request line, reads the head, and hands the line and the stream
+/// to `answer`. Returns its port and what it saw.
+pub(crate) async fn raw_server<F, Fut>(answer: F) -> (u16, Seen)
+where
+    F: Fn(u16, String, tokio::net::TcpStream) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use tokio::io::AsyncBufReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Seen::default();
+    let record = std::sync::Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (record, answer) = (std::sync::Arc::clone(&record), answer.clone());
+            tokio::spawn(async move {
+                let mut reader = tokio::io::BufReader::new(stream);
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first).await;
+                record.lock().unwrap().push(first.trim().to_owned());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).await.unwrap_or(0) <= 2 {
+                        break;
+                    }
+                }
+                answer(port, first, reader.into_inner()).await;
+            });
+        }
+    });
+    (port, seen)
+}

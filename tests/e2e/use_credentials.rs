@@ -424,61 +424,42 @@ async fn plugins_of_both_contract_versions_load_and_a_declared_binding_is_used()
 }
 
 /// An API on its own 127.0.0.1 port answering hostile pages: a `Link` back to itself, a `Link`
-/// to another origin, a relative `Link`, an endless error body. Records each request line.
-async fn hostile_api() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let record = std::sync::Arc::clone(&seen);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let record = std::sync::Arc::clone(&record);
-            tokio::spawn(async move {
-                let mut reader = tokio::io::BufReader::new(stream);
-                let mut first = String::new();
-                let _ = reader.read_line(&mut first).await;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).await.unwrap_or(0) <= 2 {
-                        break;
-                    }
-                }
-                let path = first.split(' ').nth(1).unwrap_or("").to_owned();
-                record.lock().unwrap().push(path.clone());
-                let page = |link: &str, body: &str| {
-                    format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlink: {link}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                };
-                let mut stream = reader.into_inner();
-                let head = match path.as_str() {
-                    "/loop" => page("</loop>; rel=\"next\"", "[1]"),
-                    "/away" => page(
-                        &format!("<http://localhost:{port}/stolen>; rel=\"next\""),
-                        "[1]",
-                    ),
-                    "/rel/list?page=1" => page("<?page=2>; rel=\"next\"", "[1]"),
-                    "/rel/list?page=2" => page("<next>; rel=\"none\"", "[2]"),
-                    "/hang" => {
-                        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-                        return;
-                    }
-                    "/endless" => {
-                        let _ = stream
-                            .write_all(b"HTTP/1.1 500 Oops\r\ncontent-type: text/plain\r\n\r\n")
-                            .await;
-                        let chunk = vec![b'x'; 64 * 1024];
-                        while stream.write_all(&chunk).await.is_ok() {}
-                        return;
-                    }
-                    _ => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".into(),
-                };
-                let _ = stream.write_all(head.as_bytes()).await;
-            });
-        }
-    });
+/// to another origin, a relative `Link`, an endless error body, no answer at all. Records
+/// each request line.
+async fn hostile_api() -> (String, crate::support::Seen) {
+    use tokio::io::AsyncWriteExt;
+    let (port, seen) = crate::support::raw_server(async |port, first: String, mut stream| {
+        let page = |link: &str, body: &str| {
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlink: {link}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let head = match first.split(' ').nth(1).unwrap_or("") {
+            "/loop" => page("</loop>; rel=\"next\"", "[1]"),
+            "/away" => page(
+                &format!("<http://localhost:{port}/stolen>; rel=\"next\""),
+                "[1]",
+            ),
+            "/rel/list?page=1" => page("<?page=2>; rel=\"next\"", "[1]"),
+            "/rel/list?page=2" => page("<next>; rel=\"none\"", "[2]"),
+            "/hang" => {
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                return;
+            }
+            "/endless" => {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 500 Oops\r\ncontent-type: text/plain\r\n\r\n")
+                    .await;
+                let chunk = vec![b'x'; 64 * 1024];
+                while stream.write_all(&chunk).await.is_ok() {}
+                return;
+            }
+            _ => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".into(),
+        };
+        let _ = stream.write_all(head.as_bytes()).await;
+    })
+    .await;
     (format!("http://127.0.0.1:{port}"), seen)
 }
 
@@ -507,7 +488,7 @@ async fn api_pages_and_error_bodies_cannot_lead_the_credential_away_or_run_forev
     let out = api_call("/away").await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("another origin"), "{}", out.stderr);
-    assert!(!seen.lock().unwrap().contains(&"/stolen".to_owned()));
+    assert!(!seen.lock().unwrap().iter().any(|l| l.contains("/stolen")));
 
     // A link back to a page already fetched ends the walk instead of looping.
     let out = api_call("/loop").await;
@@ -520,7 +501,12 @@ async fn api_pages_and_error_bodies_cannot_lead_the_credential_away_or_run_forev
     assert_eq!(out.stdout.trim(), "[1,2]");
     let out = run(&["api", "--allow-origin", &format!("{api}/plain")]).await;
     assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(seen.lock().unwrap().contains(&"/plain".to_owned()));
+    assert!(
+        seen.lock()
+            .unwrap()
+            .contains(&"GET /plain HTTP/1.1".to_owned()),
+        "{seen:?}"
+    );
 
     // An endless error body: only what is shown is read, and the command ends.
     let out = run(&["api", "--allow-origin", &format!("{api}/endless")]).await;

@@ -70,6 +70,11 @@ impl SessionError {
 }
 
 /// An authenticated HTTP client for one provider account. Cheap to clone.
+///
+/// The credential is sent over https, or plain http to a loopback address only, whatever
+/// named the URL; redirects are followed on the same origin only. A request fails when the
+/// server sends nothing for the policy's `timeout` (a long answer that keeps coming is not cut
+/// off).
 #[derive(Clone)]
 pub struct Session {
     provider: Arc<Provider>,

@@ -73,10 +73,11 @@ pub enum FlowError {
     #[error(transparent)]
     Failed(BoxError),
     /// A refresh's answer was refused (say, its `id_token` did not check out), but it carried
-    /// a new refresh token. The provider may already have retired the one it was sent, so the
-    /// store keeps this one (never the refused answer's access token) and then reports
-    /// `source`; it is never what a store's caller sees.
-    #[error("the refresh's answer was refused; its new refresh token is kept")]
+    /// a new refresh token. The provider may already have retired the one it was sent, so
+    /// whoever stores the credential keeps this one (never the refused answer's access token)
+    /// and then reports `source`: the [`Store`](crate::Store) does, and its callers see
+    /// `source` only.
+    #[error("the refresh's answer was refused, though it carried a new refresh token")]
     RefreshRefused {
         /// The refresh token the refused answer carried.
         refresh_token: crate::secret::SecretString,

@@ -581,6 +581,29 @@ async fn tls_follows_the_urls_sslmode() {
 }
 
 #[tokio::test]
+async fn an_unreachable_database_is_reported_with_its_cause() {
+    let env = HostEnv::start().await;
+    let key = keygen(&env).await;
+    let port = crate::support::closed_port();
+    use_database(
+        &env,
+        &format!("postgres://host@127.0.0.1:{port}/host?sslmode=disable"),
+        &key,
+    );
+    // The pool gives up after 5 s (its shortest wait) rather than the 20 s lock timeout.
+    let config = std::fs::read_to_string(env.home.path().join("config/host/host.toml")).unwrap();
+    env.write_config(&config.replace("lock_timeout_secs = 20", "lock_timeout_secs = 1"));
+    let out = token(&env, "0").await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    // The connection's own error, not only the pool's "timed out".
+    assert!(
+        out.stderr.contains("cannot reach the store database") && out.stderr.contains("refused"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
 async fn a_malformed_database_url_is_named_never_echoed() {
     let env = HostEnv::start().await;
     env.write_config(

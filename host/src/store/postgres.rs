@@ -121,10 +121,44 @@ impl PgBackend {
             .await
     }
 
+    /// `e`, or when it is the pool giving up on connecting (sqlx retries a refused connection
+    /// until its timeout and then keeps no cause), why: one direct connection attempt's
+    /// error.
+    async fn explained(&self, e: StoreError) -> StoreError {
+        let timed_out = matches!(
+            &e,
+            StoreError::Database { source, .. }
+                if matches!(source.downcast_ref::<sqlx::Error>(), Some(sqlx::Error::PoolTimedOut))
+        );
+        if !timed_out {
+            return e;
+        }
+        use sqlx::Connection as _;
+        let probe = sqlx::PgConnection::connect_with(&self.options);
+        match tokio::time::timeout(Duration::from_secs(5), probe).await {
+            Ok(Err(cause)) => StoreError::Database {
+                action: "cannot reach the store database",
+                source: Box::new(cause),
+            },
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+                e
+            }
+            Err(_) => e,
+        }
+    }
+
     /// The pool once the schema is known to be current: checked (and migrated) once per
     /// process, before the first write. Reads do not wait for it: they go straight to the
     /// table, which is one round trip less for every `host token` of a fleet.
     async fn ready(&self) -> Result<&PgPool, StoreError> {
+        match self.ready_unexplained().await {
+            Ok(pool) => Ok(pool),
+            Err(e) => Err(self.explained(e).await),
+        }
+    }
+
+    async fn ready_unexplained(&self) -> Result<&PgPool, StoreError> {
         let pool = self.pool().await;
         self.checked
             .get_or_try_init(|| async {
@@ -154,12 +188,16 @@ impl PgBackend {
         read: impl AsyncFn(&PgPool) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
         let pool = self.pool().await;
-        match read(pool).await {
+        let outcome = match read(pool).await {
             Err(e) if undefined_table(&e) => {
                 let pool = self.ready().await?;
                 read(pool).await.map_err(db(action))
             }
             other => other.map_err(db(action)),
+        };
+        match outcome {
+            Err(e) => Err(self.explained(e).await),
+            ok => ok,
         }
     }
 
@@ -230,10 +268,14 @@ impl PgBackend {
     /// Takes the record's advisory lock in a new transaction.
     pub(crate) async fn lock(&self, provider: &str, account: &str) -> Result<PgLock, StoreError> {
         let pool = self.ready().await?;
-        let mut tx = pool
-            .begin()
-            .await
-            .map_err(db("cannot reach the store database"))?;
+        let mut tx = match pool.begin().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                return Err(self
+                    .explained(db("cannot reach the store database")(e))
+                    .await);
+            }
+        };
         self.bounded_wait(&mut tx).await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
             .bind(format!("{provider}/{account}"))

@@ -5,6 +5,42 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
+/// Opens `path` with `options`, never blocking on a FIFO's open (`O_NONBLOCK`, which a
+/// regular file ignores) and, unless `follow`, never through a symbolic link at its last
+/// component (`O_NOFOLLOW`: the open itself refuses one, with `ELOOP`). Anything but a
+/// regular file is refused ([`is_not_regular`]): a FIFO or a device where a record or a key
+/// belongs would otherwise hang every command reading it. Returns the file and the open
+/// file's metadata.
+pub(crate) fn open_regular(
+    options: &fs::OpenOptions,
+    path: &Path,
+    follow: bool,
+) -> io::Result<(File, fs::Metadata)> {
+    let mut options = options.clone();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+        options.custom_flags(libc::O_NONBLOCK | nofollow);
+    }
+    let _ = follow;
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, NOT_REGULAR));
+    }
+    Ok((file, meta))
+}
+
+const NOT_REGULAR: &str = "it is not a regular file";
+
+/// Whether `e` is [`open_regular`] refusing something that is not a regular file.
+pub(crate) fn is_not_regular(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidInput
+        && e.get_ref()
+            .is_some_and(|inner| inner.to_string() == NOT_REGULAR)
+}
+
 /// Makes sure `dir` is an owner-only folder of ours: created `0700` (parents as needed) when
 /// missing; refused (`InvalidInput`) when it is a symbolic link or not a folder, so nothing
 /// outside is touched; made `0700` again, with a warning, when others may read it.

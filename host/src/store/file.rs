@@ -280,7 +280,6 @@ fn refuse_symlink(path: &Path) -> Result<(), StoreError> {
 fn read_private(path: &Path) -> Result<Option<(Vec<u8>, FileId)>, StoreError> {
     let mut options = OpenOptions::new();
     options.read(true);
-    no_follow(&mut options);
     let mut file = match open_private(&options, path, "cannot read") {
         Ok(f) => f,
         Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -295,9 +294,10 @@ fn read_private(path: &Path) -> Result<Option<(Vec<u8>, FileId)>, StoreError> {
     Ok(Some((bytes, id)))
 }
 
-/// Opens a file of the store without following a symbolic link at its last component: on unix
-/// `O_NOFOLLOW` makes the open itself refuse one (one system call, no check-then-use gap);
-/// elsewhere it is checked first.
+/// Opens a file of the store ([`open_regular`](crate::private_fs::open_regular)): never
+/// through a symbolic link at its last component (on unix `O_NOFOLLOW` makes the open itself
+/// refuse one: no check-then-use gap; elsewhere it is checked first), and never anything but
+/// a regular file.
 fn open_private(
     options: &OpenOptions,
     path: &Path,
@@ -305,25 +305,21 @@ fn open_private(
 ) -> Result<File, StoreError> {
     #[cfg(not(unix))]
     refuse_symlink(path)?;
-    let file = options.open(path).map_err(|e| {
+    let unsafe_file = |reason| StoreError::Unsafe {
+        path: path.to_owned(),
+        reason,
+    };
+    match crate::private_fs::open_regular(options, path, false) {
+        Ok((file, _)) => Ok(file),
         #[cfg(unix)]
-        if e.raw_os_error() == Some(libc::ELOOP) {
-            return StoreError::Unsafe {
-                path: path.to_owned(),
-                reason: "it is a symbolic link",
-            };
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            Err(unsafe_file("it is a symbolic link"))
         }
-        io(action, path)(e)
-    })?;
-    // A FIFO or a device in a record's place would block every command reading it (the open
-    // itself does not: `O_NONBLOCK`).
-    if !file.metadata().map_err(io(action, path))?.is_file() {
-        return Err(StoreError::Unsafe {
-            path: path.to_owned(),
-            reason: "it is not a regular file",
-        });
+        Err(e) if crate::private_fs::is_not_regular(&e) => {
+            Err(unsafe_file("it is not a regular file"))
+        }
+        Err(e) => Err(io(action, path)(e)),
     }
-    Ok(file)
 }
 
 fn dir_error(dir: &Path, e: std::io::Error) -> StoreError {
@@ -344,20 +340,8 @@ fn private_options() -> OpenOptions {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    no_follow(&mut options);
     options.create(true);
     options
-}
-
-/// Never through a symbolic link at the last component, and never blocking on a FIFO's open
-/// (regular files ignore `O_NONBLOCK`; [`open_private`] refuses anything else).
-fn no_follow(options: &mut OpenOptions) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
-    let _ = options;
 }
 
 #[cfg(test)]

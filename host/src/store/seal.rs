@@ -134,21 +134,26 @@ impl StoreKey {
 
     /// Reads a key file (which must be private).
     pub fn read(path: &Path) -> Result<Self, KeyError> {
-        let text = Zeroizing::new(read_regular(path).map_err(|source| KeyError::Io {
+        let io = |source| KeyError::Io {
             path: path.to_owned(),
             source,
-        })?);
+        };
+        // The file itself, not the path looked up again: what is checked is what is read.
+        let (mut file, meta) =
+            crate::private_fs::open_regular(std::fs::OpenOptions::new().read(true), path, true)
+                .map_err(io)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            if let Ok(meta) = std::fs::metadata(path)
-                && meta.permissions().mode() & 0o077 != 0
-            {
+            if meta.permissions().mode() & 0o077 != 0 {
                 return Err(KeyError::Exposed {
                     path: path.to_owned(),
                 });
             }
         }
+        // Sized up front: no copy of the key is left behind by a growing buffer.
+        let mut text = Zeroizing::new(String::with_capacity(meta.len().min(4096) as usize + 1));
+        std::io::Read::read_to_string(&mut file, &mut text).map_err(io)?;
         Self::parse(&text, KeySource::File(path.to_owned()))
     }
 
@@ -298,30 +303,6 @@ pub fn previous_key_file(key_file: &Path) -> PathBuf {
     let mut name = key_file.file_name().unwrap_or_default().to_os_string();
     name.push(".previous");
     key_file.with_file_name(name)
-}
-
-/// A regular file's text; a FIFO or a device in its place is refused instead of blocking the
-/// command (its open does not wait for a writer: `O_NONBLOCK`, which a regular file ignores).
-fn read_regular(path: &Path) -> std::io::Result<String> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let mut file = options.open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "it is not a regular file",
-        ));
-    }
-    // Sized up front: no copy of the key is left behind by a growing buffer.
-    let mut text = String::with_capacity(meta.len().min(4096) as usize + 1);
-    std::io::Read::read_to_string(&mut file, &mut text)?;
-    Ok(text)
 }
 
 #[cfg(test)]

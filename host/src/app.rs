@@ -261,10 +261,10 @@ impl App {
                 })?
                 .to_owned(),
         };
-        let flow = handle.flow(&flow_name).await?;
-        // Before the provider issues anything: tokens that could not be stored would be lost
-        // (and left live).
+        // Before the flow is built (an issuer's discovery) and the provider issues anything:
+        // tokens that could not be stored would be lost, and left live.
         self.store.check_save(provider, account).await?;
+        let flow = handle.flow(&flow_name).await?;
         let credential = login(flow.as_ref(), options, ui).await?;
         let identity = tokio::time::timeout(IDENTIFY_TIMEOUT, flow.identify(&credential))
             .await

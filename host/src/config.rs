@@ -766,8 +766,8 @@ fn is_secret(key: &str) -> bool {
 }
 
 /// A URL value with a password (`http://user:pass@proxy:3128`) or a query parameter named
-/// like a secret keeps everything but those values; a text that looks like a URL with credentials but does not parse loses everything
-/// between `://` and `@`.
+/// like a secret keeps everything but those values; a text that looks like a URL with
+/// credentials but does not parse loses everything between `://` and `@`.
 fn redact_url_password(value: serde_json::Value) -> serde_json::Value {
     if let Some(text) = value.as_str()
         && url::Url::parse(text).is_err()

@@ -760,12 +760,7 @@ async fn a_fifo_in_place_of_a_record_or_the_key_is_refused_not_waited_on() {
     let env = HostEnv::start().await;
     env.login_ok().await;
     // Each command is bounded: one waiting for a writer would fail the test, not hang it.
-    let token = async || {
-        let run = env.output(&["token", "--provider", "github"]);
-        tokio::time::timeout(Duration::from_secs(60), run)
-            .await
-            .expect("host token ends")
-    };
+    let token = async || env.output_bounded(&["token", "--provider", "github"]).await;
     let record = env.record_path("default");
     std::fs::remove_file(&record).unwrap();
     mkfifo(&record);
@@ -798,17 +793,16 @@ async fn a_login_that_could_not_be_stored_stops_before_the_provider_issues_anyth
         std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let requests = env.provider.token_requests().len();
-    let run = env.output(&[
-        "run",
-        "--provider",
-        "github",
-        "--no-browser",
-        "--timeout",
-        "20",
-    ]);
-    let out = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("host run ends");
+    let out = env
+        .output_bounded(&[
+            "run",
+            "--provider",
+            "github",
+            "--no-browser",
+            "--timeout",
+            "20",
+        ])
+        .await;
     assert_ne!(out.code, Some(0), "{out:?}");
     assert!(
         out.stderr.contains("does not open with the key"),

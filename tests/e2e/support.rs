@@ -172,6 +172,19 @@ impl HostEnv {
         Self::finish(self.host(args).env("HOST_LOG", "host=debug")).await
     }
 
+    /// [`HostEnv::output`] for a command that would hang if the code under test regressed:
+    /// the test fails if it has not ended within a minute, instead of hanging.
+    pub(crate) async fn output_bounded(&self, args: &[&str]) -> Output {
+        Self::finish_bounded(&mut self.host(args)).await
+    }
+
+    /// Runs `cmd` to completion, failing the test if it has not ended within a minute.
+    pub(crate) async fn finish_bounded(cmd: &mut tokio::process::Command) -> Output {
+        tokio::time::timeout(Duration::from_secs(60), Self::finish(cmd))
+            .await
+            .expect("host ends within a minute")
+    }
+
     async fn finish(cmd: &mut tokio::process::Command) -> Output {
         let out = cmd.output().await.expect("run host");
         Output {

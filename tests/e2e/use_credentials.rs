@@ -469,13 +469,8 @@ async fn api_pages_and_error_bodies_cannot_lead_the_credential_away_or_run_forev
     env.login_ok().await;
     let (api, seen) = hostile_api().await;
     // Each run is bounded: a command that kept reading would fail the test, not hang it.
-    let run = async |args: &[&str]| {
-        tokio::time::timeout(std::time::Duration::from_secs(60), env.output(args))
-            .await
-            .expect("host api ends")
-    };
     let api_call = async |path: &str| {
-        run(&[
+        env.output_bounded(&[
             "api",
             "--allow-origin",
             "--paginate",
@@ -499,7 +494,9 @@ async fn api_pages_and_error_bodies_cannot_lead_the_credential_away_or_run_forev
     let out = api_call("/rel/list?page=1").await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stdout.trim(), "[1,2]");
-    let out = run(&["api", "--allow-origin", &format!("{api}/plain")]).await;
+    let out = env
+        .output_bounded(&["api", "--allow-origin", &format!("{api}/plain")])
+        .await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         seen.lock()
@@ -509,25 +506,26 @@ async fn api_pages_and_error_bodies_cannot_lead_the_credential_away_or_run_forev
     );
 
     // An endless error body: only what is shown is read, and the command ends.
-    let out = run(&["api", "--allow-origin", &format!("{api}/endless")]).await;
+    let out = env
+        .output_bounded(&["api", "--allow-origin", &format!("{api}/endless")])
+        .await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("HTTP 500"), "{}", out.stderr);
     assert!(out.stderr.len() < 70 * 1024, "{} bytes", out.stderr.len());
 
     // An API that never answers: the request fails after [http] timeout_secs.
     let url = format!("{api}/hang");
-    let out = env
-        .host(&["api", "--allow-origin", &url])
-        .env("HOST_HTTP__TIMEOUT_SECS", "1")
-        .output();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)
-        .await
-        .expect("host api ends")
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = HostEnv::finish_bounded(
+        env.host(&["api", "--allow-origin", &url])
+            .env("HOST_HTTP__TIMEOUT_SECS", "1"),
+    )
+    .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
 
     // Plain http to a host that is not loopback: refused before anything is sent.
-    let out = run(&["api", "--allow-origin", "http://192.0.2.1/user"]).await;
+    let out = env
+        .output_bounded(&["api", "--allow-origin", "http://192.0.2.1/user"])
+        .await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         out.stderr.contains("plain http to 192.0.2.1"),

@@ -436,7 +436,9 @@ async fn hostile_api() -> (String, crate::support::Seen) {
             )
         };
         let head = match first.split(' ').nth(1).unwrap_or("") {
-            "/loop" => page("</loop>; rel=\"next\"", "[1]"),
+            // A link repeating the request's query, as APIs do (with a query binding, the
+            // credential would be in it).
+            "/loop?key=s3cr3t-in-link" => page("</loop?key=s3cr3t-in-link>; rel=\"next\"", "[1]"),
             "/away" => page(
                 &format!("<http://localhost:{port}/stolen>; rel=\"next\""),
                 "[1]",
@@ -486,9 +488,14 @@ async fn api_pages_and_error_bodies_cannot_lead_the_credential_away_or_run_forev
     assert!(!seen.lock().unwrap().iter().any(|l| l.contains("/stolen")));
 
     // A link back to a page already fetched ends the walk instead of looping.
-    let out = api_call("/loop").await;
+    let out = api_call("/loop?key=s3cr3t-in-link").await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("already fetched"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("s3cr3t"),
+        "the link is not quoted: {}",
+        out.stderr
+    );
 
     // A relative link is resolved against the page that gave it; no empty `?` is added.
     let out = api_call("/rel/list?page=1").await;

@@ -394,6 +394,7 @@ async fn concurrent_first_uses_compile_once_and_a_corrupt_cache_is_recompiled() 
     let again = s.load_anew(&toml, &acme).await;
     assert!(cached(again.source()), "{:?}", again.source());
     // ...unless the artifact is corrupt: then it recompiles, never trusting it.
+    drop(again);
     let flipped = flip_a_byte(&artifacts[0]);
     let recompiled = s.load_anew(&toml, &acme).await;
     assert_eq!(recompiled.source(), host::plugin::LoadSource::Compiled);
@@ -416,12 +417,20 @@ async fn concurrent_first_uses_compile_once_and_a_corrupt_cache_is_recompiled() 
     assert!(cached(last.source()), "{:?}", last.source());
 }
 
-/// Flips the middle byte of `file` in place (same inode), returning what it wrote.
+/// Flips the middle byte of `file` in place (same inode, one byte written, never truncated),
+/// returning the file's new content.
+///
+/// Nothing may have the file mapped when it changes (the contract of wasmtime's
+/// `deserialize_file`, which the host keeps by writing artifacts by rename), so callers drop
+/// the plugins loaded from it first. A truncating rewrite under a live mapping is the likely
+/// cause of a CI run killed by SIGBUS in this file.
 fn flip_a_byte(file: &Path) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
     let mut bytes = std::fs::read(file).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
-    std::fs::write(file, &bytes).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+    f.write_all_at(&bytes[mid..=mid], mid as u64).unwrap();
     bytes
 }
 
@@ -468,6 +477,7 @@ async fn a_settled_plugin_loads_by_its_index_entry_and_any_change_is_seen() {
     let [artifact] = artifacts.as_slice() else {
         panic!("one artifact: {artifacts:?}");
     };
+    drop((second, third));
     let flipped = flip_a_byte(artifact);
     let fourth = s.load_anew(&toml, &plugin).await;
     assert_eq!(fourth.source(), LoadSource::Compiled);

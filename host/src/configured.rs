@@ -3,9 +3,10 @@
 //! (browser with PKCE; `device` when a device endpoint is known), alone or on top of a
 //! [`crate::catalog`] entry.
 //!
-//! With `issuer`, discovery fills every endpoint the section does not set, the callback must
-//! carry `iss` when the provider says it sends it (RFC 9207), and each `id_token` is validated
-//! ([`crate::oidc`]); its claims name the account.
+//! With `issuer`, discovery (OpenID Connect's, else the RFC 8414 metadata of a plain OAuth2
+//! server) fills every endpoint the section does not set, and the callback must carry `iss`
+//! when the provider says it sends it (RFC 9207). With OpenID Connect each `id_token` is
+//! validated ([`crate::oidc`]) and its claims name the account.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,7 +27,7 @@ use crate::http::{HttpClient, HttpPolicy};
 use crate::oauth2::{
     ClientAuth, Grant, ID_TOKEN_CLAIMS, OAuth2AppCredentials, OAuth2Flow, StandardToken,
 };
-use crate::oidc::{IdTokenClaims, IdTokenVerifier};
+use crate::oidc::{IdTokenClaims, IdTokenVerifier, MetadataKind};
 use crate::provider::{Provider, ProviderBuilder, ProviderSource};
 use crate::secret::SecretString;
 use crate::section::ProviderSection;
@@ -48,8 +49,8 @@ pub struct ProviderSettings {
     /// The client secret; absent for a public client (PKCE only).
     #[serde(default)]
     pub client_secret: Option<SecretString>,
-    /// The OpenID Connect issuer: discovery fills the endpoints not set here, and `id_token`s
-    /// are validated.
+    /// The issuer: its metadata (OpenID Connect discovery, else RFC 8414) fills the endpoints
+    /// not set here; with OpenID Connect, `id_token`s are validated.
     #[serde(default)]
     #[schemars(length(min = 1))]
     pub issuer: Option<String>,
@@ -72,7 +73,7 @@ pub struct ProviderSettings {
     /// A fixed redirect URI.
     #[serde(default)]
     pub redirect_uri: Option<Url>,
-    /// Scopes asked for when the login names none (`["openid"]` with an issuer).
+    /// Scopes asked for when the login names none (`["openid"]` with an OpenID Connect issuer).
     #[serde(default)]
     pub scopes: Vec<String>,
     /// What joins scopes in requests, when not a space.
@@ -223,7 +224,7 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
             if !set {
                 return Err(section.missing_error(
                     &[field.to_owned()],
-                    "an OAuth2 provider needs authorize_url and token_url, or an OpenID Connect issuer",
+                    "an OAuth2 provider needs authorize_url and token_url, or an issuer",
                 ));
             }
         }
@@ -293,6 +294,7 @@ impl ConfiguredFlow {
         let mut verifier = None;
         let mut userinfo = None;
         let mut require_iss = false;
+        let mut openid = false;
         let (mut authorize_url, mut token_url) = (s.authorize_url.clone(), s.token_url.clone());
         let (mut device_url, mut revocation_url) =
             (s.device_authorization_url.clone(), s.revocation_url.clone());
@@ -306,15 +308,24 @@ impl ConfiguredFlow {
             revocation_url = revocation_url.or(meta.revocation_endpoint);
             userinfo = meta.userinfo_endpoint;
             require_iss = meta.authorization_response_iss_parameter_supported;
-            verifier = Some(Arc::new(
-                IdTokenVerifier::new(
-                    issuer.clone(),
-                    s.client_id.clone(),
-                    meta.jwks_uri,
-                    http.clone(),
-                )
-                .also_issued_as(s.id_token_issuers.clone()),
-            ));
+            // An OpenID Connect provider's id_tokens are validated; a plain OAuth2 server
+            // (RFC 8414 metadata) issues none, and nothing it sends is taken as one.
+            if let (MetadataKind::OpenIdConnect, Some(jwks_uri)) = (meta.kind, meta.jwks_uri) {
+                openid = true;
+                verifier = Some(Arc::new(
+                    IdTokenVerifier::new(
+                        issuer.clone(),
+                        s.client_id.clone(),
+                        jwks_uri,
+                        http.clone(),
+                    )
+                    .also_issued_as(s.id_token_issuers.clone()),
+                ));
+            } else {
+                tracing::debug!(
+                    "providers.{name}: the issuer is a plain OAuth2 server (RFC 8414 metadata)"
+                );
+            }
         }
         let (Some(authorize_url), Some(token_url)) = (authorize_url, token_url) else {
             return Err(FlowError::config(format!(
@@ -326,7 +337,7 @@ impl ConfiguredFlow {
         app.device_authorization_url = device_url;
         app.revocation_url = revocation_url;
         app.redirect_uri = s.redirect_uri.clone();
-        app.scopes = if s.scopes.is_empty() && s.issuer.is_some() {
+        app.scopes = if s.scopes.is_empty() && openid {
             vec!["openid".to_owned()]
         } else {
             s.scopes.clone()

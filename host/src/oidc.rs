@@ -1,5 +1,6 @@
-//! OpenID Connect: provider discovery (cached for its HTTP lifetime, bounded) and `id_token`
-//! validation against the provider's published keys.
+//! OpenID Connect: provider discovery (cached for its HTTP lifetime, bounded; RFC 8414
+//! authorization server metadata where a plain OAuth2 server has no OpenID Connect document)
+//! and `id_token` validation against the provider's published keys.
 //!
 //! Signatures are checked by [`jsonwebtoken`] (on `ring`, the crypto the TLS stack already
 //! uses); this module decides which key and which claims: the key by `kid` from the JWKS
@@ -29,9 +30,54 @@ pub const MAX_CACHE: Duration = Duration::from_secs(24 * 3600);
 /// How long a discovery document is reused when the provider gives no lifetime.
 pub const DEFAULT_CACHE: Duration = Duration::from_secs(3600);
 
-/// The parts of a provider's discovery document (`/.well-known/openid-configuration`) the
-/// host uses.
+/// Which metadata document a server published.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MetadataKind {
+    /// OpenID Connect discovery (`ISSUER/.well-known/openid-configuration`): `id_token`s are
+    /// validated against its `jwks_uri`.
+    #[default]
+    OpenIdConnect,
+    /// OAuth 2.0 authorization server metadata (RFC 8414,
+    /// `/.well-known/oauth-authorization-server` inserted before the issuer's path): a plain
+    /// OAuth2 server, no `id_token`s.
+    OAuth2,
+}
+
+impl MetadataKind {
+    /// What the document is called in messages.
+    fn document(self) -> &'static str {
+        match self {
+            MetadataKind::OpenIdConnect => "an OpenID Connect discovery document",
+            MetadataKind::OAuth2 => "OAuth 2.0 authorization server metadata (RFC 8414)",
+        }
+    }
+
+    /// The document's address for `issuer` (an https URL, already checked).
+    fn url(self, issuer: &Url) -> String {
+        match self {
+            MetadataKind::OpenIdConnect => format!(
+                "{}/.well-known/openid-configuration",
+                issuer.as_str().trim_end_matches('/')
+            ),
+            // RFC 8414 §3.1: the well-known segment goes between the host and the path.
+            MetadataKind::OAuth2 => {
+                let path = issuer.path().trim_end_matches('/');
+                let mut url = issuer.clone();
+                url.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+                url.set_query(None);
+                url.set_fragment(None);
+                url.to_string()
+            }
+        }
+    }
+}
+
+/// The parts of a provider's metadata (OpenID Connect discovery, or RFC 8414 for a plain OAuth2
+/// server) the host uses.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ProviderMetadata {
     /// The issuer identifier; equal to the configured issuer.
     pub issuer: String,
@@ -48,11 +94,15 @@ pub struct ProviderMetadata {
     /// The userinfo endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userinfo_endpoint: Option<Url>,
-    /// Where the signing keys are published.
-    pub jwks_uri: Url,
+    /// Where the signing keys are published (always there for OpenID Connect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<Url>,
     /// Whether callbacks carry `iss` (RFC 9207); then a callback without it is refused.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
+    /// Which document this came from (not a field of either: set by [`discover`]).
+    #[serde(skip)]
+    pub kind: MetadataKind,
 }
 
 /// Why discovery failed.
@@ -85,13 +135,30 @@ pub enum DiscoveryError {
         /// The status.
         status: u16,
     },
-    /// The answer is not a discovery document.
-    #[error("{url} is not an OpenID Connect discovery document ({reason})")]
+    /// The answer is not a metadata document.
+    #[error("{url} is not {document} ({reason})")]
     Invalid {
         /// Its address.
         url: String,
+        /// Which document was expected.
+        document: &'static str,
         /// What is wrong (never the body).
         reason: String,
+    },
+    /// Neither document is published: the issuer is not an OpenID Connect provider nor an
+    /// OAuth2 server with RFC 8414 metadata.
+    #[error(
+        "the issuer publishes no metadata: {oidc} ({oidc_why}) nor {oauth2} ({oauth2_why}); set authorize_url and token_url instead"
+    )]
+    NotPublished {
+        /// The OpenID Connect discovery address.
+        oidc: String,
+        /// What it answered.
+        oidc_why: String,
+        /// The RFC 8414 address.
+        oauth2: String,
+        /// What it answered.
+        oauth2_why: String,
     },
     /// The document names another issuer (a mix-up or a wrong setting).
     #[error("the discovery document names the issuer `{got}`, not the configured `{expected}`")]
@@ -115,35 +182,68 @@ pub enum DiscoveryError {
 impl DiscoveryError {
     /// The flow error a caller acts on: a network failure may pass, the rest is configuration.
     pub fn into_flow_error(self, provider: &str) -> FlowError {
-        match &self {
-            DiscoveryError::Unreachable { source, .. } if source.is_transient() => {
-                FlowError::Transient {
-                    retry_after: None,
-                    source: Box::new(self),
-                }
-            }
-            DiscoveryError::Status { status, .. } if *status >= 500 => FlowError::Transient {
+        if self.is_transient() {
+            return FlowError::Transient {
                 retry_after: None,
                 source: Box::new(self),
-            },
-            _ => FlowError::InvalidConfig {
-                message: format!("providers.{provider}.issuer: OpenID Connect discovery failed"),
-                source: Some(Box::new(self)),
-            },
+            };
+        }
+        FlowError::InvalidConfig {
+            message: format!("providers.{provider}.issuer: discovery failed"),
+            source: Some(Box::new(self)),
+        }
+    }
+
+    /// A network failure, a server error or a rate limit: worth trying again later, never a
+    /// reason to look elsewhere.
+    fn is_transient(&self) -> bool {
+        match self {
+            DiscoveryError::Unreachable { source, .. } => source.is_transient(),
+            DiscoveryError::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// Not there: a client error status (404 and its kin) or a page that is not JSON, as
+    /// servers answer for a path they do not serve. Then the other document is tried.
+    fn is_absent(&self) -> bool {
+        match self {
+            DiscoveryError::Status { status, .. } => (400..500).contains(status) && *status != 429,
+            DiscoveryError::Invalid { reason, .. } => reason == NOT_JSON,
+            _ => false,
+        }
+    }
+
+    /// What the server answered, for [`DiscoveryError::NotPublished`].
+    fn answer(&self) -> String {
+        match self {
+            DiscoveryError::Status { status, .. } => format!("HTTP {status}"),
+            _ => NOT_JSON.to_owned(),
         }
     }
 }
+
+const NOT_JSON: &str = "not JSON";
 
 /// What the discovery cache keeps on disk.
 #[derive(Serialize, Deserialize)]
 struct CachedDocument {
     expires_at: DateTime<Utc>,
     document: ProviderMetadata,
+    /// Which document it is (caches written before RFC 8414 was tried hold OpenID Connect
+    /// ones).
+    #[serde(default)]
+    kind: MetadataKind,
 }
 
-/// The discovery document of `issuer`: from the cache folder while its lifetime lasts,
-/// else fetched, checked and cached (`Cache-Control: max-age`, at most [`MAX_CACHE`];
-/// [`DEFAULT_CACHE`] without one; `no-store` is honoured).
+/// The metadata of `issuer`: from the cache folder while its lifetime lasts, else fetched,
+/// checked and cached (`Cache-Control: max-age`, at most [`MAX_CACHE`]; [`DEFAULT_CACHE`]
+/// without one; `no-store` is honoured).
+///
+/// OpenID Connect discovery is asked first; where the server has no such document (a client
+/// error status, or a page that is not JSON), its RFC 8414 authorization server metadata. A
+/// network failure or a server error is reported as it is: it does not mean the document is
+/// absent.
 pub async fn discover(
     issuer: &str,
     http: &HttpClient,
@@ -161,14 +261,57 @@ pub async fn discover(
     {
         return Ok(document);
     }
-    let url = format!(
-        "{}/.well-known/openid-configuration",
-        issuer.trim_end_matches('/')
-    );
+    let (document, lifetime) =
+        match fetch(issuer, &issuer_url, MetadataKind::OpenIdConnect, http).await {
+            Err(oidc) if oidc.is_absent() => {
+                match fetch(issuer, &issuer_url, MetadataKind::OAuth2, http).await {
+                    Err(oauth2) if oauth2.is_absent() => {
+                        return Err(DiscoveryError::NotPublished {
+                            oidc: MetadataKind::OpenIdConnect.url(&issuer_url),
+                            oidc_why: oidc.answer(),
+                            oauth2: MetadataKind::OAuth2.url(&issuer_url),
+                            oauth2_why: oauth2.answer(),
+                        });
+                    }
+                    other => other?,
+                }
+            }
+            other => other?,
+        };
+    if let (Some(file), Some(lifetime)) = (&cache_file, lifetime) {
+        let cached = CachedDocument {
+            expires_at: Utc::now()
+                + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::zero()),
+            document: document.clone(),
+            kind: document.kind,
+        };
+        // A cache that cannot be written costs a fetch next time, nothing more.
+        if let Ok(bytes) = serde_json::to_vec(&cached)
+            && let Some(dir) = file.parent()
+            && crate::private_fs::ensure_private_dir(dir).is_ok()
+            && let Err(e) = crate::private_fs::write_atomic(file, &[&bytes])
+        {
+            tracing::debug!("cannot cache the discovery document: {e}");
+        }
+    }
+    Ok(document)
+}
+
+/// Fetches and checks one kind of metadata document; with how long it may be cached.
+async fn fetch(
+    issuer: &str,
+    issuer_url: &Url,
+    kind: MetadataKind,
+    http: &HttpClient,
+) -> Result<(ProviderMetadata, Option<Duration>), DiscoveryError> {
+    let url = kind.url(issuer_url);
     let request = http::Request::get(&url)
         .header(http::header::ACCEPT, "application/json")
         .body(Vec::new())
-        .map_err(|_| bad_issuer(None))?;
+        .map_err(|_| DiscoveryError::BadIssuer {
+            issuer: sanitize(issuer, 200),
+            source: None,
+        })?;
     let response = http
         .send(request)
         .await
@@ -183,16 +326,24 @@ pub async fn discover(
             status: status.as_u16(),
         });
     }
-    let document: ProviderMetadata =
-        serde_json::from_slice(response.body()).map_err(|e| DiscoveryError::Invalid {
-            url: url.clone(),
-            reason: match e.classify() {
-                serde_json::error::Category::Data => {
-                    "a required field is missing or has the wrong type".into()
-                }
-                _ => "not JSON".into(),
-            },
-        })?;
+    let invalid = |reason: &str| DiscoveryError::Invalid {
+        url: url.clone(),
+        document: kind.document(),
+        reason: reason.to_owned(),
+    };
+    let mut document: ProviderMetadata = serde_json::from_slice(response.body()).map_err(|e| {
+        invalid(match e.classify() {
+            serde_json::error::Category::Data => {
+                "a required field is missing or has the wrong type"
+            }
+            _ => NOT_JSON,
+        })
+    })?;
+    document.kind = kind;
+    if kind == MetadataKind::OpenIdConnect && document.jwks_uri.is_none() {
+        return Err(invalid("it names no jwks_uri"));
+    }
+    // Both specifications require the document's issuer to be exactly the one asked about.
     if document.issuer != issuer {
         return Err(DiscoveryError::IssuerMismatch {
             expected: sanitize(issuer, 200),
@@ -205,7 +356,7 @@ pub async fn discover(
             Some(&document.authorization_endpoint),
         ),
         ("token_endpoint", Some(&document.token_endpoint)),
-        ("jwks_uri", Some(&document.jwks_uri)),
+        ("jwks_uri", document.jwks_uri.as_ref()),
         (
             "device_authorization_endpoint",
             document.device_authorization_endpoint.as_ref(),
@@ -218,22 +369,7 @@ pub async fn discover(
             require_secure(url).map_err(|source| DiscoveryError::Insecure { field, source })?;
         }
     }
-    if let (Some(file), Some(lifetime)) = (&cache_file, cache_lifetime(response.headers())) {
-        let cached = CachedDocument {
-            expires_at: Utc::now()
-                + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::zero()),
-            document: document.clone(),
-        };
-        // A cache that cannot be written costs a fetch next time, nothing more.
-        if let Ok(bytes) = serde_json::to_vec(&cached)
-            && let Some(dir) = file.parent()
-            && crate::private_fs::ensure_private_dir(dir).is_ok()
-            && let Err(e) = crate::private_fs::write_atomic(file, &[&bytes])
-        {
-            tracing::debug!("cannot cache the discovery document: {e}");
-        }
-    }
-    Ok(document)
+    Ok((document, cache_lifetime(response.headers())))
 }
 
 fn cache_path(dir: &Path, issuer: &str) -> PathBuf {
@@ -248,7 +384,9 @@ fn cache_path(dir: &Path, issuer: &str) -> PathBuf {
 fn read_cache(file: &Path, issuer: &str) -> Option<ProviderMetadata> {
     let bytes = std::fs::read(file).ok()?;
     let cached: CachedDocument = serde_json::from_slice(&bytes).ok()?;
-    (cached.expires_at > Utc::now() && cached.document.issuer == issuer).then_some(cached.document)
+    let mut document = cached.document;
+    document.kind = cached.kind;
+    (cached.expires_at > Utc::now() && document.issuer == issuer).then_some(document)
 }
 
 /// How long a response may be reused: `None` for `no-store`/`no-cache`, else `max-age`
@@ -690,6 +828,30 @@ fn token_hash(alg: Algorithm, access_token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_addresses_follow_each_specification() {
+        let at = |kind: MetadataKind, issuer: &str| kind.url(&Url::parse(issuer).unwrap());
+        let oidc = MetadataKind::OpenIdConnect;
+        let oauth2 = MetadataKind::OAuth2;
+        // OpenID Connect appends; RFC 8414 inserts before the path.
+        assert_eq!(
+            at(oidc, "https://id.example/tenant/"),
+            "https://id.example/tenant/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            at(oauth2, "https://id.example/tenant/"),
+            "https://id.example/.well-known/oauth-authorization-server/tenant"
+        );
+        assert_eq!(
+            at(oauth2, "https://id.example"),
+            "https://id.example/.well-known/oauth-authorization-server"
+        );
+        assert_eq!(
+            at(oauth2, "https://id.example:8443/a/b"),
+            "https://id.example:8443/.well-known/oauth-authorization-server/a/b"
+        );
+    }
 
     #[test]
     fn cache_lifetimes_are_bounded() {

@@ -226,6 +226,86 @@ async fn an_issuer_and_a_client_id_are_enough() {
 }
 
 #[tokio::test]
+async fn a_plain_oauth2_server_is_found_by_its_issuer_through_rfc_8414_metadata() {
+    let env = HostEnv::start().await;
+    let p = &env.provider;
+    p.set_plain_oauth2(true);
+    env.write_config(&corp_config(p));
+    p.set_ttl(90);
+
+    let (out, answers) = login(&env, "corp").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(answers[0].0, 200);
+    // OpenID Connect discovery was asked first (404), then the RFC 8414 metadata.
+    assert_eq!((p.discovery_hits(), p.metadata_hits()), (1, 1));
+    let auth = &p.authorize_requests()[0];
+    assert!(
+        auth.get("scope").is_none_or(|s| !s.contains("openid")) && auth.get("nonce").is_none(),
+        "a plain OAuth2 server is not asked for openid: {auth:?}"
+    );
+    let stored = record(&env, "corp").await.unwrap();
+    assert!(stored["credential"]["access_token"].is_string());
+    assert!(stored["credential"]["extra"]["id_token_claims"].is_null());
+
+    // Cached like a discovery document: a refresh in another process fetches neither.
+    let out = env
+        .output(&["token", "--provider", "corp", "--min-valid", "600"])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(p.refresh_count(), 1);
+    assert_eq!((p.discovery_hits(), p.metadata_hits()), (1, 1));
+
+    // The metadata says callbacks carry `iss` (RFC 9207): one naming another server is refused.
+    p.set_callback_iss(Some("https://mix-up.example".into()));
+    let (out, answers) = login(&env, "corp").await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert_eq!(answers[0].0, 400, "{answers:?}");
+
+    // Logout revokes at the revocation endpoint the metadata names.
+    let out = env.output(&["logout", "--provider", "corp"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(!p.revoked().is_empty());
+}
+
+#[tokio::test]
+async fn an_issuer_with_a_path_finds_its_metadata_and_absent_metadata_is_named() {
+    let env = HostEnv::start().await;
+    let p = &env.provider;
+    p.set_plain_oauth2(true);
+    // RFC 8414 §3.1: `/.well-known/oauth-authorization-server` goes before the issuer's path.
+    let issuer = p.url("/tenant-1");
+    p.set_callback_iss(Some(issuer.clone()));
+    env.write_config(&format!(
+        "[providers.corp]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n"
+    ));
+    let (out, _) = login(&env, "corp").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(p.metadata_hits(), 1);
+
+    // Neither document there: both addresses are named, with what each answered.
+    p.set_plain_oauth2(false);
+    let nowhere = p.url("/nowhere");
+    env.write_config(&format!(
+        "[providers.corp]\nissuer = \"{nowhere}\"\nclient_id = \"{CLIENT_ID}\"\n"
+    ));
+    let out = env
+        .output(&["run", "--provider", "corp", "--no-browser"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    for expected in [
+        "publishes no metadata".to_owned(),
+        format!("{nowhere}/.well-known/openid-configuration (HTTP 404)"),
+        format!(
+            "{}/.well-known/oauth-authorization-server/nowhere (HTTP 404)",
+            p.issuer()
+        ),
+        "set authorize_url and token_url instead".to_owned(),
+    ] {
+        assert!(out.stderr.contains(&expected), "{expected}: {out:?}");
+    }
+}
+
+#[tokio::test]
 async fn every_broken_id_token_is_refused_and_nothing_is_stored() {
     let cases = [
         (IdTokenFault::BadSignature, "signature does not verify"),
@@ -447,9 +527,12 @@ async fn discovery_failures_are_clear() {
         .output(&["run", "--provider", "corp", "--no-browser"])
         .await;
     assert_eq!(out.code, Some(1), "{out:?}");
+    // (An HTML page where the document should be, as a catch-all route serves: the RFC 8414
+    // metadata is tried too.)
     assert!(
-        out.stderr
-            .contains("is not an OpenID Connect discovery document"),
+        out.stderr.contains("publishes no metadata")
+            && out.stderr.contains("openid-configuration (not JSON)")
+            && out.stderr.contains("oauth-authorization-server (HTTP 404)"),
         "{out:?}"
     );
     assert!(!out.stderr.contains("<html"), "the body is not shown");

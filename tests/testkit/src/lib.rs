@@ -12,7 +12,8 @@
 //! a JWKS (`/jwks`) whose RSA key can be rotated, signed `id_token`s (RS256, ES256 or EdDSA, with
 //! the fixed test keys in `tests/testkit/keys/`) for grants whose scope holds `openid`, the
 //! RFC 9207 `iss` callback parameter, `/api/userinfo`, and forged or broken `id_token`s on demand
-//! ([`IdTokenFault`]).
+//! ([`IdTokenFault`]). Or a plain OAuth2 server with RFC 8414 metadata
+//! ([`TestProvider::set_plain_oauth2`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -260,6 +261,11 @@ struct Inner {
     discovery_max_age: AtomicU64,
     /// Discovery answers 200 with a body that is not JSON.
     discovery_garbage: std::sync::atomic::AtomicBool,
+    /// A plain OAuth2 server: no OpenID Connect discovery (404) and no `id_token`s, RFC 8414
+    /// metadata instead.
+    plain_oauth2: std::sync::atomic::AtomicBool,
+    /// How often the RFC 8414 metadata was fetched.
+    metadata_hits: AtomicUsize,
     discovery_hits: AtomicUsize,
     jwks_hits: AtomicUsize,
     /// RFC 9207: discovery announces it and the callback carries `iss`.
@@ -389,6 +395,11 @@ impl TestProvider {
         inner.iss_parameter.store(true, Ordering::SeqCst);
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
+            .route("/.well-known/oauth-authorization-server", get(as_metadata))
+            .route(
+                "/.well-known/oauth-authorization-server/{*path}",
+                get(as_metadata_for_path),
+            )
             .route("/jwks", get(jwks))
             .route("/api/userinfo", get(userinfo))
             .route("/authorize", get(authorize))
@@ -569,6 +580,20 @@ impl TestProvider {
         self.inner.discovery_garbage.store(on, Ordering::SeqCst);
     }
 
+    /// Plays a plain OAuth2 server (default off): OpenID Connect discovery answers 404, no
+    /// `id_token` is issued, and RFC 8414 metadata is published at
+    /// `/.well-known/oauth-authorization-server`, also for an issuer with a path
+    /// (`…/oauth-authorization-server/PATH` names the issuer `http://127.0.0.1:PORT/PATH`;
+    /// the callback's `iss` stays [`TestProvider::issuer`] unless set).
+    pub fn set_plain_oauth2(&self, on: bool) {
+        self.inner.plain_oauth2.store(on, Ordering::SeqCst);
+    }
+
+    /// How often the RFC 8414 metadata was fetched.
+    pub fn metadata_hits(&self) -> usize {
+        self.inner.metadata_hits.load(Ordering::SeqCst)
+    }
+
     /// How often the discovery document was fetched.
     pub fn discovery_hits(&self) -> usize {
         self.inner.discovery_hits.load(Ordering::SeqCst)
@@ -645,6 +670,9 @@ impl TestProvider {
 /// OpenID Connect discovery.
 async fn discovery(State(inner): State<Arc<Inner>>) -> Response {
     inner.discovery_hits.fetch_add(1, Ordering::SeqCst);
+    if inner.plain_oauth2.load(Ordering::SeqCst) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     let cache_control = format!("max-age={}", inner.discovery_max_age.load(Ordering::SeqCst));
     if inner.discovery_garbage.load(Ordering::SeqCst) {
         return (
@@ -683,6 +711,51 @@ async fn discovery(State(inner): State<Arc<Inner>>) -> Response {
         "authorization_response_iss_parameter_supported":
             inner.iss_parameter.load(Ordering::SeqCst),
     });
+    ([(header::CACHE_CONTROL, cache_control)], Json(body)).into_response()
+}
+
+/// RFC 8414 metadata of the issuer without a path.
+async fn as_metadata(State(inner): State<Arc<Inner>>) -> Response {
+    as_metadata_of(&inner, None)
+}
+
+/// RFC 8414 metadata of the issuer with this path.
+async fn as_metadata_for_path(
+    State(inner): State<Arc<Inner>>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> Response {
+    as_metadata_of(&inner, Some(&path))
+}
+
+fn as_metadata_of(inner: &Inner, path: Option<&str>) -> Response {
+    inner.metadata_hits.fetch_add(1, Ordering::SeqCst);
+    if !inner.plain_oauth2.load(Ordering::SeqCst) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let base = &inner.issuer;
+    let issuer = inner
+        .discovery_issuer
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or_else(|| match path {
+            Some(p) => format!("{base}/{p}"),
+            None => base.clone(),
+        });
+    let body = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "device_authorization_endpoint": format!("{base}/device/code"),
+        "revocation_endpoint": format!("{base}/revoke"),
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["read", "write"],
+        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
+        "authorization_response_iss_parameter_supported":
+            inner.iss_parameter.load(Ordering::SeqCst),
+    });
+    let cache_control = format!("max-age={}", inner.discovery_max_age.load(Ordering::SeqCst));
     ([(header::CACHE_CONTROL, cache_control)], Json(body)).into_response()
 }
 
@@ -864,7 +937,7 @@ async fn token(
     let openid = scope
         .as_deref()
         .is_some_and(|s| s.split([' ', ',']).any(|s| s == "openid"));
-    if openid {
+    if openid && !inner.plain_oauth2.load(Ordering::SeqCst) {
         body["id_token"] = Value::String(inner.mint_id_token(&access_token, nonce.as_deref()));
     }
     if let Some(scope) = &scope {

@@ -54,6 +54,31 @@ pub enum Applied {
 }
 
 impl Binding {
+    /// Checks that the binding can go on a request: a header name that is an HTTP token, a
+    /// prefix of printable characters, a query parameter with a name. `Err` names the part
+    /// (`header`, `prefix`, `query`) and what is wrong, never the text.
+    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        match self {
+            Binding::Scheme(_) => Ok(()),
+            Binding::Header { header, prefix } => {
+                if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                    return Err((
+                        "header",
+                        "is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)",
+                    ));
+                }
+                if prefix.chars().any(|c| c.is_control() || !c.is_ascii()) {
+                    return Err(("prefix", "may hold printable ASCII characters only"));
+                }
+                Ok(())
+            }
+            Binding::Query { query } if query.is_empty() => {
+                Err(("query", "must name the query parameter"))
+            }
+            Binding::Query { .. } => Ok(()),
+        }
+    }
+
     /// The binding for `credential`: `configured` when given, else the credential's own.
     pub fn for_credential(configured: Option<&Binding>, credential: &Credential) -> Option<Self> {
         if let Some(b) = configured {

@@ -157,12 +157,20 @@ impl ProviderSection {
         let Some(value) = self.value.get("binding") else {
             return Ok(None);
         };
-        serde_json::from_value(value.clone()).map(Some).map_err(|_| {
+        let binding: crate::binding::Binding =
+            serde_json::from_value(value.clone()).map_err(|_| {
+                self.error(vec![self.issue(
+                    &["binding".to_owned()],
+                    "must be \"bearer\", \"basic\", { header = \"…\", prefix = \"…\" } or { query = \"…\" }".to_owned(),
+                )])
+            })?;
+        binding.check().map_err(|(part, problem)| {
             self.error(vec![self.issue(
-                &["binding".to_owned()],
-                "must be \"bearer\", \"basic\", { header = \"…\", prefix = \"…\" } or { query = \"…\" }".to_owned(),
+                &["binding".to_owned(), part.to_owned()],
+                problem.to_owned(),
             )])
-        })
+        })?;
+        Ok(Some(binding))
     }
 
     /// The section's `env`: the variable `host exec` sets, when it names one.
@@ -404,6 +412,45 @@ mod tests {
         );
         assert!(text.contains("providers.acme.port must be"), "{text}");
         assert!(!text.contains("s3cr3t"), "{text}");
+    }
+
+    #[test]
+    fn a_binding_that_cannot_go_on_a_request_is_named_by_its_part() {
+        let with = |binding: serde_json::Value| {
+            ProviderSection::from_code("acme", serde_json::json!({ "binding": binding }))
+                .binding()
+                .map_err(|e| e.to_string())
+        };
+        assert!(matches!(
+            with(serde_json::json!({"header": "X-Api-Key", "prefix": "Token "})),
+            Ok(Some(_))
+        ));
+        let bad = [
+            (
+                serde_json::json!({"header": "X Api Key"}),
+                "providers.acme.binding.header is not an HTTP header name",
+            ),
+            (
+                serde_json::json!({"header": "X-K\u{e9}y"}),
+                "providers.acme.binding.header is not an HTTP header name",
+            ),
+            (
+                serde_json::json!({"header": "X-Key", "prefix": "a\nb"}),
+                "providers.acme.binding.prefix may hold printable ASCII",
+            ),
+            (
+                serde_json::json!({"query": ""}),
+                "providers.acme.binding.query must name",
+            ),
+            (
+                serde_json::json!({"cookie": "k"}),
+                "providers.acme.binding must be",
+            ),
+        ];
+        for (binding, expected) in bad {
+            let text = with(binding.clone()).expect_err("must fail");
+            assert!(text.contains(expected), "{binding}: {text}");
+        }
     }
 
     #[test]

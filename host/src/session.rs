@@ -270,7 +270,9 @@ impl Session {
         match binding.apply(&record.credential) {
             Some(Applied::Header(name, value)) => {
                 let mut value = http::HeaderValue::from_str(value.expose()).map_err(|_| {
-                    SessionError::BadUrl("the credential cannot be a header".into())
+                    SessionError::BadUrl(
+                        "the credential holds characters a header cannot carry".into(),
+                    )
                 })?;
                 value.set_sensitive(true);
                 builder = builder.header(name, value);

@@ -157,7 +157,16 @@ impl App {
         {
             return Ok(Some(b));
         }
-        Ok(self.plugin_flow(&handle).await?.and_then(|f| f.binding()))
+        // A plugin's binding, its `{field}`s filled from the app credentials, is checked
+        // only now.
+        let binding = self.plugin_flow(&handle).await?.and_then(|f| f.binding());
+        if let Some(Err((part, problem))) = binding.as_ref().map(|b| b.check()) {
+            return Err(AppError::Config(format!(
+                "providers.{}: the binding the plugin declares has a {part} that {problem}",
+                crate::text::sanitize(provider, 64)
+            )));
+        }
+        Ok(binding)
     }
 
     /// `provider`'s API base URL: its section's `api_url`, else what its plugin declares.

@@ -68,13 +68,11 @@ impl Binding {
                     ));
                 }
                 if prefix.chars().any(|c| c.is_control() || !c.is_ascii()) {
-                    return Err(("prefix", "may hold printable ASCII characters only"));
+                    return Err(("prefix", "holds a control or non-ASCII character"));
                 }
                 Ok(())
             }
-            Binding::Query { query } if query.is_empty() => {
-                Err(("query", "must name the query parameter"))
-            }
+            Binding::Query { query } if query.is_empty() => Err(("query", "is empty")),
             Binding::Query { .. } => Ok(()),
         }
     }

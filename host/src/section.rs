@@ -436,11 +436,11 @@ mod tests {
             ),
             (
                 serde_json::json!({"header": "X-Key", "prefix": "a\nb"}),
-                "providers.acme.binding.prefix may hold printable ASCII",
+                "providers.acme.binding.prefix holds a control or non-ASCII character",
             ),
             (
                 serde_json::json!({"query": ""}),
-                "providers.acme.binding.query must name",
+                "providers.acme.binding.query is empty",
             ),
             (
                 serde_json::json!({"cookie": "k"}),

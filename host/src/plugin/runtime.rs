@@ -748,9 +748,6 @@ impl LoadedPlugin {
                 query: crate::text::sanitize(&q, 100),
             },
         });
-        if let Some(Err((part, problem))) = binding.as_ref().map(|b| b.check()) {
-            return Err(bad(format!("its binding's {part} {problem}")));
-        }
         Ok(PluginInfo {
             display_name: crate::text::sanitize(&meta.display_name, 100),
             version: crate::text::sanitize(&meta.version, 40),

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             // 4: the user must log in (again), as `gh` says it; 1: any other failure.
             if cli::needs_login(&e) {
                 ExitCode::from(4)
@@ -47,4 +47,21 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes, `outer: inner: innermost`, each cause once (a driver's error
+/// often repeats its own cause's text, and `#[error(transparent)]` layers always do), made
+/// safe for the terminal: a cause may quote a database's, a file name's or a server's text.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.is_empty() {
+            out = text;
+        } else if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    host::terminal_text(&out, 8_000)
 }

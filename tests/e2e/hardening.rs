@@ -141,6 +141,34 @@ async fn escape_sequences_from_plugins_never_reach_the_terminal() {
 }
 
 #[tokio::test]
+async fn errors_and_log_lines_quoting_a_hostile_file_name_are_sanitized() {
+    let env = HostEnv::start().await;
+    // An error naming a path: the configuration file given on the command line.
+    let dir = env
+        .home
+        .path()
+        .join("evil\u{1b}]0;title\u{7}\u{1b}[2J\u{202e}");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("host.toml");
+    std::fs::write(&config, "not = [valid").unwrap();
+    let out = env
+        .output(&["--config", config.to_str().unwrap(), "providers"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("host.toml"), "{out:?}");
+    assert_clean(&out.stderr);
+    // Log lines naming one (as a field and in a message): a plugin inspected from that folder.
+    let plugin = dir.join("good.wasm");
+    std::fs::copy(guests::FLOW_GOOD, &plugin).unwrap();
+    let out = env
+        .output(&["-v", "plugin", "inspect", plugin.to_str().unwrap()])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("good.wasm"), "{out:?}");
+    assert_clean(&out.stderr);
+}
+
+#[tokio::test]
 async fn a_plugin_log_flood_is_capped_per_call() {
     let env = hostile("mode = \"log-flood\"").await;
     let out = env.output(&["run", "--provider", "evil"]).await;

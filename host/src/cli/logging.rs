@@ -86,3 +86,24 @@ impl<F: Fn() -> Inner + Send + Sync + 'static> Subscriber for Lazy<F> {
         self.inner().try_close(id)
     }
 }
+
+/// Formats a log line's fields with every character a terminal would act on removed (a
+/// message may quote a database's error, a file name, a server's answer), newlines and tabs
+/// kept; the subscriber's own colours are untouched. The `log.*` fields of records forwarded
+/// from the `log` crate are left out, as the default formatter does.
+pub(crate) fn safe_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let name = field.name();
+        if name.starts_with("log.") {
+            return Ok(());
+        }
+        let text = host::terminal_text(&format!("{value:?}"), 20_000);
+        if name == "message" {
+            write!(writer, "{text}")
+        } else {
+            write!(writer, "{name}={text}")
+        }
+    })
+    .delimited(" ")
+}

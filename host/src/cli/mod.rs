@@ -203,7 +203,9 @@ pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
     // The default filter, and the level it enables at most when that is one level for all.
     let (default, level) = match (quiet, verbose) {
         (true, _) => ("error", Some(LevelFilter::ERROR)),
-        (false, 0) => ("warn", Some(LevelFilter::WARN)),
+        // The database driver's own warnings (a statement slower than a second, which is every
+        // process waiting for another's refresh; server notices) are not the user's business.
+        (false, 0) => ("warn,sqlx=error", Some(LevelFilter::WARN)),
         (false, 1) => ("host=debug,info", None),
         (false, _) => ("trace", None),
     };
@@ -219,6 +221,7 @@ pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
                 .with_writer(std::io::stderr)
                 .with_ansi(colour)
                 .with_target(false)
+                .fmt_fields(logging::safe_fields())
                 .finish(),
         )
     };

@@ -153,6 +153,7 @@ impl AtomicFile {
         );
         let tmp = tempfile::Builder::new()
             .prefix(&prefix)
+            .rand_bytes(TEMP_RANDOM)
             .suffix(".tmp")
             .tempfile_in(dir)?;
         Ok(Self {
@@ -183,6 +184,20 @@ impl AtomicFile {
     }
 }
 
+/// How many random characters a temp file's name has.
+const TEMP_RANDOM: usize = 6;
+
+/// Whether `file` is the name of an [`AtomicFile`]'s temp file for `target`: exactly
+/// `.<target>.<6 letters or digits>.tmp`, so that another file's temp file (`.x.json.json.…`
+/// for `x.json.json` beside `x.json`) never matches.
+pub(crate) fn is_temp_file_of(file: &str, target: &str) -> bool {
+    file.strip_prefix('.')
+        .and_then(|f| f.strip_prefix(target))
+        .and_then(|f| f.strip_prefix('.'))
+        .and_then(|f| f.strip_suffix(".tmp"))
+        .is_some_and(|r| r.len() == TEMP_RANDOM && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
 /// Writes `parts` (concatenated) to `path` atomically, `0600` (see [`AtomicFile`]).
 pub(crate) fn write_atomic(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     AtomicFile::create(path)?.commit(parts)
@@ -191,6 +206,34 @@ pub(crate) fn write_atomic(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_files_are_told_apart_by_their_whole_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let pending = AtomicFile::create(&dir.path().join("x.json")).unwrap();
+        let name = pending
+            .tmp
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(is_temp_file_of(&name, "x.json"), "{name}");
+        assert!(!is_temp_file_of(&name, "x"), "{name}");
+        // The temp file of the record `x.json.json` is not one of `x.json`'s.
+        let other = AtomicFile::create(&dir.path().join("x.json.json")).unwrap();
+        let name = other
+            .tmp
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(!is_temp_file_of(&name, "x.json"), "{name}");
+        assert!(is_temp_file_of(&name, "x.json.json"), "{name}");
+    }
 
     #[test]
     fn writes_owner_only_and_replaces() {

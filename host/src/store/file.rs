@@ -189,14 +189,15 @@ impl FileLock {
         let (Some(dir), Some(name)) = (self.record.parent(), self.record.file_name()) else {
             return;
         };
-        let prefix = format!(".{}.", name.to_string_lossy());
+        let name = name.to_string_lossy();
         let Ok(entries) = fs::read_dir(dir) else {
             return;
         };
         for entry in entries.flatten() {
             let file = entry.file_name();
-            let file = file.to_string_lossy();
-            if file.starts_with(&prefix) && file.ends_with(".tmp") {
+            // Exactly this record's temp files: the record of the account `x.json` has
+            // temp files `.x.json.json.…`, which start like those of `x.json`'s record.
+            if crate::private_fs::is_temp_file_of(&file.to_string_lossy(), &name) {
                 let _ = fs::remove_file(entry.path());
             }
         }

@@ -109,11 +109,14 @@ pub struct ProviderMetadata {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DiscoveryError {
-    /// The configured issuer is not an https URL (or http on a loopback address).
-    #[error("the issuer `{issuer}` is not an https URL")]
+    /// The configured issuer is not an https URL (or http on a loopback address), or carries
+    /// a user name, password, query or fragment (which neither specification allows).
+    #[error("the issuer `{issuer}` {reason}")]
     BadIssuer {
-        /// The configured issuer, sanitized.
+        /// The configured issuer without user name, password, query and fragment, sanitized.
         issuer: String,
+        /// What is wrong.
+        reason: &'static str,
         /// Why.
         #[source]
         source: Option<HttpError>,
@@ -204,11 +207,12 @@ impl DiscoveryError {
         }
     }
 
-    /// Not there: a client error status (404 and its kin) or a page that is not JSON, as
-    /// servers answer for a path they do not serve. Then the other document is tried.
+    /// Not there: 404 or 410, or a page that is not JSON and does not say it is, as servers
+    /// answer for a path they do not serve. Then the other document is tried; anything else
+    /// (401, 403, broken JSON) is an error, never a reason to fall back to plain OAuth2.
     fn is_absent(&self) -> bool {
         match self {
-            DiscoveryError::Status { status, .. } => (400..500).contains(status) && *status != 429,
+            DiscoveryError::Status { status, .. } => matches!(status, 404 | 410),
             DiscoveryError::Invalid { reason, .. } => reason == NOT_JSON,
             _ => false,
         }
@@ -249,12 +253,7 @@ pub async fn discover(
     http: &HttpClient,
     cache_dir: Option<&Path>,
 ) -> Result<ProviderMetadata, DiscoveryError> {
-    let bad_issuer = |source| DiscoveryError::BadIssuer {
-        issuer: sanitize(issuer, 200),
-        source,
-    };
-    let issuer_url = Url::parse(issuer).map_err(|_| bad_issuer(None))?;
-    require_secure(&issuer_url).map_err(|e| bad_issuer(Some(e)))?;
+    let issuer_url = checked_issuer(issuer)?;
     let cache_file = cache_dir.map(|d| cache_path(d, issuer));
     if let Some(file) = &cache_file
         && let Some(document) = read_cache(file, issuer)
@@ -297,50 +296,50 @@ pub async fn discover(
     Ok(document)
 }
 
-/// Fetches and checks one kind of metadata document; with how long it may be cached.
-async fn fetch(
-    issuer: &str,
-    issuer_url: &Url,
-    kind: MetadataKind,
-    http: &HttpClient,
-) -> Result<(ProviderMetadata, Option<Duration>), DiscoveryError> {
-    let url = kind.url(issuer_url);
-    let request = http::Request::get(&url)
-        .header(http::header::ACCEPT, "application/json")
-        .body(Vec::new())
-        .map_err(|_| DiscoveryError::BadIssuer {
-            issuer: sanitize(issuer, 200),
+/// The issuer as a URL: https (or http to loopback), without user name, password, query or
+/// fragment (OpenID Connect Discovery §4 and RFC 8414 §2; a password there would be sent to
+/// the well-known address and quoted in messages).
+fn checked_issuer(issuer: &str) -> Result<Url, DiscoveryError> {
+    let Ok(url) = Url::parse(issuer) else {
+        return Err(DiscoveryError::BadIssuer {
+            issuer: "(not shown)".into(),
+            reason: "is not a URL",
             source: None,
-        })?;
-    let response = http
-        .send(request)
-        .await
-        .map_err(|source| DiscoveryError::Unreachable {
-            url: url.clone(),
-            source,
-        })?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(DiscoveryError::Status {
-            url,
-            status: status.as_u16(),
         });
-    }
-    let invalid = |reason: &str| DiscoveryError::Invalid {
-        url: url.clone(),
-        document: kind.document(),
-        reason: reason.to_owned(),
     };
-    let mut document: ProviderMetadata = serde_json::from_slice(response.body()).map_err(|e| {
-        invalid(match e.classify() {
-            serde_json::error::Category::Data => {
-                "a required field is missing or has the wrong type"
-            }
-            _ => NOT_JSON,
-        })
-    })?;
-    document.kind = kind;
-    if kind == MetadataKind::OpenIdConnect && document.jwks_uri.is_none() {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    let bad = |reason, source| DiscoveryError::BadIssuer {
+        issuer: sanitize(shown.as_str(), 200),
+        reason,
+        source,
+    };
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(bad(
+            "must not carry a user name, password, query or fragment",
+            None,
+        ));
+    }
+    require_secure(&url).map_err(|e| bad("is not an https URL", Some(e)))?;
+    Ok(url)
+}
+
+/// Checks a metadata document (fetched, or read from the cache) against the issuer it is
+/// for: the issuer exactly, a `jwks_uri` for OpenID Connect, every endpoint https (or
+/// loopback).
+fn check_document(
+    document: &ProviderMetadata,
+    issuer: &str,
+    invalid: &dyn Fn(&str) -> DiscoveryError,
+) -> Result<(), DiscoveryError> {
+    if document.kind == MetadataKind::OpenIdConnect && document.jwks_uri.is_none() {
         return Err(invalid("it names no jwks_uri"));
     }
     // Both specifications require the document's issuer to be exactly the one asked about.
@@ -369,6 +368,62 @@ async fn fetch(
             require_secure(url).map_err(|source| DiscoveryError::Insecure { field, source })?;
         }
     }
+    Ok(())
+}
+
+/// Fetches and checks one kind of metadata document; with how long it may be cached.
+async fn fetch(
+    issuer: &str,
+    issuer_url: &Url,
+    kind: MetadataKind,
+    http: &HttpClient,
+) -> Result<(ProviderMetadata, Option<Duration>), DiscoveryError> {
+    let url = kind.url(issuer_url);
+    let request = http::Request::get(&url)
+        .header(http::header::ACCEPT, "application/json")
+        .body(Vec::new())
+        .map_err(|_| DiscoveryError::BadIssuer {
+            issuer: sanitize(issuer, 200),
+            reason: "does not make a request",
+            source: None,
+        })?;
+    let response = http
+        .send(request)
+        .await
+        .map_err(|source| DiscoveryError::Unreachable {
+            url: url.clone(),
+            source,
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(DiscoveryError::Status {
+            url,
+            status: status.as_u16(),
+        });
+    }
+    let invalid = |reason: &str| DiscoveryError::Invalid {
+        url: url.clone(),
+        document: kind.document(),
+        reason: reason.to_owned(),
+    };
+    // Only a page that does not even say it is JSON (a catch-all route's HTML) counts as no
+    // document; broken JSON is a broken document.
+    let says_json = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+    let mut document: ProviderMetadata = serde_json::from_slice(response.body()).map_err(|e| {
+        invalid(match e.classify() {
+            serde_json::error::Category::Data => {
+                "a required field is missing or has the wrong type"
+            }
+            _ if says_json => "broken JSON",
+            _ => NOT_JSON,
+        })
+    })?;
+    document.kind = kind;
+    check_document(&document, issuer, &invalid)?;
     Ok((document, cache_lifetime(response.headers())))
 }
 
@@ -382,11 +437,30 @@ fn cache_path(dir: &Path, issuer: &str) -> PathBuf {
 }
 
 fn read_cache(file: &Path, issuer: &str) -> Option<ProviderMetadata> {
-    let bytes = std::fs::read(file).ok()?;
+    use std::io::Read as _;
+    // Never blocks on a FIFO, never follows a link; bounded like a fetched document.
+    let (file, meta) =
+        crate::private_fs::open_regular(std::fs::OpenOptions::new().read(true), file, false)
+            .ok()?;
+    if meta.len() > 1 << 20 {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.take(1 << 20).read_to_end(&mut bytes).ok()?;
     let cached: CachedDocument = serde_json::from_slice(&bytes).ok()?;
     let mut document = cached.document;
     document.kind = cached.kind;
-    (cached.expires_at > Utc::now() && document.issuer == issuer).then_some(document)
+    let now = Utc::now();
+    let fresh = cached.expires_at > now
+        && cached.expires_at
+            <= now + chrono::Duration::from_std(MAX_CACHE).unwrap_or(chrono::Duration::zero());
+    // Checked as a fetched one is: a cache that was edited is refetched, not trusted.
+    let checked = check_document(&document, issuer, &|_| DiscoveryError::BadIssuer {
+        issuer: String::new(),
+        reason: "",
+        source: None,
+    });
+    (fresh && checked.is_ok()).then_some(document)
 }
 
 /// How long a response may be reused: `None` for `no-store`/`no-cache`, else `max-age`

@@ -306,6 +306,93 @@ async fn an_issuer_with_a_path_finds_its_metadata_and_absent_metadata_is_named()
 }
 
 #[tokio::test]
+async fn discovery_is_not_downgraded_by_a_refusal_or_broken_json_and_its_cache_is_checked() {
+    let env = HostEnv::start().await;
+    let p = &env.provider;
+    env.write_config(&corp_config(p));
+    let run = async || {
+        env.output(&[
+            "run",
+            "--provider",
+            "corp",
+            "--no-browser",
+            "--timeout",
+            "1",
+        ])
+        .await
+    };
+    // A refusal or a broken JSON document at the OpenID Connect address is an error: RFC 8414
+    // metadata (which would turn off id_token validation) is not asked for.
+    p.set_discovery_status(Some(403));
+    let out = run().await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("answered HTTP 403"), "{out:?}");
+    p.set_discovery_status(None);
+    p.set_discovery_truncated(true);
+    let out = run().await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("(broken JSON)"), "{out:?}");
+    assert_eq!(p.metadata_hits(), 0);
+    p.set_discovery_truncated(false);
+
+    // A good document is cached; the cache, edited to send codes elsewhere, is not trusted.
+    let (out, _) = login(&env, "corp").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let hits = p.discovery_hits();
+    let cache_dir = env.data_dir().join("cache/oidc");
+    let cached_files: Vec<std::path::PathBuf> = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let [cache] = cached_files.as_slice() else {
+        panic!("one cached document: {cached_files:?}")
+    };
+    let mut cached: Value = serde_json::from_slice(&std::fs::read(cache).unwrap()).unwrap();
+    cached["document"]["token_endpoint"] = "http://evil.example/token".into();
+    std::fs::write(cache, serde_json::to_vec(&cached).unwrap()).unwrap();
+    let (out, _) = login(&env, "corp").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        p.discovery_hits(),
+        hits + 1,
+        "the edited cache was fetched again"
+    );
+    // A FIFO in its place is passed over, not waited on.
+    std::fs::remove_file(cache).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(cache)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (out, _) = login(&env, "corp").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(p.discovery_hits(), hits + 2);
+
+    // An issuer carrying a password or a query is refused before any request, unquoted.
+    for issuer in [
+        p.issuer().replace("http://", "http://alice:hunter2pass@"),
+        format!("{}/t?api_key=QUERYSECRET", p.issuer()),
+        format!("{}/t#frag", p.issuer()),
+    ] {
+        env.write_config(&format!(
+            "[providers.corp]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\n"
+        ));
+        let out = run().await;
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert!(
+            out.stderr
+                .contains("must not carry a user name, password, query or fragment"),
+            "{out:?}"
+        );
+        assert!(
+            !out.stderr.contains("hunter2pass") && !out.stderr.contains("QUERYSECRET"),
+            "{out:?}"
+        );
+    }
+    assert_eq!(p.discovery_hits(), hits + 2);
+}
+
+#[tokio::test]
 async fn every_broken_id_token_is_refused_and_nothing_is_stored() {
     let cases = [
         (IdTokenFault::BadSignature, "signature does not verify"),

@@ -552,8 +552,11 @@ impl<C: TokenClass> AuthFlow for OAuth2Flow<C> {
             ..IdTokenCheck::LENIENT
         };
         let mut token = self.token_request(&params, &old.scopes, check).await?;
-        // Who the user is does not change with a refresh that sends no new id_token.
+        // Who the user is does not change with a refresh that sends no new id_token; only a
+        // flow that validates id_tokens vouches for that (one that no longer does, its
+        // provider no longer OpenID Connect, would carry claims it cannot check).
         if let Some(claims) = old.extra.0.get(ID_TOKEN_CLAIMS)
+            && self.id_tokens.is_some()
             && !token.extra.0.contains_key(ID_TOKEN_CLAIMS)
         {
             token

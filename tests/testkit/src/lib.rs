@@ -266,6 +266,10 @@ struct Inner {
     plain_oauth2: std::sync::atomic::AtomicBool,
     /// How often the RFC 8414 metadata was fetched.
     metadata_hits: AtomicUsize,
+    /// Discovery answers with this status instead (0: normally).
+    discovery_status: AtomicU64,
+    /// Discovery answers `application/json` cut off in the middle.
+    discovery_truncated: std::sync::atomic::AtomicBool,
     discovery_hits: AtomicUsize,
     jwks_hits: AtomicUsize,
     /// RFC 9207: discovery announces it and the callback carries `iss`.
@@ -589,6 +593,18 @@ impl TestProvider {
         self.inner.plain_oauth2.store(on, Ordering::SeqCst);
     }
 
+    /// Makes discovery answer with `status` and no document (`None`: normally).
+    pub fn set_discovery_status(&self, status: Option<u16>) {
+        self.inner
+            .discovery_status
+            .store(status.map_or(0, u64::from), Ordering::SeqCst);
+    }
+
+    /// Makes discovery answer `application/json` cut off in the middle.
+    pub fn set_discovery_truncated(&self, on: bool) {
+        self.inner.discovery_truncated.store(on, Ordering::SeqCst);
+    }
+
     /// How often the RFC 8414 metadata was fetched.
     pub fn metadata_hits(&self) -> usize {
         self.inner.metadata_hits.load(Ordering::SeqCst)
@@ -672,6 +688,19 @@ async fn discovery(State(inner): State<Arc<Inner>>) -> Response {
     inner.discovery_hits.fetch_add(1, Ordering::SeqCst);
     if inner.plain_oauth2.load(Ordering::SeqCst) {
         return StatusCode::NOT_FOUND.into_response();
+    }
+    let status = inner.discovery_status.load(Ordering::SeqCst);
+    if status != 0 {
+        return StatusCode::from_u16(status as u16)
+            .expect("a status")
+            .into_response();
+    }
+    if inner.discovery_truncated.load(Ordering::SeqCst) {
+        return (
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{{\"issuer\": \"{}\", \"authoriz", inner.issuer),
+        )
+            .into_response();
     }
     let cache_control = format!("max-age={}", inner.discovery_max_age.load(Ordering::SeqCst));
     if inner.discovery_garbage.load(Ordering::SeqCst) {

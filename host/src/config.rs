@@ -750,7 +750,7 @@ impl Setting {
 /// Keys whose values are never shown (also a URL's query parameters of these names): any
 /// `…secret`, `…password`, `…passphrase`, `…token` (`bot_token`, `refresh_token`), `key` or
 /// `…_key` (`private_key`, `api_key`), `apikey`.
-fn is_secret(key: &str) -> bool {
+pub(crate) fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     key == "key"
         || [

@@ -145,7 +145,9 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
     };
     // Every `{name}` in a text setting, with the first setting that uses it.
     let mut used: BTreeMap<String, String> = BTreeMap::new();
-    for (key, v) in map.iter() {
+    // Secrets are never templates: a `{` in a client secret is part of it (and a message
+    // about a missing placeholder would quote a piece of it).
+    for (key, v) in map.iter().filter(|(k, _)| !crate::config::is_secret(k)) {
         let texts: Vec<&str> = match v {
             Value::String(s) => vec![s.as_str()],
             Value::Object(o) => o.values().filter_map(Value::as_str).collect(),
@@ -201,7 +203,7 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
         }
         out
     };
-    for v in map.values_mut() {
+    for (_, v) in map.iter_mut().filter(|(k, _)| !crate::config::is_secret(k)) {
         match v {
             Value::String(s) => *s = fill(s),
             Value::Object(o) => {

@@ -646,6 +646,37 @@ async fn discovery_failures_are_clear() {
 }
 
 #[tokio::test]
+async fn braces_in_a_secret_are_part_of_it_not_a_placeholder() {
+    let env = HostEnv::start().await;
+    env.write_config(&acme_config(&env.provider).replace(CLIENT_SECRET, "zq9{supersecret}x"));
+    let out = env.output(&["providers", "--json"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let listed: Value = serde_json::from_str(&out.stdout).unwrap();
+    let acme = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "acme")
+        .unwrap();
+    assert_eq!(acme["credentials"]["status"], "valid", "{acme}");
+    assert!(!out.stderr.contains("supersecret"), "{out:?}");
+    // It reaches the token endpoint as written (the test provider refuses it, by name only).
+    let (out, _) = login(&env, "acme").await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(!out.stderr.contains("supersecret"), "{out:?}");
+    let sent = env.provider.token_requests();
+    // (HTTP Basic carries it form-encoded, RFC 6749 §2.3.1.)
+    let secret = sent[0].basic_auth().map(|(_, s)| s);
+    assert!(
+        matches!(
+            secret.as_deref(),
+            Some("zq9{supersecret}x" | "zq9%7Bsupersecret%7Dx")
+        ),
+        "{secret:?}"
+    );
+}
+
+#[tokio::test]
 async fn catalog_entries_need_only_a_client_id_and_name_missing_placeholders() {
     let env = HostEnv::start().await;
     // GOOGLE_CLIENT_ID alone enables the catalog's google.

@@ -328,6 +328,34 @@ async fn a_version_conflict_is_never_written_over_and_a_save_retries() {
 }
 
 #[tokio::test]
+async fn rows_named_with_escapes_or_paths_are_never_listed_or_printed() {
+    let env = HostEnv::start().await;
+    let db = database();
+    let key = keygen(&env).await;
+    use_postgres(&env, &db, &key);
+    env.login_ok().await;
+    cluster().psql(
+        &db,
+        "INSERT INTO host_credentials (provider, account, version, key_id, sealed) SELECT E'evil\\x1b[31mRED\\x1b]0;TITLE\\x07', E'acc\\x1b[2J', version, key_id, sealed FROM host_credentials; \
+         INSERT INTO host_credentials (provider, account, version, key_id, sealed) SELECT provider, 'x/../y', version, key_id, sealed FROM host_credentials WHERE account = 'default'",
+    );
+    assert_eq!(
+        cluster().psql(&db, "SELECT count(*) FROM host_credentials"),
+        "3\n"
+    );
+    for args in [&["status"][..], &["providers"], &["status", "--json"]] {
+        let out = env.output(args).await;
+        assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
+        for text in [&out.stdout, &out.stderr] {
+            assert!(
+                !text.contains('\u{1b}') && !text.contains('\u{7}') && !text.contains("x/../y"),
+                "{args:?}: {text:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_row_copied_under_another_name_does_not_open_and_wrong_keys_are_named() {
     let env = HostEnv::start().await;
     let db = database();

@@ -239,17 +239,22 @@ impl PgBackend {
                     .await
             })
             .await?;
-        Ok(names.into_iter().collect())
+        Ok(names.into_iter().filter(|n| valid(n)).collect())
     }
 
     /// Every (provider, account), sorted, in one query.
     pub(crate) async fn records(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.reading("cannot list the stored credentials", async |pool| {
-            sqlx::query_as("SELECT provider, account FROM host_credentials ORDER BY 1, 2")
-                .fetch_all(pool)
-                .await
-        })
-        .await
+        let rows: Vec<(String, String)> = self
+            .reading("cannot list the stored credentials", async |pool| {
+                sqlx::query_as("SELECT provider, account FROM host_credentials ORDER BY 1, 2")
+                    .fetch_all(pool)
+                    .await
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(p, a)| valid(p) && valid(a))
+            .collect())
     }
 
     /// A provider's accounts, sorted.
@@ -263,6 +268,7 @@ impl PgBackend {
             .await
         })
         .await
+        .map(|accounts: Vec<String>| accounts.into_iter().filter(|a| valid(a)).collect())
     }
 
     /// Takes the record's advisory lock in a new transaction.
@@ -488,4 +494,18 @@ impl PgLock {
             .map_err(db("cannot commit the deletion"))?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// Whether a provider or account name read from the database is one this program writes
+/// ([`crate::names::check_name`]). Rows named otherwise (written by hand, or by someone with
+/// write access to the table: `x/../y`, escape sequences) are left out of every listing, as
+/// the file store leaves out files so named; their names are never printed.
+fn valid(name: &str) -> bool {
+    let ok = crate::names::check_name(name).is_ok();
+    if !ok {
+        tracing::warn!(
+            "a row of the credentials table has a name this program does not write; it is ignored"
+        );
+    }
+    ok
 }

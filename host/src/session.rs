@@ -117,6 +117,9 @@ impl Session {
             // An API that stops sending fails the request; a large answer that keeps coming
             // is not cut off (`host api` streams it).
             .read_timeout(policy.timeout)
+            // A redirect must not repeat the first URL (a query binding's credential) in a
+            // `Referer`.
+            .referer(false)
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 let same_origin = attempt
                     .previous()

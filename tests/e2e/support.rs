@@ -312,8 +312,8 @@ pub(crate) struct Output {
 pub(crate) type Seen = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
 /// A TCP server on 127.0.0.1 speaking just enough HTTP/1.1 for hostile answers: for each
-/// connection it records the request line, reads the head, and hands the line and the stream
-/// to `answer`. Returns its port and what it saw.
+/// connection it records the request line, reads the head, and hands the head (the request
+/// line first) and the stream to `answer`. Returns its port and what it saw.
 pub(crate) async fn raw_server<F, Fut>(answer: F) -> (u16, Seen)
 where
     F: Fn(u16, String, tokio::net::TcpStream) -> Fut + Clone + Send + 'static,
@@ -337,6 +337,7 @@ where
                     if reader.read_line(&mut line).await.unwrap_or(0) <= 2 {
                         break;
                     }
+                    first.push_str(&line);
                 }
                 answer(port, first, reader.into_inner()).await;
             });

@@ -459,6 +459,21 @@ async fn hostile_api() -> (String, crate::support::Seen) {
             ),
             "/rel/list?page=1" => page("<?page=2>; rel=\"next\"", "[1]"),
             "/rel/list?page=2" => page("<next>; rel=\"none\"", "[2]"),
+            // A same-origin redirect, then a page telling whether a `Referer` came along.
+            "/redir?key=s3cr3t-in-link" => {
+                "HTTP/1.1 302 Found\r\nlocation: /landed\r\ncontent-length: 0\r\n\r\n".into()
+            }
+            "/landed" => {
+                let referer = first
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .starts_with("referer:")
+                            .then(|| l.to_owned())
+                    })
+                    .unwrap_or_default();
+                page("<x>; rel=\"none\"", &serde_json::json!({ "referer": referer }).to_string())
+            }
             "/hang" => {
                 tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
                 return;
@@ -510,6 +525,12 @@ async fn api_pages_and_error_bodies_cannot_lead_the_credential_away_or_run_forev
         "the link is not quoted: {}",
         out.stderr
     );
+
+    // A redirect does not repeat the first URL (with a query binding, the credential) in a
+    // `Referer`.
+    let out = api_call("/redir?key=s3cr3t-in-link").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("\"referer\":\"\""), "{out:?}");
 
     // A relative link is resolved against the page that gave it; no empty `?` is added.
     let out = api_call("/rel/list?page=1").await;

@@ -23,4 +23,4 @@ pub(crate) use device::Grant;
 pub use error::{ErrorKind, OAuthError, TokenError};
 pub(crate) use response::lifetime;
 #[cfg(feature = "plugins")]
-pub(crate) use response::{MAX_SCOPES, check_token_type, token_text};
+pub(crate) use response::{MAX_SCOPES, check_token_type, secret_text, token_text};

@@ -192,8 +192,23 @@ fn token_value(v: Option<Value>, field: &'static str) -> Result<Option<SecretStr
 }
 
 /// The host's one rule for a token value, wherever it came from (a token endpoint, a plugin):
-/// not empty, not absurdly long, no spaces or control characters.
+/// not empty, not absurdly long, visible ASCII only (RFC 6749 Appendix A: `1*VSCHAR`, less the
+/// space): a token must go into a header, and no format character (U+202E…) may ride it to a
+/// terminal.
 pub(crate) fn token_text(s: String, field: &'static str) -> Result<SecretString, TokenError> {
+    let s = secret_text(s, field)?;
+    if !s.expose().bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(TokenError::Invalid {
+            field,
+            reason: "contains characters other than visible ASCII",
+        });
+    }
+    Ok(s)
+}
+
+/// The rule for a secret that is not a token (a password): not empty, not absurdly long, no
+/// spaces, control or format characters.
+pub(crate) fn secret_text(s: String, field: &'static str) -> Result<SecretString, TokenError> {
     if s.is_empty() {
         return Err(TokenError::Invalid {
             field,
@@ -206,10 +221,12 @@ pub(crate) fn token_text(s: String, field: &'static str) -> Result<SecretString,
             reason: "is absurdly long",
         });
     }
-    if s.chars().any(|c| c.is_control() || c == ' ') {
+    if s.chars()
+        .any(|c| crate::text::is_unsafe_char(c) || c == ' ')
+    {
         return Err(TokenError::Invalid {
             field,
-            reason: "contains spaces or control characters",
+            reason: "contains spaces, control or format characters",
         });
     }
     Ok(SecretString::new(s))
@@ -409,6 +426,9 @@ mod tests {
             json!({"token_type":"bearer"}),
             json!({"access_token":"","token_type":"bearer"}),
             json!({"access_token":"a\r\nSet-Cookie: x","token_type":"bearer"}),
+            json!({"access_token":"AT\u{202e}gnp.exe","token_type":"bearer"}),
+            json!({"access_token":"caf\u{e9}","token_type":"bearer"}),
+            json!({"access_token":"a","refresh_token":"RT\u{2028}y","token_type":"bearer"}),
             json!({"access_token":"a".repeat(MAX_TOKEN_LEN + 1),"token_type":"bearer"}),
             json!({"access_token":"a","token_type":"mac"}),
             json!({"access_token":"a"}),

@@ -19,7 +19,9 @@ use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, DeviceCode,
     ExchangeInput, FlowError, Interaction, OAuth2Token, Pending, PromptField, TokenExtras,
 };
-use crate::oauth2::{ErrorKind, MAX_SCOPES, OAuthError, TokenError, check_token_type, token_text};
+use crate::oauth2::{
+    ErrorKind, MAX_SCOPES, OAuthError, TokenError, check_token_type, secret_text, token_text,
+};
 use crate::provider::ProviderContext;
 use crate::text::sanitize;
 
@@ -344,7 +346,7 @@ impl WasmFlow {
             },
             wit::Credential::Basic(b) => Credential::Basic {
                 username: sanitize(&b.username, 200),
-                password: checked(b.password, "password")?,
+                password: secret_text(b.password, "password").map_err(|e| bad(&e.to_string()))?,
             },
         })
     }

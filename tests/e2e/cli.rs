@@ -173,6 +173,26 @@ async fn twenty_concurrent_token_calls_share_one_refresh() {
         1,
         "exactly one refresh request"
     );
+    // Tokens that live less than the skew even when new: the waiters take the token refreshed
+    // while they waited instead of refreshing again one after the other.
+    env.provider.set_ttl(30);
+    env.output(&["token", "--provider", "github", "--min-valid", "999999"])
+        .await;
+    assert_eq!(env.provider.refresh_count(), 2);
+    env.provider.set_refresh_delay(Duration::from_millis(1500));
+    let calls: Vec<_> = (0..20)
+        .map(|_| env.output(&["token", "--provider", "github"]))
+        .collect();
+    let outs = futures_util::future::join_all(calls).await;
+    for out in &outs {
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert_eq!(out.stdout, outs[0].stdout, "all print the same token");
+    }
+    assert_eq!(
+        env.provider.refresh_count(),
+        3,
+        "one more refresh for all 20"
+    );
 }
 
 #[tokio::test]

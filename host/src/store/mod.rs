@@ -817,6 +817,7 @@ impl Store {
         if !record.expires_within(skew) {
             return Ok(record);
         }
+        let seen = record.credential.secret().cloned();
         let mut lock = self.lock(provider.name(), account).await?;
         #[cfg(debug_assertions)]
         if std::env::var(crate::private_fs::FAULT_ENV).as_deref() == Ok("hang-holding-lock") {
@@ -824,9 +825,18 @@ impl Store {
             eprintln!("holding the lock");
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
-        // Someone may have refreshed, logged in again or logged out while we waited.
+        // Someone may have refreshed, logged in again or logged out while we waited. A token
+        // replaced meanwhile is the answer even if it lives less than the skew (a provider's
+        // tokens may live less than a minute): refreshing again would make one refresh per
+        // waiter, not one for all.
         let record = lock.get().await?;
-        if !record.expires_within(skew) {
+        let replaced = match (record.credential.secret(), &seen) {
+            (Some(now), Some(before)) => !now.ct_eq(before.expose()),
+            _ => false,
+        };
+        if !record.expires_within(skew)
+            || (replaced && !record.expires_within(chrono::Duration::zero()))
+        {
             return Ok(record);
         }
         let current = record.clone();

@@ -490,6 +490,49 @@ async fn records_copy_to_postgres_and_back() {
         stored["credential"]["access_token"].as_str().unwrap(),
         before.trim()
     );
+    // The database's credential is refreshed (rotated); copying the now stale file store over
+    // it keeps the database's, says so, and writes over it only with --replace.
+    let fresh = env
+        .output(&["token", "--provider", "github", "--min-valid", "999999"])
+        .await
+        .stdout;
+    assert_ne!(fresh, before);
+    let copy = |replace: bool| {
+        let mut args = vec!["store", "copy", "--to", "postgres"];
+        if replace {
+            args.push("--replace");
+        }
+        let mut cmd = env.host(&args);
+        cmd.env("HOST_STORE__BACKEND", "file");
+        async move {
+            let out = cmd.output().await.unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+    let (code, stderr) = copy(false).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("Copied 0 records")
+            && stderr.contains("kept: provider `github`, account `default`")
+            && stderr.contains("--replace"),
+        "{stderr}"
+    );
+    assert_eq!(
+        token(&env, "0").await.stdout,
+        fresh,
+        "the database's is kept"
+    );
+    let (code, stderr) = copy(true).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("Copied 1 record"), "{stderr}");
+    assert_eq!(
+        token(&env, "0").await.stdout,
+        before,
+        "written over when asked"
+    );
 }
 
 #[tokio::test]

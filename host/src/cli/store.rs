@@ -37,6 +37,10 @@ enum StoreCommand {
         /// The database URL (default: [store] url, or HOST_STORE__URL).
         #[arg(long)]
         url: Option<String>,
+        /// Write over records the destination holds with a different credential (by default
+        /// they are kept and named: they may be newer).
+        #[arg(long)]
+        replace: bool,
     },
 }
 
@@ -102,7 +106,7 @@ pub(crate) async fn run(ctx: &Context, args: StoreArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        StoreCommand::Copy { to, url } => {
+        StoreCommand::Copy { to, url, replace } => {
             let mut options = store.options().clone();
             options.backend = match to {
                 BackendArg::File => BackendKind::File,
@@ -121,7 +125,7 @@ pub(crate) async fn run(ctx: &Context, args: StoreArgs) -> anyhow::Result<()> {
                 options.key_file = store.key_file();
             }
             let target = Store::open(options)?;
-            let report = store.copy_to(&target).await?;
+            let report = store.copy_to(&target, replace).await?;
             ctx.say(format!(
                 "Copied {} record{} from the {} store to the {} store; each read back the same.",
                 report.copied,
@@ -129,6 +133,15 @@ pub(crate) async fn run(ctx: &Context, args: StoreArgs) -> anyhow::Result<()> {
                 store.backend_name(),
                 target.backend_name()
             ));
+            for k in &report.kept {
+                ctx.say(format!("  kept: {k}"));
+            }
+            if !report.kept.is_empty() {
+                ctx.say(format!(
+                    "{} record(s) the destination holds differ and were kept; `--replace` writes over them",
+                    report.kept.len()
+                ));
+            }
             if !report.failed.is_empty() {
                 for f in &report.failed {
                     eprintln!("  not copied: {f}");

@@ -1037,8 +1037,9 @@ impl Store {
     }
 
     /// Copies every record into `to` (each under its lock there), reads each back and compares;
-    /// returns the counts.
-    pub async fn copy_to(&self, to: &Store) -> Result<CopyReport, StoreError> {
+    /// returns the counts. A record `to` already holds with another credential is kept (and
+    /// named in [`CopyReport::kept`]) unless `replace`.
+    pub async fn copy_to(&self, to: &Store, replace: bool) -> Result<CopyReport, StoreError> {
         let mut report = CopyReport::default();
         for (provider, account) in self.records().await? {
             let record = match self.load(&provider, &account).await {
@@ -1049,13 +1050,27 @@ impl Store {
                     continue;
                 }
             };
+            // A record the destination holds with another credential is kept unless asked: a
+            // stale store copied over a shared one would put back a refresh token the provider
+            // has since rotated. One that does not open there is left alone in any case.
+            match to.load(&provider, &account).await {
+                Ok(Some(theirs)) if !replace && !same_record(&theirs, &record) => {
+                    report.kept.push(format!(
+                        "provider `{provider}`, account `{account}`: the destination holds another credential"
+                    ));
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    report.failed.push(format!(
+                        "provider `{provider}`, account `{account}`: the destination's record does not open ({e}); left as it is"
+                    ));
+                    continue;
+                }
+            }
             to.save(&record).await?;
             let back = to.get(&provider, &account).await?;
-            let same = serde_json::to_value(&back.credential).ok()
-                == serde_json::to_value(&record.credential).ok()
-                && back.flow == record.flow
-                && back.identity == record.identity;
-            if same {
+            if same_record(&back, &record) {
                 report.copied += 1;
             } else {
                 report.failed.push(format!(
@@ -1065,6 +1080,13 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// Whether two records hold the same credential from the same flow for the same identity.
+fn same_record(a: &Record, b: &Record) -> bool {
+    serde_json::to_value(&a.credential).ok() == serde_json::to_value(&b.credential).ok()
+        && a.flow == b.flow
+        && a.identity == b.identity
 }
 
 /// What [`Store::rekey`] did.
@@ -1086,6 +1108,8 @@ pub struct RekeyReport {
 pub struct CopyReport {
     /// Records copied and read back the same.
     pub copied: usize,
+    /// Records not copied because the destination holds another credential, named.
+    pub kept: Vec<String>,
     /// Records not copied, with why.
     pub failed: Vec<String>,
 }

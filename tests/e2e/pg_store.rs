@@ -328,6 +328,38 @@ async fn a_version_conflict_is_never_written_over_and_a_save_retries() {
 }
 
 #[tokio::test]
+async fn a_table_locked_by_another_session_is_waited_on_for_the_lock_timeout_only() {
+    let env = HostEnv::start().await;
+    let db = database();
+    let key = keygen(&env).await;
+    use_postgres(&env, &db, &key);
+    env.login_ok().await;
+    // Another session holds the whole table for 10 s (a migration, a careless administrator).
+    let holder = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            cluster().psql(
+                &db,
+                "BEGIN; LOCK TABLE host_credentials IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(10); COMMIT;",
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = env
+        .host(&["token", "--provider", "github", "--min-valid", "0"])
+        .env("HOST_STORE__LOCK_TIMEOUT_SECS", "1")
+        .output()
+        .await
+        .unwrap();
+    // Before the table is free again: the read gave up after the lock timeout.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("lock timeout"), "{stderr}");
+    assert!(!holder.is_finished(), "the table was still locked");
+    holder.join().unwrap();
+}
+
+#[tokio::test]
 async fn rows_named_with_escapes_or_paths_are_never_listed_or_printed() {
     let env = HostEnv::start().await;
     let db = database();
@@ -691,6 +723,40 @@ async fn a_malformed_database_url_is_named_never_echoed() {
         out.stderr
     );
     assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    // Another database's URL is not tried as PostgreSQL.
+    env.write_config(
+        "[store]\nbackend = \"postgres\"\nurl = \"mysql://host:hunter2@127.0.0.1/db\"\nkey_file = \"/nonexistent\"\n",
+    );
+    let out = env.output(&["token", "--provider", "github"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("[store] url is not a PostgreSQL connection URL"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn migrate_refuses_a_schema_newer_than_it_knows() {
+    let env = HostEnv::start().await;
+    let db = database();
+    let key = keygen(&env).await;
+    use_postgres(&env, &db, &key);
+    let out = env.output(&["store", "migrate"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    cluster().psql(
+        &db,
+        "INSERT INTO host_schema_migrations (version) VALUES (999)",
+    );
+    let out = env.output(&["store", "migrate"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("(version 999) is newer than this program knows"),
+        "{out:?}"
+    );
 }
 
 #[tokio::test]

@@ -93,13 +93,46 @@ fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     }
 }
 
+/// How much longer than the lock timeout a statement may run on the server.
+const STATEMENT_GRACE: Duration = Duration::from_secs(20);
+/// How much longer than the lock timeout the client waits for any answer.
+const ANSWER_GRACE: Duration = Duration::from_secs(30);
+
+/// `call`, or a timeout error when the database has not answered within `limit`: a network
+/// that stops passing packets would otherwise hold the command (and a provider's new tokens)
+/// forever.
+async fn answered<T>(
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer within {}s", limit.as_secs()),
+        )))
+    })
+}
+
 impl PgBackend {
+    /// How long the client waits for any answer.
+    fn limit(&self) -> Duration {
+        self.lock_timeout + ANSWER_GRACE
+    }
+
     /// A backend on `url` (connections are made on first use).
     pub(crate) fn new(url: &str, lock_timeout: Duration) -> Result<Self, StoreError> {
-        let options: sqlx::postgres::PgConnectOptions =
-            url.parse().map_err(|_| StoreError::Config(
-                "[store] url is not a PostgreSQL connection URL (postgres://USER@HOST/DB?sslmode=…)".into(),
-            ))?;
+        let not_postgres = || {
+            StoreError::Config(
+                "[store] url is not a PostgreSQL connection URL (postgres://USER@HOST/DB?sslmode=…)"
+                    .into(),
+            )
+        };
+        // The driver takes any scheme (`mysql://…` would be tried as PostgreSQL on 5432).
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        if !matches!(scheme.as_deref(), Some("postgres" | "postgresql")) {
+            return Err(not_postgres());
+        }
+        let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|_| not_postgres())?;
         Ok(Self {
             options,
             pool: tokio::sync::OnceCell::new(),
@@ -112,10 +145,27 @@ impl PgBackend {
     async fn pool(&self) -> &PgPool {
         self.pool
             .get_or_init(|| async {
+                // Every wait on the server is bounded, not only the advisory lock's: a table
+                // another session locked, a statement that never ends (`answered` bounds a
+                // network that stops answering). Set per connection rather than as startup
+                // options, which connection poolers such as PgBouncer refuse.
+                let ms = |d: Duration| d.as_millis().clamp(1, i32::MAX as u128);
+                let settings = format!(
+                    "SET lock_timeout = {}; SET statement_timeout = {}",
+                    ms(self.lock_timeout),
+                    ms(self.lock_timeout + STATEMENT_GRACE)
+                );
                 PgPoolOptions::new()
                     .max_connections(4)
                     .min_connections(0)
                     .acquire_timeout(self.lock_timeout.max(Duration::from_secs(5)))
+                    .after_connect(move |connection, _| {
+                        let settings = settings.clone();
+                        Box::pin(async move {
+                            use sqlx::Executor as _;
+                            connection.execute(settings.as_str()).await.map(drop)
+                        })
+                    })
                     .connect_lazy_with(self.options.clone())
             })
             .await
@@ -188,10 +238,10 @@ impl PgBackend {
         read: impl AsyncFn(&PgPool) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
         let pool = self.pool().await;
-        let outcome = match read(pool).await {
+        let outcome = match answered(self.limit(), read(pool)).await {
             Err(e) if undefined_table(&e) => {
                 let pool = self.ready().await?;
-                read(pool).await.map_err(db(action))
+                answered(self.limit(), read(pool)).await.map_err(db(action))
             }
             other => other.map_err(db(action)),
         };
@@ -274,7 +324,7 @@ impl PgBackend {
     /// Takes the record's advisory lock in a new transaction.
     pub(crate) async fn lock(&self, provider: &str, account: &str) -> Result<PgLock, StoreError> {
         let pool = self.ready().await?;
-        let mut tx = match pool.begin().await {
+        let mut tx = match answered(self.limit(), pool.begin()).await {
             Ok(tx) => tx,
             Err(e) => {
                 return Err(self
@@ -283,18 +333,18 @@ impl PgBackend {
             }
         };
         self.bounded_wait(&mut tx).await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
+        let locking = sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))")
             .bind(format!("{provider}/{account}"))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| {
-                self.lock_error(
-                    e,
-                    &format!("the credential of provider `{provider}`, account `{account}`"),
-                )
-            })?;
+            .execute(&mut *tx);
+        answered(self.limit(), locking).await.map_err(|e| {
+            self.lock_error(
+                e,
+                &format!("the credential of provider `{provider}`, account `{account}`"),
+            )
+        })?;
         Ok(PgLock {
             tx,
+            limit: self.limit(),
             read: None,
             provider: provider.to_owned(),
             account: account.to_owned(),
@@ -328,6 +378,11 @@ async fn migrate(pool: &PgPool, lock_timeout: Duration) -> Result<Vec<i32>, Stor
         .fetch_all(&mut *tx)
         .await
         .map_err(db("cannot read the migrations table"))?;
+    if let Some(newer) = done.iter().copied().filter(|v| *v > SCHEMA_VERSION).max() {
+        return Err(StoreError::Config(format!(
+            "the database's store schema (version {newer}) is newer than this program knows ({SCHEMA_VERSION}); upgrade host"
+        )));
+    }
     let mut applied = Vec::new();
     for (version, sql) in MIGRATIONS {
         if done.contains(version) {
@@ -404,6 +459,8 @@ where
 #[derive(Debug)]
 pub(crate) struct PgLock {
     tx: Transaction<'static, Postgres>,
+    /// How long to wait for any answer.
+    limit: Duration,
     /// What was read under the lock: `Some(None)` when there was no row.
     read: Option<Option<i64>>,
     provider: String,
@@ -413,9 +470,12 @@ pub(crate) struct PgLock {
 impl PgLock {
     /// The row as it is now (and the version a write must find).
     pub(crate) async fn read(&mut self) -> Result<Option<Row>, StoreError> {
-        let row = read_row(&mut *self.tx, &self.provider, &self.account)
-            .await
-            .map_err(db("cannot read the stored credential"))?;
+        let row = answered(
+            self.limit,
+            read_row(&mut *self.tx, &self.provider, &self.account),
+        )
+        .await
+        .map_err(db("cannot read the stored credential"))?;
         self.read = Some(row.as_ref().map(|r| r.version));
         Ok(row)
     }
@@ -423,14 +483,15 @@ impl PgLock {
     /// Proves the row can be written (privileges, not a read-only replica) with an update
     /// that changes nothing, inside the lock's transaction.
     pub(crate) async fn check_writable(&mut self) -> Result<(), StoreError> {
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE host_credentials SET version = version WHERE provider = $1 AND account = $2",
         )
         .bind(&self.provider)
         .bind(&self.account)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db("cannot write the stored credential"))?;
+        .execute(&mut *self.tx);
+        answered(self.limit, update)
+            .await
+            .map_err(db("cannot write the stored credential"))?;
         Ok(())
     }
 
@@ -460,9 +521,10 @@ impl PgLock {
             .bind(key_id)
             .bind(sealed),
         }
-        .execute(&mut *self.tx)
-        .await
-        .map_err(db("cannot write the stored credential"))?;
+        .execute(&mut *self.tx);
+        let written = answered(self.limit, written)
+            .await
+            .map_err(db("cannot write the stored credential"))?;
         if written.rows_affected() != 1 {
             return Err(StoreError::Conflict {
                 provider: self.provider.clone(),
@@ -474,22 +536,22 @@ impl PgLock {
             // Simulates a crash between sending the write and committing it.
             std::process::abort();
         }
-        self.tx
-            .commit()
+        answered(self.limit, self.tx.commit())
             .await
             .map_err(db("cannot commit the stored credential"))
     }
 
     /// Deletes the row and commits; `Ok(false)` when there was none.
     pub(crate) async fn delete(mut self) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM host_credentials WHERE provider = $1 AND account = $2")
-            .bind(&self.provider)
-            .bind(&self.account)
-            .execute(&mut *self.tx)
+        let deleting =
+            sqlx::query("DELETE FROM host_credentials WHERE provider = $1 AND account = $2")
+                .bind(&self.provider)
+                .bind(&self.account)
+                .execute(&mut *self.tx);
+        let done = answered(self.limit, deleting)
             .await
             .map_err(db("cannot delete the stored credential"))?;
-        self.tx
-            .commit()
+        answered(self.limit, self.tx.commit())
             .await
             .map_err(db("cannot commit the deletion"))?;
         Ok(done.rows_affected() > 0)

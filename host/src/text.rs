@@ -3,7 +3,7 @@
 /// Whether a character must never reach a terminal from outside: C0 and C1 controls (ESC
 /// included), bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069), zero-width
 /// and direction marks (U+200B–U+200F), and the line and paragraph separators (U+2028, U+2029).
-pub(crate) fn is_unsafe_char(c: char) -> bool {
+pub fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200F}' | '\u{2028}' | '\u{2029}')
 }

@@ -210,6 +210,38 @@ async fn install_checks_the_file_and_puts_it_in_the_plugins_folder() {
         ])
         .await;
     assert_eq!(out.code, Some(1), "a built-in name is refused");
+    let out = env
+        .output(&[
+            "plugin",
+            "install",
+            host_testkit::guests::FLOW_GOOD,
+            "--name",
+            "GitHub",
+        ])
+        .await;
+    assert_eq!(out.code, Some(1), "so is one that reads as it: {out:?}");
+    // A provider the configuration makes by its endpoints is not replaced by a plugin.
+    env.write_config(&format!(
+        "[providers.corp]\nclient_id = \"x\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
+        env.provider.url("/authorize"),
+        env.provider.url("/token")
+    ));
+    let out = env
+        .output(&[
+            "plugin",
+            "install",
+            host_testkit::guests::FLOW_GOOD,
+            "--name",
+            "corp",
+        ])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("an OAuth2 provider of the configuration"),
+        "{out:?}"
+    );
+    assert!(!env.plugins_dir().join("corp.wasm").exists());
     let out = env.output(&["providers", "--json"]).await;
     assert!(out.stdout.contains("\"acme\""), "{}", out.stdout);
 }
@@ -271,4 +303,15 @@ async fn inspect_prints_nothing_a_terminal_acts_on_from_a_plugins_schema() {
     for c in ['\u{1b}', '\u{202e}'] {
         assert!(!out.stdout.contains(c), "{:?} printed: {}", c, out.stdout);
     }
+    // As JSON the text is kept, the override written as an escape: the same to a parser.
+    let out = env
+        .output(&["plugin", "inspect", "--json", host_testkit::guests::HOSTILE])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    for c in ['\u{1b}', '\u{202e}'] {
+        assert!(!out.stdout.contains(c), "{:?} printed: {}", c, out.stdout);
+    }
+    assert!(out.stdout.contains("\\u202e"), "{}", out.stdout);
+    let info: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(info.to_string().contains('\u{202e}'), "{info}");
 }

@@ -168,7 +168,10 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
         stdout.flush()?;
         return Ok(());
     }
-    outln!("{}", serde_json::Value::Array(pages));
+    outln!(
+        "{}",
+        super::json_text(&serde_json::Value::Array(pages), false)
+    );
     Ok(())
 }
 

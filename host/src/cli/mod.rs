@@ -235,6 +235,30 @@ pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
     }
 }
 
+/// `value` as JSON for stdout (`pretty`: indented), every character a terminal would act on
+/// that JSON leaves raw inside strings (C1 controls, bidirectional overrides, zero-width and
+/// separator characters) written as a `\uXXXX` escape: the same JSON to a parser, nothing a
+/// provider, plugin or API chose acts on the terminal.
+pub(crate) fn json_text(value: &serde_json::Value, pretty: bool) -> String {
+    let text = if pretty {
+        format!("{value:#}")
+    } else {
+        value.to_string()
+    };
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        // Raw newlines are the indentation's (serde_json escapes those inside strings).
+        if c != '\n' && host::is_unsafe_char(c) {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `TEXT` as an environment variable's spelling: letters and digits upper-cased, anything
 /// else `_` (`api-key` → `API_KEY`).
 pub(crate) fn env_var_name(text: &str) -> String {

@@ -66,7 +66,7 @@ async fn inspect(ctx: &Context, file: PathBuf, as_json: bool) -> anyhow::Result<
             "imports": imports,
             "exports": exports,
         });
-        outln!("{out:#}");
+        outln!("{}", super::json_text(&out, true));
         return Ok(());
     }
     outln!(
@@ -116,12 +116,27 @@ async fn install(
             .to_owned(),
     };
     host::check_name(&name)?;
+    let lower = name.to_ascii_lowercase();
     if ctx
         .app
-        .provider(&name)
+        .provider(&lower)
         .is_ok_and(|p| matches!(p.source(), host::ProviderSource::BuiltIn))
     {
-        bail!("`{name}` is a built-in provider; install the plugin under another --name");
+        bail!(
+            "`{name}` is (or reads as) a built-in provider; install the plugin under another --name"
+        );
+    }
+    // A provider the configuration makes (its endpoints, an issuer, a catalog entry) would be
+    // replaced without a word, and its stored logins left to a flow that did not make them.
+    if ctx.app.provider(&name).is_ok_and(|p| {
+        matches!(
+            p.source(),
+            host::ProviderSource::Configured | host::ProviderSource::Catalog
+        )
+    }) {
+        bail!(
+            "`{name}` is an OAuth2 provider of the configuration ([providers.{name}]); install the plugin under another --name"
+        );
     }
     let dir = ctx.app.config().plugins_dir();
     let (plugin, target) = match ctx.app.plugins().install(&file, &dir, &name, force).await {

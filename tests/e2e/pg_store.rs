@@ -7,7 +7,7 @@ use std::time::Duration;
 use host_testkit::pg::PgCluster;
 use serde_json::Value;
 
-use crate::support::{HostEnv, Output};
+use crate::support::{HostEnv, Output, browser_redirect};
 
 /// One cluster for this test binary (each test has its own database in it).
 fn cluster() -> &'static PgCluster {
@@ -457,13 +457,18 @@ async fn rekey_then_token_works_on_both_backends() {
         "the old key is kept until the user removes it"
     );
     assert_eq!(token(&env, "0").await.stdout, token_before);
-    // A second rekey never writes over the kept key; once it is removed, it goes ahead.
+    // A second rekey never writes over the kept key: it resumes the first (no new key);
+    // once the kept key is removed, a rekey makes a new one.
+    let current = std::fs::read_to_string(&key_file).unwrap();
     let out = env.output(&["store", "rekey"]).await;
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(out.stderr.contains("still kept"), "{}", out.stderr);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("Resumed the earlier rekey"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), current);
     std::fs::remove_file(host::seal::previous_key_file(&key_file)).unwrap();
     let out = env.output(&["store", "rekey"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("under the new key"), "{out:?}");
+    assert_ne!(std::fs::read_to_string(&key_file).unwrap(), current);
     assert_eq!(token(&env, "0").await.stdout, token_before);
 
     // The postgres store with a key file named in the configuration.
@@ -588,6 +593,73 @@ async fn no_token_bytes_in_the_file_store_either() {
 }
 
 #[tokio::test]
+async fn a_rekey_stopped_by_a_held_record_is_resumed_and_loses_nothing() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let (out, _) = env
+        .login(
+            &["--json", "--timeout", "20", "--account", "work"],
+            async |url| vec![browser_redirect(&url).await],
+        )
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let tokens = async || {
+        let mut both = Vec::new();
+        for account in ["default", "work"] {
+            let out = env
+                .output(&[
+                    "token",
+                    "--provider",
+                    "github",
+                    "--account",
+                    account,
+                    "--min-valid",
+                    "0",
+                ])
+                .await;
+            assert_eq!(out.code, Some(0), "{account}: {out:?}");
+            both.push(out.stdout);
+        }
+        both
+    };
+    let before = tokens().await;
+    // A stopped process holds the `work` record's lock: the rekey reseals `default`, names
+    // `work`, and fails; both still open (the previous key is kept).
+    let lock_path = env.record_path("work").with_extension("lock");
+    let holder = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    holder.lock().unwrap();
+    let out = env
+        .host(&["store", "rekey"])
+        .env("HOST_STORE__LOCK_TIMEOUT_SECS", "1")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Sealed 1 record")
+            && stderr.contains("account `work`")
+            && stderr.contains("do not remove it"),
+        "{stderr}"
+    );
+    drop(holder);
+    assert_eq!(tokens().await, before);
+    // Run again, it resumes: `work` is resealed under the current key, and then the kept key
+    // can go.
+    let out = env.output(&["store", "rekey"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("Resumed the earlier rekey"), "{out:?}");
+    let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
+    std::fs::remove_file(host::seal::previous_key_file(&key_file)).unwrap();
+    assert_eq!(tokens().await, before);
+}
+
+#[tokio::test]
 async fn a_rekey_that_meets_an_unopenable_record_loses_nothing() {
     let env = HostEnv::start().await;
     env.login_ok().await;
@@ -599,7 +671,12 @@ async fn a_rekey_that_meets_an_unopenable_record_loses_nothing() {
     let out = env.output(&["store", "rekey"]).await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
-        out.stderr.contains("Sealed 1 record") && out.stderr.contains("could not be opened"),
+        out.stderr.contains("Sealed 1 record")
+            && out
+                .stderr
+                .contains("not resealed: provider `github`, account `other`")
+            && out.stderr.contains("do not remove it")
+            && out.stderr.contains("run `host store rekey` again"),
         "{}",
         out.stderr
     );

@@ -79,15 +79,16 @@ pub(crate) async fn run(ctx: &Context, args: StoreArgs) -> anyhow::Result<()> {
         }
         StoreCommand::Rekey { new_key_file } => {
             let report = store.rekey(new_key_file.as_deref()).await?;
-            ctx.say(format!(
-                "Sealed {} record{} under the new key.",
-                report.resealed,
-                if report.resealed == 1 { "" } else { "s" }
-            ));
-            if let Some(previous) = &report.previous_key {
+            let plural = if report.resealed == 1 { "" } else { "s" };
+            if report.resumed {
                 ctx.say(format!(
-                    "The previous key is kept in {} (records not resealed open with it); remove it once every process and machine uses the new key.",
-                    previous.display()
+                    "Resumed the earlier rekey: sealed {} record{plural} under the current key.",
+                    report.resealed
+                ));
+            } else {
+                ctx.say(format!(
+                    "Sealed {} record{plural} under the new key.",
+                    report.resealed
                 ));
             }
             if let Some(file) = &new_key_file {
@@ -100,10 +101,22 @@ pub(crate) async fn run(ctx: &Context, args: StoreArgs) -> anyhow::Result<()> {
                 for f in &report.failed {
                     eprintln!("  not resealed: {f}");
                 }
+                if let Some(previous) = &report.previous_key {
+                    eprintln!(
+                        "  they still open with the previous key, kept in {}: do not remove it",
+                        previous.display()
+                    );
+                }
                 anyhow::bail!(
-                    "{} record(s) could not be opened and were left as they are",
+                    "{} record(s) were left as they are; run `host store rekey` again to take them up",
                     report.failed.len()
                 );
+            }
+            if let Some(previous) = &report.previous_key {
+                ctx.say(format!(
+                    "Every record is sealed under the current key. The previous key is kept in {}; remove it once every process and machine uses the current one.",
+                    previous.display()
+                ));
             }
         }
         StoreCommand::Copy { to, url, replace } => {

@@ -962,69 +962,87 @@ impl Store {
             .await
     }
 
-    /// Re-seals every record under `new` (each under its lock), then makes `new` the store's
-    /// key: written over the key file, the old key kept as `<key file>.previous` until every
-    /// record has moved, so a crash midway loses nothing. With the key in `HOST_STORE_KEY`
-    /// (no file to write), give `new_key_file`: records are re-sealed and the caller points
-    /// the configuration at it.
+    /// Makes a new key the store's (written over the key file, the old key kept as `<key
+    /// file>.previous`), then re-seals every record under it, each under its lock; a crash or
+    /// a record that cannot be had midway loses nothing (records still open with the previous
+    /// key), and running it again resumes: while a previous key is kept, no new key is made
+    /// and the records are sealed under the current one. With the key in `HOST_STORE_KEY` (no
+    /// file to write), give `new_key_file`: records are re-sealed and the caller points the
+    /// configuration at it.
     pub async fn rekey(&self, new_key_file: Option<&Path>) -> Result<RekeyReport, StoreError> {
         let old = self.keys(false)?;
         let key_file = self.key_file();
-        let new = match new_key_file {
-            Some(path) => StoreKey::read(path)?,
-            None => {
-                let Some(path) = &key_file else {
-                    return Err(StoreError::Config(format!(
-                        "the key is in {}: make a new one with `host store keygen > FILE`, run `host store rekey --new-key-file FILE`, then set {} to it",
-                        seal::KEY_ENV,
-                        seal::KEY_ENV
-                    )));
-                };
-                StoreKey::generate(KeySource::File(path.clone()))?
-            }
-        };
-        // Both keys are on disk before any record moves, so a crash or a record that does not
-        // open loses nothing: the old key stays as the previous one (beside the key file in
-        // use, or beside the new key file), and is kept until the user removes it.
-        if let Some(old) = &old {
-            // A previous key still kept from an earlier rekey may be the only one some record
-            // opens with: it is never written over.
-            if let Some(previous) = &old.previous
-                && previous.id() != old.current.id()
-            {
+        let mut report = RekeyReport::default();
+        // A previous key still kept (an earlier rekey, finished or not): that rekey is
+        // resumed, every record sealed under the current key, and no new key is made; the
+        // previous key may be the only one some record opens with, so it is never replaced.
+        let kept_previous = old.as_ref().and_then(|o| {
+            o.previous
+                .as_ref()
+                .filter(|p| p.id() != o.current.id())
+                .map(|p| p.source().to_string())
+        });
+        let ring = if let (Some(old), Some(previous)) = (&old, &kept_previous) {
+            if new_key_file.is_some() {
                 return Err(StoreError::Config(format!(
-                    "a previous key from an earlier rekey is still kept ({}); once every record opens with the current key (`host status`), remove it, then rekey again",
-                    previous.source()
+                    "an earlier rekey kept its previous key ({previous}): run `host store rekey` without --new-key-file to finish it, remove that key once every machine uses the current one, then rekey again"
                 )));
             }
-            match (new_key_file, &key_file) {
-                (None, Some(path)) => {
-                    old.current.write(&seal::previous_key_file(path))?;
-                    new.write(path)?;
+            report.resumed = true;
+            Arc::clone(old)
+        } else {
+            let new = match new_key_file {
+                Some(path) => StoreKey::read(path)?,
+                None => {
+                    let Some(path) = &key_file else {
+                        return Err(StoreError::Config(format!(
+                            "the key is in {}: make a new one with `host store keygen > FILE`, run `host store rekey --new-key-file FILE`, then set {} to it",
+                            seal::KEY_ENV,
+                            seal::KEY_ENV
+                        )));
+                    };
+                    StoreKey::generate(KeySource::File(path.clone()))?
                 }
-                (Some(new_path), _) => old.current.write(&seal::previous_key_file(new_path))?,
-                (None, None) => {}
+            };
+            // Both keys are on disk before any record moves, so a crash or a record that does
+            // not open loses nothing: the old key stays as the previous one (beside the key
+            // file in use, or beside the new key file) until the user removes it, and a rekey
+            // run again resumes.
+            if let Some(old) = &old {
+                match (new_key_file, &key_file) {
+                    (None, Some(path)) => {
+                        old.current.write(&seal::previous_key_file(path))?;
+                        new.write(path)?;
+                    }
+                    (Some(new_path), _) => old.current.write(&seal::previous_key_file(new_path))?,
+                    (None, None) => {}
+                }
+            } else if let (None, Some(path)) = (new_key_file, &key_file) {
+                new.write(path)?;
             }
-        } else if let (None, Some(path)) = (new_key_file, &key_file) {
-            new.write(path)?;
-        }
-        let ring = Arc::new(KeyRing {
-            current: new,
-            previous: old.as_ref().map(|r| r.current.clone()),
-        });
+            Arc::new(KeyRing {
+                current: new,
+                previous: old.as_ref().map(|r| r.current.clone()),
+            })
+        };
         // The same backend and settings, sealing with the new ring.
         let rekeyed = Store::open(self.inner.options.clone())?;
         let _ = rekeyed.inner.keys.set(Arc::clone(&ring));
-        let mut report = RekeyReport::default();
+        // One record that cannot be had (held by a stopped process, unopenable) is reported
+        // and the others still move; a rekey run again takes up what is left.
         for (provider, account) in rekeyed.records().await? {
-            let mut lock = rekeyed.lock(&provider, &account).await?;
-            match lock.load().await {
-                Ok(Some(record)) => {
-                    lock.save(&record).await?;
-                    report.resealed += 1;
+            let name = format!("provider `{provider}`, account `{account}`");
+            let moved = async {
+                let mut lock = rekeyed.lock(&provider, &account).await?;
+                match lock.load().await? {
+                    Some(record) => lock.save(&record).await.map(|()| true),
+                    None => Ok(false),
                 }
-                Ok(None) => {}
-                Err(e) => report.failed.push(e.to_string()),
+            };
+            match moved.await {
+                Ok(true) => report.resealed += 1,
+                Ok(false) => {}
+                Err(e) => report.failed.push(format!("{name}: {e}")),
             }
         }
         report.previous_key = old.as_ref().and_then(|_| {
@@ -1095,10 +1113,13 @@ fn same_record(a: &Record, b: &Record) -> bool {
 pub struct RekeyReport {
     /// Records sealed under the new key.
     pub resealed: usize,
+    /// Whether an earlier rekey was resumed (its previous key was still kept): no new key was
+    /// made, the records were sealed under the current one.
+    pub resumed: bool,
     /// Where the old key was kept (records not resealed still open with it; remove it once
     /// every process and machine uses the new key).
     pub previous_key: Option<PathBuf>,
-    /// Records that could not be opened (left as they are), with why.
+    /// Records that could not be had or opened (left as they are), with why.
     pub failed: Vec<String>,
 }
 

@@ -28,6 +28,9 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.app.store();
     let mut rows = Vec::new();
+    // A record that cannot be read (another key, a provider no longer configured) fails the
+    // command, as a login needed does: a script checking the status must see it.
+    let mut unreadable = false;
     let providers: Vec<std::sync::Arc<Provider>> = match &args.provider {
         Some(p) => vec![ctx.app.provider(p)?],
         // The providers with stored credentials: no other provider is looked up. Records of a
@@ -39,6 +42,7 @@ pub(crate) async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitC
                     Ok(provider) => found.push(provider),
                     Err(e) => {
                         for account in store.accounts(&name).await? {
+                            unreadable = true;
                             rows.push(json!({
                                 "provider": name,
                                 "account": account,
@@ -58,6 +62,7 @@ pub(crate) async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitC
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(e) => {
+                    unreadable = true;
                     rows.push(json!({"provider": provider.name(), "account": account, "error": e.to_string()}));
                     continue;
                 }
@@ -100,6 +105,8 @@ pub(crate) async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitC
     }
     Ok(if login_needed {
         ExitCode::from(4)
+    } else if unreadable {
+        ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })

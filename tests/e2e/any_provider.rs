@@ -820,7 +820,11 @@ async fn records_of_a_provider_no_longer_configured_are_shown_and_can_be_deleted
         out.stdout.contains("acme") && out.stdout.contains("host logout --provider acme"),
         "{out:?}"
     );
-    assert_eq!(out.code, Some(1), "a record that cannot be used fails the status");
+    assert_eq!(
+        out.code,
+        Some(1),
+        "a record that cannot be used fails the status"
+    );
     let out = env.output(&["logout", "--provider", "acme"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stderr.contains("without revoking"), "{}", out.stderr);

@@ -39,6 +39,15 @@ fn use_postgres(env: &HostEnv, db: &str, key: &str) {
     use_database(env, &cluster().url(db), key);
 }
 
+/// A home on a new database of the cluster, with a new key: (env, database, key).
+async fn on_postgres() -> (HostEnv, String, String) {
+    let env = HostEnv::start().await;
+    let db = database();
+    let key = keygen(&env).await;
+    use_postgres(&env, &db, &key);
+    (env, db, key)
+}
+
 /// Points `env` at the database `url` with `key` in a key file of its own.
 fn use_database(env: &HostEnv, url: &str, key: &str) {
     let key_file = env.home.path().join("store.key");
@@ -72,10 +81,7 @@ fn hex(s: &str) -> String {
 
 #[tokio::test]
 async fn run_token_refresh_and_logout_on_postgres_with_nothing_readable_at_rest() {
-    let env = HostEnv::start().await;
-    let db = database();
-    let key = keygen(&env).await;
-    use_postgres(&env, &db, &key);
+    let (env, db, key) = on_postgres().await;
     env.provider.set_ttl(90);
     let summary = env.login_ok().await;
     assert_eq!(summary["provider"], "github");
@@ -124,10 +130,7 @@ async fn run_token_refresh_and_logout_on_postgres_with_nothing_readable_at_rest(
 
 #[tokio::test]
 async fn the_migration_runs_once_when_two_processes_start_together() {
-    let env = HostEnv::start().await;
-    let db = database();
-    let key = keygen(&env).await;
-    use_postgres(&env, &db, &key);
+    let (env, db, _) = on_postgres().await;
     let (a, b) = tokio::join!(
         env.output(&["store", "migrate"]),
         env.output(&["store", "migrate"])
@@ -258,10 +261,7 @@ async fn a_process_killed_while_holding_the_lock_releases_it() {
 
 #[tokio::test]
 async fn a_writer_killed_before_its_commit_loses_nothing() {
-    let env = HostEnv::start().await;
-    let db = database();
-    let key = keygen(&env).await;
-    use_postgres(&env, &db, &key);
+    let (env, db, _) = on_postgres().await;
     env.provider.set_ttl(90);
     env.login_ok().await;
     let before = token(&env, "0").await.stdout;
@@ -285,10 +285,7 @@ async fn a_writer_killed_before_its_commit_loses_nothing() {
 
 #[tokio::test]
 async fn a_version_conflict_is_never_written_over_and_a_save_retries() {
-    let env = HostEnv::start().await;
-    let db = database();
-    let key = keygen(&env).await;
-    use_postgres(&env, &db, &key);
+    let (env, db, _) = on_postgres().await;
     env.login_ok().await;
     let app = env.app();
     let store = app.store();
@@ -329,10 +326,7 @@ async fn a_version_conflict_is_never_written_over_and_a_save_retries() {
 
 #[tokio::test]
 async fn a_table_locked_by_another_session_is_waited_on_for_the_lock_timeout_only() {
-    let env = HostEnv::start().await;
-    let db = database();
-    let key = keygen(&env).await;
-    use_postgres(&env, &db, &key);
+    let (env, db, _) = on_postgres().await;
     env.login_ok().await;
     // Another session holds the whole table for 10 s (a migration, a careless administrator).
     let holder = {
@@ -361,10 +355,7 @@ async fn a_table_locked_by_another_session_is_waited_on_for_the_lock_timeout_onl
 
 #[tokio::test]
 async fn rows_named_with_escapes_or_paths_are_never_listed_or_printed() {
-    let env = HostEnv::start().await;
-    let db = database();
-    let key = keygen(&env).await;
-    use_postgres(&env, &db, &key);
+    let (env, db, _) = on_postgres().await;
     env.login_ok().await;
     cluster().psql(
         &db,
@@ -389,10 +380,7 @@ async fn rows_named_with_escapes_or_paths_are_never_listed_or_printed() {
 
 #[tokio::test]
 async fn a_row_copied_under_another_name_does_not_open_and_wrong_keys_are_named() {
-    let env = HostEnv::start().await;
-    let db = database();
-    let key = keygen(&env).await;
-    use_postgres(&env, &db, &key);
+    let (env, db, key) = on_postgres().await;
     env.login_ok().await;
     cluster().psql(
         &db,
@@ -472,10 +460,7 @@ async fn rekey_then_token_works_on_both_backends() {
     assert_eq!(token(&env, "0").await.stdout, token_before);
 
     // The postgres store with a key file named in the configuration.
-    let env = HostEnv::start().await;
-    let db = database();
-    let key = keygen(&env).await;
-    use_postgres(&env, &db, &key);
+    let (env, db, _) = on_postgres().await;
     env.login_ok().await;
     let token_before = token(&env, "0").await.stdout;
     let key_id = cluster().psql(&db, "SELECT key_id FROM host_credentials");
@@ -817,10 +802,7 @@ async fn a_malformed_database_url_is_named_never_echoed() {
 
 #[tokio::test]
 async fn migrate_refuses_a_schema_newer_than_it_knows() {
-    let env = HostEnv::start().await;
-    let db = database();
-    let key = keygen(&env).await;
-    use_postgres(&env, &db, &key);
+    let (env, db, _) = on_postgres().await;
     let out = env.output(&["store", "migrate"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     cluster().psql(
@@ -838,10 +820,7 @@ async fn migrate_refuses_a_schema_newer_than_it_knows() {
 
 #[tokio::test]
 async fn a_read_of_a_new_database_creates_its_schema() {
-    let env = HostEnv::start().await;
-    let db = database();
-    let key = keygen(&env).await;
-    use_postgres(&env, &db, &key);
+    let (env, db, _) = on_postgres().await;
     let out = token(&env, "0").await;
     assert_eq!(out.code, Some(4), "nothing stored yet: {out:?}");
     assert!(

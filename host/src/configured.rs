@@ -323,6 +323,14 @@ impl ConfiguredFlow {
                     )
                     .also_issued_as(s.id_token_issuers.clone()),
                 ));
+            } else if s.scopes.iter().any(|scope| scope == "openid")
+                || !s.id_token_issuers.is_empty()
+            {
+                // The section expects OpenID Connect: its id_tokens are not to go unchecked
+                // because the discovery document is missing (a misconfigured proxy's 404).
+                return Err(FlowError::config(format!(
+                    "providers.{name} asks for OpenID Connect (`openid` in scopes, or id_token_issuers), but the issuer publishes only OAuth2 metadata (RFC 8414), no OpenID Connect discovery document"
+                )));
             } else {
                 tracing::debug!(
                     "providers.{name}: the issuer is a plain OAuth2 server (RFC 8414 metadata)"

@@ -244,10 +244,10 @@ struct CachedDocument {
 /// checked and cached (`Cache-Control: max-age`, at most [`MAX_CACHE`]; [`DEFAULT_CACHE`]
 /// without one; `no-store` is honoured).
 ///
-/// OpenID Connect discovery is asked first; where the server has no such document (a client
-/// error status, or a page that is not JSON), its RFC 8414 authorization server metadata. A
-/// network failure or a server error is reported as it is: it does not mean the document is
-/// absent.
+/// OpenID Connect discovery is asked first; where the server has no such document (404 or
+/// 410, or a page that neither is nor says it is JSON), its RFC 8414 authorization server
+/// metadata. Anything else (a network failure, 401/403/429, a 5xx, broken JSON) is reported
+/// as it is: it does not mean the document is absent.
 pub async fn discover(
     issuer: &str,
     http: &HttpClient,

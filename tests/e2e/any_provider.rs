@@ -257,7 +257,11 @@ async fn a_plain_oauth2_server_is_found_by_its_issuer_through_rfc_8414_metadata(
 
     // The metadata says callbacks carry `iss` (RFC 9207): one naming another server is refused.
     p.set_callback_iss(Some("https://mix-up.example".into()));
-    let (out, answers) = login(&env, "corp").await;
+    let (out, answers) = env
+        .login_as("corp", &["--json", "--timeout", "3"], async |url| {
+            vec![browser_redirect(&url).await]
+        })
+        .await;
     assert_ne!(out.code, Some(0), "{out:?}");
     assert_eq!(answers[0].0, 400, "{answers:?}");
 
@@ -265,6 +269,28 @@ async fn a_plain_oauth2_server_is_found_by_its_issuer_through_rfc_8414_metadata(
     let out = env.output(&["logout", "--provider", "corp"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(!p.revoked().is_empty());
+
+    // A section that expects OpenID Connect is not run as plain OAuth2, id_tokens unchecked.
+    env.write_config(&format!(
+        "{}scopes = [\"openid\", \"read\"]\n",
+        corp_config(p)
+    ));
+    let out = env
+        .output(&[
+            "run",
+            "--provider",
+            "corp",
+            "--no-browser",
+            "--timeout",
+            "1",
+        ])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("asks for OpenID Connect")
+            && out.stderr.contains("publishes only OAuth2 metadata"),
+        "{out:?}"
+    );
 }
 
 #[tokio::test]

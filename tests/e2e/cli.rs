@@ -179,7 +179,8 @@ async fn twenty_concurrent_token_calls_share_one_refresh() {
     env.output(&["token", "--provider", "github", "--min-valid", "999999"])
         .await;
     assert_eq!(env.provider.refresh_count(), 2);
-    env.provider.set_refresh_delay(Duration::from_millis(1500));
+    // The refresh takes 3 s, so that all 20 processes read the old token before it is done.
+    env.provider.set_refresh_delay(Duration::from_secs(3));
     let calls: Vec<_> = (0..20)
         .map(|_| env.output(&["token", "--provider", "github"]))
         .collect();

@@ -461,7 +461,7 @@ async fn hostile_api() -> (String, crate::support::Seen) {
             "/rel/list?page=2" => page("<next>; rel=\"none\"", "[2]"),
             // A same-origin redirect, then a page telling whether a `Referer` came along.
             "/redir?key=s3cr3t-in-link" => {
-                "HTTP/1.1 302 Found\r\nlocation: /landed\r\ncontent-length: 0\r\n\r\n".into()
+                "HTTP/1.1 302 Found\r\nlocation: /landed\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into()
             }
             "/landed" => {
                 let referer = first
@@ -486,7 +486,7 @@ async fn hostile_api() -> (String, crate::support::Seen) {
                 while stream.write_all(&chunk).await.is_ok() {}
                 return;
             }
-            _ => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".into(),
+            _ => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into(),
         };
         let _ = stream.write_all(head.as_bytes()).await;
     })

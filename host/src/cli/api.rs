@@ -170,7 +170,7 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
     }
     outln!(
         "{}",
-        super::json_text(&serde_json::Value::Array(pages), false)
+        super::json_text(&serde_json::Value::Array(pages), false)?
     );
     Ok(())
 }

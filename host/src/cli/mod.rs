@@ -239,11 +239,15 @@ pub(crate) fn init_tracing(verbose: u8, quiet: bool) {
 /// that JSON leaves raw inside strings (C1 controls, bidirectional overrides, zero-width and
 /// separator characters) written as a `\uXXXX` escape: the same JSON to a parser, nothing a
 /// provider, plugin or API chose acts on the terminal.
-pub(crate) fn json_text(value: &serde_json::Value, pretty: bool) -> String {
+pub(crate) fn json_text<T: serde::Serialize + ?Sized>(
+    value: &T,
+    pretty: bool,
+) -> anyhow::Result<String> {
+    // Serialized as it is (a struct keeps its fields' order), not through a `Value`.
     let text = if pretty {
-        format!("{value:#}")
+        serde_json::to_string_pretty(value)?
     } else {
-        value.to_string()
+        serde_json::to_string(value)?
     };
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -256,7 +260,7 @@ pub(crate) fn json_text(value: &serde_json::Value, pretty: bool) -> String {
             out.push(c);
         }
     }
-    out
+    Ok(out)
 }
 
 /// `TEXT` as an environment variable's spelling: letters and digits upper-cased, anything

@@ -107,7 +107,7 @@ fn run_all(ctx: &Context, args: &ProvidersArgs) -> anyhow::Result<()> {
         }));
     }
     if args.json {
-        outln!("{}", super::json_text(&Value::Array(out), true));
+        outln!("{}", super::json_text(&Value::Array(out), true)?);
         return Ok(());
     }
     let mut text = String::new();
@@ -261,7 +261,7 @@ pub(crate) async fn run(ctx: &Context, args: ProvidersArgs) -> anyhow::Result<()
         }
     }
     if args.json {
-        let text = super::json_text(&serde_json::to_value(&out)?, true);
+        let text = super::json_text(&out, true)?;
         outln!("{text}");
         return Ok(());
     }

@@ -103,7 +103,7 @@ pub(crate) async fn run(ctx: &Context, args: StoreArgs) -> anyhow::Result<()> {
                 }
                 if let Some(previous) = &report.previous_key {
                     eprintln!(
-                        "  they still open with the previous key, kept in {}: do not remove it",
+                        "  the previous key is kept in {}: do not remove it until a rekey reports every record sealed",
                         previous.display()
                     );
                 }

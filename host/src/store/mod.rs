@@ -807,6 +807,9 @@ impl Store {
     ///   without sending the dead token.
     /// - When the provider is unreachable or failing but the token is still valid (inside the
     ///   skew), the token is handed out with a warning.
+    /// - A token another caller refreshed while this one waited for the lock is handed out
+    ///   even when it lives less than the skew (the provider's tokens may live less than a
+    ///   minute): refreshing it again would make one refresh per waiter.
     pub async fn fresh(
         &self,
         provider: &Provider,
@@ -1070,8 +1073,10 @@ impl Store {
             };
             // A record the destination holds with another credential is kept unless asked: a
             // stale store copied over a shared one would put back a refresh token the provider
-            // has since rotated. One that does not open there is left alone in any case.
-            match to.load(&provider, &account).await {
+            // has since rotated. One that does not open there is left alone in any case. The
+            // look and the write are under one lock: a refresh elsewhere cannot slip between.
+            let mut lock = to.lock(&provider, &account).await?;
+            match lock.load().await {
                 Ok(Some(theirs)) if !replace && !same_record(&theirs, &record) => {
                     report.kept.push(format!(
                         "provider `{provider}`, account `{account}`: the destination holds another credential"
@@ -1086,7 +1091,7 @@ impl Store {
                     continue;
                 }
             }
-            to.save(&record).await?;
+            lock.save(&record).await?;
             let back = to.get(&provider, &account).await?;
             if same_record(&back, &record) {
                 report.copied += 1;

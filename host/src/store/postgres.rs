@@ -93,14 +93,15 @@ fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     }
 }
 
-/// How much longer than the lock timeout a statement may run on the server.
-const STATEMENT_GRACE: Duration = Duration::from_secs(20);
 /// How much longer than the lock timeout the client waits for any answer.
-const ANSWER_GRACE: Duration = Duration::from_secs(30);
+const ANSWER_GRACE: Duration = Duration::from_secs(10);
 
-/// `call`, or a timeout error when the database has not answered within `limit`: a network
-/// that stops passing packets would otherwise hold the command (and a provider's new tokens)
-/// forever.
+/// `call`, or a timeout error when the database has not answered within `limit`. Every call
+/// goes through it: a table another session holds locked, or a network that stops passing
+/// packets, would otherwise hold the command (and a provider's new tokens) forever. (The
+/// advisory lock's wait is bounded on the server too, by `SET LOCAL lock_timeout` in its
+/// transaction; nothing is set for the session, which a transaction-pooling PgBouncer would
+/// pass on to other clients.)
 async fn answered<T>(
     limit: Duration,
     call: impl std::future::Future<Output = Result<T, sqlx::Error>>,
@@ -116,7 +117,26 @@ async fn answered<T>(
 impl PgBackend {
     /// How long the client waits for any answer.
     fn limit(&self) -> Duration {
-        self.lock_timeout + ANSWER_GRACE
+        self.lock_timeout.saturating_add(ANSWER_GRACE)
+    }
+
+    /// A store operation bounded by [`PgBackend::limit`] as a whole (the schema check, a
+    /// migration).
+    async fn bounded<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.limit();
+        tokio::time::timeout(limit, operation)
+            .await
+            .unwrap_or_else(|_| {
+                Err(db("cannot reach the store database")(sqlx::Error::Io(
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {}s", limit.as_secs()),
+                    ),
+                )))
+            })
     }
 
     /// A backend on `url` (connections are made on first use).
@@ -145,27 +165,10 @@ impl PgBackend {
     async fn pool(&self) -> &PgPool {
         self.pool
             .get_or_init(|| async {
-                // Every wait on the server is bounded, not only the advisory lock's: a table
-                // another session locked, a statement that never ends (`answered` bounds a
-                // network that stops answering). Set per connection rather than as startup
-                // options, which connection poolers such as PgBouncer refuse.
-                let ms = |d: Duration| d.as_millis().clamp(1, i32::MAX as u128);
-                let settings = format!(
-                    "SET lock_timeout = {}; SET statement_timeout = {}",
-                    ms(self.lock_timeout),
-                    ms(self.lock_timeout + STATEMENT_GRACE)
-                );
                 PgPoolOptions::new()
                     .max_connections(4)
                     .min_connections(0)
                     .acquire_timeout(self.lock_timeout.max(Duration::from_secs(5)))
-                    .after_connect(move |connection, _| {
-                        let settings = settings.clone();
-                        Box::pin(async move {
-                            use sqlx::Executor as _;
-                            connection.execute(settings.as_str()).await.map(drop)
-                        })
-                    })
                     .connect_lazy_with(self.options.clone())
             })
             .await
@@ -202,7 +205,7 @@ impl PgBackend {
     /// process, before the first write. Reads do not wait for it: they go straight to the
     /// table, which is one round trip less for every `host token` of a fleet.
     async fn ready(&self) -> Result<&PgPool, StoreError> {
-        match self.ready_unexplained().await {
+        match self.bounded(self.ready_unexplained()).await {
             Ok(pool) => Ok(pool),
             Err(e) => Err(self.explained(e).await),
         }
@@ -254,14 +257,15 @@ impl PgBackend {
     /// Applies the migrations the database lacks, under an advisory lock; returns the versions
     /// applied (none when it was current).
     pub(crate) async fn migrate(&self) -> Result<Vec<i32>, StoreError> {
-        migrate(self.pool().await, self.lock_timeout).await
+        self.bounded(migrate(self.pool().await, self.lock_timeout))
+            .await
     }
 
     async fn bounded_wait(
         &self,
         tx: &mut Transaction<'static, Postgres>,
     ) -> Result<(), StoreError> {
-        bounded_wait(tx, self.lock_timeout).await
+        self.bounded(bounded_wait(tx, self.lock_timeout)).await
     }
 
     fn lock_error(&self, e: sqlx::Error, what: &str) -> StoreError {

@@ -602,6 +602,14 @@ impl Config {
                 ));
             }
         };
+        if s.key_file
+            .as_ref()
+            .is_some_and(|f| f.as_os_str().is_empty())
+        {
+            return Err(ConfigError::Invalid(
+                "[store] key_file is empty: name the key file, or leave the setting out".into(),
+            ));
+        }
         let mut options = crate::store::StoreOptions::file(&self.data_dir);
         options.backend = backend;
         options.key_file = s.key_file.clone();

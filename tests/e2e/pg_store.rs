@@ -735,6 +735,19 @@ async fn tls_follows_the_urls_sslmode() {
             .any(|l| l.contains("database=tls") && l.contains("SSL enabled")),
         "the store's connections used TLS: {log}"
     );
+    // A CA file that is not there is named before anything connects.
+    configure(&tls.tcp_url(
+        "tls",
+        "verify-full",
+        Some(std::path::Path::new("/nonexistent/ca.pem")),
+    ));
+    let out = token(&env, "0").await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("sslrootcert names /nonexistent/ca.pem, which is not a readable file"),
+        "{out:?}"
+    );
     // verify-full without the CA: the system's roots do not know it; refused.
     configure(&tls.tcp_url("tls", "verify-full", None));
     let out = token(&env, "0").await;
@@ -790,6 +803,16 @@ async fn a_malformed_database_url_is_named_never_echoed() {
         out.stderr
     );
     assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    // An empty key file setting is named as such, not read as a missing file.
+    let out = env
+        .host(&["token", "--provider", "github"])
+        .env("HOST_STORE__KEY_FILE", "")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("[store] key_file is empty"), "{stderr}");
     // Another database's URL is not tried as PostgreSQL.
     env.write_config(
         "[store]\nbackend = \"postgres\"\nurl = \"mysql://host:hunter2@127.0.0.1/db\"\nkey_file = \"/nonexistent\"\n",

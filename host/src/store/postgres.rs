@@ -153,6 +153,22 @@ impl PgBackend {
             return Err(not_postgres());
         }
         let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|_| not_postgres())?;
+        // The TLS files the URL names are read only when connecting, and then a missing one is
+        // "No such file or directory" without its name: checked here, named (a path, never a
+        // secret).
+        if let Ok(parsed) = url::Url::parse(url) {
+            for (name, value) in parsed.query_pairs() {
+                if matches!(name.as_ref(), "sslrootcert" | "sslcert" | "sslkey")
+                    && value != "system"
+                    && !std::path::Path::new(value.as_ref()).is_file()
+                {
+                    return Err(StoreError::Config(format!(
+                        "[store] url: {name} names {}, which is not a readable file",
+                        crate::text::sanitize(&value, 200)
+                    )));
+                }
+            }
+        }
         Ok(Self {
             options,
             pool: tokio::sync::OnceCell::new(),

@@ -394,16 +394,12 @@ async fn a_stopped_lock_holder_makes_others_give_up_and_names_it() {
     holder.set_len(0).unwrap();
     write!(holder, "process 4242").unwrap();
     let out = env
-        .host(DUE)
-        .env("HOST_STORE__LOCK_TIMEOUT_SECS", "1")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+        .output_with(DUE, &[("HOST_STORE__LOCK_TIMEOUT_SECS", "1")])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
-        stderr.contains("locked by process 4242") && stderr.contains("within 1s"),
-        "{stderr}"
+        out.stderr.contains("locked by process 4242") && out.stderr.contains("within 1s"),
+        "{out:?}"
     );
     assert_eq!(env.provider.refresh_count(), 0);
 }

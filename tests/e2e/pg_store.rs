@@ -340,19 +340,18 @@ async fn a_table_locked_by_another_session_is_waited_on_for_a_bounded_time() {
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let out = env
-        .host(&["token", "--provider", "github", "--min-valid", "0"])
-        .env("HOST_STORE__LOCK_TIMEOUT_SECS", "1")
-        .output()
-        .await
-        .unwrap();
+        .output_with(
+            &["token", "--provider", "github", "--min-valid", "0"],
+            &[("HOST_STORE__LOCK_TIMEOUT_SECS", "1")],
+        )
+        .await;
     // Before the table is free again: the read gave up after the lock timeout and the grace
     // any answer gets (1 + 10 s).
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
-        stderr.contains("cannot reach the store database")
-            && stderr.contains("no answer within 11s"),
-        "{stderr}"
+        out.stderr.contains("cannot reach the store database")
+            && out.stderr.contains("no answer within 11s"),
+        "{out:?}"
     );
     assert!(!holder.is_finished(), "the table was still locked");
     holder.join().unwrap();
@@ -524,37 +523,32 @@ async fn records_copy_to_postgres_and_back() {
         .await
         .stdout;
     assert_ne!(fresh, before);
-    let copy = |replace: bool| {
-        let mut args = vec!["store", "copy", "--to", "postgres"];
-        if replace {
-            args.push("--replace");
-        }
-        let mut cmd = env.host(&args);
-        cmd.env("HOST_STORE__BACKEND", "file");
-        async move {
-            let out = cmd.output().await.unwrap();
-            (
-                out.status.code(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
-        }
-    };
-    let (code, stderr) = copy(false).await;
-    assert_eq!(code, Some(0), "{stderr}");
+    let file_store = [("HOST_STORE__BACKEND", "file")];
+    let out = env
+        .output_with(&["store", "copy", "--to", "postgres"], &file_store)
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
     assert!(
-        stderr.contains("Copied 0 records")
-            && stderr.contains("kept: provider `github`, account `default`")
-            && stderr.contains("--replace"),
-        "{stderr}"
+        out.stderr.contains("Copied 0 records")
+            && out
+                .stderr
+                .contains("kept: provider `github`, account `default`")
+            && out.stderr.contains("--replace"),
+        "{out:?}"
     );
     assert_eq!(
         token(&env, "0").await.stdout,
         fresh,
         "the database's is kept"
     );
-    let (code, stderr) = copy(true).await;
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("Copied 1 record"), "{stderr}");
+    let out = env
+        .output_with(
+            &["store", "copy", "--to", "postgres", "--replace"],
+            &file_store,
+        )
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("Copied 1 record"), "{out:?}");
     assert_eq!(
         token(&env, "0").await.stdout,
         before,
@@ -624,18 +618,17 @@ async fn a_rekey_stopped_by_a_held_record_is_resumed_and_loses_nothing() {
         .unwrap();
     holder.lock().unwrap();
     let out = env
-        .host(&["store", "rekey"])
-        .env("HOST_STORE__LOCK_TIMEOUT_SECS", "1")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+        .output_with(
+            &["store", "rekey"],
+            &[("HOST_STORE__LOCK_TIMEOUT_SECS", "1")],
+        )
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
-        stderr.contains("Sealed 1 record")
-            && stderr.contains("account `work`")
-            && stderr.contains("do not remove it"),
-        "{stderr}"
+        out.stderr.contains("Sealed 1 record")
+            && out.stderr.contains("account `work`")
+            && out.stderr.contains("do not remove it"),
+        "{out:?}"
     );
     drop(holder);
     assert_eq!(tokens().await, before);
@@ -805,14 +798,13 @@ async fn a_malformed_database_url_is_named_never_echoed() {
     assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
     // An empty key file setting is named as such, not read as a missing file.
     let out = env
-        .host(&["token", "--provider", "github"])
-        .env("HOST_STORE__KEY_FILE", "")
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("[store] key_file is empty"), "{stderr}");
+        .output_with(
+            &["token", "--provider", "github"],
+            &[("HOST_STORE__KEY_FILE", "")],
+        )
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("[store] key_file is empty"), "{out:?}");
     // Another database's URL is not tried as PostgreSQL.
     env.write_config(
         "[store]\nbackend = \"postgres\"\nurl = \"mysql://host:hunter2@127.0.0.1/db\"\nkey_file = \"/nonexistent\"\n",

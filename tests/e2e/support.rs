@@ -167,6 +167,13 @@ impl HostEnv {
         Self::finish(&mut self.host(args)).await
     }
 
+    /// Runs `host ARGS` to completion with these environment variables set as well.
+    pub(crate) async fn output_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let mut command = self.host(args);
+        command.envs(vars.iter().copied());
+        Self::finish(&mut command).await
+    }
+
     /// Runs `host ARGS` to completion with `HOST_LOG=host=debug` (its log in `stderr`).
     pub(crate) async fn output_debug(&self, args: &[&str]) -> Output {
         Self::finish(self.host(args).env("HOST_LOG", "host=debug")).await

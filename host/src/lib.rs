@@ -113,4 +113,4 @@ pub use store::{
     BackendKind, CopyReport, DEFAULT_ACCOUNT, DEFAULT_KEY_FILE, DEFAULT_LOCK_TIMEOUT, FreshError,
     Record, RecordLock, RekeyReport, Store, StoreError, StoreOptions, seal,
 };
-pub use text::{is_unsafe_char, terminal_text};
+pub use text::{error_chain, is_unsafe_char, terminal_text};

@@ -49,19 +49,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes, `outer: inner: innermost`, each cause once (a driver's error
-/// often repeats its own cause's text, and `#[error(transparent)]` layers always do), made
-/// safe for the terminal: a cause may quote a database's, a file name's or a server's text.
+/// The error and its causes, each once (`host::error_chain`), made safe for the terminal: a
+/// cause may quote a database's, a file name's or a server's text.
 fn error_text(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.is_empty() {
-            out = text;
-        } else if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-    }
-    host::terminal_text(&out, 8_000)
+    let error: &(dyn std::error::Error + 'static) = e.as_ref();
+    host::terminal_text(&host::error_chain(error), 8_000)
 }

@@ -337,10 +337,14 @@ fn checked_issuer(issuer: &str) -> Result<Url, DiscoveryError> {
 fn check_document(
     document: &ProviderMetadata,
     issuer: &str,
-    invalid: &dyn Fn(&str) -> DiscoveryError,
+    url: &str,
 ) -> Result<(), DiscoveryError> {
     if document.kind == MetadataKind::OpenIdConnect && document.jwks_uri.is_none() {
-        return Err(invalid("it names no jwks_uri"));
+        return Err(DiscoveryError::Invalid {
+            url: url.to_owned(),
+            document: document.kind.document(),
+            reason: "it names no jwks_uri".into(),
+        });
     }
     // Both specifications require the document's issuer to be exactly the one asked about.
     if document.issuer != issuer {
@@ -423,7 +427,7 @@ async fn fetch(
         })
     })?;
     document.kind = kind;
-    check_document(&document, issuer, &invalid)?;
+    check_document(&document, issuer, &url)?;
     Ok((document, cache_lifetime(response.headers())))
 }
 
@@ -455,11 +459,7 @@ fn read_cache(file: &Path, issuer: &str) -> Option<ProviderMetadata> {
         && cached.expires_at
             <= now + chrono::Duration::from_std(MAX_CACHE).unwrap_or(chrono::Duration::zero());
     // Checked as a fetched one is: a cache that was edited is refetched, not trusted.
-    let checked = check_document(&document, issuer, &|_| DiscoveryError::BadIssuer {
-        issuer: String::new(),
-        reason: "",
-        source: None,
-    });
+    let checked = check_document(&document, issuer, "the cached document");
     (fresh && checked.is_ok()).then_some(document)
 }
 

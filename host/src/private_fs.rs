@@ -210,27 +210,16 @@ mod tests {
     #[test]
     fn temp_files_are_told_apart_by_their_whole_name() {
         let dir = tempfile::tempdir().unwrap();
-        let pending = AtomicFile::create(&dir.path().join("x.json")).unwrap();
-        let name = pending
-            .tmp
-            .path()
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let temp_name = |target: &str| {
+            let pending = AtomicFile::create(&dir.path().join(target)).unwrap();
+            let name = pending.tmp.path().file_name().unwrap().to_str().unwrap();
+            name.to_owned()
+        };
+        let name = temp_name("x.json");
         assert!(is_temp_file_of(&name, "x.json"), "{name}");
         assert!(!is_temp_file_of(&name, "x"), "{name}");
         // The temp file of the record `x.json.json` is not one of `x.json`'s.
-        let other = AtomicFile::create(&dir.path().join("x.json.json")).unwrap();
-        let name = other
-            .tmp
-            .path()
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let name = temp_name("x.json.json");
         assert!(!is_temp_file_of(&name, "x.json"), "{name}");
         assert!(is_temp_file_of(&name, "x.json.json"), "{name}");
     }

@@ -35,8 +35,10 @@ fn clean(text: &str, max_chars: usize, keep_lines: bool) -> String {
     out
 }
 
-/// An error and its causes on one line, `outer: inner: innermost`, for a log line.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+/// An error and its causes on one line, `outer: inner: innermost`, each cause once (a
+/// driver's error often ends with its cause's text, and `#[error(transparent)]` layers always
+/// do): for a log line or an error message. Not sanitized (see [`terminal_text`]).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut out = error.to_string();
     let mut next = error.source();
     while let Some(e) = next {

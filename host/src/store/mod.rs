@@ -93,6 +93,15 @@ impl Record {
         self.credential.expires_at()
     }
 
+    /// Whether this record holds another secret than `earlier` did (someone refreshed or
+    /// logged in again in between); compared in constant time.
+    fn replaces(&self, earlier: &Record) -> bool {
+        match (self.credential.secret(), earlier.credential.secret()) {
+            (Some(now), Some(then)) => !now.ct_eq(then.expose()),
+            _ => false,
+        }
+    }
+
     /// Whether the credential must be refreshed before use.
     pub fn expires_within(&self, skew: chrono::Duration) -> bool {
         self.credential
@@ -816,11 +825,10 @@ impl Store {
         account: &str,
         skew: chrono::Duration,
     ) -> Result<Record, FreshError> {
-        let record = self.get(provider.name(), account).await?;
-        if !record.expires_within(skew) {
-            return Ok(record);
+        let before = self.get(provider.name(), account).await?;
+        if !before.expires_within(skew) {
+            return Ok(before);
         }
-        let seen = record.credential.secret().cloned();
         let mut lock = self.lock(provider.name(), account).await?;
         #[cfg(debug_assertions)]
         if std::env::var(crate::private_fs::FAULT_ENV).as_deref() == Ok("hang-holding-lock") {
@@ -833,12 +841,8 @@ impl Store {
         // tokens may live less than a minute): refreshing again would make one refresh per
         // waiter, not one for all.
         let record = lock.get().await?;
-        let replaced = match (record.credential.secret(), &seen) {
-            (Some(now), Some(before)) => !now.ct_eq(before.expose()),
-            _ => false,
-        };
         if !record.expires_within(skew)
-            || (replaced && !record.expires_within(chrono::Duration::zero()))
+            || (record.replaces(&before) && !record.expires_within(chrono::Duration::zero()))
         {
             return Ok(record);
         }
@@ -954,11 +958,7 @@ impl Store {
     ) -> Result<Record, FreshError> {
         let mut lock = self.lock(provider.name(), account).await?;
         let record = lock.get().await?;
-        let replaced = match (record.credential.secret(), stale.credential.secret()) {
-            (Some(now), Some(old)) => !now.ct_eq(old.expose()),
-            _ => false,
-        };
-        if replaced {
+        if record.replaces(stale) {
             return Ok(record);
         }
         self.refresh_locked(provider, lock, record, chrono::Duration::MAX)

@@ -106,12 +106,17 @@ async fn answered<T>(
     limit: Duration,
     call: impl std::future::Future<Output = Result<T, sqlx::Error>>,
 ) -> Result<T, sqlx::Error> {
-    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-        Err(sqlx::Error::Io(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("no answer within {}s", limit.as_secs()),
-        )))
-    })
+    tokio::time::timeout(limit, call)
+        .await
+        .unwrap_or_else(|_| Err(no_answer(limit)))
+}
+
+/// What a call the database did not answer within `limit` fails with.
+fn no_answer(limit: Duration) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("no answer within {}s", limit.as_secs()),
+    ))
 }
 
 impl PgBackend {
@@ -129,14 +134,7 @@ impl PgBackend {
         let limit = self.limit();
         tokio::time::timeout(limit, operation)
             .await
-            .unwrap_or_else(|_| {
-                Err(db("cannot reach the store database")(sqlx::Error::Io(
-                    std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("no answer within {}s", limit.as_secs()),
-                    ),
-                )))
-            })
+            .unwrap_or_else(|_| Err(db("cannot reach the store database")(no_answer(limit))))
     }
 
     /// A backend on `url` (connections are made on first use).
@@ -583,10 +581,12 @@ impl PgLock {
 /// write access to the table: `x/../y`, escape sequences) are left out of every listing, as
 /// the file store leaves out files so named; their names are never printed.
 fn valid(name: &str) -> bool {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let ok = crate::names::check_name(name).is_ok();
-    if !ok {
+    // Said once per process, however many listings meet such rows.
+    if !ok && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         tracing::warn!(
-            "a row of the credentials table has a name this program does not write; it is ignored"
+            "rows of the credentials table with names this program does not write are ignored"
         );
     }
     ok

@@ -382,14 +382,7 @@ async fn an_older_refresh_never_replaces_a_newer_login() {
 #[tokio::test]
 async fn a_stopped_lock_holder_makes_others_give_up_and_names_it() {
     let env = logged_in().await;
-    let lock_path = env.record_path("default").with_extension("lock");
-    let mut holder = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .unwrap();
-    holder.lock().unwrap();
+    let mut holder = env.hold_record_lock("default");
     use std::io::Write;
     holder.set_len(0).unwrap();
     write!(holder, "process 4242").unwrap();

@@ -609,14 +609,7 @@ async fn a_rekey_stopped_by_a_held_record_is_resumed_and_loses_nothing() {
     let before = tokens().await;
     // A stopped process holds the `work` record's lock: the rekey reseals `default`, names
     // `work`, and fails; both still open (the previous key is kept).
-    let lock_path = env.record_path("work").with_extension("lock");
-    let holder = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .unwrap();
-    holder.lock().unwrap();
+    let holder = env.hold_record_lock("work");
     let out = env
         .output_with(
             &["store", "rekey"],

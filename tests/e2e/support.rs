@@ -103,6 +103,19 @@ impl HostEnv {
         self.home.path().join("data/host")
     }
 
+    /// Takes the file lock of `account`'s github record as a stopped process would hold it:
+    /// held until the returned file is dropped.
+    pub(crate) fn hold_record_lock(&self, account: &str) -> std::fs::File {
+        let holder = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.record_path(account).with_extension("lock"))
+            .unwrap();
+        holder.lock().unwrap();
+        holder
+    }
+
     pub(crate) fn record_path(&self, account: &str) -> std::path::PathBuf {
         self.data_dir()
             .join(format!("credentials/github/{account}.json"))

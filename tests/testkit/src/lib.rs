@@ -721,26 +721,36 @@ async fn discovery(State(inner): State<Arc<Inner>>) -> Response {
         .unwrap()
         .clone()
         .unwrap_or_else(|| base.clone());
-    let body = json!({
+    let mut body = metadata_common(&inner, &issuer);
+    body["userinfo_endpoint"] = json!(format!("{base}/api/userinfo"));
+    body["jwks_uri"] = json!(format!("{base}/jwks"));
+    body["subject_types_supported"] = json!(["public"]);
+    body["id_token_signing_alg_values_supported"] = json!(["RS256", "ES256", "EdDSA"]);
+    body["scopes_supported"] = json!(["openid", "profile", "email", "read", "write"]);
+    body["token_endpoint_auth_methods_supported"] =
+        json!(["client_secret_basic", "client_secret_post"]);
+    body["claims_supported"] = json!([
+        "iss", "sub", "aud", "exp", "iat", "nonce", "at_hash", "email", "name"
+    ]);
+    ([(header::CACHE_CONTROL, cache_control)], Json(body)).into_response()
+}
+
+/// What both metadata documents (OpenID Connect discovery, RFC 8414) say: the issuer, the
+/// endpoints, the grants, PKCE and RFC 9207.
+fn metadata_common(inner: &Inner, issuer: &str) -> Value {
+    let base = &inner.issuer;
+    json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{base}/authorize"),
         "token_endpoint": format!("{base}/token"),
         "device_authorization_endpoint": format!("{base}/device/code"),
         "revocation_endpoint": format!("{base}/revoke"),
-        "userinfo_endpoint": format!("{base}/api/userinfo"),
-        "jwks_uri": format!("{base}/jwks"),
         "response_types_supported": ["code"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": ["openid", "profile", "email", "read", "write"],
         "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "at_hash", "email", "name"],
         "authorization_response_iss_parameter_supported":
             inner.iss_parameter.load(Ordering::SeqCst),
-    });
-    ([(header::CACHE_CONTROL, cache_control)], Json(body)).into_response()
+    })
 }
 
 /// RFC 8414 metadata of the issuer without a path.
@@ -771,19 +781,8 @@ fn as_metadata_of(inner: &Inner, path: Option<&str>) -> Response {
             Some(p) => format!("{base}/{p}"),
             None => base.clone(),
         });
-    let body = json!({
-        "issuer": issuer,
-        "authorization_endpoint": format!("{base}/authorize"),
-        "token_endpoint": format!("{base}/token"),
-        "device_authorization_endpoint": format!("{base}/device/code"),
-        "revocation_endpoint": format!("{base}/revoke"),
-        "response_types_supported": ["code"],
-        "code_challenge_methods_supported": ["S256"],
-        "scopes_supported": ["read", "write"],
-        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
-        "authorization_response_iss_parameter_supported":
-            inner.iss_parameter.load(Ordering::SeqCst),
-    });
+    let mut body = metadata_common(inner, &issuer);
+    body["scopes_supported"] = json!(["read", "write"]);
     let cache_control = format!("max-age={}", inner.discovery_max_age.load(Ordering::SeqCst));
     ([(header::CACHE_CONTROL, cache_control)], Json(body)).into_response()
 }

@@ -193,7 +193,7 @@ impl Target {
 }
 
 /// Logging on stderr: `HOST_LOG` (an `EnvFilter`), else warnings (`-q`: errors; `-v`: host's
-/// debug messages; `-vv`: everything).
+/// debug messages; `-vv`: everything a release build keeps, see the `cli` feature).
 ///
 /// With neither `HOST_LOG` nor `-v` the subscriber is built on the first warning or error, not
 /// at start: most commands log nothing, and building it (the filter, the span registry) is a

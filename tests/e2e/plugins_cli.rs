@@ -315,3 +315,50 @@ async fn inspect_prints_nothing_a_terminal_acts_on_from_a_plugins_schema() {
     let info: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert!(info.to_string().contains('\u{202e}'), "{info}");
 }
+
+/// A plugin's log lines show with `-v`, its trace lines too: at debug, marked, since release
+/// builds of the command leave the trace level out. Without `-v`, neither.
+#[tokio::test]
+async fn a_plugins_log_lines_show_with_v_its_trace_lines_included() {
+    let env = HostEnv::start().await;
+    std::fs::create_dir_all(env.plugins_dir()).unwrap();
+    std::fs::copy(
+        host_testkit::guests::FLOW_GOOD,
+        env.plugins_dir().join("acme.wasm"),
+    )
+    .unwrap();
+    env.write_config(&format!(
+        "[plugins]\nallow_http_loopback = true\n[providers.acme]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
+        host_testkit::CLIENT_ID,
+        host_testkit::CLIENT_SECRET,
+        env.provider.url("/authorize"),
+        env.provider.url("/token")
+    ));
+    let run = [
+        "run",
+        "--provider",
+        "acme",
+        "--no-browser",
+        "--timeout",
+        "1",
+    ];
+    let verbose: Vec<&str> = std::iter::once("-v").chain(run).collect();
+    let out = env.output(&verbose).await;
+    assert!(
+        out.stderr.contains("authorization URL built"),
+        "{}",
+        out.stderr
+    );
+    let trace = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("state and verifier made"))
+        .unwrap_or_else(|| panic!("no trace line: {}", out.stderr));
+    assert!(
+        trace.contains("DEBUG") && trace.contains("level=trace"),
+        "{trace}"
+    );
+    let out = env.output(&run).await;
+    assert!(!out.stderr.contains("authorization URL built"), "{out:?}");
+    assert!(!out.stderr.contains("state and verifier made"), "{out:?}");
+}

@@ -363,7 +363,10 @@ macro_rules! plugin_imports {
                     let message = sanitize(&message, 2000);
                     let plugin = &self.plugin;
                     match level {
-                        Level::Trace => tracing::trace!(%plugin, "{message}"),
+                        // At debug, marked: release builds of the command leave the trace
+                        // level out (the `cli` feature), and a plugin's author debugging with
+                        // the installed `host` must still see these (`-v`).
+                        Level::Trace => tracing::debug!(%plugin, level = %"trace", "{message}"),
                         Level::Debug => tracing::debug!(%plugin, "{message}"),
                         Level::Info => tracing::info!(%plugin, "{message}"),
                         Level::Warn => tracing::warn!(%plugin, "{message}"),

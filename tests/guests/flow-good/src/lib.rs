@@ -123,6 +123,7 @@ impl Guest for Flow {
             String::from_utf8(form(&[("x", &redirect)])).unwrap().trim_start_matches("x="),
             scopes.replace(' ', "%20"),
         );
+        log::log(Level::Trace, "state and verifier made");
         log::log(Level::Info, "authorization URL built");
         let pending = json!({"state": state, "verifier": verifier, "redirect": redirect}).to_string();
         Ok(Authorization { interaction: Interaction::Redirect(url), pending: pending.into_bytes() })

@@ -275,16 +275,7 @@ async fn a_plain_oauth2_server_is_found_by_its_issuer_through_rfc_8414_metadata(
         "{}scopes = [\"openid\", \"read\"]\n",
         corp_config(p)
     ));
-    let out = env
-        .output(&[
-            "run",
-            "--provider",
-            "corp",
-            "--no-browser",
-            "--timeout",
-            "1",
-        ])
-        .await;
+    let out = env.run_briefly(&[], "corp").await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         out.stderr.contains("asks for OpenID Connect")
@@ -336,17 +327,7 @@ async fn discovery_is_not_downgraded_by_a_refusal_or_broken_json_and_its_cache_i
     let env = HostEnv::start().await;
     let p = &env.provider;
     env.write_config(&corp_config(p));
-    let run = async || {
-        env.output(&[
-            "run",
-            "--provider",
-            "corp",
-            "--no-browser",
-            "--timeout",
-            "1",
-        ])
-        .await
-    };
+    let run = async || env.run_briefly(&[], "corp").await;
     // A refusal or a broken JSON document at the OpenID Connect address is an error: RFC 8414
     // metadata (which would turn off id_token validation) is not asked for.
     p.set_discovery_status(Some(403));

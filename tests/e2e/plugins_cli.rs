@@ -4,26 +4,27 @@ use serde_json::Value;
 
 use crate::support::{HostEnv, assert_no_secrets, browser_redirect};
 
-fn acme_config(env: &HostEnv) -> String {
-    format!(
-        "[plugins]\nallow_http_loopback = true\n\n[providers.acme]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
-        host_testkit::CLIENT_ID,
-        host_testkit::CLIENT_SECRET,
-        env.provider.url("/authorize"),
-        env.provider.url("/token")
-    )
-}
-
-#[tokio::test]
-async fn a_plugin_provider_works_with_run_token_providers_and_logout() {
-    let env = HostEnv::start().await;
+/// The flow-good test plugin installed as `acme`, configured against the test provider.
+fn install_acme(env: &HostEnv) {
     std::fs::create_dir_all(env.plugins_dir()).unwrap();
     std::fs::copy(
         host_testkit::guests::FLOW_GOOD,
         env.plugins_dir().join("acme.wasm"),
     )
     .unwrap();
-    env.write_config(&acme_config(&env));
+    env.write_config(&format!(
+        "[plugins]\nallow_http_loopback = true\n\n[providers.acme]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
+        host_testkit::CLIENT_ID,
+        host_testkit::CLIENT_SECRET,
+        env.provider.url("/authorize"),
+        env.provider.url("/token")
+    ));
+}
+
+#[tokio::test]
+async fn a_plugin_provider_works_with_run_token_providers_and_logout() {
+    let env = HostEnv::start().await;
+    install_acme(&env);
 
     let (out, answers) = env
         .login_as("acme", &["--json", "--timeout", "20"], async |url| {
@@ -321,29 +322,8 @@ async fn inspect_prints_nothing_a_terminal_acts_on_from_a_plugins_schema() {
 #[tokio::test]
 async fn a_plugins_log_lines_show_with_v_its_trace_lines_included() {
     let env = HostEnv::start().await;
-    std::fs::create_dir_all(env.plugins_dir()).unwrap();
-    std::fs::copy(
-        host_testkit::guests::FLOW_GOOD,
-        env.plugins_dir().join("acme.wasm"),
-    )
-    .unwrap();
-    env.write_config(&format!(
-        "[plugins]\nallow_http_loopback = true\n[providers.acme]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
-        host_testkit::CLIENT_ID,
-        host_testkit::CLIENT_SECRET,
-        env.provider.url("/authorize"),
-        env.provider.url("/token")
-    ));
-    let run = [
-        "run",
-        "--provider",
-        "acme",
-        "--no-browser",
-        "--timeout",
-        "1",
-    ];
-    let verbose: Vec<&str> = std::iter::once("-v").chain(run).collect();
-    let out = env.output(&verbose).await;
+    install_acme(&env);
+    let out = env.run_briefly(&["-v"], "acme").await;
     assert!(
         out.stderr.contains("authorization URL built"),
         "{}",
@@ -358,7 +338,7 @@ async fn a_plugins_log_lines_show_with_v_its_trace_lines_included() {
         trace.contains("DEBUG") && trace.contains("level=trace"),
         "{trace}"
     );
-    let out = env.output(&run).await;
+    let out = env.run_briefly(&[], "acme").await;
     assert!(!out.stderr.contains("authorization URL built"), "{out:?}");
     assert!(!out.stderr.contains("state and verifier made"), "{out:?}");
 }

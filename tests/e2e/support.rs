@@ -180,6 +180,22 @@ impl HostEnv {
         Self::finish(&mut self.host(args)).await
     }
 
+    /// `host [BEFORE…] run --provider PROVIDER --no-browser --timeout 1`: a login that opens no
+    /// browser and gives up after a second, for what `run` says before it waits, or why it
+    /// cannot start.
+    pub(crate) async fn run_briefly(&self, before: &[&str], provider: &str) -> Output {
+        let run = [
+            "run",
+            "--provider",
+            provider,
+            "--no-browser",
+            "--timeout",
+            "1",
+        ];
+        let args: Vec<&str> = before.iter().copied().chain(run).collect();
+        self.output(&args).await
+    }
+
     /// Runs `host ARGS` to completion with these environment variables set as well.
     pub(crate) async fn output_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         let mut command = self.host(args);

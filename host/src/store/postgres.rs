@@ -156,10 +156,14 @@ impl PgBackend {
         // secret).
         if let Ok(parsed) = url::Url::parse(url) {
             for (name, value) in parsed.query_pairs() {
-                if matches!(name.as_ref(), "sslrootcert" | "sslcert" | "sslkey")
-                    && value != "system"
-                    && !std::path::Path::new(value.as_ref()).is_file()
+                if !matches!(name.as_ref(), "sslrootcert" | "sslcert" | "sslkey")
+                    || value == "system"
                 {
+                    continue;
+                }
+                let path = std::path::Path::new(value.as_ref());
+                // A regular file first: opening a FIFO would wait for a writer.
+                if !(path.is_file() && std::fs::File::open(path).is_ok()) {
                     return Err(StoreError::Config(format!(
                         "[store] url: {name} names {}, which is not a readable file",
                         crate::text::sanitize(&value, 200)

@@ -497,15 +497,15 @@ impl crate::provider::Resolver for AppResolver {
         if !loaded(github::NAME) {
             out.extend(self.resolve(github::NAME));
         }
-        // The folder's entries are the plugins: no second look at each file. Their names
-        // (sorted) are kept to skip configured sections of the same name below.
+        // The folder's entries are the plugins: no second look at each file. They are pushed
+        // in name order, so the stretch of `out` they fill is searched below to skip
+        // configured sections of the same name (a loaded plugin's name is skipped as loaded).
         #[cfg(feature = "plugins")]
-        let plugin_names: Vec<String> = {
+        let plugins_at = {
             let files = self.plugin_files();
-            let mut names = Vec::with_capacity(files.len());
+            let start = out.len();
             out.reserve(files.len());
             for file in files {
-                names.push(file.name.clone());
                 if !loaded(&file.name) {
                     let section = self.config.provider_section(&file.name);
                     out.push(crate::plugin::plugin_provider(
@@ -516,14 +516,14 @@ impl crate::provider::Resolver for AppResolver {
                     ));
                 }
             }
-            names
+            start..out.len()
         };
         #[cfg(not(feature = "plugins"))]
-        let plugin_names: Vec<String> = Vec::new();
+        let plugins_at = 0..0;
         for name in self.config.provider_names() {
             let seen = name == github::NAME
-                || plugin_names
-                    .binary_search_by(|n| n.as_str().cmp(name))
+                || out[plugins_at.clone()]
+                    .binary_search_by(|p| p.name().cmp(name))
                     .is_ok();
             if !seen && !loaded(name) {
                 out.extend(self.configured(name));

@@ -683,9 +683,8 @@ impl Config {
             .get(name)
             .cloned()
             .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-        ProviderSection::new(
+        ProviderSection::of_provider(
             name,
-            vec!["providers".into(), name.into()],
             value,
             Arc::clone(&self.origins) as Arc<dyn OriginLookup>,
         )

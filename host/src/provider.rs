@@ -32,6 +32,7 @@
 //! ```
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
@@ -80,7 +81,8 @@ type Factory =
     Box<dyn Fn(ProviderContext) -> BoxFuture<'static, Result<BuiltFlow, FlowError>> + Send + Sync>;
 
 struct FlowSlot {
-    name: String,
+    /// Flow names are mostly constants: borrowed, not copied per provider.
+    name: Cow<'static, str>,
     factory: Factory,
     cell: OnceCell<BuiltFlow>,
 }
@@ -108,7 +110,7 @@ pub struct Provider {
     ctx: ProviderContext,
     source: ProviderSource,
     checker: Option<Checker>,
-    default_flow: Option<String>,
+    default_flow: Option<Cow<'static, str>>,
     /// Sorted by name. A provider has a handful of flows: a vector, not a map (a map's node
     /// for one flow is 1.4 KiB, which `host providers` paid per plugin file).
     flows: Vec<FlowSlot>,
@@ -127,10 +129,17 @@ impl fmt::Debug for Provider {
 impl Provider {
     /// Starts building a provider named `name` with these app credentials.
     pub fn builder(name: impl Into<String>, app: ProviderSection) -> ProviderBuilder {
+        let name: String = name.into();
+        // The section usually belongs to the provider of that name: its name is shared, not
+        // copied again.
+        let name = match app.provider_name() {
+            shared if **shared == *name => Arc::clone(shared),
+            _ => name.into(),
+        };
         ProviderBuilder {
             provider: Provider {
                 ctx: ProviderContext {
-                    name: name.into().into(),
+                    name,
                     app: Arc::new(app),
                 },
                 source: ProviderSource::Code,
@@ -158,7 +167,7 @@ impl Provider {
 
     /// The names of its flows, sorted.
     pub fn flow_names(&self) -> impl Iterator<Item = &str> {
-        self.flows.iter().map(|s| s.name.as_str())
+        self.flows.iter().map(|s| &*s.name)
     }
 
     /// The flow used when none is named: the one set with [`ProviderBuilder::default_flow`], else
@@ -177,7 +186,7 @@ impl Provider {
     /// The slot of the flow `name`.
     fn slot(&self, name: &str) -> Option<&FlowSlot> {
         self.flows
-            .binary_search_by(|s| s.name.as_str().cmp(name))
+            .binary_search_by(|s| (*s.name).cmp(name))
             .ok()
             .map(|i| &self.flows[i])
     }
@@ -244,7 +253,7 @@ impl ProviderBuilder {
     }
 
     /// Adds a flow built by `factory` on first access.
-    pub fn flow<F, Fut, T>(mut self, name: impl Into<String>, factory: F) -> Self
+    pub fn flow<F, Fut, T>(mut self, name: impl Into<Cow<'static, str>>, factory: F) -> Self
     where
         F: Fn(ProviderContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, FlowError>> + Send + 'static,
@@ -270,7 +279,7 @@ impl ProviderBuilder {
             cell: OnceCell::new(),
         };
         let flows = &mut self.provider.flows;
-        match flows.binary_search_by(|s| s.name.as_str().cmp(&slot.name)) {
+        match flows.binary_search_by(|s| s.name.cmp(&slot.name)) {
             Ok(i) => flows[i] = slot,
             Err(i) => flows.insert(i, slot),
         }
@@ -294,7 +303,7 @@ impl ProviderBuilder {
     }
 
     /// Names the flow used when none is asked for.
-    pub fn default_flow(mut self, name: impl Into<String>) -> Self {
+    pub fn default_flow(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.provider.default_flow = Some(name.into());
         self
     }
@@ -388,7 +397,8 @@ pub(crate) trait Resolver: Send + Sync {
 /// access. The same name always gives the same [`Arc<Provider>`], so flows stay cached.
 #[derive(Default)]
 pub struct Registry {
-    providers: std::sync::Mutex<BTreeMap<String, Arc<Provider>>>,
+    /// Keyed by the providers' own names (shared, not copied).
+    providers: std::sync::Mutex<BTreeMap<Arc<str>, Arc<Provider>>>,
     resolver: Option<Box<dyn Resolver>>,
 }
 
@@ -415,7 +425,7 @@ impl Registry {
         }
     }
 
-    fn loaded_map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Provider>>> {
+    fn loaded_map(&self) -> std::sync::MutexGuard<'_, BTreeMap<Arc<str>, Arc<Provider>>> {
         self.providers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -423,7 +433,7 @@ impl Registry {
     pub fn register(&mut self, provider: Provider) -> Arc<Provider> {
         let provider = Arc::new(provider);
         self.loaded_map()
-            .insert(provider.name().to_owned(), Arc::clone(&provider));
+            .insert(Arc::clone(&provider.ctx.name), Arc::clone(&provider));
         provider
     }
 
@@ -437,7 +447,7 @@ impl Registry {
             }
             if let Some(p) = self.resolver.as_ref().and_then(|r| r.resolve(name)) {
                 let p = Arc::new(p);
-                loaded.insert(name.to_owned(), Arc::clone(&p));
+                loaded.insert(Arc::clone(&p.ctx.name), Arc::clone(&p));
                 return Ok(p);
             }
         }
@@ -449,7 +459,7 @@ impl Registry {
 
     /// The names of the providers looked up (or registered) so far, sorted.
     pub fn loaded(&self) -> Vec<String> {
-        self.loaded_map().keys().cloned().collect()
+        self.loaded_map().keys().map(|k| k.to_string()).collect()
     }
 
     /// Every provider's name, sorted (this lists the plugins folder).
@@ -468,10 +478,17 @@ impl Registry {
         let mut loaded = self.loaded_map();
         if let Some(r) = &self.resolver {
             let found = r.all(&|name| loaded.contains_key(name));
-            for p in found {
-                loaded
-                    .entry(p.name().to_owned())
-                    .or_insert_with(|| Arc::new(p));
+            if !found.is_empty() {
+                // Built in one pass from sorted runs (the resolver's are sorted in stretches),
+                // not inserted one by one: with a thousand plugin files that was a thousand
+                // searches of the tree. `all` skips loaded names, so keys do not repeat; were
+                // one to, the loaded provider is kept (the sort is stable, the last one wins).
+                let found = found.into_iter().map(|p| {
+                    let p = Arc::new(p);
+                    (Arc::clone(&p.ctx.name), p)
+                });
+                let before = std::mem::take(&mut *loaded);
+                *loaded = found.chain(before).collect();
             }
         }
         loaded.values().cloned().collect()

@@ -26,8 +26,10 @@ pub(crate) const HOST_KEYS: &[&str] = &["flows", "sandbox", "binding", "env", "g
 /// A provider's raw app-credentials section, as configured, with the origin of each value.
 #[derive(Clone)]
 pub struct ProviderSection {
-    provider: String,
-    section: Vec<String>,
+    provider: Arc<str>,
+    /// Where the section is, when not at `providers.<provider>` (which is not stored: every
+    /// plugin file `host providers` lists has a section).
+    section: Option<Vec<String>>,
     value: Value,
     origins: Arc<dyn OriginLookup>,
 }
@@ -54,9 +56,25 @@ impl ProviderSection {
         value: Value,
         origins: Arc<dyn OriginLookup>,
     ) -> Self {
+        let provider: String = provider.into();
+        let at_home = matches!(section.as_slice(), [p, n] if p == "providers" && *n == provider);
         Self {
             provider: provider.into(),
-            section,
+            section: (!at_home).then_some(section),
+            value,
+            origins,
+        }
+    }
+
+    /// The section `[providers.<provider>]`.
+    pub(crate) fn of_provider(
+        provider: &str,
+        value: Value,
+        origins: Arc<dyn OriginLookup>,
+    ) -> Self {
+        Self {
+            provider: provider.into(),
+            section: None,
             value,
             origins,
         }
@@ -64,9 +82,7 @@ impl ProviderSection {
 
     /// Credentials given directly by code, for library users and tests.
     pub fn from_code(provider: impl Into<String>, value: Value) -> Self {
-        let provider = provider.into();
-        let section = vec!["providers".to_owned(), provider.clone()];
-        Self::new(provider, section, value, Arc::new(CodeOrigins))
+        Self::of_provider(&provider.into(), value, Arc::new(CodeOrigins))
     }
 
     /// The same section with another value (same provider, path and origins).
@@ -87,7 +103,7 @@ impl ProviderSection {
             value,
             origins: Arc::new(DefaultedOrigins {
                 inner: Arc::clone(&self.origins),
-                section: self.section.clone(),
+                section: self.section_path().map(str::to_owned).collect(),
                 defaults,
                 origin,
             }),
@@ -98,6 +114,22 @@ impl ProviderSection {
     /// The provider these credentials belong to.
     pub fn provider(&self) -> &str {
         &self.provider
+    }
+
+    /// The provider's name, shared (a [`Provider`](crate::Provider) built from the section
+    /// takes it rather than a copy).
+    pub(crate) fn provider_name(&self) -> &Arc<str> {
+        &self.provider
+    }
+
+    /// Where the section is: `providers`, `<provider>` unless it was made elsewhere.
+    fn section_path(&self) -> impl Iterator<Item = &str> {
+        let home = match &self.section {
+            Some(_) => None,
+            None => Some(["providers", &*self.provider]),
+        };
+        let elsewhere = self.section.iter().flatten().map(String::as_str);
+        home.into_iter().flatten().chain(elsewhere)
     }
 
     /// The raw JSON value (may contain secrets: never print it).
@@ -290,13 +322,15 @@ impl ProviderSection {
 
     fn error(&self, issues: Vec<FieldIssue>) -> ValidationError {
         ValidationError {
-            provider: self.provider.clone(),
+            provider: self.provider.to_string(),
             issues,
         }
     }
 
     fn full_path<'a>(&'a self, rel: &'a [String]) -> Vec<&'a str> {
-        self.section.iter().chain(rel).map(String::as_str).collect()
+        self.section_path()
+            .chain(rel.iter().map(String::as_str))
+            .collect()
     }
 
     /// A present value that is wrong, with where it came from.
@@ -469,6 +503,36 @@ mod tests {
             !text.contains("s3cr3t") && !text.contains("flows"),
             "{text}"
         );
+    }
+
+    /// A section made elsewhere than `providers.<name>` names its own path; one made there
+    /// names that (the path is then not stored, only derived).
+    #[test]
+    fn a_field_is_named_by_where_its_section_is() {
+        let value = serde_json::json!({ "port": 1 });
+        for (section, expected) in [
+            (
+                vec!["apps", "acme", "prod"],
+                "apps.acme.prod.client_id is missing",
+            ),
+            (
+                vec!["providers", "acme"],
+                "providers.acme.client_id is missing",
+            ),
+            (
+                vec!["providers", "other"],
+                "providers.other.client_id is missing",
+            ),
+        ] {
+            let raw = ProviderSection::new(
+                "acme",
+                section.iter().map(|s| s.to_string()).collect(),
+                value.clone(),
+                Arc::new(CodeOrigins),
+            );
+            let text = raw.parse::<Creds>().err().expect("must fail").to_string();
+            assert!(text.contains(expected), "{section:?}: {text}");
+        }
     }
 
     #[test]

@@ -637,11 +637,17 @@ async fn a_command_naming_one_provider_looks_up_only_that_one() {
         "an unknown name lists the choices: {err}"
     );
     // Listing everything finds every plugin file and section, and compiles nothing.
-    let names: Vec<String> = registry
-        .providers()
-        .iter()
-        .map(|p| p.name().to_owned())
-        .collect();
+    let listed = registry.providers();
+    let names: Vec<&str> = listed.iter().map(|p| p.name()).collect();
     assert_eq!(names, ["alpha", "beta", "configured", "gamma", "github"]);
     assert!(!host.is_started());
+    // What was looked up before is listed as itself; what was listed is what a lookup gives.
+    assert!(Arc::ptr_eq(&beta, &listed[1]), "the loaded beta is listed");
+    for p in &listed {
+        assert!(
+            Arc::ptr_eq(p, &registry.get(p.name()).unwrap()),
+            "{}",
+            p.name()
+        );
+    }
 }

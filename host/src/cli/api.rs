@@ -168,10 +168,7 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
         stdout.flush()?;
         return Ok(());
     }
-    outln!(
-        "{}",
-        super::json_text(&serde_json::Value::Array(pages), false)?
-    );
+    super::write_json(&serde_json::Value::Array(pages), false)?;
     Ok(())
 }
 

@@ -249,9 +249,34 @@ pub(crate) fn json_text<T: serde::Serialize + ?Sized>(
     } else {
         serde_json::to_string(value)?
     };
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        // Raw newlines are the indentation's (serde_json escapes those inside strings).
+    Ok(escape_for_terminal(text))
+}
+
+/// Writes `value` as [`json_text`] and a newline to stdout, in one write.
+pub(crate) fn write_json<T: serde::Serialize + ?Sized>(
+    value: &T,
+    pretty: bool,
+) -> anyhow::Result<()> {
+    let mut text = json_text(value, pretty)?;
+    text.push('\n');
+    write_out(&text);
+    Ok(())
+}
+
+/// Serialized JSON with its terminal-unsafe characters escaped (see [`json_text`]).
+fn escape_for_terminal(text: String) -> String {
+    // Printable ASCII and the indentation's newlines (serde_json escapes those inside
+    // strings) need nothing: the text is scanned as bytes and kept as it is unless something
+    // else occurs (a listing of a thousand plugins was 230 KB, decoded a character at a time).
+    let plain = |b: &u8| *b == b'\n' || (0x20..0x7f).contains(b);
+    let Some(first) = text.bytes().position(|b| !plain(&b)) else {
+        return text;
+    };
+    // Everything before `first` is ASCII, so `first` is a character boundary.
+    let mut out = String::with_capacity(text.len() + 16);
+    out.push_str(&text[..first]);
+    for c in text[first..].chars() {
+        // Raw newlines are the indentation's.
         if c != '\n' && host::is_unsafe_char(c) {
             for unit in c.encode_utf16(&mut [0; 2]) {
                 out.push_str(&format!("\\u{unit:04x}"));
@@ -260,7 +285,7 @@ pub(crate) fn json_text<T: serde::Serialize + ?Sized>(
             out.push(c);
         }
     }
-    Ok(out)
+    out
 }
 
 /// `TEXT` as an environment variable's spelling: letters and digits upper-cased, anything
@@ -437,5 +462,21 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Plain JSON comes back as it is; past the first character that is not printable ASCII
+    /// (a safe `é` included), each unsafe one is escaped and nothing else changes.
+    #[test]
+    fn json_for_the_terminal_escapes_only_what_a_terminal_acts_on() {
+        let plain = super::json_text(&serde_json::json!({"a": ["b", 1]}), true).unwrap();
+        assert_eq!(plain, "{\n  \"a\": [\n    \"b\",\n    1\n  ]\n}");
+        let value = serde_json::json!(["ok", "caf\u{e9} \u{202e}x\u{7f}", "\u{9b}\u{1b}"]);
+        let text = super::json_text(&value, false).unwrap();
+        assert_eq!(
+            text,
+            "[\"ok\",\"caf\u{e9} \\u202ex\\u007f\",\"\\u009b\\u001b\"]"
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, value);
     }
 }

@@ -66,7 +66,7 @@ async fn inspect(ctx: &Context, file: PathBuf, as_json: bool) -> anyhow::Result<
             "imports": imports,
             "exports": exports,
         });
-        outln!("{}", super::json_text(&out, true)?);
+        super::write_json(&out, true)?;
         return Ok(());
     }
     outln!(

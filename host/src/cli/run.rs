@@ -90,7 +90,7 @@ pub(crate) async fn run(ctx: &Context, mut args: RunArgs) -> anyhow::Result<()> 
             "expires_at": record.expires_at(),
             "stored_at": path,
         });
-        outln!("{}", super::json_text(&summary, true)?);
+        super::write_json(&summary, true)?;
     }
     let who = record
         .identity

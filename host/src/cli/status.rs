@@ -95,7 +95,7 @@ pub(crate) async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitC
         }
     }
     if args.json {
-        outln!("{}", super::json_text(&Value::Array(rows), true)?);
+        super::write_json(&Value::Array(rows), true)?;
     } else if rows.is_empty() {
         outln!("No stored credentials; log in with `host run --provider NAME`.");
     } else {

@@ -63,7 +63,7 @@ pub(crate) async fn run(ctx: &Context, mut args: TokenArgs) -> anyhow::Result<()
             "expires_at": record.expires_at(),
             "scopes": scopes,
         });
-        outln!("{}", super::json_text(&out, false)?);
+        super::write_json(&out, false)?;
     } else {
         outln!("{token}");
     }

@@ -2,6 +2,7 @@
 //! `<name>` with the flow [`PLUGIN_FLOW`](super::PLUGIN_FLOW); `[providers.X.flows.Y] plugin =
 //! "file.wasm"` adds a plugin flow to any provider. Nothing is opened or compiled here.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,9 +33,13 @@ pub fn discover(dir: &Path) -> Vec<PluginFile> {
             let file_name = e.ok()?.file_name();
             let name = file_name.to_str()?.strip_suffix(".wasm")?;
             crate::names::check_name(name).ok()?;
+            // Sized once (`join` would grow it).
+            let mut path = PathBuf::with_capacity(dir.as_os_str().len() + 1 + file_name.len());
+            path.push(dir);
+            path.push(&file_name);
             Some(PluginFile {
                 name: name.to_owned(),
-                path: dir.join(&file_name),
+                path,
             })
         })
         .collect();
@@ -51,7 +56,7 @@ pub(crate) fn plugin_provider(
 ) -> Provider {
     let builder =
         Provider::builder(file.name, section).source(ProviderSource::Plugin(file.path.clone()));
-    let builder = plugin_flow(builder, plugins, PLUGIN_FLOW, file.path);
+    let builder = plugin_flow(builder, plugins, PLUGIN_FLOW.into(), file.path);
     bind_plugin_flows(builder, plugins, plugins_dir).build()
 }
 
@@ -64,7 +69,7 @@ pub(crate) fn bind_plugin_flows(
 ) -> ProviderBuilder {
     let bound = builder.section().bound_plugin_flows(plugins_dir);
     bound.into_iter().fold(builder, |b, (flow, path)| {
-        plugin_flow(b, plugins, &flow, path)
+        plugin_flow(b, plugins, flow.into(), path)
     })
 }
 
@@ -88,11 +93,11 @@ fn granted_hosts(section: &ProviderSection) -> Result<Option<Vec<HostPattern>>, 
 fn plugin_flow(
     builder: ProviderBuilder,
     plugins: &Arc<PluginHost>,
-    flow: &str,
+    flow: Cow<'static, str>,
     path: PathBuf,
 ) -> ProviderBuilder {
     let plugins = Arc::clone(plugins);
-    let flow_name = flow.to_owned();
+    let flow_name = flow.clone();
     builder.flow(flow, move |ctx| {
         let plugins = Arc::clone(&plugins);
         let path = path.clone();

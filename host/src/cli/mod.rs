@@ -268,8 +268,16 @@ fn escape_for_terminal(text: String) -> String {
     // Printable ASCII and the indentation's newlines (serde_json escapes those inside
     // strings) need nothing: the text is scanned as bytes and kept as it is unless something
     // else occurs (a listing of a thousand plugins was 230 KB, decoded a character at a time).
-    let plain = |b: &u8| *b == b'\n' || (0x20..0x7f).contains(b);
-    let Some(first) = text.bytes().position(|b| !plain(&b)) else {
+    let plain = |b: u8| b == b'\n' || (0x20..0x7f).contains(&b);
+    // A block at a time, without stopping at each byte, so that the check is vectorized.
+    let mut first = None;
+    for (n, block) in text.as_bytes().chunks(64).enumerate() {
+        if !block.iter().fold(true, |all, &b| all & plain(b)) {
+            first = block.iter().position(|&b| !plain(b)).map(|i| n * 64 + i);
+            break;
+        }
+    }
+    let Some(first) = first else {
         return text;
     };
     // Everything before `first` is ASCII, so `first` is a character boundary.

@@ -27,8 +27,8 @@ pub(crate) const HOST_KEYS: &[&str] = &["flows", "sandbox", "binding", "env", "g
 #[derive(Clone)]
 pub struct ProviderSection {
     provider: Arc<str>,
-    /// Where the section is, when not at `providers.<provider>` (which is not stored: every
-    /// plugin file `host providers` lists has a section).
+    /// Where the section is, when not at `providers.<provider>`: the usual place is derived,
+    /// not stored (`host providers` makes a section for every plugin file it lists).
     section: Option<Vec<String>>,
     value: Value,
     origins: Arc<dyn OriginLookup>,

@@ -131,6 +131,50 @@ async fn a_hundred_plugins_are_listed_without_compiling_any() {
     assert_eq!(cached, 0, "listing compiles nothing");
 }
 
+/// A listing longer than the block `host providers` writes at a time (32 KB): every plugin is
+/// there once, in order, each with its own lines, in text and as JSON.
+#[tokio::test]
+async fn a_long_listing_is_whole_and_in_order() {
+    let env = HostEnv::start().await;
+    std::fs::create_dir_all(env.plugins_dir()).unwrap();
+    let names: Vec<String> = (0..400).map(|i| format!("plugin-{i:04}")).collect();
+    for name in &names {
+        // Listing opens no plugin file: the contents do not matter.
+        std::fs::write(env.plugins_dir().join(format!("{name}.wasm")), b"\0asm").unwrap();
+    }
+    let out = env.output(&["providers"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.len() > 64 * 1024, "{}", out.stdout.len());
+    let headers: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("plugin-"))
+        .collect();
+    assert_eq!(headers.len(), names.len());
+    for (header, name) in headers.iter().zip(&names) {
+        assert!(header.starts_with(&format!("{name}  (")), "{header}");
+    }
+    let blocks: Vec<&str> = out.stdout.split("\nplugin-").skip(1).collect();
+    assert_eq!(blocks.len(), names.len());
+    for block in &blocks {
+        assert!(block.contains("\n  flows: default\n"), "{block}");
+        assert!(
+            block.contains("\n  app credentials: unchecked\n"),
+            "{block}"
+        );
+    }
+    let out = env.output(&["providers", "--json"]).await;
+    let list: Value = serde_json::from_str(&out.stdout).unwrap();
+    let listed: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .filter(|n| n.starts_with("plugin-"))
+        .collect();
+    assert_eq!(listed, names);
+}
+
 #[tokio::test]
 async fn the_second_process_loads_the_plugin_from_the_cache() {
     let env = HostEnv::start().await;

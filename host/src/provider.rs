@@ -447,7 +447,13 @@ impl Registry {
             }
             if let Some(p) = self.resolver.as_ref().and_then(|r| r.resolve(name)) {
                 let p = Arc::new(p);
-                loaded.insert(Arc::clone(&p.ctx.name), Arc::clone(&p));
+                // Kept under the name asked for (the provider's own, shared, when they agree).
+                let key = if p.name() == name {
+                    Arc::clone(&p.ctx.name)
+                } else {
+                    Arc::from(name)
+                };
+                loaded.insert(key, Arc::clone(&p));
                 return Ok(p);
             }
         }

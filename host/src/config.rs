@@ -27,7 +27,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use figment::providers::Format;
 use figment::value::{Dict, Map, Value as FigValue};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::Deserialize;
@@ -288,10 +287,10 @@ impl ConfigLoader {
                 .map_err(|e| ConfigError::Invalid(format!("built-in defaults: {e}")))?;
             figment = figment.merge(Layer::defaults(figment::util::nest(&d.path, value)));
         }
-        // The default file is optional; one named explicitly was checked above.
+        // The default file is optional; one named explicitly was checked above. It is read
+        // and parsed once: what was checked is what is used.
         if file.is_file() {
-            check_toml(&file)?;
-            figment = figment.merge(figment::providers::Toml::file_exact(&file));
+            figment = figment.merge(Layer::file(&file, read_toml(&file)?));
         }
         figment = figment.merge(Layer::env(&self.env));
         let mut aliases: Vec<Alias> = self
@@ -343,15 +342,22 @@ impl ConfigLoader {
     }
 }
 
-/// Parses the file as TOML first, so that a syntax error is reported by place (file, line,
+/// The configuration file's settings. A syntax error is reported by place (file, line,
 /// column, key) and not, as the parser would, by quoting the line: it may hold a secret.
-fn check_toml(file: &Path) -> Result<(), ConfigError> {
+fn read_toml(file: &Path) -> Result<Dict, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
         file: file.to_owned(),
         source,
     })?;
-    let Err(e) = text.parse::<toml::Table>() else {
-        return Ok(());
+    // Parsed as TOML proper (an integer beyond 64 bits is an error, as the specification
+    // says), then taken as figment's values.
+    let e = match text.parse::<toml::Table>() {
+        Ok(table) => {
+            return toml::Value::Table(table).try_into::<Dict>().map_err(|_| {
+                ConfigError::Invalid(format!("{}: settings that cannot be read", file.display()))
+            });
+        }
+        Err(e) => e,
     };
     let offset = e.span().map_or(0, |s| s.start).min(text.len());
     let before = &text[..offset];
@@ -919,6 +925,14 @@ impl Layer {
         }
     }
 
+    /// The configuration file's settings, reported as coming from that file.
+    fn file(path: &Path, dict: Dict) -> Self {
+        Self {
+            metadata: Metadata::from("TOML file", path),
+            dict,
+        }
+    }
+
     fn env(env: &BTreeMap<String, String>) -> Self {
         let mut dict = Dict::new();
         for (k, v) in env {
@@ -1035,6 +1049,32 @@ mod tests {
         ConfigLoader::with_env([("HOME", dir.path().to_str().unwrap())])
             .file(&file)
             .load()
+    }
+
+    /// The file is read once and its values are reported as set there; a TOML date-time is
+    /// a setting's text (figment's own TOML reader had shown it as a private inner table).
+    #[test]
+    fn the_files_values_come_from_the_file_a_date_time_as_its_text() {
+        let config = load(
+            "[providers.github]\nclient_id = \"abc\"\nnot_before = 1979-05-27T07:32:00Z\n[http]\ntimeout_secs = 12\n",
+        )
+        .unwrap();
+        let settings = config.settings().unwrap();
+        let find = |key: &str| settings.iter().find(|s| s.key == key);
+        for key in ["providers.github.client_id", "http.timeout_secs"] {
+            let setting = find(key).unwrap_or_else(|| panic!("{key}: {settings:?}"));
+            assert!(
+                matches!(&setting.origin, Some(Origin::File(f)) if f.ends_with("host.toml")),
+                "{key}: {:?}",
+                setting.origin
+            );
+        }
+        assert_eq!(find("http.timeout_secs").unwrap().value, json!(12));
+        let when = find("providers.github.not_before").expect("the date-time, by its own key");
+        assert_eq!(when.value, json!("1979-05-27T07:32:00Z"));
+        // A number too large for TOML's 64-bit integers is an error, as the specification says.
+        let err = load("[http]\ntimeout_secs = 123456789012345678901234\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { line: 2, .. }), "{err}");
     }
 
     #[test]

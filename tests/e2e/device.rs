@@ -218,12 +218,7 @@ async fn the_code_shown_is_sanitized() {
 /// A home with the device-flow test plugin installed as provider `gadget`.
 async fn gadget() -> HostEnv {
     let env = HostEnv::start().await;
-    std::fs::create_dir_all(env.plugins_dir()).unwrap();
-    std::fs::copy(
-        host_testkit::guests::DEVICE_PLUGIN,
-        env.plugins_dir().join("gadget.wasm"),
-    )
-    .unwrap();
+    env.install_plugin("gadget", host_testkit::guests::DEVICE_PLUGIN);
     env.write_config(&format!(
         "[plugins]\nallow_http_loopback = true\n[providers.gadget]\nclient_id = \"{}\"\nclient_secret = \"{}\"\n\
          device_url = \"{}\"\ntoken_url = \"{}\"\n",

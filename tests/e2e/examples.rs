@@ -5,11 +5,6 @@ use serde_json::Value;
 
 use crate::support::{HostEnv, browser_redirect};
 
-fn install(env: &HostEnv, name: &str, wasm: &str) {
-    std::fs::create_dir_all(env.plugins_dir()).unwrap();
-    std::fs::copy(wasm, env.plugins_dir().join(format!("{name}.wasm"))).unwrap();
-}
-
 async fn stored(env: &HostEnv, provider: &str) -> Value {
     env.stored(provider, "default")
         .await
@@ -19,7 +14,7 @@ async fn stored(env: &HostEnv, provider: &str) -> Value {
 #[tokio::test]
 async fn api_key_plugin_prompts_verifies_and_stores_the_key() {
     let env = HostEnv::start().await;
-    install(&env, "api-key", host_testkit::guests::API_KEY_PLUGIN);
+    env.install_plugin("api-key", host_testkit::guests::API_KEY_PLUGIN);
     env.write_config(&format!(
         "[plugins]\nallow_http_loopback = true\n[providers.api-key]\nverify_url = \"{}\"\n",
         env.provider.url("/api/keycheck")
@@ -106,7 +101,7 @@ async fn api_key_plugin_prompts_verifies_and_stores_the_key() {
 #[tokio::test]
 async fn a_plugins_schema_refuses_bad_configuration_before_it_runs() {
     let env = HostEnv::start().await;
-    install(&env, "api-key", host_testkit::guests::API_KEY_PLUGIN);
+    env.install_plugin("api-key", host_testkit::guests::API_KEY_PLUGIN);
     env.write_config(
         "[plugins]\nallow_http_loopback = true\n[providers.api-key]\nheader = [\"x\"]\n",
     );
@@ -138,7 +133,7 @@ async fn a_plugins_schema_refuses_bad_configuration_before_it_runs() {
 async fn slack_plugin_logs_in_refreshes_and_keeps_the_team() {
     let env = HostEnv::start().await;
     env.provider.set_slack_shape(true);
-    install(&env, "slack", host_testkit::guests::SLACK_PLUGIN);
+    env.install_plugin("slack", host_testkit::guests::SLACK_PLUGIN);
     env.write_config(&format!(
         "[plugins]\nallow_http_loopback = true\n[providers.slack]\nclient_id = \"{}\"\nclient_secret = \"{}\"\n\
          authorize_url = \"{}\"\ntoken_url = \"{}\"\nuser_scopes = [\"users:read\", \"chat:write\"]\n",
@@ -236,7 +231,7 @@ async fn read_until(
 async fn on_a_terminal_secret_fields_are_asked_without_echo_and_retried() {
     use tokio::io::AsyncWriteExt;
     let env = HostEnv::start().await;
-    install(&env, "api-key", host_testkit::guests::API_KEY_PLUGIN);
+    env.install_plugin("api-key", host_testkit::guests::API_KEY_PLUGIN);
     env.write_config(&format!(
         "[plugins]\nallow_http_loopback = true\n[providers.api-key]\nverify_url = \"{}\"\n",
         env.provider.url("/api/keycheck")

@@ -23,8 +23,7 @@ fn assert_clean(text: &str) {
 /// A home with the hostile test plugin installed as provider `evil`, configured with `section`.
 async fn hostile(section: &str) -> HostEnv {
     let env = HostEnv::start().await;
-    std::fs::create_dir_all(env.plugins_dir()).unwrap();
-    std::fs::copy(guests::HOSTILE, env.plugins_dir().join("evil.wasm")).unwrap();
+    env.install_plugin("evil", guests::HOSTILE);
     env.write_config(&format!(
         "[plugins]\nallow_http_loopback = true\n[providers.evil]\n{section}\n"
     ));

@@ -6,12 +6,7 @@ use crate::support::{HostEnv, assert_no_secrets, browser_redirect};
 
 /// The flow-good test plugin installed as `acme`, configured against the test provider.
 fn install_acme(env: &HostEnv) {
-    std::fs::create_dir_all(env.plugins_dir()).unwrap();
-    std::fs::copy(
-        host_testkit::guests::FLOW_GOOD,
-        env.plugins_dir().join("acme.wasm"),
-    )
-    .unwrap();
+    env.install_plugin("acme", host_testkit::guests::FLOW_GOOD);
     env.write_config(&format!(
         "[plugins]\nallow_http_loopback = true\n\n[providers.acme]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
         host_testkit::CLIENT_ID,
@@ -108,13 +103,8 @@ async fn a_plugin_provider_works_with_run_token_providers_and_logout() {
 #[tokio::test]
 async fn a_hundred_plugins_are_listed_without_compiling_any() {
     let env = HostEnv::start().await;
-    std::fs::create_dir_all(env.plugins_dir()).unwrap();
     for i in 0..100 {
-        std::fs::copy(
-            host_testkit::guests::FLOW_GOOD,
-            env.plugins_dir().join(format!("p{i:03}.wasm")),
-        )
-        .unwrap();
+        env.install_plugin(&format!("p{i:03}"), host_testkit::guests::FLOW_GOOD);
     }
     let out = env.output(&["providers", "--json"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");

@@ -138,6 +138,13 @@ impl HostEnv {
         self.data_dir().join("plugins")
     }
 
+    /// Copies the component `wasm` into the plugins folder as provider `name`.
+    pub(crate) fn install_plugin(&self, name: &str, wasm: &str) {
+        let dir = self.plugins_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(wasm, dir.join(format!("{name}.wasm"))).unwrap();
+    }
+
     /// Writes the configuration file `host` reads by default.
     pub(crate) fn write_config(&self, toml: &str) {
         let dir = self.home.path().join("config/host");

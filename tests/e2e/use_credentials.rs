@@ -372,12 +372,7 @@ async fn the_session_example_calls_the_api_in_a_few_lines() {
 #[tokio::test]
 async fn plugins_of_both_contract_versions_load_and_a_declared_binding_is_used() {
     let env = HostEnv::start().await;
-    std::fs::create_dir_all(env.plugins_dir()).unwrap();
-    std::fs::copy(
-        host_testkit::guests::API_KEY_PLUGIN,
-        env.plugins_dir().join("api-key.wasm"),
-    )
-    .unwrap();
+    env.install_plugin("api-key", host_testkit::guests::API_KEY_PLUGIN);
     // A 0.1.0 plugin (built from the frozen copy of the 0.1.0 WIT) and a 0.2.0 one (plugin-sdk).
     for (file, version) in [
         (host_testkit::guests::FLOW_GOOD, "0.1.0"),

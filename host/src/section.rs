@@ -124,12 +124,13 @@ impl ProviderSection {
 
     /// Where the section is: `providers`, `<provider>` unless it was made elsewhere.
     fn section_path(&self) -> impl Iterator<Item = &str> {
-        let home = match &self.section {
-            Some(_) => None,
-            None => Some(["providers", &*self.provider]),
+        let (home, elsewhere) = match &self.section {
+            Some(path) => (None, path.as_slice()),
+            None => (Some(["providers", &*self.provider]), &[][..]),
         };
-        let elsewhere = self.section.iter().flatten().map(String::as_str);
-        home.into_iter().flatten().chain(elsewhere)
+        home.into_iter()
+            .flatten()
+            .chain(elsewhere.iter().map(String::as_str))
     }
 
     /// The raw JSON value (may contain secrets: never print it).

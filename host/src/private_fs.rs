@@ -41,6 +41,17 @@ pub(crate) fn is_not_regular(e: &io::Error) -> bool {
             .is_some_and(|inner| inner.to_string() == NOT_REGULAR)
 }
 
+/// The rest of `file` (opened by [`open_regular`], whose metadata gave `len`), at most `max`
+/// bytes, into `buf`. The buffer is sized from `len` up front; unlike `File::read_to_end` this
+/// asks the system for neither the file's size nor its position again.
+pub(crate) fn read_sized(file: &File, len: u64, max: u64, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let expected = usize::try_from(len.min(max)).unwrap_or(usize::MAX);
+    buf.try_reserve(expected.saturating_add(1))
+        .map_err(io::Error::other)?;
+    // `Read for Take<&File>`: the reading loop without `File`'s size probe.
+    io::Read::read_to_end(&mut io::Read::take(file, max), buf)
+}
+
 /// Makes sure `dir` is an owner-only folder of ours: created `0700` (parents as needed) when
 /// missing; refused (`InvalidInput`) when it is a symbolic link or not a folder, so nothing
 /// outside is touched; made `0700` again, with a warning, when others may read it.
@@ -75,9 +86,8 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 
 /// Makes an open file of ours owner-only again (`0600`), with a warning, when others may read
 /// or write it.
-pub(crate) fn repair_private_file(file: &File, path: &Path) -> io::Result<()> {
-    let meta = file.metadata()?;
-    if let Some(mode) = open_to_others(&meta) {
+pub(crate) fn repair_private_file(file: &File, meta: &fs::Metadata, path: &Path) -> io::Result<()> {
+    if let Some(mode) = open_to_others(meta) {
         warn_repaired(path, mode, 0o600);
         file.set_permissions(owner_only(0o600))?;
     }

@@ -11,7 +11,7 @@ use chrono::Utc;
 
 use super::{StoreError, io};
 use crate::names::check_name;
-use crate::private_fs::{AtomicFile, ensure_private_dir, repair_private_file};
+use crate::private_fs::{AtomicFile, ensure_private_dir, read_sized, repair_private_file};
 
 /// How often a waiting process tries the lock again.
 const LOCK_POLL: Duration = Duration::from_millis(15);
@@ -155,12 +155,6 @@ fn file_id(path: &Path) -> Option<FileId> {
     fs::symlink_metadata(path).ok().map(|m| FileId::of(&m))
 }
 
-/// Whether the open `file` is still the one at `path`.
-fn same_file(file: &File, path: &Path) -> bool {
-    file.metadata()
-        .is_ok_and(|m| file_id(path) == Some(FileId::of(&m)))
-}
-
 /// A held file lock on one record.
 #[derive(Debug)]
 pub(crate) struct FileLock {
@@ -219,21 +213,25 @@ impl FileLock {
 
 /// Takes the exclusive lock on `path` if it is free now (`None` when another process holds
 /// it). The holder's pid is written into the file so that a waiter that gives up can say who
-/// holds it.
+/// holds it: in one write over what was there, padded to a fixed width, so that the file is
+/// cut only when it held something longer (truncating and growing it again on every lock
+/// made the file system free and allocate its block each time).
 fn try_acquire(path: &Path) -> Result<Option<File>, StoreError> {
     loop {
         let mut options = private_options();
         options.read(true).write(true).truncate(false);
-        let mut file = open_private(&options, path, "cannot open")?;
+        let (mut file, meta) = open_private(&options, path, "cannot open")?;
         match file.try_lock() {
             Ok(()) => {
                 // The lock file may have been deleted (by a logout) while we waited: a lock
                 // on an unlinked file guards nothing.
-                if !same_file(&file, path) {
+                if file_id(path) != Some(FileId::of(&meta)) {
                     continue;
                 }
-                let _ = file.set_len(0);
-                let _ = write!(file, "process {}", std::process::id());
+                let owner = format!("process {:<10}\n", std::process::id());
+                if file.write_all(owner.as_bytes()).is_ok() && meta.len() > owner.len() as u64 {
+                    let _ = file.set_len(owner.len() as u64);
+                }
                 return Ok(Some(file));
             }
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
@@ -281,29 +279,29 @@ fn refuse_symlink(path: &Path) -> Result<(), StoreError> {
 fn read_private(path: &Path) -> Result<Option<(Vec<u8>, FileId)>, StoreError> {
     let mut options = OpenOptions::new();
     options.read(true);
-    let mut file = match open_private(&options, path, "cannot read") {
-        Ok(f) => f,
+    let (file, meta) = match open_private(&options, path, "cannot read") {
+        Ok(opened) => opened,
         Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Ok(None);
         }
         Err(e) => return Err(e),
     };
-    repair_private_file(&file, path).map_err(io("cannot protect", path))?;
+    repair_private_file(&file, &meta, path).map_err(io("cannot protect", path))?;
     let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io("cannot read", path))?;
-    let id = FileId::of(&file.metadata().map_err(io("cannot read", path))?);
-    Ok(Some((bytes, id)))
+    read_sized(&file, meta.len(), u64::MAX, &mut bytes).map_err(io("cannot read", path))?;
+    // The open file's identity: what was read, whatever the path names by now.
+    Ok(Some((bytes, FileId::of(&meta))))
 }
 
 /// Opens a file of the store ([`open_regular`](crate::private_fs::open_regular)): never
 /// through a symbolic link at its last component (on unix `O_NOFOLLOW` makes the open itself
 /// refuse one: no check-then-use gap; elsewhere it is checked first), and never anything but
-/// a regular file.
+/// a regular file. Returns the file and its metadata.
 fn open_private(
     options: &OpenOptions,
     path: &Path,
     action: &'static str,
-) -> Result<File, StoreError> {
+) -> Result<(File, fs::Metadata), StoreError> {
     #[cfg(not(unix))]
     refuse_symlink(path)?;
     let unsafe_file = |reason| StoreError::Unsafe {
@@ -311,7 +309,7 @@ fn open_private(
         reason,
     };
     match crate::private_fs::open_regular(options, path, false) {
-        Ok((file, _)) => Ok(file),
+        Ok(opened) => Ok(opened),
         #[cfg(unix)]
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             Err(unsafe_file("it is a symbolic link"))

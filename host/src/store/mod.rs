@@ -236,6 +236,11 @@ pub(crate) fn io(
     }
 }
 
+/// Whether reading a key file failed because there is none.
+fn is_missing(e: &KeyError) -> bool {
+    matches!(e, KeyError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}
+
 /// Why [`Store::fresh`] failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -498,25 +503,27 @@ impl Store {
                 ))
                 .into());
             };
-            let current = if path.exists() || o.key_file.is_some() {
-                StoreKey::read(&path)?
-            } else if create {
-                let key = StoreKey::generate(KeySource::File(path.clone()))?;
-                if key.write_new(&path)? {
-                    tracing::info!("created the store key {}", path.display());
-                    key
-                } else {
-                    // Another process made it first: use theirs.
-                    StoreKey::read(&path)?
+            // Read where it should be (no look first: the open says whether it is there); the
+            // default file is made when missing, a configured one must exist.
+            let current = match StoreKey::read(&path) {
+                Ok(key) => key,
+                Err(e) if !is_missing(&e) || o.key_file.is_some() => return Err(e.into()),
+                Err(_) if create => {
+                    let key = StoreKey::generate(KeySource::File(path.clone()))?;
+                    if key.write_new(&path)? {
+                        tracing::info!("created the store key {}", path.display());
+                        key
+                    } else {
+                        // Another process made it first: use theirs.
+                        StoreKey::read(&path)?
+                    }
                 }
-            } else {
-                return Ok(None);
+                Err(_) => return Ok(None),
             };
-            let previous_path = seal::previous_key_file(&path);
-            let previous = if previous_path.exists() {
-                Some(StoreKey::read(&previous_path)?)
-            } else {
-                None
+            let previous = match StoreKey::read(&seal::previous_key_file(&path)) {
+                Ok(key) => Some(key),
+                Err(e) if is_missing(&e) => None,
+                Err(e) => return Err(e.into()),
             };
             KeyRing { current, previous }
         };
@@ -1358,5 +1365,86 @@ mod tests {
         );
         assert!(!text.contains(shown.trim()));
         assert!(from.exists());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gives_up_names_the_holder_whatever_the_lock_file_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        store.save(&record("t")).await.unwrap();
+        let lock_file = store
+            .path("github", "default")
+            .unwrap()
+            .with_extension("lock");
+        // Left longer than an owner line (by another version, or by hand): cut to the line.
+        fs::write(
+            &lock_file,
+            "process 1 and far more than the owner line holds\n",
+        )
+        .unwrap();
+        let held = store.lock("github", "default").await.unwrap();
+        let owner = format!("process {}", std::process::id());
+        assert_eq!(fs::read_to_string(&lock_file).unwrap().trim(), owner);
+
+        let mut options = StoreOptions::file(dir.path());
+        options.lock_timeout = Duration::from_millis(50);
+        let waiter = Store::open(options).unwrap();
+        let Err(StoreError::LockTimeout { holder, .. }) = waiter.lock("github", "default").await
+        else {
+            panic!("the lock is held");
+        };
+        assert_eq!(holder, owner);
+        drop(held);
+        // Taken again: the same line, written over the last one.
+        let again = waiter.lock("github", "default").await.unwrap();
+        assert_eq!(fs::read_to_string(&lock_file).unwrap().trim(), owner);
+        drop(again);
+    }
+
+    #[tokio::test]
+    async fn the_key_file_is_made_when_missing_and_a_bad_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join(DEFAULT_KEY_FILE);
+        Store::new(dir.path()).save(&record("t")).await.unwrap();
+        assert!(key.is_file(), "made on the first write");
+        // No previous key beside it: the record reads.
+        assert!(
+            Store::new(dir.path())
+                .load("github", "default")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // A previous key file that is no key is an error naming it, not ignored.
+        let previous = seal::previous_key_file(&key);
+        fs::write(&previous, "not base64 at all\n").unwrap();
+        let err = Store::new(dir.path())
+            .load("github", "default")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(&previous.display().to_string()),
+            "{err}"
+        );
+        fs::remove_file(&previous).unwrap();
+        // A key file that is not text is malformed, not an I/O error, and never quoted.
+        let good = fs::read(&key).unwrap();
+        fs::write(&key, [0xff, 0xfe, b'k', b'e', b'y']).unwrap();
+        let err = Store::new(dir.path())
+            .load("github", "default")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("not 32 bytes of standard base64"),
+            "{err}"
+        );
+        fs::write(&key, &good).unwrap();
+        assert!(
+            Store::new(dir.path())
+                .load("github", "default")
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 }

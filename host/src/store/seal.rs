@@ -21,6 +21,9 @@ pub const KEY_ENV: &str = "HOST_STORE_KEY";
 /// The algorithm name written with sealed records.
 pub(crate) const ALGORITHM: &str = "aes-256-gcm";
 
+/// How much of a key file is read: a key is 44 characters of base64 and a newline.
+const MAX_KEY_FILE: u64 = 4096;
+
 /// Where the store's key came from (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -139,7 +142,7 @@ impl StoreKey {
             source,
         };
         // The file itself, not the path looked up again: what is checked is what is read.
-        let (mut file, meta) =
+        let (file, meta) =
             crate::private_fs::open_regular(std::fs::OpenOptions::new().read(true), path, true)
                 .map_err(io)?;
         #[cfg(unix)]
@@ -151,10 +154,14 @@ impl StoreKey {
                 });
             }
         }
-        // Sized up front: no copy of the key is left behind by a growing buffer.
-        let mut text = Zeroizing::new(String::with_capacity(meta.len().min(4096) as usize + 1));
-        std::io::Read::read_to_string(&mut file, &mut text).map_err(io)?;
-        Self::parse(&text, KeySource::File(path.to_owned()))
+        // Sized up front: no copy of the key is left behind by a growing buffer. A key file is
+        // a line of base64: what is past the first few KiB is not read.
+        let mut bytes = Zeroizing::new(Vec::new());
+        crate::private_fs::read_sized(&file, meta.len(), MAX_KEY_FILE, &mut bytes).map_err(io)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| KeyError::Malformed {
+            source_of: KeySource::File(path.to_owned()),
+        })?;
+        Self::parse(text, KeySource::File(path.to_owned()))
     }
 
     /// Writes the key to `path` (`0600`, atomically), replacing what is there. A missing

@@ -44,6 +44,8 @@ pub struct GitHubAppCredentials {
     pub api_url: Url,
 }
 
+crate::app_credentials::compiled_schema!(GitHubAppCredentials, GitHubSchema, "schemas/github.json");
+
 /// The built-in defaults and aliases.
 pub fn defaults() -> Defaults {
     Defaults {
@@ -100,7 +102,7 @@ impl GitHub {
 
     /// The app credentials, validated.
     pub fn app_credentials(&self) -> Result<GitHubAppCredentials, crate::ValidationError> {
-        self.provider.context().app_credentials()
+        self.provider.context().section().parse_compiled()
     }
 }
 
@@ -109,17 +111,23 @@ pub(crate) fn builder(config: &Config) -> ProviderBuilder {
     let policy = config.http_policy();
     Provider::builder(NAME, config.provider_section(NAME))
         .source(ProviderSource::BuiltIn)
-        .app_credentials::<GitHubAppCredentials>()
+        .checker(|section| section.parse_compiled::<GitHubAppCredentials>().map(drop))
         .flow(OAUTH2_FLOW, {
             let policy = policy.clone();
             move |ctx| {
                 let policy = policy.clone();
-                async move { GitHubFlow::new(ctx.name(), ctx.app_credentials()?, policy) }
+                async move {
+                    let app = ctx.section().parse_compiled()?;
+                    GitHubFlow::new(ctx.name(), app, policy)
+                }
             }
         })
         .flow(DEVICE_FLOW, move |ctx| {
             let policy = policy.clone();
-            async move { GitHubFlow::device(ctx.name(), ctx.app_credentials()?, policy) }
+            async move {
+                let app = ctx.section().parse_compiled()?;
+                GitHubFlow::device(ctx.name(), app, policy)
+            }
         })
         .default_flow(OAUTH2_FLOW)
 }

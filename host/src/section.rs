@@ -15,8 +15,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::app_credentials::{
-    AppCredentials, CodeOrigins, FieldIssue, OriginLookup, ValidationError, coerce_to_strings,
-    describe,
+    AppCredentials, CodeOrigins, CompiledSchema, FieldIssue, OriginLookup, ValidationError,
+    coerce_to_strings, describe,
 };
 use crate::text::sanitize;
 
@@ -215,6 +215,18 @@ impl ProviderSection {
     pub fn parse<C: AppCredentials>(&self) -> Result<C, ValidationError> {
         let schema = schemars::schema_for!(C);
         let value = self.validate_against(schema.as_value())?;
+        self.typed(value)
+    }
+
+    /// [`parse`](Self::parse) for a built-in type, with its validator compiled into the program
+    /// (the same schema, the same issues).
+    pub(crate) fn parse_compiled<C: CompiledSchema>(&self) -> Result<C, ValidationError> {
+        let value = self.validate_compiled::<C>()?;
+        self.typed(value)
+    }
+
+    /// The typed value of a validated section.
+    fn typed<C: AppCredentials>(&self, value: Value) -> Result<C, ValidationError> {
         serde_json::from_value(value).map_err(|e| {
             // serde's message may quote the value; keep only its position-free category.
             let problem = match e.classify() {
@@ -240,8 +252,23 @@ impl ProviderSection {
                 ])
             })?;
         let value = coerce_to_strings(&self.value, schema);
+        let issues = self.issues(validator.iter_errors(&value));
+        self.checked(value, schema, issues)
+    }
+
+    /// What the section's value (coerced as for `schema`) is checked against by `C`'s
+    /// generated validator: the issues [`validate_against`](Self::validate_against) finds.
+    fn validate_compiled<C: CompiledSchema>(&self) -> Result<Value, ValidationError> {
+        let schema = C::schema();
+        let value = coerce_to_strings(&self.value, schema);
+        let issues = self.issues(C::iter_errors(&value));
+        self.checked(value, schema, issues)
+    }
+
+    /// The validator's `errors` as issues of this section.
+    fn issues(&self, errors: jsonschema::ErrorIterator<'_>) -> Vec<FieldIssue> {
         let mut issues = Vec::new();
-        for error in validator.iter_errors(&value) {
+        for error in errors {
             let at: Vec<String> = error
                 .instance_path()
                 .iter()
@@ -267,6 +294,17 @@ impl ProviderSection {
                 kind => issues.push(self.issue(&at, describe(kind))),
             }
         }
+        issues
+    }
+
+    /// The validated value, or every issue: the validator's and the keys `schema` does not
+    /// know.
+    fn checked(
+        &self,
+        value: Value,
+        schema: &Value,
+        mut issues: Vec<FieldIssue>,
+    ) -> Result<Value, ValidationError> {
         issues.extend(self.unknown_keys(&value, schema));
         if issues.is_empty() {
             Ok(value)
@@ -573,6 +611,79 @@ mod tests {
                 .parse::<crate::oauth2::OAuth2AppCredentials>()
                 .expect(ok);
             assert_eq!(app.token_pointer.as_deref(), Some(ok));
+        }
+    }
+
+    /// The schema files the compiled validators are generated from are what schemars makes of
+    /// the types now. `HOST_WRITE_SCHEMAS=1 cargo test -p host compiled_schema` writes them
+    /// again after a type (or a doc comment on it) changed.
+    #[test]
+    fn the_compiled_schemas_are_the_types_schemas() {
+        fn check<C: CompiledSchema>(file: &str, stale: &mut Vec<String>) {
+            let now = serde_json::to_value(schemars::schema_for!(C)).unwrap();
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            if std::env::var_os("HOST_WRITE_SCHEMAS").is_some() {
+                let text = serde_json::to_string_pretty(&now).unwrap() + "\n";
+                std::fs::write(&path, text).unwrap();
+            }
+            let kept: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).expect("JSON");
+            // The program's own copy is the file (read from it at build time).
+            assert_eq!(C::schema(), &kept, "{file}: the program's copy");
+            if kept != now {
+                stale.push(file.to_owned());
+            }
+        }
+        let mut stale = Vec::new();
+        check::<crate::github::GitHubAppCredentials>("schemas/github.json", &mut stale);
+        check::<crate::configured::ProviderSettings>("schemas/configured.json", &mut stale);
+        assert!(
+            stale.is_empty(),
+            "{stale:?} no longer match their types: HOST_WRITE_SCHEMAS=1 cargo test -p host compiled_schema, then rebuild"
+        );
+    }
+
+    /// A compiled validator finds what the one built at run time from the same schema finds,
+    /// issue for issue, and accepts what it accepts.
+    #[test]
+    fn a_compiled_schema_finds_what_the_run_time_one_finds() {
+        fn same<C: CompiledSchema>(value: serde_json::Value) -> Result<(), String> {
+            let section = ProviderSection::from_code("acme", value);
+            let compiled = section
+                .parse_compiled::<C>()
+                .map(drop)
+                .map_err(|e| e.to_string());
+            let built = section.parse::<C>().map(drop).map_err(|e| e.to_string());
+            assert_eq!(compiled, built);
+            compiled
+        }
+        let good = serde_json::json!({
+            "client_id": "id",
+            "client_secret": "s3cr3t",
+            "authorize_url": "https://a.example/authorize",
+            "token_url": "https://a.example/token",
+            "api_url": "https://api.a.example",
+        });
+        same::<crate::github::GitHubAppCredentials>(good.clone()).expect("valid");
+        same::<crate::configured::ProviderSettings>(good.clone()).expect("valid");
+        let bad = [
+            serde_json::json!({}),
+            serde_json::json!({ "client_id": "", "token_url": 7, "authorize_url": "no url" }),
+            serde_json::json!({ "client_id": 12345, "authorize_url": "https://a.example/a",
+                "token_url": "https://a.example/t", "api_url": "https://x.example",
+                "client_secert": "s3cr3t", "token_pointer": "nested", "client_auth": "post",
+                "scope_separator": "", "scopes": "one", "authorize_params": { "a": 1 } }),
+            serde_json::json!({ "client_id": "id", "authorize_url": "https://a.example/a",
+                "token_url": "https://a.example/t", "api_url": "https://x.example",
+                "identify_pointer": "login", "pkce": "yes", "require_iss": 1 }),
+        ];
+        for value in bad {
+            let github = same::<crate::github::GitHubAppCredentials>(value.clone());
+            let configured = same::<crate::configured::ProviderSettings>(value.clone());
+            for err in [github.unwrap_err(), configured.unwrap_err()] {
+                assert!(err.contains("providers.acme."), "{err}");
+                assert!(!err.contains("s3cr3t"), "{err}");
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 //! Validation messages never quote the offending value: a mistyped secret must not end up in a
 //! terminal, a log or a bug report.
 
+use std::any::TypeId;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -29,7 +30,8 @@ impl<T: DeserializeOwned + JsonSchema + Send + Sync + 'static> AppCredentials fo
 /// Building a validator is most of what checking app credentials costs a short-lived process
 /// (~200 µs cold, against ~10 µs for the generated one), and schemars making the schema another
 /// ~50 µs. The schema is kept as a file under `host/schemas/`, which a test holds equal to what
-/// schemars makes of the type (`compiled_schema!` declares both).
+/// schemars makes of the type (`compiled_schema!` declares both). Listed in [`compiled`],
+/// which [`ProviderSection::parse`](crate::ProviderSection::parse) asks.
 pub(crate) trait CompiledSchema: AppCredentials {
     /// The type's schema (parsed once per process).
     fn schema() -> &'static Value;
@@ -37,8 +39,42 @@ pub(crate) trait CompiledSchema: AppCredentials {
     fn iter_errors(value: &Value) -> jsonschema::ErrorIterator<'_>;
 }
 
+/// A type's compiled validator and schema, as [`CompiledSchema`] gives them.
+#[derive(Clone, Copy)]
+pub(crate) struct Compiled {
+    id: TypeId,
+    /// The type's schema.
+    pub(crate) schema: fn() -> &'static Value,
+    /// The generated validator.
+    pub(crate) iter_errors: for<'a> fn(&'a Value) -> jsonschema::ErrorIterator<'a>,
+}
+
+impl Compiled {
+    fn of<C: CompiledSchema>() -> Self {
+        Self {
+            id: TypeId::of::<C>(),
+            schema: C::schema,
+            iter_errors: C::iter_errors,
+        }
+    }
+}
+
+/// The built-in app-credentials types with a compiled validator.
+pub(crate) fn built_in() -> [Compiled; 2] {
+    [
+        Compiled::of::<crate::github::GitHubAppCredentials>(),
+        Compiled::of::<crate::configured::ProviderSettings>(),
+    ]
+}
+
+/// `C`'s compiled validator, when it is a built-in type that has one.
+pub(crate) fn compiled<C: 'static>() -> Option<Compiled> {
+    built_in().into_iter().find(|c| c.id == TypeId::of::<C>())
+}
+
 /// Declares [`CompiledSchema`] for `$ty` with the schema file `$file` (relative to `host/`): the
-/// validator generated from it, and the schema itself read from the program's own copy.
+/// validator generated from it, and the schema itself read from the program's own copy. The
+/// type goes into [`built_in`] too.
 macro_rules! compiled_schema {
     ($ty:ty, $validator:ident, $file:literal) => {
         #[jsonschema::validator(path = $file, validate_formats = true)]

@@ -147,7 +147,7 @@ pub(crate) fn is_oauth2_section(section: &ProviderSection) -> bool {
 pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, ValidationError> {
     let mut value = section.value().clone();
     let Some(map) = value.as_object_mut() else {
-        return section.parse_compiled();
+        return section.parse();
     };
     // Every `{name}` in a text setting, with the first setting that uses it.
     let mut used: BTreeMap<String, String> = BTreeMap::new();
@@ -223,7 +223,7 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
         }
     }
     let filled = section.with_value(value);
-    let settings: ProviderSettings = filled.parse_compiled()?;
+    let settings: ProviderSettings = filled.parse()?;
     if settings.issuer.is_none() {
         for (field, set) in [
             ("authorize_url", settings.authorize_url.is_some()),

@@ -102,7 +102,7 @@ impl GitHub {
 
     /// The app credentials, validated.
     pub fn app_credentials(&self) -> Result<GitHubAppCredentials, crate::ValidationError> {
-        self.provider.context().section().parse_compiled()
+        self.provider.context().app_credentials()
     }
 }
 
@@ -111,23 +111,17 @@ pub(crate) fn builder(config: &Config) -> ProviderBuilder {
     let policy = config.http_policy();
     Provider::builder(NAME, config.provider_section(NAME))
         .source(ProviderSource::BuiltIn)
-        .checker(|section| section.parse_compiled::<GitHubAppCredentials>().map(drop))
+        .app_credentials::<GitHubAppCredentials>()
         .flow(OAUTH2_FLOW, {
             let policy = policy.clone();
             move |ctx| {
                 let policy = policy.clone();
-                async move {
-                    let app = ctx.section().parse_compiled()?;
-                    GitHubFlow::new(ctx.name(), app, policy)
-                }
+                async move { GitHubFlow::new(ctx.name(), ctx.app_credentials()?, policy) }
             }
         })
         .flow(DEVICE_FLOW, move |ctx| {
             let policy = policy.clone();
-            async move {
-                let app = ctx.section().parse_compiled()?;
-                GitHubFlow::device(ctx.name(), app, policy)
-            }
+            async move { GitHubFlow::device(ctx.name(), ctx.app_credentials()?, policy) }
         })
         .default_flow(OAUTH2_FLOW)
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::app_credentials::{
-    AppCredentials, CodeOrigins, CompiledSchema, FieldIssue, OriginLookup, ValidationError,
+    AppCredentials, CodeOrigins, Compiled, FieldIssue, OriginLookup, ValidationError,
     coerce_to_strings, describe,
 };
 use crate::text::sanitize;
@@ -211,17 +211,14 @@ impl ProviderSection {
         self.value.get("env").and_then(serde_json::Value::as_str)
     }
 
-    /// Validates against `C`'s JSON schema, then builds the typed value.
+    /// Validates against `C`'s JSON schema, then builds the typed value. A built-in type is
+    /// checked by the validator generated for it at build time (the same schema, the same
+    /// issues); any other by one built from the schema schemars makes.
     pub fn parse<C: AppCredentials>(&self) -> Result<C, ValidationError> {
-        let schema = schemars::schema_for!(C);
-        let value = self.validate_against(schema.as_value())?;
-        self.typed(value)
-    }
-
-    /// [`parse`](Self::parse) for a built-in type, with its validator compiled into the program
-    /// (the same schema, the same issues).
-    pub(crate) fn parse_compiled<C: CompiledSchema>(&self) -> Result<C, ValidationError> {
-        let value = self.validate_compiled::<C>()?;
+        let value = match crate::app_credentials::compiled::<C>() {
+            Some(compiled) => self.validate_compiled(compiled)?,
+            None => self.validate_against(schemars::schema_for!(C).as_value())?,
+        };
         self.typed(value)
     }
 
@@ -256,12 +253,12 @@ impl ProviderSection {
         self.checked(value, schema, issues)
     }
 
-    /// What the section's value (coerced as for `schema`) is checked against by `C`'s
-    /// generated validator: the issues [`validate_against`](Self::validate_against) finds.
-    fn validate_compiled<C: CompiledSchema>(&self) -> Result<Value, ValidationError> {
-        let schema = C::schema();
+    /// [`validate_against`](Self::validate_against) a built-in type's schema, with the
+    /// validator generated for it.
+    fn validate_compiled(&self, compiled: Compiled) -> Result<Value, ValidationError> {
+        let schema = (compiled.schema)();
         let value = coerce_to_strings(&self.value, schema);
-        let issues = self.issues(C::iter_errors(&value));
+        let issues = self.issues((compiled.iter_errors)(&value));
         self.checked(value, schema, issues)
     }
 
@@ -619,6 +616,7 @@ mod tests {
     /// again after a type (or a doc comment on it) changed.
     #[test]
     fn the_compiled_schemas_are_the_types_schemas() {
+        use crate::app_credentials::CompiledSchema;
         fn check<C: CompiledSchema>(file: &str, stale: &mut Vec<String>) {
             let now = serde_json::to_value(schemars::schema_for!(C)).unwrap();
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
@@ -639,26 +637,35 @@ mod tests {
         let mut stale = Vec::new();
         check::<crate::github::GitHubAppCredentials>("schemas/github.json", &mut stale);
         check::<crate::configured::ProviderSettings>("schemas/configured.json", &mut stale);
+        assert_eq!(
+            crate::app_credentials::built_in().len(),
+            2,
+            "a type with a compiled validator was added: check its file here"
+        );
         assert!(
             stale.is_empty(),
             "{stale:?} no longer match their types: HOST_WRITE_SCHEMAS=1 cargo test -p host the_compiled_schemas"
         );
     }
 
-    /// A compiled validator finds what the one built at run time from the same schema finds,
-    /// issue for issue, and accepts what it accepts.
+    /// `parse` checks a built-in type with its compiled validator, and that finds what the one
+    /// built at run time from the same schema finds, issue for issue, and accepts what it
+    /// accepts.
     #[test]
     fn a_compiled_schema_finds_what_the_run_time_one_finds() {
-        fn same<C: CompiledSchema>(value: serde_json::Value) -> Result<(), String> {
+        fn same<C: AppCredentials>(value: serde_json::Value) -> Result<(), String> {
+            assert!(crate::app_credentials::compiled::<C>().is_some());
             let section = ProviderSection::from_code("acme", value);
-            let compiled = section
-                .parse_compiled::<C>()
+            let compiled = section.parse::<C>().map(drop).map_err(|e| e.to_string());
+            let built = section
+                .validate_against(schemars::schema_for!(C).as_value())
+                .and_then(|v| section.typed::<C>(v))
                 .map(drop)
                 .map_err(|e| e.to_string());
-            let built = section.parse::<C>().map(drop).map_err(|e| e.to_string());
             assert_eq!(compiled, built);
             compiled
         }
+        assert!(crate::app_credentials::compiled::<Creds>().is_none());
         let good = serde_json::json!({
             "client_id": "id",
             "client_secret": "s3cr3t",

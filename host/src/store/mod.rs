@@ -1405,23 +1405,16 @@ mod tests {
     async fn the_key_file_is_made_when_missing_and_a_bad_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join(DEFAULT_KEY_FILE);
+        // Each load by a new store, so the key files are read again.
+        let load = || async { Store::new(dir.path()).load("github", "default").await };
         Store::new(dir.path()).save(&record("t")).await.unwrap();
         assert!(key.is_file(), "made on the first write");
         // No previous key beside it: the record reads.
-        assert!(
-            Store::new(dir.path())
-                .load("github", "default")
-                .await
-                .unwrap()
-                .is_some()
-        );
+        assert!(load().await.unwrap().is_some());
         // A previous key file that is no key is an error naming it, not ignored.
         let previous = seal::previous_key_file(&key);
         fs::write(&previous, "not base64 at all\n").unwrap();
-        let err = Store::new(dir.path())
-            .load("github", "default")
-            .await
-            .unwrap_err();
+        let err = load().await.unwrap_err();
         assert!(
             err.to_string().contains(&previous.display().to_string()),
             "{err}"
@@ -1430,21 +1423,12 @@ mod tests {
         // A key file that is not text is malformed, not an I/O error, and never quoted.
         let good = fs::read(&key).unwrap();
         fs::write(&key, [0xff, 0xfe, b'k', b'e', b'y']).unwrap();
-        let err = Store::new(dir.path())
-            .load("github", "default")
-            .await
-            .unwrap_err();
+        let err = load().await.unwrap_err();
         assert!(
             err.to_string().contains("not 32 bytes of standard base64"),
             "{err}"
         );
         fs::write(&key, &good).unwrap();
-        assert!(
-            Store::new(dir.path())
-                .load("github", "default")
-                .await
-                .unwrap()
-                .is_some()
-        );
+        assert!(load().await.unwrap().is_some());
     }
 }

@@ -23,6 +23,15 @@ use crate::text::sanitize;
 /// Keys of a provider section that belong to the host, never handed to a flow.
 pub(crate) const HOST_KEYS: &[&str] = &["flows", "sandbox", "binding", "env", "git_host"];
 
+/// The validator [`ProviderSection::validate_against`] checks a section with, for an app
+/// credentials schema given as a value; `None` when it is not a valid JSON schema.
+pub(crate) fn schema_validator(schema: &Value) -> Option<jsonschema::Validator> {
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(schema)
+        .ok()
+}
+
 /// A provider's raw app-credentials section, as configured, with the origin of each value.
 #[derive(Clone)]
 pub struct ProviderSection {
@@ -240,14 +249,21 @@ impl ProviderSection {
     /// A number or boolean given where the schema wants a string (a numeric client id from an
     /// environment variable or a TOML file) is taken as that string first.
     pub fn validate_against(&self, schema: &Value) -> Result<Value, ValidationError> {
-        let validator = jsonschema::options()
-            .should_validate_formats(true)
-            .build(schema)
-            .map_err(|_| {
-                self.error(vec![
-                    self.issue(&[], "has an invalid JSON schema".to_owned()),
-                ])
-            })?;
+        self.validate_with(schema, schema_validator(schema).as_ref())
+    }
+
+    /// [`validate_against`](Self::validate_against) with the validator [`schema_validator`]
+    /// built for `schema` (`None`: the schema is not valid).
+    pub(crate) fn validate_with(
+        &self,
+        schema: &Value,
+        validator: Option<&jsonschema::Validator>,
+    ) -> Result<Value, ValidationError> {
+        let validator = validator.ok_or_else(|| {
+            self.error(vec![
+                self.issue(&[], "has an invalid JSON schema".to_owned()),
+            ])
+        })?;
         let value = coerce_to_strings(&self.value, schema);
         let issues = self.issues(validator.iter_errors(&value));
         self.checked(value, schema, issues)

@@ -651,3 +651,53 @@ async fn a_command_naming_one_provider_looks_up_only_that_one() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_file_bound_as_a_flow_of_several_providers_checks_each_ones_section() {
+    let s = Setup::new().await;
+    let path = s.add_plugin("shared", guests::FLOW_GOOD);
+    // Two configured providers bind the same file as their `custom` flow; gamma's section
+    // suits its own OAuth2 flow but not the plugin's schema (an empty client id).
+    let bind = |name: &str| format!("[providers.{name}.flows.custom]\nplugin = \"shared.wasm\"\n");
+    let gamma = s
+        .good_section("gamma")
+        .replace(&format!("\"{}\"", host_testkit::CLIENT_ID), "\"\"");
+    let (app, host) = s.registry(&format!(
+        "{LOOPBACK}{}{}{gamma}{}",
+        s.good_section("beta"),
+        bind("beta"),
+        bind("gamma")
+    ));
+    let registry = app.registry();
+    let custom = |name: &str| {
+        let provider = registry.get(name).unwrap();
+        async move { provider.flow("custom").await }
+    };
+    let invalid = |result: Result<Arc<dyn host::AuthFlow>, host::ProviderError>| match result {
+        Err(host::ProviderError::Build { source, .. }) => match *source {
+            FlowError::InvalidAppCredentials(v) => v,
+            other => panic!("{other:?}"),
+        },
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("gamma's section must be refused"),
+    };
+    let refused = invalid(custom("gamma").await);
+    assert_eq!(refused.issues.len(), 1, "{refused}");
+    assert!(
+        refused.to_string().contains("providers.gamma.client_id"),
+        "{refused}"
+    );
+    // The other provider of the same file is checked against its own section.
+    let flow = custom("beta").await.unwrap();
+    let credential = login(flow.as_ref()).await;
+    assert_eq!(credential.as_oauth2().unwrap().extra.0["via"], "flow-good");
+    let refreshed = flow.refresh(&credential).await.unwrap();
+    assert!(refreshed.secret().is_some());
+    // And gamma is still refused, for its own reason only.
+    let again = invalid(custom("gamma").await);
+    assert_eq!(again.to_string(), refused.to_string());
+    // One load of the file served both.
+    let loaded = host.load(&path).await.unwrap();
+    assert!(Arc::ptr_eq(&loaded, &host.load(&path).await.unwrap()));
+    assert_eq!(s.provider.refresh_count(), 1);
+}

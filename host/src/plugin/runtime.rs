@@ -152,12 +152,14 @@ impl PluginHost {
             pre,
             source,
             info: PluginInfo::default(),
+            app_validator: OnceLock::new(),
         };
         let raw = match entry.as_ref().and_then(|e| e.metadata.clone()) {
             Some(raw) => raw,
             None => plugin.call_metadata(&self.settings).await?,
         };
         plugin.info = plugin.info_from(raw.clone())?;
+
         // The index learns what this load found out (nothing is written when it knew it all).
         if let (Some((dir, key)), Some(mut entry)) = (index, entry) {
             entry.metadata = Some(raw);
@@ -584,6 +586,9 @@ pub struct LoadedPlugin {
     pub(crate) pre: Pre,
     source: LoadSource,
     info: PluginInfo,
+    /// The validator of [`PluginInfo::schema`], built on the first check of app credentials
+    /// and kept for every provider using this plugin (`None`: not a valid schema).
+    app_validator: OnceLock<Option<jsonschema::Validator>>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -604,6 +609,17 @@ impl LoadedPlugin {
     /// Its checked metadata.
     pub fn info(&self) -> &PluginInfo {
         &self.info
+    }
+
+    /// A provider's app credentials checked against the plugin's schema: the validated value.
+    pub fn check_app_credentials(
+        &self,
+        section: &crate::section::ProviderSection,
+    ) -> Result<serde_json::Value, crate::app_credentials::ValidationError> {
+        let validator = self
+            .app_validator
+            .get_or_init(|| crate::section::schema_validator(&self.info.schema));
+        section.validate_with(&self.info.schema, validator.as_ref())
     }
 
     /// Whether it was compiled or taken from the cache.
@@ -730,7 +746,7 @@ impl LoadedPlugin {
         };
         let schema: serde_json::Value = serde_json::from_str(&meta.app_credentials_schema)
             .map_err(|e| bad(format!("the app-credentials schema is not JSON: {e}")))?;
-        // The schema itself is compiled (and checked) when credentials are validated against it.
+        // The schema itself is checked when its validator is built (`check_app_credentials`).
         let allowed_hosts = meta
             .allowed_hosts
             .iter()

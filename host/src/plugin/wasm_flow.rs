@@ -162,10 +162,7 @@ impl WasmFlow {
         granted: Option<Vec<HostPattern>>,
     ) -> Result<Self, FlowError> {
         let plugin = host.load(path).await?;
-        let value = ctx
-            .section()
-            .app_credentials_only()
-            .validate_against(&plugin.info().schema)?;
+        let value = plugin.check_app_credentials(&ctx.section().app_credentials_only())?;
         let declared = plugin
             .info()
             .allowed_hosts

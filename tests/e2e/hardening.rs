@@ -862,3 +862,32 @@ async fn a_provider_section_named_with_escapes_is_ignored_and_never_printed_raw(
         "{listed}"
     );
 }
+
+#[tokio::test]
+async fn config_as_json_escapes_what_would_act_on_the_terminal_and_keeps_the_values() {
+    let env = HostEnv::start().await;
+    // A value and a section name holding a right-to-left override and a C1 control (CSI),
+    // which JSON itself leaves raw inside strings.
+    env.write_config(
+        "[providers.acme]\nclient_id = \"a\\u202eb\\u009bc\"\nauthorize_url = \"https://id.example/a\"\ntoken_url = \"https://id.example/t\"\n\
+         [providers.\"x\\u202e\"]\nclient_id = \"y\"\n",
+    );
+    for args in [
+        &["config", "--json"][..],
+        &["config", "--json", "--provider", "acme"],
+    ] {
+        let out = env.output(args).await;
+        assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
+        assert_clean(&out.stdout);
+        assert_clean(&out.stderr);
+        // The same JSON to a parser: the value as written.
+        let parsed: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let client_id = parsed["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["key"] == "providers.acme.client_id")
+            .unwrap_or_else(|| panic!("{args:?}: {parsed}"));
+        assert_eq!(client_id["value"], "a\u{202e}b\u{9b}c");
+    }
+}

@@ -28,11 +28,9 @@ pub(crate) fn run(ctx: &Context, args: ConfigArgs) -> anyhow::Result<()> {
             .iter()
             .map(|s| json!({ "key": s.key, "value": s.value, "from": s.origin_text() }))
             .collect();
-        outln!(
-            "{:#}",
-            json!({ "file": config.file(), "data_dir": config.data_dir(), "settings": out })
-        );
-        return Ok(());
+        // Keys and values may hold anything the file does: escaped like every JSON we print.
+        let all = json!({ "file": config.file(), "data_dir": config.data_dir(), "settings": out });
+        return super::write_json(&all, true);
     }
     outln!(
         "# configuration file: {}{}",

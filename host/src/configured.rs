@@ -70,7 +70,9 @@ pub struct ProviderSettings {
     /// The revocation endpoint (RFC 7009).
     #[serde(default)]
     pub revocation_url: Option<Url>,
-    /// A fixed redirect URI.
+    /// A fixed redirect URI (the one registered with the provider): a login listens where it
+    /// points (a loopback `http` URI: `127.0.0.1`, `[::1]` or `localhost`, its port and path)
+    /// instead of on a free port.
     #[serde(default)]
     pub redirect_uri: Option<Url>,
     /// Scopes asked for when the login names none (`["openid"]` with an OpenID Connect issuer).
@@ -416,6 +418,10 @@ pub fn id_token_claims(credential: &Credential) -> Option<IdTokenClaims> {
 impl AuthFlow for ConfiguredFlow {
     async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, FlowError> {
         self.flow().authorize(req).await
+    }
+
+    fn redirect_uri(&self) -> Option<url::Url> {
+        self.flow().redirect_uri()
     }
 
     async fn exchange(

@@ -196,6 +196,10 @@ impl AuthFlow for GitHubFlow {
         self.inner.flow().authorize(req).await
     }
 
+    fn redirect_uri(&self) -> Option<url::Url> {
+        self.inner.flow().redirect_uri()
+    }
+
     async fn exchange(
         &self,
         pending: Pending,

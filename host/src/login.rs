@@ -133,6 +133,19 @@ pub enum LoginError {
         #[source]
         source: std::io::Error,
     },
+    /// The flow's fixed redirect URI cannot be listened on.
+    #[error(transparent)]
+    Redirect(#[from] crate::loopback::RedirectError),
+    /// A port was asked for that the flow's fixed redirect URI does not name.
+    #[error("asked to listen on port {asked}, but the redirect URI {uri} names port {port}")]
+    RedirectPort {
+        /// The port asked for.
+        asked: u16,
+        /// The redirect URI, sanitized.
+        uri: String,
+        /// Its port.
+        port: u16,
+    },
     /// The flow could not start the login.
     #[error("cannot start the login")]
     Start(#[source] FlowError),
@@ -168,12 +181,27 @@ pub async fn login(
     options: &LoginOptions,
     ui: &dyn LoginUi,
 ) -> Result<Credential, LoginError> {
-    let mut listener = Loopback::bind(options.port)
-        .await
-        .map_err(|source| LoginError::Listen {
-            port: options.port,
-            source,
-        })?;
+    // A flow with a fixed redirect URI (the provider accepts only the registered one) is
+    // listened for where that points; any other on 127.0.0.1, on the port asked for or a free one.
+    let mut listener = match flow.redirect_uri() {
+        Some(uri) => {
+            let (addr, _) = crate::loopback::redirect_target(&uri)?;
+            if options.port != 0 && options.port != addr.port() {
+                return Err(LoginError::RedirectPort {
+                    asked: options.port,
+                    uri: crate::loopback::shown(&uri),
+                    port: addr.port(),
+                });
+            }
+            Loopback::bind_redirect(&uri).await?
+        }
+        None => Loopback::bind(options.port)
+            .await
+            .map_err(|source| LoginError::Listen {
+                port: options.port,
+                source,
+            })?,
+    };
     let request =
         AuthorizeRequest::with_redirect(listener.redirect_uri()).scopes(options.scopes.clone());
     let auth = flow.authorize(request).await.map_err(LoginError::Start)?;

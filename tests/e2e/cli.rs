@@ -390,3 +390,94 @@ async fn a_rejected_refresh_token_says_to_log_in_again() {
     );
     assert!(out.stderr.contains("invalid_grant"), "{}", out.stderr);
 }
+
+/// The `redirect_uri` query parameter of an authorization URL.
+fn redirect_of(url: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_configured_redirect_uri_is_where_the_login_listens_and_what_the_provider_is_sent() {
+    let env = HostEnv::start().await;
+    let port = crate::support::closed_port();
+    let fixed = format!("http://127.0.0.1:{port}/registered/cb");
+    env.write_config(&format!("[providers.github]\nredirect_uri = \"{fixed}\"\n"));
+    let (out, answers) = env
+        .login(&["--json", "--timeout", "20"], async |url| {
+            let real = browser_redirect(&url).await;
+            assert_eq!(redirect_of(&url), fixed, "{url}");
+            assert!(real.starts_with(&format!("{fixed}?")), "{real}");
+            // The fixed path is the callback; the usual one is not.
+            let usual = format!("http://127.0.0.1:{port}/callback");
+            vec![usual, real]
+        })
+        .await;
+    assert_eq!(answers[0].0, 404, "{answers:?}");
+    assert_eq!(answers[1].0, 200, "{answers:?}");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(env.record_path("default").is_file());
+    // The token request carried the same redirect URI (RFC 6749 §4.1.3).
+    let exchange = env.provider.token_requests().pop().unwrap();
+    assert_eq!(exchange.form["redirect_uri"], fixed);
+
+    // Refused before the provider is asked: a --port the URI does not name, a URI that is
+    // not loopback http, one whose port is taken.
+    let exchanges = env.provider.token_requests().len();
+    let other = crate::support::closed_port().to_string();
+    let out = env
+        .output(&[
+            "run",
+            "--provider",
+            "github",
+            "--no-browser",
+            "--timeout",
+            "1",
+            "--port",
+            &other,
+        ])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!("names port {port}")),
+        "{}",
+        out.stderr
+    );
+    for (uri, problem) in [
+        ("https://127.0.0.1:8765/cb", "is https"),
+        ("http://app.example.com/cb", "loopback address"),
+        ("http://10.0.0.1:8765/cb", "loopback address"),
+    ] {
+        env.write_config(&format!("[providers.github]\nredirect_uri = \"{uri}\"\n"));
+        let out = env.run_briefly(&[], "github").await;
+        assert_eq!(out.code, Some(1), "{uri}: {out:?}");
+        assert!(
+            out.stderr.contains(problem) && out.stderr.contains("http://127.0.0.1:8765/callback"),
+            "{uri}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("/authorize?"),
+            "no login started: {}",
+            out.stderr
+        );
+    }
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    env.write_config(&format!(
+        "[providers.github]\nredirect_uri = \"http://localhost:{taken_port}/cb\"\n"
+    ));
+    let out = env.run_briefly(&[], "github").await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{taken_port}")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(env.provider.token_requests().len(), exchanges);
+}

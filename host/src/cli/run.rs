@@ -26,7 +26,8 @@ pub(crate) struct RunArgs {
     /// Print the URL but open no browser.
     #[arg(long)]
     no_browser: bool,
-    /// The loopback port for the redirect (default: any free port).
+    /// The loopback port for the redirect (default: any free port, or the port of the
+    /// provider's `redirect_uri` when one is set).
     #[arg(long, default_value_t = 0)]
     port: u16,
     /// Give up after this many seconds (default: 300 for a browser login, the code's lifetime

@@ -65,6 +65,13 @@ pub trait AuthFlow: Send + Sync {
         ))
     }
 
+    /// The redirect URI the flow is configured with, when the provider accepts only the one
+    /// registered with it: [`login`](crate::login) then listens where it points (a loopback
+    /// `http` URI) instead of on a free port. `None` (the default): any loopback URI will do.
+    fn redirect_uri(&self) -> Option<url::Url> {
+        None
+    }
+
     /// Who the credential belongs to (a login name), when the provider can say. Best effort:
     /// callers bound the time they wait for it and never fail because of it.
     async fn identify(&self, credential: &Credential) -> Option<String> {

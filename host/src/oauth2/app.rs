@@ -40,7 +40,9 @@ pub struct OAuth2AppCredentials {
     /// The revocation endpoint (RFC 7009), when the provider has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_url: Option<Url>,
-    /// A fixed redirect URI, used when the caller gives none.
+    /// A fixed redirect URI (the one registered with the provider): a login listens where it
+    /// points (a loopback `http` URI: `127.0.0.1`, `[::1]` or `localhost`, its port and path)
+    /// instead of on a free port; used by `authorize` when the caller gives none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_uri: Option<Url>,
     /// Scopes asked for when the caller names none.

@@ -400,6 +400,10 @@ struct PendingState {
 
 #[async_trait]
 impl<C: TokenClass> AuthFlow for OAuth2Flow<C> {
+    fn redirect_uri(&self) -> Option<url::Url> {
+        self.app.redirect_uri.clone()
+    }
+
     async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, FlowError> {
         let scopes = if req.scopes.is_empty() {
             self.app.scopes.clone()

@@ -7,6 +7,11 @@
 //! - a proxy only when the policy names one (the configuration takes it from `[http] proxy` or,
 //!   as every peer does, from `HTTPS_PROXY`/`ALL_PROXY` and `NO_PROXY`); loopback never goes
 //!   through a proxy;
+//! - with [`HttpPolicy::public_addresses_only`] (plugins), a name must resolve to a public
+//!   address: checked on the addresses connected to, or, for a request the proxy carries, on
+//!   the addresses the name has here before it is handed to the proxy (the proxy resolves it
+//!   again: see SECURITY.md). The proxy's own address is the configuration's choice, not
+//!   checked;
 //! - `https` is required unless the host is loopback (`127.0.0.0/8`, `::1`, `localhost`);
 //!   servers are checked against the platform's roots, read on the first handshake
 //!   (see `tls.rs`).
@@ -33,7 +38,9 @@ pub struct HttpPolicy {
     /// Hosts reached without the proxy (`NO_PROXY` syntax); loopback always is.
     pub no_proxy: Option<String>,
     /// Connect only to public addresses after resolving a name (plugins: DNS rebinding and
-    /// SSRF defence). Loopback is still allowed when `allow_loopback` is set.
+    /// SSRF defence). Loopback is still allowed when `allow_loopback` is set. A request through
+    /// the proxy is refused when its host resolves here only to other addresses; one whose
+    /// host does not resolve here is left to the proxy.
     pub public_addresses_only: bool,
     /// With `public_addresses_only`, whether names may resolve to loopback.
     pub allow_loopback: bool,
@@ -67,14 +74,18 @@ impl HttpPolicy {
         let Some(proxy) = &self.proxy else {
             return Ok(None);
         };
-        let bypass = match &self.no_proxy {
-            Some(list) if !list.trim().is_empty() => format!("{list},{LOOPBACK_HOSTS}"),
-            _ => LOOPBACK_HOSTS.to_owned(),
-        };
         let proxy = reqwest::Proxy::all(proxy.as_str())
             .map_err(|e| HttpError::Setup(e.without_url()))?
-            .no_proxy(reqwest::NoProxy::from_string(&bypass));
+            .no_proxy(reqwest::NoProxy::from_string(&self.bypass()));
         Ok(Some(proxy))
+    }
+
+    /// The hosts reached without the proxy (`NO_PROXY` syntax): `no_proxy` and loopback.
+    fn bypass(&self) -> String {
+        match &self.no_proxy {
+            Some(list) if !list.trim().is_empty() => format!("{list},{LOOPBACK_HOSTS}"),
+            _ => LOOPBACK_HOSTS.to_owned(),
+        }
     }
 }
 
@@ -130,6 +141,12 @@ pub enum HttpError {
         /// The cap.
         limit: usize,
     },
+    /// The host resolves only to private or reserved addresses, which the policy refuses.
+    #[error("{host} resolves only to private or reserved addresses")]
+    NotPublic {
+        /// The host.
+        host: String,
+    },
     /// The client could not be built (a bad proxy URL, TLS set-up).
     #[error("cannot set up the HTTP client")]
     Setup(#[source] reqwest::Error),
@@ -154,6 +171,9 @@ const LOOPBACK_HOSTS: &str = "localhost,127.0.0.0/8,::1";
 pub struct HttpClient {
     client: reqwest::Client,
     policy: HttpPolicy,
+    /// With `public_addresses_only` and a proxy: which requests the proxy carries (reqwest's
+    /// own rules), whose host is checked here first.
+    proxied: Option<std::sync::Arc<hyper_util::client::proxy::matcher::Matcher>>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -177,15 +197,35 @@ impl HttpClient {
         if let Some(proxy) = policy.reqwest_proxy()? {
             builder = builder.proxy(proxy);
         }
+        let mut proxied = None;
         if policy.public_addresses_only {
+            // The proxy's own name is resolved by the same resolver: it is trusted as configured.
+            let proxy_host = policy.proxy.as_ref().and_then(|p| p.host_str()).map(|h| {
+                h.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_ascii_lowercase()
+            });
             builder = builder.dns_resolver(std::sync::Arc::new(GuardedResolver {
                 allow_loopback: policy.allow_loopback,
+                proxy_host,
             }));
+            proxied = policy.proxy.as_ref().map(|proxy| {
+                std::sync::Arc::new(
+                    hyper_util::client::proxy::matcher::Matcher::builder()
+                        .all(proxy.as_str())
+                        .no(policy.bypass())
+                        .build(),
+                )
+            });
         }
         let client = builder
             .build()
             .map_err(|e| HttpError::Setup(e.without_url()))?;
-        Ok(Self { client, policy })
+        Ok(Self {
+            client,
+            policy,
+            proxied,
+        })
     }
 
     /// The limits in force.
@@ -213,6 +253,16 @@ impl HttpClient {
     ) -> Result<http::Response<Vec<u8>>, HttpError> {
         require_secure(&url)?;
         let host = url.host_str().unwrap_or_default().to_owned();
+        if let Some(matcher) = &self.proxied {
+            let carried = url
+                .as_str()
+                .parse::<http::Uri>()
+                .ok()
+                .is_some_and(|uri| matcher.intercept(&uri).is_some());
+            if carried {
+                self.check_before_proxy(&url, &host).await?;
+            }
+        }
         let (parts, body) = request.into_parts();
         let mut builder = self.client.request(parts.method, url).body(body);
         for (name, value) in &parts.headers {
@@ -248,6 +298,36 @@ impl HttpClient {
             .expect("a status and headers taken from a response build a response"))
     }
 
+    /// For a request the proxy carries: refused when its host resolves here to any address the
+    /// policy refuses (the proxy, resolving it again, may pick that one). A host that does not
+    /// resolve here (within the connect timeout) is left to the proxy, which may be the only
+    /// one that can resolve it.
+    async fn check_before_proxy(&self, url: &Url, host: &str) -> Result<(), HttpError> {
+        let Some(url::Host::Domain(name)) = url.host() else {
+            // An address literal: the sandbox checked it against the same rule.
+            return Ok(());
+        };
+        let lookup = tokio::net::lookup_host((name, 0));
+        let resolved: Option<Vec<std::net::SocketAddr>> =
+            match tokio::time::timeout(self.policy.connect_timeout, lookup).await {
+                Ok(Ok(addrs)) => Some(addrs.collect()),
+                _ => None,
+            };
+        if may_hand_to_proxy(resolved.as_deref(), self.policy.allow_loopback) {
+            if resolved.is_none() {
+                tracing::debug!(
+                    host,
+                    "the host does not resolve here; the proxy resolves it"
+                );
+            }
+            Ok(())
+        } else {
+            Err(HttpError::NotPublic {
+                host: host.to_owned(),
+            })
+        }
+    }
+
     fn transport(&self, host: &str, e: reqwest::Error) -> HttpError {
         if e.is_timeout() {
             return HttpError::Timeout {
@@ -275,25 +355,45 @@ impl<'c> oauth2::AsyncHttpClient<'c> for HttpClient {
     }
 }
 
+/// The addresses among `addrs` a policy with `public_addresses_only` connects to: public ones,
+/// and loopback when allowed.
+fn allowed(addrs: Vec<std::net::SocketAddr>, allow_loopback: bool) -> Vec<std::net::SocketAddr> {
+    addrs
+        .into_iter()
+        .filter(|a| crate::address::is_public(a.ip()) || (allow_loopback && a.ip().is_loopback()))
+        .collect()
+}
+
+/// Whether a request the proxy carries may go to it, its host having resolved here to
+/// `resolved` (`None`: it did not resolve): only when every address is one the policy allows,
+/// or there are none to check.
+fn may_hand_to_proxy(resolved: Option<&[std::net::SocketAddr]>, allow_loopback: bool) -> bool {
+    resolved.is_none_or(|addrs| allowed(addrs.to_vec(), allow_loopback).len() == addrs.len())
+}
+
 /// Resolves names with the system resolver, then drops every address that is not public
-/// (loopback kept when allowed); a name left with none fails.
+/// (loopback kept when allowed); a name left with none fails. The configured proxy's name is
+/// resolved as it is.
 struct GuardedResolver {
     allow_loopback: bool,
+    proxy_host: Option<String>,
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let allow_loopback = self.allow_loopback;
+        let trusted = self
+            .proxy_host
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case(name.as_str()));
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let addrs: Vec<std::net::SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<std::net::SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| {
-                    crate::address::is_public(a.ip()) || (allow_loopback && a.ip().is_loopback())
-                })
-                .collect();
+            if trusted {
+                return Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs);
+            }
+            let allowed = allowed(addrs, allow_loopback);
             if allowed.is_empty() {
                 return Err(
                     format!("{host} resolves only to private or reserved addresses").into(),
@@ -322,6 +422,36 @@ pub(crate) fn require_secure(url: &Url) -> Result<(), HttpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxied_host_must_resolve_here_only_to_allowed_addresses_or_not_at_all() {
+        let addrs = |list: &[&str]| -> Vec<std::net::SocketAddr> {
+            list.iter()
+                .map(|ip| std::net::SocketAddr::new(ip.parse().unwrap(), 0))
+                .collect()
+        };
+        let public = addrs(&["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]);
+        assert!(may_hand_to_proxy(None, false), "left to the proxy");
+        assert!(may_hand_to_proxy(Some(&[]), false));
+        assert!(may_hand_to_proxy(Some(&public), false));
+        for refused in [
+            &["10.0.0.5"][..],
+            &["169.254.169.254"],
+            &["::1"],
+            &["127.0.0.1"],
+            &["93.184.215.14", "192.168.1.10"],
+        ] {
+            assert!(
+                !may_hand_to_proxy(Some(&addrs(refused)), false),
+                "{refused:?}"
+            );
+        }
+        assert!(may_hand_to_proxy(Some(&addrs(&["127.0.0.1"])), true));
+        assert!(!may_hand_to_proxy(
+            Some(&addrs(&["127.0.0.1", "10.0.0.5"])),
+            true
+        ));
+    }
 
     #[test]
     fn debug_hides_a_proxy_password() {

@@ -891,3 +891,28 @@ async fn config_as_json_escapes_what_would_act_on_the_terminal_and_keeps_the_val
         assert_eq!(client_id["value"], "a\u{202e}b\u{9b}c");
     }
 }
+
+#[tokio::test]
+async fn a_plugin_reaches_its_hosts_through_a_proxy_named_by_a_private_host_name() {
+    // The proxy is the configuration's choice: its own name may resolve to a private address
+    // (here loopback, with plugins not allowed loopback themselves); the plugin's request
+    // goes to it as a CONNECT for the plugin's host.
+    let env = HostEnv::start().await;
+    let (port, seen) = recording_proxy().await;
+    env.install_plugin("ak", guests::API_KEY_PLUGIN);
+    env.write_config(&format!(
+        "[http]\nproxy = \"http://localhost:{port}\"\n\
+         [providers.ak]\nverify_url = \"https://keys.proxied.example/v1/me\"\n"
+    ));
+    let out = env
+        .output_bounded(&["run", "--provider", "ak", "--field", "api_key=k3y-s3cr3t"])
+        .await;
+    // The recording proxy answers nothing, so the check fails; what matters is where it went.
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        seen.lock().unwrap().first().map(String::as_str),
+        Some("CONNECT keys.proxied.example:443 HTTP/1.1"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("k3y-s3cr3t"), "{}", out.stderr);
+}

@@ -345,6 +345,10 @@ macro_rules! plugin_imports {
                         Err(SendError::Http(HttpError::InsecureUrl { host })) => {
                             Err(E::Denied(format!("plain http to {host}")))
                         }
+                        Err(SendError::Http(e @ HttpError::NotPublic { .. })) => {
+                            tracing::warn!(plugin = %self.plugin, "denied a plugin request: {e}");
+                            Err(E::Denied(e.to_string()))
+                        }
                         Err(SendError::Http(e)) => Err(E::Connect(e.to_string())),
                     }
                 }
@@ -423,6 +427,10 @@ impl WasiHttpHooks for HttpHooks {
                     E::HttpResponseBodySize(Some(limit as u64))
                 }
                 SendError::Http(HttpError::InsecureUrl { .. }) => E::HttpRequestDenied,
+                SendError::Http(e @ HttpError::NotPublic { .. }) => {
+                    tracing::warn!("denied a plugin wasi:http request: {e}");
+                    E::HttpRequestDenied
+                }
                 SendError::Http(e) => E::InternalError(Some(e.to_string())),
             })?;
             let (parts, body) = response.into_parts();

@@ -219,7 +219,8 @@ impl Session {
     }
 
     /// Sends a request with the credential applied: refreshed first when due; after a 401,
-    /// refreshed once and sent again.
+    /// refreshed once and sent again. The credential replaces any header (or query parameter)
+    /// of its binding's name the request carries.
     pub async fn send(
         &self,
         request: http::Request<Vec<u8>>,
@@ -266,26 +267,33 @@ impl Session {
         // Whatever named the URL (the API base URL, a plugin, --allow-origin, a next-page
         // link), the credential goes over https, or plain http to loopback only.
         crate::http::require_secure(&url).map_err(|e| SessionError::BadUrl(e.to_string()))?;
-        let mut builder = self.client.request(request.method().clone(), url.clone());
-        for (name, value) in request.headers() {
-            builder = builder.header(name, value);
-        }
+        // The credential replaces whatever the request carried under the binding's header or
+        // query parameter (a stale token beside the fresh one would be sent first).
+        let mut headers = request.headers().clone();
         match binding.apply(&record.credential) {
             Some(Applied::Header(name, value)) => {
+                let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    SessionError::BadUrl("the binding names an invalid header".into())
+                })?;
                 let mut value = http::HeaderValue::from_str(value.expose()).map_err(|_| {
                     SessionError::BadUrl(
                         "the credential holds characters a header cannot carry".into(),
                     )
                 })?;
                 value.set_sensitive(true);
-                builder = builder.header(name, value);
+                headers.insert(name, value);
             }
             Some(Applied::Query(name, value)) => {
-                url.query_pairs_mut().append_pair(&name, value.expose());
-                builder = self.client.request(request.method().clone(), url);
-                for (name, value) in request.headers() {
-                    builder = builder.header(name, value);
+                // The rest of the query is rewritten only when it held the parameter.
+                if url.query_pairs().any(|(k, _)| k == name.as_str()) {
+                    let kept: Vec<(String, String)> = url
+                        .query_pairs()
+                        .filter(|(k, _)| k != name.as_str())
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect();
+                    url.query_pairs_mut().clear().extend_pairs(&kept);
                 }
+                url.query_pairs_mut().append_pair(&name, value.expose());
             }
             _ => {
                 return Err(SessionError::NoBinding {
@@ -293,7 +301,9 @@ impl Session {
                 });
             }
         }
-        builder
+        self.client
+            .request(request.method().clone(), url)
+            .headers(headers)
             .body(request.body().clone())
             .send()
             .await

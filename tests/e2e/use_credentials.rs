@@ -570,3 +570,44 @@ async fn api_pages_and_error_bodies_cannot_lead_the_credential_away_or_run_forev
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn the_credential_replaces_what_the_request_carried_under_its_binding() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let fresh = token(&env).await;
+    // A stale Authorization given with -H is replaced, not sent first beside the fresh one
+    // (the API takes the first and refuses it); other headers go along.
+    let out = env
+        .output(&[
+            "api",
+            "-H",
+            "Authorization: Bearer stale-token",
+            "-H",
+            "X-Trace: 1",
+            "/echo",
+        ])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(env.provider.refresh_count(), 0, "no refresh was needed");
+
+    // With a query binding, a parameter of that name in the URL is replaced; the rest of the
+    // query stays.
+    let (api, seen) = hostile_api().await;
+    env.write_config("[providers.github]\nbinding = { query = \"key\" }\n");
+    let out = env
+        .output_bounded(&[
+            "api",
+            "--allow-origin",
+            &format!("{api}/list?page=1&key=stale-token&sort=new"),
+        ])
+        .await;
+    assert_eq!(out.code, Some(1), "the page does not exist: {out:?}");
+    let line = seen.lock().unwrap().last().cloned().unwrap_or_default();
+    assert_eq!(
+        line,
+        format!("GET /list?page=1&sort=new&key={fresh} HTTP/1.1"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains(&fresh), "{}", out.stderr);
+}

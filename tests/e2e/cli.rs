@@ -481,3 +481,66 @@ async fn a_configured_redirect_uri_is_where_the_login_listens_and_what_the_provi
     );
     assert_eq!(env.provider.token_requests().len(), exchanges);
 }
+
+#[tokio::test]
+async fn run_listens_on_the_port_asked_for_and_asks_for_the_scopes_given() {
+    let env = HostEnv::start().await;
+    let port = crate::support::closed_port();
+    let (out, answers) = env
+        .login(
+            &[
+                "--json",
+                "--timeout",
+                "20",
+                "--port",
+                &port.to_string(),
+                "--scope",
+                "repo",
+                "--scope",
+                "read:org",
+            ],
+            async |url| {
+                assert_eq!(
+                    redirect_of(&url),
+                    format!("http://127.0.0.1:{port}/callback"),
+                    "{url}"
+                );
+                vec![browser_redirect(&url).await]
+            },
+        )
+        .await;
+    assert_eq!(answers[0].0, 200, "{answers:?}");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // The scopes given replace the configured ones, and the stored token has what was granted.
+    let asked = env.provider.authorize_requests().pop().unwrap();
+    assert_eq!(asked["scope"], "repo read:org");
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["scopes"], serde_json::json!(["repo", "read:org"]));
+
+    // A port in use: refused before any login starts, nothing stored for the account.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port().to_string();
+    let out = env
+        .output(&[
+            "run",
+            "--provider",
+            "github",
+            "--no-browser",
+            "--timeout",
+            "1",
+            "--port",
+            &busy,
+            "--account",
+            "other",
+        ])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("cannot listen on 127.0.0.1:{busy}")),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("/authorize?"), "{}", out.stderr);
+    assert!(!env.record_path("other").exists());
+}

@@ -247,6 +247,24 @@ async fn a_plugin_that_sleeps_is_not_charged_cpu_time_for_it() {
 }
 
 #[tokio::test]
+async fn a_plugin_call_past_its_wall_clock_limit_is_ended_by_name() {
+    // The same 3 s sleep against a 1 s limit on the whole call: ended, not awaited.
+    let env = HostEnv::start().await;
+    env.install_plugin("evil", guests::HOSTILE);
+    env.write_config(
+        "[plugins]\nallow_http_loopback = true\ncall_timeout_secs = 1\n[providers.evil]\nmode = \"sleep\"\n",
+    );
+    let out = env.output_bounded(&["run", "--provider", "evil"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("evil.wasm") && out.stderr.contains("did not finish within 1s"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("slept well"), "{}", out.stderr);
+}
+
+#[tokio::test]
 async fn plugin_files_must_be_regular_files_of_bounded_size() {
     let env = HostEnv::start().await;
     let dir = env.plugins_dir();

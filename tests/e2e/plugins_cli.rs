@@ -219,6 +219,38 @@ async fn install_checks_the_file_and_puts_it_in_the_plugins_folder() {
         ])
         .await;
     assert_eq!(out.code, Some(1), "no silent overwrite: {out:?}");
+    assert!(out.stderr.contains("--force"), "{}", out.stderr);
+    // With --force, the file is replaced and what loads under that name is the new plugin.
+    let installed = env.plugins_dir().join("acme.wasm");
+    let name_of = async || {
+        let out = env
+            .output(&["plugin", "inspect", installed.to_str().unwrap(), "--json"])
+            .await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let info: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        info["display_name"].as_str().unwrap().to_owned()
+    };
+    let before = name_of().await;
+    let out = env
+        .output(&[
+            "plugin",
+            "install",
+            host_testkit::guests::API_KEY_PLUGIN,
+            "--name",
+            "acme",
+            "--force",
+        ])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(
+        std::fs::read(&installed).unwrap(),
+        std::fs::read(host_testkit::guests::API_KEY_PLUGIN).unwrap()
+    );
+    let after = name_of().await;
+    assert_ne!(
+        before, after,
+        "the new plugin loads, not the cached old one"
+    );
     let out = env
         .output(&[
             "plugin",

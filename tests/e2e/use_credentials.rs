@@ -84,6 +84,32 @@ async fn exec_hands_the_token_to_the_command_and_passes_its_status_on() {
         out.stdout, token,
         "the only provider logged in is the default"
     );
+    // The section's `env` names the variable; a name the environment cannot hold is refused
+    // before anything runs; a command ended by a signal exits 128 + its number, as shells say.
+    env.write_config("[providers.github]\nenv = \"GH_TOKEN\"\n");
+    let out = env
+        .output(&["exec", "--", "sh", "-c", "printf %s \"$GH_TOKEN\""])
+        .await;
+    assert_eq!((out.code, out.stdout.as_str()), (Some(0), token.as_str()));
+    let marker = env.home.path().join("ran");
+    let touch = format!("touch {}", marker.display());
+    for bad in ["A=B", ""] {
+        let out = env
+            .output(&["exec", "--env", bad, "--", "sh", "-c", &touch])
+            .await;
+        assert_eq!(out.code, Some(1), "{bad:?}: {out:?}");
+        assert!(
+            out.stderr
+                .contains("cannot be an environment variable name"),
+            "{}",
+            out.stderr
+        );
+        assert!(!marker.exists(), "{bad:?}: the command did not run");
+    }
+    let out = env
+        .output(&["exec", "--", "sh", "-c", "kill -TERM $$"])
+        .await;
+    assert_eq!(out.code, Some(128 + 15), "{out:?}");
 }
 
 #[tokio::test]

@@ -637,3 +637,115 @@ async fn the_credential_replaces_what_the_request_carried_under_its_binding() {
     );
     assert!(!out.stderr.contains(&fresh), "{}", out.stderr);
 }
+
+/// `host ARGS` fed `input` on stdin: its exit code and stdout.
+async fn with_input(env: &HostEnv, args: &[&str], input: &str) -> (Option<i32>, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = env.host(args);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn git_credentials_go_only_over_https_to_the_git_host_a_section_names() {
+    let env = HostEnv::start().await;
+    env.write_config(&format!(
+        "[providers.corp]\nissuer = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\ngit_host = \"git.corp.example\"\n",
+        env.provider.issuer(),
+        host_testkit::CLIENT_ID,
+        host_testkit::CLIENT_SECRET
+    ));
+    let (out, _) = env
+        .login_as("corp", &["--json", "--timeout", "20"], async |url| {
+            vec![crate::support::browser_redirect(&url).await]
+        })
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    env.login_ok().await;
+    let corp = env.output(&["token", "--provider", "corp"]).await;
+    let corp = corp.stdout.trim().to_owned();
+    let github = token(&env).await;
+    assert_ne!(corp, github);
+
+    let env = &env;
+    let get = async |args: &[&str], host: &str, protocol: &str| {
+        let input = format!("protocol={protocol}\nhost={host}\n\n");
+        let mut all = vec!["git-credential"];
+        all.extend_from_slice(args);
+        all.push("get");
+        with_input(env, &all, &input).await
+    };
+    // The section's git_host: that provider answers for it, whichever is asked first.
+    let (code, answer) = get(&[], "git.corp.example", "https").await;
+    assert_eq!(code, Some(0));
+    assert!(answer.contains(&format!("password={corp}\n")), "{answer}");
+    assert!(answer.contains("host=git.corp.example\n"), "{answer}");
+    // Plain http gets nothing, for either host.
+    for host in ["git.corp.example".to_owned(), git_host(env)] {
+        let (code, answer) = get(&[], &host, "http").await;
+        assert_eq!((code, answer.as_str()), (Some(0), ""), "{host}");
+    }
+    // --provider narrows the search: github does not serve corp's host.
+    let (code, answer) = get(&["--provider", "github"], "git.corp.example", "https").await;
+    assert_eq!((code, answer.as_str()), (Some(0), ""));
+    let (_, answer) = get(&["--provider", "github"], &git_host(env), "https").await;
+    assert!(answer.contains(&format!("password={github}\n")), "{answer}");
+
+    // setup-git names the setting when a provider has no git host.
+    env.write_config(&format!(
+        "[providers.corp]\nissuer = \"{}\"\nclient_id = \"{}\"\n",
+        env.provider.issuer(),
+        host_testkit::CLIENT_ID
+    ));
+    let out = env.output(&["setup-git", "--provider", "corp"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("[providers.corp] git_host"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn status_exits_4_for_an_account_to_log_in_again_and_1_for_one_it_cannot_read() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    // The provider forgets the refresh token: a refresh due marks the account.
+    env.provider.revoke_all();
+    let out = env
+        .output(&["token", "--provider", "github", "--min-valid", "99999"])
+        .await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+    let out = env.output(&["status"]).await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(out.stdout.contains("log in again ("), "{}", out.stdout);
+    let out = env.output(&["status", "--json"]).await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        rows[0]["refresh"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("log in again")),
+        "{rows}"
+    );
+
+    // Under another key the record cannot be opened: listed as an error (exit 1), kept.
+    let other = env.output(&["store", "keygen"]).await.stdout;
+    let before = std::fs::read(env.record_path("default")).unwrap();
+    let out = env
+        .output_with(&["status", "--json"], &[("HOST_STORE_KEY", other.trim())])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows[0]["account"], "default", "{rows}");
+    assert!(rows[0]["error"].is_string(), "{rows}");
+    assert_eq!(std::fs::read(env.record_path("default")).unwrap(), before);
+}

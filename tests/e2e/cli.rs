@@ -544,3 +544,104 @@ async fn run_listens_on_the_port_asked_for_and_asks_for_the_scopes_given() {
     assert!(!out.stderr.contains("/authorize?"), "{}", out.stderr);
     assert!(!env.record_path("other").exists());
 }
+
+#[tokio::test]
+async fn the_configuration_named_must_exist_and_its_choices_are_followed() {
+    let env = HostEnv::start().await;
+    // A file named by --config or HOST_CONFIG that does not exist is an error naming it and
+    // who named it, not a silent run on the defaults.
+    let missing = env.home.path().join("nowhere/host.toml");
+    let missing = missing.to_str().unwrap();
+    let out = env.output(&["--config", missing, "providers"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(missing) && out.stderr.contains("--config"),
+        "{}",
+        out.stderr
+    );
+    let out = env
+        .output_with(&["providers"], &[("HOST_CONFIG", missing)])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("HOST_CONFIG"), "{}", out.stderr);
+
+    // default_provider picks the provider when more than one holds a credential.
+    let fresh = env.login_ok().await;
+    assert_eq!(fresh["provider"], "github");
+    env.write_config(&format!(
+        "[providers.corp]\nissuer = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+        env.provider.issuer(),
+        host_testkit::CLIENT_ID,
+        host_testkit::CLIENT_SECRET
+    ));
+    let (out, _) = env
+        .login_as("corp", &["--json", "--timeout", "20"], async |url| {
+            vec![browser_redirect(&url).await]
+        })
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = env.output(&["token"]).await;
+    assert_eq!(out.code, Some(2), "two candidates: {out:?}");
+    let corp = env.output(&["token", "--provider", "corp"]).await.stdout;
+    let config = std::fs::read_to_string(env.home.path().join("config/host/host.toml")).unwrap();
+    env.write_config(&format!("default_provider = \"corp\"\n{config}"));
+    let out = env.output(&["token"]).await;
+    assert_eq!((out.code, &out.stdout), (Some(0), &corp), "{out:?}");
+
+    // --plugins-dir: where install puts a plugin, and where providers looks for them.
+    let dir = env.home.path().join("elsewhere");
+    let dir_arg = dir.to_str().unwrap();
+    let out = env
+        .output(&[
+            "--plugins-dir",
+            dir_arg,
+            "plugin",
+            "install",
+            host_testkit::guests::FLOW_GOOD,
+            "--name",
+            "acme",
+        ])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(dir.join("acme.wasm").is_file());
+    assert!(!env.plugins_dir().join("acme.wasm").exists());
+    let names = async |before: &[&str]| {
+        let mut args = before.to_vec();
+        args.extend(["providers", "--json"]);
+        let out = env.output(&args).await;
+        let listed: Value = serde_json::from_str(&out.stdout).unwrap();
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        names(&["--plugins-dir", dir_arg])
+            .await
+            .contains(&"acme".to_owned())
+    );
+    assert!(!names(&[]).await.contains(&"acme".to_owned()));
+}
+
+#[tokio::test]
+async fn the_http_body_limit_is_the_configured_one() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    // A 10 kB token answer against a 1 kB limit: the refresh fails on its size.
+    env.provider
+        .script([host_testkit::Scripted::Endless(10_000)]);
+    let out = env
+        .output_with(
+            &["token", "--provider", "github", "--min-valid", "99999"],
+            &[("HOST_HTTP__MAX_BODY_BYTES", "1000")],
+        )
+        .await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("larger than 1000 bytes"),
+        "{}",
+        out.stderr
+    );
+}

@@ -846,3 +846,65 @@ async fn a_read_of_a_new_database_creates_its_schema() {
         "1\n"
     );
 }
+
+#[tokio::test]
+async fn a_rekey_to_a_new_key_file_keeps_the_old_key_beside_it_until_every_record_moved() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let token_before = token(&env, "0").await.stdout;
+    let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
+    let old_key = std::fs::read_to_string(&key_file).unwrap();
+    let new_file = env.home.path().join("new.key");
+    std::fs::write(&new_file, format!("{}\n", keygen(&env).await)).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&new_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let out = env
+        .output(&[
+            "store",
+            "rekey",
+            "--new-key-file",
+            new_file.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("Sealed 1 record") && out.stderr.contains("key_file"),
+        "{out:?}"
+    );
+    // The key file in use is left alone; the old key is kept beside the new one.
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), old_key);
+    assert_eq!(
+        std::fs::read_to_string(host::seal::previous_key_file(&new_file)).unwrap(),
+        old_key
+    );
+    // Pointed at the new key, the records open.
+    env.write_config(&format!("[store]\nkey_file = \"{}\"\n", new_file.display()));
+    assert_eq!(token(&env, "0").await.stdout, token_before);
+    // While the previous key is kept, another new key is refused (it could be the only key
+    // some record opens with); a plain rekey finishes the first.
+    let other = env.home.path().join("other.key");
+    std::fs::write(&other, format!("{}\n", keygen(&env).await)).unwrap();
+    let out = env
+        .output(&["store", "rekey", "--new-key-file", other.to_str().unwrap()])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("without --new-key-file"), "{out:?}");
+    let out = env.output(&["store", "rekey"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("Resumed the earlier rekey"), "{out:?}");
+    assert_eq!(token(&env, "0").await.stdout, token_before);
+
+    // A key held only in HOST_STORE_KEY has no file to replace: rekey says to give one.
+    let key = keygen(&env).await;
+    let out = env
+        .output_with(&["store", "rekey"], &[("HOST_STORE_KEY", key.as_str())])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("HOST_STORE_KEY") && out.stderr.contains("--new-key-file"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains(&key), "{out:?}");
+}

@@ -749,3 +749,26 @@ async fn status_exits_4_for_an_account_to_log_in_again_and_1_for_one_it_cannot_r
     assert!(rows[0]["error"].is_string(), "{rows}");
     assert_eq!(std::fs::read(env.record_path("default")).unwrap(), before);
 }
+
+#[tokio::test]
+async fn api_refreshes_a_token_about_to_expire_before_sending_and_reads_a_body_from_stdin() {
+    let env = HostEnv::start().await;
+    // Valid for 30 s, within the minute a session wants left: refreshed before the request,
+    // not after a 401.
+    env.provider.set_ttl(30);
+    env.login_ok().await;
+    env.provider.set_ttl(3600);
+    let (code, out) = with_input(
+        &env,
+        &["api", "-X", "POST", "--input", "-", "/echo"],
+        r#"{"from": "stdin"}"#,
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}");
+    let echo: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["body"], serde_json::json!({"from": "stdin"}));
+    // The old token would still have been accepted (the provider honours it until it is
+    // revoked), so the one refresh was the session's own, ahead of expiry.
+    assert_eq!(env.provider.refresh_count(), 1);
+}

@@ -38,6 +38,18 @@ async fn the_header_line_follows_the_binding() {
         format!("X-Token: token {token}"),
         "{out:?}"
     );
+    // A query binding has no header line to print.
+    env.write_config("[providers.github]\nbinding = { query = \"access_token\" }\n");
+    let out = env
+        .output(&["token", "--provider", "github", "--header"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("query parameter `access_token`") && !out.stderr.contains(&token),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
     env.write_config("[providers.github]\nbinding = { nonsense = 1 }\n");
     let out = env
         .output(&["token", "--provider", "github", "--header"])

@@ -39,8 +39,8 @@ pub struct HttpPolicy {
     pub no_proxy: Option<String>,
     /// Connect only to public addresses after resolving a name (plugins: DNS rebinding and
     /// SSRF defence). Loopback is still allowed when `allow_loopback` is set. A request through
-    /// the proxy is refused when its host resolves here only to other addresses; one whose
-    /// host does not resolve here is left to the proxy.
+    /// the proxy is refused when its host resolves here to any other address; one whose host
+    /// does not resolve here is left to the proxy.
     pub public_addresses_only: bool,
     /// With `public_addresses_only`, whether names may resolve to loopback.
     pub allow_loopback: bool,
@@ -141,8 +141,9 @@ pub enum HttpError {
         /// The cap.
         limit: usize,
     },
-    /// The host resolves only to private or reserved addresses, which the policy refuses.
-    #[error("{host} resolves only to private or reserved addresses")]
+    /// The host of a request the proxy would carry resolves to a private or reserved address,
+    /// which the policy refuses.
+    #[error("{host} resolves to a private or reserved address")]
     NotPublic {
         /// The host.
         host: String,
@@ -303,16 +304,19 @@ impl HttpClient {
     /// resolve here (within the connect timeout) is left to the proxy, which may be the only
     /// one that can resolve it.
     async fn check_before_proxy(&self, url: &Url, host: &str) -> Result<(), HttpError> {
-        let Some(url::Host::Domain(name)) = url.host() else {
-            // An address literal: the sandbox checked it against the same rule.
-            return Ok(());
+        let literal = |ip| Some(vec![std::net::SocketAddr::new(ip, 0)]);
+        let resolved: Option<Vec<std::net::SocketAddr>> = match url.host() {
+            Some(url::Host::Domain(name)) => {
+                let lookup = tokio::net::lookup_host((name, 0));
+                match tokio::time::timeout(self.policy.connect_timeout, lookup).await {
+                    Ok(Ok(addrs)) => Some(addrs.collect()),
+                    _ => None,
+                }
+            }
+            Some(url::Host::Ipv4(ip)) => literal(ip.into()),
+            Some(url::Host::Ipv6(ip)) => literal(ip.into()),
+            None => None,
         };
-        let lookup = tokio::net::lookup_host((name, 0));
-        let resolved: Option<Vec<std::net::SocketAddr>> =
-            match tokio::time::timeout(self.policy.connect_timeout, lookup).await {
-                Ok(Ok(addrs)) => Some(addrs.collect()),
-                _ => None,
-            };
         if may_hand_to_proxy(resolved.as_deref(), self.policy.allow_loopback) {
             if resolved.is_none() {
                 tracing::debug!(

@@ -645,3 +645,27 @@ async fn the_http_body_limit_is_the_configured_one() {
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn a_refused_refresh_answer_still_leaves_its_new_refresh_token_stored() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    // The provider rotated the refresh token, but its answer is refused (an empty lifetime):
+    // the new refresh token is stored, so the next refresh does not replay the retired one.
+    env.provider.script([host_testkit::Scripted::Json(
+        200,
+        serde_json::json!({"access_token": "at-odd", "refresh_token": "rt-carried", "token_type": "bearer", "expires_in": ""}),
+    )]);
+    let out = env
+        .output(&["token", "--provider", "github", "--min-valid", "99999"])
+        .await;
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(!out.stdout.contains("at-odd"), "{out:?}");
+    let stored: Value = env.stored("github", "default").await.unwrap();
+    assert_eq!(stored["credential"]["refresh_token"], "rt-carried");
+    let _ = env
+        .output(&["token", "--provider", "github", "--min-valid", "99999"])
+        .await;
+    let last = env.provider.token_requests().pop().unwrap();
+    assert_eq!(last.form["refresh_token"], "rt-carried");
+}

@@ -470,3 +470,58 @@ async fn https_token_endpoints_are_verified_against_the_platform_roots() {
     assert_eq!(stdout.trim(), "tls-token-1");
     assert_eq!(tls.answered(), 1);
 }
+
+#[tokio::test]
+async fn a_refresh_answer_refused_for_its_shape_hands_back_the_refresh_token_it_carried() {
+    let provider = TestProvider::start().await;
+    let flow = flow(&provider);
+    let credential = login(&flow).await;
+    let sent = credential
+        .as_oauth2()
+        .unwrap()
+        .refresh_token
+        .clone()
+        .unwrap();
+    for (i, answer) in [
+        json!({"access_token": "at-shape", "refresh_token": "rt-carried-1", "token_type": "bearer", "expires_in": ""}),
+        json!({"access_token": "at-shape", "refresh_token": "rt-carried-2", "expires_in": 3600}),
+        json!({"access_token": "at-shape", "refresh_token": "rt-carried-3", "token_type": "bearer", "scope": {"a": 1}}),
+        json!({"refresh_token": "rt-carried-4", "token_type": "bearer"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        provider.script([Scripted::Json(200, answer.clone())]);
+        let err = flow.refresh(&credential).await.unwrap_err();
+        let FlowError::RefreshRefused { refresh_token, source } = &err else {
+            panic!("{answer}: {err:?}")
+        };
+        assert_eq!(refresh_token.expose(), format!("rt-carried-{}", i + 1));
+        assert!(!source.needs_login(), "{answer}: {source:?}");
+        assert_no_secrets(&err, &[sent.expose(), refresh_token.expose(), CLIENT_SECRET]);
+    }
+    // An answer without a usable refresh token is refused as it was.
+    provider.script([Scripted::Json(
+        200,
+        json!({"access_token": "at-shape", "refresh_token": 7, "expires_in": ""}),
+    )]);
+    let err = flow.refresh(&credential).await.unwrap_err();
+    assert!(!matches!(err, FlowError::RefreshRefused { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_error_key_that_is_null_or_empty_is_no_error() {
+    let provider = TestProvider::start().await;
+    for error in [json!(null), json!("")] {
+        provider.script([Scripted::Json(
+            200,
+            json!({"access_token": "at-ok", "token_type": "bearer", "expires_in": 3600, "error": error}),
+        )]);
+        let credential = login(&flow(&provider)).await;
+        assert_eq!(
+            credential.as_oauth2().unwrap().access_token.expose(),
+            "at-ok",
+            "{error}"
+        );
+    }
+}

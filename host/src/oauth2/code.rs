@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::app::{ClientAuth, OAuth2AppCredentials};
 use super::class::{StandardToken, TokenClass};
 use super::error::{ErrorKind, OAuthError, TokenError};
-use super::response::{classify, fields, json_object, nested};
+use super::response::{carried_refresh_token, classify, fields, json_object, nested};
 use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, ExchangeInput, FlowError,
     Interaction, OAuth2Token, Pending,
@@ -335,7 +335,19 @@ impl<C: TokenClass> OAuth2Flow<C> {
         if let Some(pointer) = &self.app.token_pointer {
             map = nested(map, pointer)?;
         }
-        let mut fields = fields(map, &self.app.bearer_token_types)?;
+        // A refresh answer refused for anything (its shape, its id_token) may carry the refresh
+        // token the provider has already replaced the one it was sent with: that one is handed
+        // back to be kept, in `RefreshRefused`.
+        let refreshing = params.contains(&("grant_type", "refresh_token"));
+        let carried = refreshing.then(|| carried_refresh_token(&map)).flatten();
+        let keep = |e: FlowError| match carried.clone() {
+            Some(refresh_token) => FlowError::RefreshRefused {
+                refresh_token,
+                source: Box::new(e),
+            },
+            None => e,
+        };
+        let mut fields = fields(map, &self.app.bearer_token_types).map_err(|e| keep(e.into()))?;
         // Only claims this flow validated are ever kept under that name: a provider's response
         // cannot plant them.
         fields.extra.remove(ID_TOKEN_CLAIMS);
@@ -357,11 +369,8 @@ impl<C: TokenClass> OAuth2Flow<C> {
             });
             let claims = match claims {
                 Ok(claims) => claims,
-                // A refresh answer is refused, but the provider may already have retired the
-                // refresh token it was sent for the one in the answer: that one is handed back
-                // to be kept (not when the answer is about another user).
+                // Not when the answer is about another user.
                 Err(e) => {
-                    let refreshing = params.contains(&("grant_type", "refresh_token"));
                     return Err(match fields.refresh_token.take() {
                         Some(refresh_token)
                             if refreshing && !matches!(e, IdTokenError::SubjectChanged) =>
@@ -381,7 +390,9 @@ impl<C: TokenClass> OAuth2Flow<C> {
                 fields.extra.insert(ID_TOKEN_CLAIMS.to_owned(), value);
             }
         }
-        Ok(fields.into_token(&self.class, received_at, requested_scopes)?)
+        fields
+            .into_token(&self.class, received_at, requested_scopes)
+            .map_err(|e| keep(e.into()))
     }
 }
 

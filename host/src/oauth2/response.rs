@@ -92,8 +92,11 @@ pub(crate) fn json_object(
         .map(|v| sanitize(v, 80));
     let body = parse_body(response.body(), content_type.as_deref());
 
+    // `"error": null` (or empty) in an answer is no error: some providers always send the key.
     if let Some(Value::Object(map)) = &body
-        && let Some(error) = map.get("error")
+        && let Some(error) = map
+            .get("error")
+            .filter(|e| !e.is_null() && e.as_str() != Some(""))
     {
         return Err(TokenError::Provider(oauth_error(
             map,
@@ -178,6 +181,14 @@ fn json_kind(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// The refresh token an answer carries, if it is a usable one, whatever else is wrong with the
+/// answer: a provider that rotates refresh tokens has retired the one it was sent.
+pub(crate) fn carried_refresh_token(map: &Map<String, Value>) -> Option<SecretString> {
+    token_value(map.get("refresh_token").cloned(), "refresh_token")
+        .ok()
+        .flatten()
 }
 
 fn token_value(v: Option<Value>, field: &'static str) -> Result<Option<SecretString>, TokenError> {

@@ -61,10 +61,7 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
             io::ErrorKind::InvalidInput,
             "a symbolic link or not a folder",
         )),
-        Ok(m) => {
-            repair(dir, &m, 0o700);
-            Ok(())
-        }
+        Ok(m) => repair(dir, &m, 0o700),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(parent) = dir.parent() {
                 fs::create_dir_all(parent)?;
@@ -85,20 +82,31 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Makes an open file of ours owner-only again (`0600`), with a warning, when others may read
-/// or write it.
+/// or write it; an error when it cannot be (the file is not ours, a read-only mount).
 pub(crate) fn repair_private_file(file: &File, meta: &fs::Metadata, path: &Path) -> io::Result<()> {
     if let Some(mode) = open_to_others(meta) {
+        file.set_permissions(owner_only(0o600))
+            .map_err(|e| not_repaired(mode, e))?;
         warn_repaired(path, mode, 0o600);
-        file.set_permissions(owner_only(0o600))?;
     }
     Ok(())
 }
 
-fn repair(dir: &Path, meta: &fs::Metadata, wanted: u32) {
+/// [`repair_private_file`] for a folder (`wanted`: its owner-only mode).
+fn repair(dir: &Path, meta: &fs::Metadata, wanted: u32) -> io::Result<()> {
     if let Some(mode) = open_to_others(meta) {
+        fs::set_permissions(dir, owner_only(wanted)).map_err(|e| not_repaired(mode, e))?;
         warn_repaired(dir, mode, wanted);
-        let _ = fs::set_permissions(dir, owner_only(wanted));
     }
+    Ok(())
+}
+
+/// A file or folder open to others that could not be made owner-only: not to be used.
+fn not_repaired(mode: u32, e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("it is open to others (mode {mode:o}) and cannot be made owner-only: {e}"),
+    )
 }
 
 /// The mode bits, when group or others have any permission.
@@ -149,6 +157,8 @@ pub(crate) const FAULT_ENV: &str = "HOST_TEST_FAULT";
 pub(crate) struct AtomicFile {
     target: std::path::PathBuf,
     tmp: tempfile::NamedTempFile,
+    /// Bytes [`reserve`](Self::reserve) wrote, which `commit` writes over.
+    reserved: bool,
 }
 
 impl AtomicFile {
@@ -169,13 +179,37 @@ impl AtomicFile {
         Ok(Self {
             target: target.to_owned(),
             tmp,
+            reserved: false,
         })
+    }
+
+    /// Takes `bytes` of room in the file system for the content to come, by writing that many
+    /// zeros (which `commit` writes over and cuts to the content's length): a full disk fails
+    /// here, not after.
+    pub(crate) fn reserve(&mut self, bytes: usize) -> io::Result<()> {
+        const ZEROS: [u8; 4096] = [0; 4096];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(ZEROS.len());
+            self.tmp.write_all(&ZEROS[..n])?;
+            left -= n;
+        }
+        self.reserved = true;
+        Ok(())
     }
 
     /// Writes `parts` (concatenated) and puts the file in place.
     pub(crate) fn commit(mut self, parts: &[&[u8]]) -> io::Result<()> {
+        if self.reserved {
+            io::Seek::seek(&mut self.tmp, io::SeekFrom::Start(0))?;
+        }
+        let mut written = 0u64;
         for part in parts {
             self.tmp.write_all(part)?;
+            written += part.len() as u64;
+        }
+        if self.reserved {
+            self.tmp.as_file().set_len(written)?;
         }
         self.tmp.as_file().sync_all()?;
         #[cfg(debug_assertions)]
@@ -232,6 +266,39 @@ mod tests {
         let name = temp_name("x.json.json");
         assert!(!is_temp_file_of(&name, "x.json"), "{name}");
         assert!(is_temp_file_of(&name, "x.json.json"), "{name}");
+    }
+
+    #[test]
+    fn a_reserved_file_holds_exactly_what_was_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("record.json");
+        for (room, content) in [(16 << 10, &b"short"[..]), (3, &b"longer than the room"[..])] {
+            let mut file = AtomicFile::create(&target).unwrap();
+            file.reserve(room).unwrap();
+            assert_eq!(file.tmp.as_file().metadata().unwrap().len(), room as u64);
+            file.commit(&[content, b"!"]).unwrap();
+            assert_eq!(fs::read(&target).unwrap(), [content, b"!"].concat());
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_open_to_others_that_cannot_be_repaired_is_an_error() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let wide = dir.path().join("wide");
+        fs::create_dir(&wide).unwrap();
+        fs::set_permissions(&wide, fs::Permissions::from_mode(0o777)).unwrap();
+        let meta = fs::metadata(&wide).unwrap();
+        // Gone before its mode could be set: as a folder of another user's or on a read-only
+        // mount, the repair fails, and says so instead of claiming it.
+        fs::remove_dir(&wide).unwrap();
+        let err = repair(&wide, &meta, 0o700).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("open to others (mode 777) and cannot be made owner-only"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -934,3 +934,73 @@ async fn a_plugin_reaches_its_hosts_through_a_proxy_named_by_a_private_host_name
     );
     assert!(!out.stderr.contains("k3y-s3cr3t"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn a_full_disk_is_found_before_the_provider_is_asked_to_refresh() {
+    // The store on a full file system (a small tmpfs in a mount namespace of its own): the
+    // refresh would rotate the refresh token, so it must not be asked for when the record
+    // cannot be written.
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let asked = env.provider.token_requests().len();
+    let mount = env.home.path().join("small");
+    std::fs::create_dir_all(&mount).unwrap();
+    let script = r#"mount -t tmpfs -o size=256k tmpfs "$MNT" && cp -a "$DATA" "$MNT/data" || exit 99
+dd if=/dev/zero of="$MNT/fill" bs=4k 2>/dev/null
+XDG_DATA_HOME="$MNT/data" exec "$HOST" token --provider github --min-valid 99999"#;
+    let mut cmd = env.command("unshare", &["-Urm", "sh", "-c", script]);
+    cmd.env("MNT", &mount)
+        .env("DATA", env.home.path().join("data"))
+        .env("HOST", env!("CARGO_BIN_EXE_host"));
+    let out = HostEnv::finish_bounded(&mut cmd).await;
+    assert_ne!(
+        out.code,
+        Some(99),
+        "the test could not set up its file system: {out:?}"
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("cannot write in") && out.stderr.contains("No space left"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        env.provider.token_requests().len(),
+        asked,
+        "no refresh was asked for"
+    );
+}
+
+#[tokio::test]
+async fn a_file_too_large_to_be_a_record_is_refused_unread_and_left_alone() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let big = env.record_path("big");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(64 << 20).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let out = env
+        .output_bounded(&["token", "--provider", "github", "--account", "big"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("larger than any record"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::metadata(&big).unwrap().len(),
+        64 << 20,
+        "left as it is"
+    );
+    let out = env.output(&["status", "--json"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.contains("larger than any record"),
+        "{}",
+        out.stdout
+    );
+}

@@ -13,6 +13,12 @@ use super::{StoreError, io};
 use crate::names::check_name;
 use crate::private_fs::{AtomicFile, ensure_private_dir, read_sized, repair_private_file};
 
+/// The largest record read or written: far above any credential (a few KiB), and a bound on
+/// what a file put in the store's folder can make a command read into memory.
+const MAX_RECORD: u64 = 16 << 20;
+/// The room a write takes before a refresh, at least (see [`FileLock::prepare`]).
+const RESERVED: u64 = 16 << 10;
+
 /// How often a waiting process tries the lock again.
 const LOCK_POLL: Duration = Duration::from_millis(15);
 
@@ -163,13 +169,28 @@ pub(crate) struct FileLock {
 }
 
 impl FileLock {
-    /// The temp file a write goes to: creating it first proves the folder is writable.
+    /// The temp file a write goes to, with room for the record taken: creating it and writing
+    /// [`RESERVED`] bytes (or twice the record's size) proves the folder is writable and has
+    /// the space, before anything irreversible happens (a refresh rotating the refresh token).
     pub(crate) fn prepare(&self) -> Result<AtomicFile, StoreError> {
-        AtomicFile::create(&self.record).map_err(io("cannot write in", &self.record))
+        let mut file =
+            AtomicFile::create(&self.record).map_err(io("cannot write in", &self.record))?;
+        let current = fs::symlink_metadata(&self.record).map_or(0, |m| m.len());
+        let room = current.saturating_mul(2).clamp(RESERVED, MAX_RECORD);
+        file.reserve(usize::try_from(room).unwrap_or(usize::MAX))
+            .map_err(io("cannot write in", &self.record))?;
+        Ok(file)
     }
 
     /// Puts `bytes` in place through `target`, then removes temp files a crashed writer left.
     pub(crate) fn commit(&self, target: AtomicFile, bytes: &[u8]) -> Result<(), StoreError> {
+        if bytes.len() as u64 > MAX_RECORD {
+            return Err(StoreError::Config(format!(
+                "the record for {} would be larger than {} MiB; not written",
+                self.record.display(),
+                MAX_RECORD >> 20
+            )));
+        }
         target
             .commit(&[bytes])
             .map_err(io("cannot write", &self.record))?;
@@ -287,8 +308,14 @@ fn read_private(path: &Path) -> Result<Option<(Vec<u8>, FileId)>, StoreError> {
         Err(e) => return Err(e),
     };
     repair_private_file(&file, &meta, path).map_err(io("cannot protect", path))?;
+    if meta.len() > MAX_RECORD {
+        return Err(StoreError::Unsafe {
+            path: path.to_owned(),
+            reason: "it is larger than any record (16 MiB)",
+        });
+    }
     let mut bytes = Vec::new();
-    read_sized(&file, meta.len(), u64::MAX, &mut bytes).map_err(io("cannot read", path))?;
+    read_sized(&file, meta.len(), MAX_RECORD, &mut bytes).map_err(io("cannot read", path))?;
     // The open file's identity: what was read, whatever the path names by now.
     Ok(Some((bytes, FileId::of(&meta))))
 }
@@ -328,7 +355,7 @@ fn dir_error(dir: &Path, e: std::io::Error) -> StoreError {
             reason: "it is a symbolic link or not a folder",
         }
     } else {
-        io("cannot create", dir)(e)
+        io("cannot use the folder", dir)(e)
     }
 }
 

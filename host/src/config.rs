@@ -762,10 +762,12 @@ impl Setting {
 
 /// Keys whose values are never shown (also a URL's query parameters of these names): any
 /// `…secret`, `…password`, `…passphrase`, `…token` (`bot_token`, `refresh_token`), `key` or
-/// `…_key` (`private_key`, `api_key`), `apikey`.
+/// `…_key` (`private_key`, `api_key`), `apikey`; and, as a key is often misspelt where it
+/// matters most, any key holding `secret`, `passw` or `passphrase`, or a word one typing slip
+/// from `secret` or `password` (`client_secrett`, `secret_client`, `client_secert`).
 pub(crate) fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    key == "key"
+    if key == "key"
         || [
             "secret",
             "password",
@@ -776,6 +778,24 @@ pub(crate) fn is_secret(key: &str) -> bool {
         ]
         .iter()
         .any(|s| key.ends_with(s))
+    {
+        return true;
+    }
+    let letters: String = key.chars().filter(char::is_ascii_alphanumeric).collect();
+    if ["secret", "passw", "passphrase"]
+        .iter()
+        .any(|m| letters.contains(m))
+    {
+        return true;
+    }
+    // One slip (a letter added, dropped, changed, or two swapped) from a marker word.
+    ["secret", "password"].iter().any(|marker| {
+        (marker.len() - 1..=marker.len() + 1).any(|width| {
+            letters.len() >= width
+                && (0..=letters.len() - width)
+                    .any(|at| strsim::damerau_levenshtein(&letters[at..at + width], marker) <= 1)
+        })
+    })
 }
 
 /// A URL value with a password (`http://user:pass@proxy:3128`) or a query parameter named
@@ -1037,6 +1057,42 @@ mod tests {
         assert!(
             is_secret("client_secret") && is_secret("refresh_token") && !is_secret("token_url")
         );
+        // Misspelt secrets are secrets; the usual settings are not.
+        for key in [
+            "client_secrett",
+            "clientsecret",
+            "secret_client",
+            "client_secert",
+            "client_secrt",
+            "Client-Secret",
+            "pasword",
+            "db_passwd",
+            "bot_token",
+        ] {
+            assert!(is_secret(key), "{key}");
+        }
+        for key in [
+            "client_id",
+            "token_url",
+            "authorize_url",
+            "device_authorization_url",
+            "revocation_url",
+            "redirect_uri",
+            "scopes",
+            "client_auth",
+            "issuer",
+            "token_pointer",
+            "bearer_token_types",
+            "identify_url",
+            "api_url",
+            "verify_url",
+            "git_host",
+            "lock_timeout_secs",
+            "key_file",
+            "proxy",
+        ] {
+            assert!(!is_secret(key), "{key}");
+        }
         // Not a URL, but credentials all the same.
         let shown = redact_url_password(json!("http://me:hunter2@proxy example:3128/"));
         assert_eq!(shown, json!("http://[redacted]@proxy example:3128/"));

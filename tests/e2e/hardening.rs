@@ -1004,3 +1004,35 @@ async fn a_file_too_large_to_be_a_record_is_refused_unread_and_left_alone() {
         out.stdout
     );
 }
+
+#[tokio::test]
+async fn a_misspelt_secret_is_not_shown_by_config() {
+    let env = HostEnv::start().await;
+    env.write_config(
+        "[providers.acme]\nclient_id = \"x\"\nsecret_client = \"file-s3cr3t-1\"\nclient_secert = \"file-s3cr3t-2\"\n\
+         authorize_url = \"https://id.example/a\"\ntoken_url = \"https://id.example/t\"\n",
+    );
+    let vars = [("HOST_PROVIDERS__ACME__CLIENT_SECRETT", "env-s3cr3t-3")];
+    for args in [
+        &["config"][..],
+        &["config", "--json"],
+        &["run", "--provider", "acme"],
+    ] {
+        let out = env.output_with(args, &vars).await;
+        for secret in ["file-s3cr3t-1", "file-s3cr3t-2", "env-s3cr3t-3"] {
+            assert!(
+                !out.stdout.contains(secret) && !out.stderr.contains(secret),
+                "{args:?}: {out:?}"
+            );
+        }
+    }
+    // Still listed, by name and origin, with the value redacted.
+    let out = env.output_with(&["config"], &vars).await;
+    assert!(
+        out.stdout
+            .contains("providers.acme.client_secrett = \"[redacted]\"")
+            && out.stdout.contains("HOST_PROVIDERS__ACME__CLIENT_SECRETT"),
+        "{}",
+        out.stdout
+    );
+}

@@ -399,18 +399,38 @@ async fn an_older_refresh_never_replaces_a_newer_login() {
 #[tokio::test]
 async fn a_stopped_lock_holder_makes_others_give_up_and_names_it() {
     let env = logged_in().await;
+    let current = env.output(&["token", "--provider", "github"]).await.stdout;
     let mut holder = env.hold_record_lock("default");
     use std::io::Write;
     holder.set_len(0).unwrap();
     write!(holder, "process 4242").unwrap();
-    let out = env
-        .output_with(DUE, &[("HOST_STORE__LOCK_TIMEOUT_SECS", "1")])
-        .await;
+    let wait = [("HOST_STORE__LOCK_TIMEOUT_SECS", "1")];
+    // The token is still valid: it is handed out, with a warning naming the holder, as when
+    // a refresh fails for a passing reason.
+    let out = env.output_with(DUE, &wait).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, current);
+    assert!(
+        out.stderr.contains("using the current token")
+            && out.stderr.contains("locked by process 4242")
+            && out.stderr.contains("within 1s"),
+        "{out:?}"
+    );
+    // An expired one cannot be: the waiter gives up and names the holder.
+    drop(holder);
+    env.provider.set_ttl(1);
+    env.login_ok().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut holder = env.hold_record_lock("default");
+    holder.set_len(0).unwrap();
+    write!(holder, "process 4242").unwrap();
+    let out = env.output_with(DUE, &wait).await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         out.stderr.contains("locked by process 4242") && out.stderr.contains("within 1s"),
         "{out:?}"
     );
+    assert!(out.stdout.is_empty(), "{out:?}");
     assert_eq!(env.provider.refresh_count(), 0);
 }
 

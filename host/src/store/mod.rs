@@ -822,7 +822,8 @@ impl Store {
     /// - A refresh the provider refuses marks the record: later calls say "log in again"
     ///   without sending the dead token.
     /// - When the provider is unreachable or failing but the token is still valid (inside the
-    ///   skew), the token is handed out with a warning.
+    ///   skew), the token is handed out with a warning; so it is when another process holds
+    ///   the record past the lock's wait.
     /// - A token another caller refreshed while this one waited for the lock is handed out
     ///   even when it lives less than the skew (the provider's tokens may live less than a
     ///   minute): refreshing it again would make one refresh per waiter.
@@ -836,7 +837,19 @@ impl Store {
         if !before.expires_within(skew) {
             return Ok(before);
         }
-        let mut lock = self.lock(provider.name(), account).await?;
+        let mut lock = match self.lock(provider.name(), account).await {
+            Ok(lock) => lock,
+            // Another process holds the record past the lock's wait (a slow provider, a
+            // plugin taking its time, a stopped process): the token read before is still
+            // valid, so it is the answer, as when a refresh fails for a passing reason.
+            Err(e @ (StoreError::LockTimeout { .. } | StoreError::Busy { .. }))
+                if !before.expires_within(chrono::Duration::zero()) =>
+            {
+                warn_current(provider, &e.to_string(), &before);
+                return Ok(before);
+            }
+            Err(e) => return Err(e.into()),
+        };
         #[cfg(debug_assertions)]
         if std::env::var(crate::private_fs::FAULT_ENV).as_deref() == Ok("hang-holding-lock") {
             // Lets a test kill a process that holds the lock and has sent nothing.
@@ -859,15 +872,7 @@ impl Store {
                 source: source @ FlowError::Transient { .. },
                 ..
             }) if !current.expires_within(chrono::Duration::zero()) => {
-                tracing::warn!(
-                    "cannot refresh the credential for `{}` ({}); using the current token, valid until {}",
-                    provider.name(),
-                    source.chain(),
-                    current
-                        .expires_at()
-                        .map(|t| t.to_rfc3339())
-                        .unwrap_or_default()
-                );
+                warn_current(provider, &source.chain(), &current);
                 Ok(current)
             }
             outcome => outcome,
@@ -1246,6 +1251,18 @@ impl RecordLock {
             Held::Postgres(pg) => pg.delete().await,
         }
     }
+}
+
+/// Says that the current token is handed out because it could not be refreshed (`why`).
+fn warn_current(provider: &Provider, why: &str, current: &Record) {
+    tracing::warn!(
+        "cannot refresh the credential for `{}` ({why}); using the current token, valid until {}",
+        provider.name(),
+        current
+            .expires_at()
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default()
+    );
 }
 
 #[cfg(test)]

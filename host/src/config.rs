@@ -93,6 +93,15 @@ pub enum ConfigError {
         /// Who named it.
         origin: Origin,
     },
+    /// Something other than a file (a folder, a device) is where the configuration file
+    /// should be.
+    #[error("the configuration file {}{} is not a regular file", .path.display(), .origin.as_ref().map(|o| format!(" (from {o})")).unwrap_or_default())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// Who named it, when not the default.
+        origin: Option<Origin>,
+    },
     /// The configuration file is not valid TOML. The message names the place, never the text
     /// there (it may be a secret).
     #[error("{} line {line}, column {column}{}: {problem}", .file.display(), .key.as_deref().map(|k| format!(" (key `{k}`)")).unwrap_or_default())]
@@ -275,10 +284,21 @@ impl ConfigLoader {
             (None, Some(f)) => (PathBuf::from(f), Some(Origin::EnvVar("HOST_CONFIG".into()))),
             (None, None) => (config_dir.join("host.toml"), None),
         };
-        if let Some(origin) = file_origin
-            && !file.is_file()
-        {
-            return Err(ConfigError::FileMissing { path: file, origin });
+        // A file named explicitly must be there; the default one may be absent. Either must be
+        // a file when something is there (a folder is not silently taken for "no settings").
+        match std::fs::metadata(&file) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(ConfigError::NotAFile {
+                    path: file,
+                    origin: file_origin,
+                });
+            }
+            Err(_) => {
+                if let Some(origin) = file_origin {
+                    return Err(ConfigError::FileMissing { path: file, origin });
+                }
+            }
+            Ok(_) => {}
         }
 
         let mut figment = Figment::new();

@@ -564,6 +564,27 @@ async fn the_configuration_named_must_exist_and_its_choices_are_followed() {
         .await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("HOST_CONFIG"), "{}", out.stderr);
+    // A folder where the file should be is said to be one, named or the default.
+    let folder = env.home.path().join("a-folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    let out = env
+        .output(&["--config", folder.to_str().unwrap(), "providers"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("is not a regular file") && out.stderr.contains("--config"),
+        "{}",
+        out.stderr
+    );
+    std::fs::create_dir_all(env.home.path().join("config/host/host.toml")).unwrap();
+    let out = env.output(&["providers"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("is not a regular file"),
+        "{}",
+        out.stderr
+    );
+    std::fs::remove_dir(env.home.path().join("config/host/host.toml")).unwrap();
 
     // default_provider picks the provider when more than one holds a credential.
     let fresh = env.login_ok().await;

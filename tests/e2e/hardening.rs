@@ -441,7 +441,12 @@ async fn a_refused_refresh_token_is_not_sent_again() {
     for _ in 0..2 {
         let out = env.output(DUE).await;
         assert_eq!(out.code, Some(4), "{out:?}");
-        assert!(out.stderr.contains("log in again"), "{}", out.stderr);
+        assert_eq!(
+            out.stderr.matches("log in again").count(),
+            1,
+            "said once: {}",
+            out.stderr
+        );
     }
     assert_eq!(
         env.provider.refresh_count(),
@@ -470,6 +475,12 @@ async fn a_provider_outage_inside_the_skew_hands_out_the_current_token() {
     assert!(
         out.stderr.contains("using the current token"),
         "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.matches("retry after 1s").count(),
+        1,
+        "said once: {}",
         out.stderr
     );
 }

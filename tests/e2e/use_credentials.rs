@@ -760,6 +760,22 @@ async fn status_exits_4_for_an_account_to_log_in_again_and_1_for_one_it_cannot_r
     assert_eq!(rows[0]["account"], "default", "{rows}");
     assert!(rows[0]["error"].is_string(), "{rows}");
     assert_eq!(std::fs::read(env.record_path("default")).unwrap(), before);
+    // Logging out under that key deletes it without revoking, and says only that.
+    let out = env
+        .output_with(
+            &["logout", "--provider", "github"],
+            &[("HOST_STORE_KEY", other.trim())],
+        )
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("without revoking it: it does not open with the key from")
+            && !out.stderr.contains("left as it is"),
+        "{}",
+        out.stderr
+    );
+    assert!(!env.record_path("default").exists());
 }
 
 #[tokio::test]

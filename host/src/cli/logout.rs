@@ -26,10 +26,10 @@ pub(crate) async fn run(ctx: &Context, mut args: LogoutArgs) -> anyhow::Result<(
         Ok(record) => record,
         // A record this machine cannot open (another key): logging out deletes it without
         // revoking, and says so.
-        Err(e @ host::StoreError::Sealed { .. }) => {
+        Err(host::StoreError::Sealed { key, reason, .. }) => {
             lock.delete().await?;
             ctx.say(format!(
-                "Deleted the stored credential of `{name}` (account `{account}`) without revoking it: {e}"
+                "Deleted the stored credential of `{name}` (account `{account}`) without revoking it: it does not open with the key from {key} ({reason})."
             ));
             return Ok(());
         }

@@ -351,9 +351,10 @@ async fn fresh_record(
         Ok(record) => Ok(record),
         Err(e) if e.needs_login() => {
             let source = e.flow_error().expect("needs_login comes from a flow error");
+            // The sentence ends by saying how to log in again: its causes need not each say so.
+            let why = source.chain().replace("; log in again", "");
             Err(LoginNeeded(format!(
-                "the stored credential for `{name}` can no longer be refreshed ({}); run `host run --provider {name}{}` to log in again",
-                source.chain(),
+                "the stored credential for `{name}` can no longer be refreshed ({why}); run `host run --provider {name}{}` to log in again",
                 target.account_flag()
             ))
             .into())

@@ -108,7 +108,8 @@ pub enum TokenError {
     #[error("{0}")]
     Provider(OAuthError),
     /// The provider is rate-limiting or unavailable.
-    #[error("the provider's endpoint is unavailable (HTTP {status}){}", .retry_after.map(|d| format!("; retry after {}s", d.as_secs())).unwrap_or_default())]
+    // The `Retry-After` is said by the temporary failure this becomes (`FlowError::Transient`).
+    #[error("the provider's endpoint is unavailable (HTTP {status})")]
     Unavailable {
         /// 429 or 503.
         status: u16,

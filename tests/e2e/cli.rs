@@ -647,24 +647,68 @@ async fn the_configuration_named_must_exist_and_its_choices_are_followed() {
 }
 
 #[tokio::test]
-async fn the_http_body_limit_is_the_configured_one() {
+async fn a_refresh_without_a_token_answer_hands_out_the_current_token_with_a_warning() {
     let env = HostEnv::start().await;
     env.login_ok().await;
-    // A 10 kB token answer against a 1 kB limit: the refresh fails on its size.
-    env.provider
-        .script([host_testkit::Scripted::Endless(10_000)]);
+    let current = env.output(&["token", "--provider", "github"]).await.stdout;
+    let raw =
+        |status: u16, content_type: Option<&'static str>, body: &str| host_testkit::Scripted::Raw {
+            status,
+            content_type,
+            headers: vec![],
+            body: body.as_bytes().to_vec(),
+        };
+    // A maintenance page, a JSON list, a redirect, a 404 page, and (with [http]
+    // max_body_bytes = 1000) a 10 kB answer: no token and no OAuth2 error, while the stored
+    // token is still valid for an hour.
+    let cases = [
+        (
+            raw(200, Some("text/html"), "<html>down for maintenance</html>"),
+            "not JSON",
+        ),
+        (
+            raw(200, Some("application/json"), "[1, 2]"),
+            "instead of an object",
+        ),
+        (host_testkit::Scripted::RedirectToSink(302), "redirect"),
+        (
+            raw(404, Some("text/html"), "<html>not found</html>"),
+            "HTTP 404",
+        ),
+        (
+            host_testkit::Scripted::Endless(10_000),
+            "larger than 1000 bytes",
+        ),
+    ];
+    for (answer, why) in cases {
+        env.provider.script([answer]);
+        let out = env
+            .output_with(
+                &["token", "--provider", "github", "--min-valid", "99999"],
+                &[("HOST_HTTP__MAX_BODY_BYTES", "1000")],
+            )
+            .await;
+        assert_eq!(
+            (out.code, &out.stdout),
+            (Some(0), &current),
+            "{why}: {out:?}"
+        );
+        assert!(
+            out.stderr.contains("using the current token") && out.stderr.contains(why),
+            "{why}: {}",
+            out.stderr
+        );
+    }
+    // An answer refused for what it says is an error, not a passing failure.
+    env.provider.script([host_testkit::Scripted::Json(
+        200,
+        serde_json::json!({"access_token": "at-x", "token_type": "mac"}),
+    )]);
     let out = env
-        .output_with(
-            &["token", "--provider", "github", "--min-valid", "99999"],
-            &[("HOST_HTTP__MAX_BODY_BYTES", "1000")],
-        )
+        .output(&["token", "--provider", "github", "--min-valid", "99999"])
         .await;
-    assert_ne!(out.code, Some(0), "{out:?}");
-    assert!(
-        out.stderr.contains("larger than 1000 bytes"),
-        "{}",
-        out.stderr
-    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
 }
 
 #[tokio::test]

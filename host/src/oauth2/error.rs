@@ -161,6 +161,20 @@ impl TokenError {
         error.find_cause::<TokenError>()
     }
 
+    /// Whether the endpoint gave no token answer at all, neither a token nor an OAuth2 error:
+    /// a page that is not JSON, a redirect, an error status without an OAuth2 body, a body
+    /// over the size cap (a maintenance page, a captive portal, a misrouted request).
+    pub fn is_not_an_answer(&self) -> bool {
+        match self {
+            TokenError::Redirect { .. }
+            | TokenError::Status { .. }
+            | TokenError::NotJson { .. }
+            | TokenError::NotObject { .. } => true,
+            TokenError::Http(e) => matches!(e, HttpError::TooLarge { .. }),
+            _ => false,
+        }
+    }
+
     /// Whether this is an `invalid_grant`: the code or refresh token is no longer valid.
     pub fn is_invalid_grant(&self) -> bool {
         matches!(self, TokenError::Provider(e) if e.kind == ErrorKind::InvalidGrant)

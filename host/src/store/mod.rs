@@ -821,9 +821,10 @@ impl Store {
     ///   would otherwise be lost).
     /// - A refresh the provider refuses marks the record: later calls say "log in again"
     ///   without sending the dead token.
-    /// - When the provider is unreachable or failing but the token is still valid (inside the
-    ///   skew), the token is handed out with a warning; so it is when another process holds
-    ///   the record past the lock's wait.
+    /// - When the refresh fails for a passing reason (the provider unreachable, failing, or
+    ///   answering something that is neither a token nor an OAuth2 error) and the token is
+    ///   still valid (inside the skew), the token is handed out with a warning; so it is when
+    ///   another process holds the record past the lock's wait.
     /// - A token another caller refreshed while this one waited for the lock is handed out
     ///   even when it lives less than the skew (the provider's tokens may live less than a
     ///   minute): refreshing it again would make one refresh per waiter.
@@ -868,10 +869,12 @@ impl Store {
         }
         let current = record.clone();
         match self.refresh_locked(provider, lock, record, skew).await {
-            Err(FreshError::Refresh {
-                source: source @ FlowError::Transient { .. },
-                ..
-            }) if !current.expires_within(chrono::Duration::zero()) => {
+            // A passing failure of the refresh (an outage, or no token answer at all: a
+            // maintenance page, a redirect) leaves the current token the best answer while it
+            // is valid. An answer refused (its id_token, its shape) is an error.
+            Err(FreshError::Refresh { source, .. })
+                if passing(&source) && !current.expires_within(chrono::Duration::zero()) =>
+            {
                 warn_current(provider, &source.chain(), &current);
                 Ok(current)
             }
@@ -1250,6 +1253,18 @@ impl RecordLock {
             #[cfg(feature = "postgres")]
             Held::Postgres(pg) => pg.delete().await,
         }
+    }
+}
+
+/// Whether a refresh failed for a reason that may pass by itself: a temporary failure, or no
+/// token answer at all from the endpoint ([`TokenError::is_not_an_answer`]).
+fn passing(source: &FlowError) -> bool {
+    match source {
+        FlowError::Transient { .. } => true,
+        FlowError::Failed(e) => e
+            .downcast_ref::<crate::oauth2::TokenError>()
+            .is_some_and(crate::oauth2::TokenError::is_not_an_answer),
+        _ => false,
     }
 }
 

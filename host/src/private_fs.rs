@@ -187,7 +187,9 @@ impl AtomicFile {
     /// zeros (which `commit` writes over and cuts to the content's length): a full disk fails
     /// here, not after.
     pub(crate) fn reserve(&mut self, bytes: usize) -> io::Result<()> {
-        const ZEROS: [u8; 4096] = [0; 4096];
+        // Zero-initialized, so it takes no room in the program (and reading it maps the
+        // kernel's zero page): the usual reservation is one write.
+        static ZEROS: [u8; 16 << 10] = [0; 16 << 10];
         let mut left = bytes;
         while left > 0 {
             let n = left.min(ZEROS.len());
@@ -200,16 +202,18 @@ impl AtomicFile {
 
     /// Writes `parts` (concatenated) and puts the file in place.
     pub(crate) fn commit(mut self, parts: &[&[u8]]) -> io::Result<()> {
-        if self.reserved {
-            io::Seek::seek(&mut self.tmp, io::SeekFrom::Start(0))?;
-        }
         let mut written = 0u64;
-        for part in parts {
-            self.tmp.write_all(part)?;
-            written += part.len() as u64;
-        }
         if self.reserved {
+            // Over the reserved zeros from the start (positioned writes: no seek), then cut.
+            for part in parts {
+                write_all_at(self.tmp.as_file(), part, written)?;
+                written += part.len() as u64;
+            }
             self.tmp.as_file().set_len(written)?;
+        } else {
+            for part in parts {
+                self.tmp.write_all(part)?;
+            }
         }
         self.tmp.as_file().sync_all()?;
         #[cfg(debug_assertions)]
@@ -226,6 +230,19 @@ impl AtomicFile {
         }
         Ok(())
     }
+}
+
+/// Writes all of `buf` at `offset` of `file`.
+#[cfg(unix)]
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+/// Writes all of `buf` at `offset` of `file`.
+#[cfg(not(unix))]
+fn write_all_at(mut file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    io::Seek::seek(&mut file, io::SeekFrom::Start(offset))?;
+    file.write_all(buf)
 }
 
 /// How many random characters a temp file's name has.

@@ -908,3 +908,84 @@ async fn a_rekey_to_a_new_key_file_keeps_the_old_key_beside_it_until_every_recor
     );
     assert!(!out.stderr.contains(&key), "{out:?}");
 }
+
+#[tokio::test]
+async fn a_key_kept_by_an_unfinished_rekey_is_never_written_over() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let token_before = token(&env, "0").await.stdout;
+    let old = std::fs::read_to_string(env.data_dir().join(host::DEFAULT_KEY_FILE)).unwrap();
+    let old = old.trim();
+    let new_file = env.home.path().join("k2.key");
+    let new = keygen(&env).await;
+    std::fs::write(&new_file, format!("{new}\n")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&new_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let kept = host::seal::previous_key_file(&new_file);
+    let rekey = [
+        "store",
+        "rekey",
+        "--new-key-file",
+        new_file.to_str().unwrap(),
+    ];
+    // The key in HOST_STORE_KEY; a stopped process holds the record: the rekey keeps the old
+    // key beside the new file and leaves the record for later.
+    let holder = env.hold_record_lock("default");
+    let out = env
+        .output_with(
+            &rekey,
+            &[
+                ("HOST_STORE_KEY", old),
+                ("HOST_STORE__LOCK_TIMEOUT_SECS", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("HOST_STORE_PREVIOUS_KEY"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap().trim(), old);
+    drop(holder);
+    // Switched to the new key and asked again: refused, the kept key untouched.
+    let out = env
+        .output_with(&rekey, &[("HOST_STORE_KEY", new.as_str())])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap().trim(), old);
+    // Another new key while that one is kept: refused too.
+    let other_file = env.home.path().join("k3.key");
+    let private = |path: &std::path::Path, key: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, format!("{key}\n")).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    private(&other_file, &keygen(&env).await);
+    private(&host::seal::previous_key_file(&other_file), &new);
+    let out = env
+        .output_with(
+            &[
+                "store",
+                "rekey",
+                "--new-key-file",
+                other_file.to_str().unwrap(),
+            ],
+            &[("HOST_STORE_KEY", old)],
+        )
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("earlier rekey"), "{out:?}");
+    // Finished as the message says: the new key current, the kept one previous.
+    let both = [
+        ("HOST_STORE_KEY", new.as_str()),
+        ("HOST_STORE_PREVIOUS_KEY", old),
+    ];
+    let out = env.output_with(&["store", "rekey"], &both).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = env
+        .output_with(
+            &["token", "--provider", "github"],
+            &[("HOST_STORE_KEY", new.as_str())],
+        )
+        .await;
+    assert_eq!(out.stdout, token_before, "{out:?}");
+}

@@ -106,6 +106,11 @@ pub(crate) async fn run(ctx: &Context, args: StoreArgs) -> anyhow::Result<()> {
                         "  the previous key is kept in {}: do not remove it until a rekey reports every record sealed",
                         previous.display()
                     );
+                    if new_key_file.is_some() {
+                        eprintln!(
+                            "  with the new key in HOST_STORE_KEY, give that kept key in HOST_STORE_PREVIOUS_KEY for the rekey run again (a key_file finds it beside itself)"
+                        );
+                    }
                 }
                 anyhow::bail!(
                     "{} record(s) were left as they are; run `host store rekey` again to take them up",

@@ -1027,12 +1027,39 @@ impl Store {
             // file in use, or beside the new key file) until the user removes it, and a rekey
             // run again resumes.
             if let Some(old) = &old {
+                if new.id() == old.current.id() {
+                    return Err(StoreError::Config(format!(
+                        "the new key is the current key already; to finish an earlier rekey, give the key it replaced in {} (or keep it beside the key file as `<key file>.previous`) and run `host store rekey` without --new-key-file",
+                        seal::PREVIOUS_KEY_ENV
+                    )));
+                }
                 match (new_key_file, &key_file) {
                     (None, Some(path)) => {
                         old.current.write(&seal::previous_key_file(path))?;
                         new.write(path)?;
                     }
-                    (Some(new_path), _) => old.current.write(&seal::previous_key_file(new_path))?,
+                    (Some(new_path), _) => {
+                        // A key kept there by an earlier rekey may be the only one some records
+                        // open with: it is never written over by another.
+                        let kept = seal::previous_key_file(new_path);
+                        match StoreKey::read(&kept) {
+                            Ok(key) if key.id() != old.current.id() => {
+                                return Err(StoreError::Config(format!(
+                                    "{} holds a key kept by an earlier rekey, which some records may still need: finish that rekey first (give that key in {} and run `host store rekey` without --new-key-file), or move the file away",
+                                    kept.display(),
+                                    seal::PREVIOUS_KEY_ENV
+                                )));
+                            }
+                            Ok(_) => {}
+                            Err(_) if kept.exists() => {
+                                return Err(StoreError::Config(format!(
+                                    "{} is in the way of the key this rekey keeps: move it away first",
+                                    kept.display()
+                                )));
+                            }
+                            Err(_) => old.current.write(&kept)?,
+                        }
+                    }
                     (None, None) => {}
                 }
             } else if let (None, Some(path)) = (new_key_file, &key_file) {

@@ -167,8 +167,22 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
             }
         }
     }
+    // A placeholder is a name of its own (`{tenant}`), never a setting (filling it would use
+    // the setting up) nor a secret (which would end up in a URL).
+    let settings_schema = crate::app_credentials::compiled::<ProviderSettings>()
+        .map(|c| (c.schema)())
+        .and_then(|schema| schema.get("properties"));
     let mut fills = BTreeMap::new();
     for (name, used_by) in &used {
+        if crate::config::is_secret(name) || settings_schema.is_some_and(|p| p.get(name).is_some())
+        {
+            return Err(section.field_error(
+                std::slice::from_ref(used_by),
+                format!(
+                    "names the setting `{name}` as a placeholder; placeholders are names of their own (like `{{tenant}}`)"
+                ),
+            ));
+        }
         let fill = match map.get(name) {
             Some(Value::String(s)) => s.clone(),
             Some(_) => {

@@ -841,3 +841,34 @@ async fn records_of_a_provider_no_longer_configured_are_shown_and_can_be_deleted
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("unknown provider"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn a_placeholder_cannot_name_a_setting_least_of_all_a_secret() {
+    let env = HostEnv::start().await;
+    for (param, setting) in [
+        ("{client_secret}", "client_secret"),
+        ("{client_id}", "client_id"),
+    ] {
+        env.write_config(&format!(
+            "{}authorize_params = {{ x = \"{param}\" }}\n",
+            acme_config(&env.provider)
+        ));
+        let out = env.run_briefly(&[], "acme").await;
+        assert_eq!(out.code, Some(1), "{param}: {out:?}");
+        assert!(
+            out.stderr.contains("providers.acme.authorize_params")
+                && out
+                    .stderr
+                    .contains(&format!("names the setting `{setting}` as a placeholder")),
+            "{param}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains(CLIENT_SECRET), "{}", out.stderr);
+        assert!(
+            !out.stderr.contains("/authorize?"),
+            "no login started: {}",
+            out.stderr
+        );
+    }
+    assert!(env.provider.token_requests().is_empty());
+}

@@ -52,9 +52,7 @@ pub async fn poll_device(
                 tracing::debug!("asked to slow down; polling every {interval:?} from now on");
             }
             Err(error @ FlowError::Transient { retry_after, .. }) => {
-                interval = (interval * 2)
-                    .min(MAX_INTERVAL)
-                    .max(retry_after.unwrap_or_default());
+                interval = backed_off(interval, retry_after);
                 tracing::warn!(
                     "polling failed ({}); trying again in {interval:?}",
                     crate::text::error_chain(&error)
@@ -62,5 +60,31 @@ pub async fn poll_device(
             }
             Err(error) => return Err(error),
         }
+    }
+}
+
+/// The interval after a temporary failure: doubled up to [`MAX_INTERVAL`], never shorter than
+/// it was (a `slow_down` may have taken it past that cap: polling faster again would break
+/// RFC 8628 §3.5), nor than the provider's `Retry-After`.
+fn backed_off(interval: Duration, retry_after: Option<Duration>) -> Duration {
+    (interval * 2)
+        .min(MAX_INTERVAL)
+        .max(interval)
+        .max(retry_after.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_temporary_failure_never_makes_polling_faster() {
+        let s = Duration::from_secs;
+        assert_eq!(backed_off(s(5), None), s(10));
+        assert_eq!(backed_off(s(40), None), MAX_INTERVAL);
+        // Past the cap by slow_down: kept, not brought back to it.
+        assert_eq!(backed_off(s(65), None), s(65));
+        assert_eq!(backed_off(s(5), Some(s(30))), s(30));
+        assert_eq!(backed_off(s(65), Some(s(120))), s(120));
     }
 }

@@ -146,7 +146,10 @@ async fn no_callback_before_the_timeout() {
     let (out, _) = env.login(&["--timeout", "1"], async |_| vec![]).await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
-        out.stderr.contains("no login callback arrived within 1s"),
+        out.stderr.contains("no login callback arrived within 1s")
+            && out.stderr.contains(
+                "run `host run --provider github --flow oauth2` again, or raise --timeout"
+            ),
         "{}",
         out.stderr
     );

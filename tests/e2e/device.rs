@@ -279,3 +279,44 @@ async fn a_plugin_device_flow_stops_at_a_protocol_error_as_the_native_one_does()
     // It stopped at the bad answer instead of backing off until the code expired.
     assert_eq!(env.provider.device_polls().len(), 2, "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn long_verification_uris_are_shown_whole_and_too_long_ones_refused() {
+    let env = HostEnv::start().await;
+    let run = async |device_url: String| {
+        let mut cmd = env.host(&[
+            "run",
+            "--provider",
+            "github",
+            "--flow",
+            "device",
+            "--timeout",
+            "1",
+        ]);
+        cmd.env(
+            "HOST_PROVIDERS__GITHUB__DEVICE_AUTHORIZATION_URL",
+            device_url,
+        );
+        HostEnv::finish_bounded(&mut cmd).await
+    };
+    let out = run(env.provider.url("/device/long")).await;
+    // The plain URI is what is printed (the complete one goes to a browser, none here).
+    let shown = format!("https://login.example/device?tenant={}\n", "a".repeat(600));
+    assert!(out.stderr.contains(&shown), "shown whole: {}", out.stderr);
+    assert!(!out.stderr.contains('…'), "nothing cut: {}", out.stderr);
+    // The code's lifetime was not the limit here, --timeout was: the hint says the same
+    // command again, flow included, and to raise --timeout.
+    assert!(
+        out.stderr
+            .contains("run `host run --provider github --flow device` again, or raise --timeout"),
+        "{}",
+        out.stderr
+    );
+    let out = run(format!("{}?too_long", env.provider.url("/device/long"))).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("verification_uri") && out.stderr.contains("too long"),
+        "{}",
+        out.stderr
+    );
+}

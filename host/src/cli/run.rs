@@ -68,10 +68,21 @@ pub(crate) async fn run(ctx: &Context, mut args: RunArgs) -> anyhow::Result<()> 
         .login(name, account, Some(&flow_name), &options, &ui)
         .await
         .map_err(|e| match e {
-            host::AppError::Login(e @ LoginError::TimedOut { .. }) => anyhow::anyhow!(
-                "{e} (run `host run --provider {name}{}` again, or raise --timeout)",
-                args.target.account_flag()
-            ),
+            host::AppError::Login(e @ LoginError::TimedOut { waiting, limit }) => {
+                // The same command again (its flow and scopes too); raising --timeout helps only
+                // when --timeout was the limit, not a device code's lifetime.
+                let mut again = format!("host run --provider {name} --flow {flow_name}");
+                for scope in &args.scopes {
+                    again.push_str(&format!(" --scope {scope}"));
+                }
+                again.push_str(&args.target.account_flag());
+                let ours = match waiting {
+                    Waiting::DeviceCode => args.timeout.is_some_and(|t| t <= limit.as_secs()),
+                    _ => true,
+                };
+                let raise = if ours { ", or raise --timeout" } else { "" };
+                anyhow::anyhow!("{e} (run `{again}` again{raise})")
+            }
             e => e.into(),
         })?;
     let path = ctx.app.store().location(name, account)?;

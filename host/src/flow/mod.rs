@@ -178,8 +178,11 @@ impl DeviceCode {
         use crate::text::sanitize;
         Self {
             user_code: sanitize(user_code.trim(), 64),
-            verification_uri: sanitize(verification_uri.trim(), 500),
-            verification_uri_complete: verification_uri_complete.map(|u| sanitize(u.trim(), 500)),
+            // Never cut (a URL cut is another URL): the flows check them as openable, at
+            // most [`MAX_URL_LEN`](crate::address::MAX_URL_LEN) bytes.
+            verification_uri: sanitize(verification_uri.trim(), crate::address::MAX_URL_LEN),
+            verification_uri_complete: verification_uri_complete
+                .map(|u| sanitize(u.trim(), crate::address::MAX_URL_LEN)),
             interval: interval
                 .unwrap_or(Self::DEFAULT_INTERVAL)
                 .clamp(Self::INTERVAL_BOUNDS.0, Self::INTERVAL_BOUNDS.1),

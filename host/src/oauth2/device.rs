@@ -120,8 +120,14 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
         let device_code = text(&map, &["device_code"], 4096)?;
         let user_code = text(&map, &["user_code"], 64)?;
         // Google says `verification_url`.
+        // Kept one character past the longest URL shown, so that a longer one is refused as
+        // too long by `link`, never cut.
         let verification_uri = link(
-            text(&map, &["verification_uri", "verification_url"], 500)?,
+            text(
+                &map,
+                &["verification_uri", "verification_url"],
+                crate::address::MAX_URL_LEN + 1,
+            )?,
             "verification_uri",
         )?;
         let verification_uri_complete = match map.get("verification_uri_complete") {

@@ -412,6 +412,7 @@ impl TestProvider {
             .route("/revoke", post(revoke))
             .route("/device/code", post(device_code))
             .route("/device/evil", post(device_evil))
+            .route("/device/long", post(device_long))
             .route("/api/user", get(user))
             .route("/api/keycheck", get(keycheck))
             .route("/api/items", get(items))
@@ -1114,6 +1115,30 @@ async fn device_evil() -> Response {
         "device_code": "dc-evil",
         "user_code": "\u{1b}]0;pwned\u{7}\u{1b}[2JABCD-EFGH",
         "verification_uri": "https://example.com/device\u{1b}[31m",
+        "expires_in": 900,
+        "interval": 1,
+    }))
+    .into_response()
+}
+
+/// A device endpoint whose verification URIs are long (as a tenant-qualified one can be): a
+/// 1000-character `verification_uri_complete` ending in `&user_code=…`, and one of 5000 as
+/// the plain `verification_uri` when asked with `?too_long`.
+async fn device_long(Query(q): Query<HashMap<String, String>>) -> Response {
+    let padding = |n: usize| "a".repeat(n);
+    let plain = if q.contains_key("too_long") {
+        format!("https://login.example/device?tenant={}", padding(5000))
+    } else {
+        format!("https://login.example/device?tenant={}", padding(600))
+    };
+    Json(json!({
+        "device_code": "dc-long",
+        "user_code": USER_CODE,
+        "verification_uri": plain,
+        "verification_uri_complete": format!(
+            "https://login.example/device?tenant={}&user_code={USER_CODE}",
+            padding(950)
+        ),
         "expires_in": 900,
         "interval": 1,
     }))

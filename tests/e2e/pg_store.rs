@@ -989,3 +989,36 @@ async fn a_key_kept_by_an_unfinished_rekey_is_never_written_over() {
         .await;
     assert_eq!(out.stdout, token_before, "{out:?}");
 }
+
+#[tokio::test]
+async fn a_copy_names_a_record_it_cannot_have_and_copies_the_rest() {
+    let (env, _db, _key) = on_postgres().await;
+    env.login_ok().await;
+    let (out, _) = env
+        .login(
+            &["--account", "work", "--json", "--timeout", "20"],
+            async |url| vec![crate::support::browser_redirect(&url).await],
+        )
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // A stopped process holds the destination's `default` record.
+    std::fs::create_dir_all(env.record_path("default").parent().unwrap()).unwrap();
+    let holder = env.hold_record_lock("default");
+    let out = env
+        .output_with(
+            &["store", "copy", "--to", "file"],
+            &[("HOST_STORE__LOCK_TIMEOUT_SECS", "1")],
+        )
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("Copied 1 record")
+            && out
+                .stderr
+                .contains("not copied: provider `github`, account `default`"),
+        "{out:?}"
+    );
+    assert!(env.record_path("work").is_file(), "the rest was copied");
+    assert!(!env.record_path("default").exists());
+    drop(holder);
+}

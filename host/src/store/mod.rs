@@ -1117,34 +1117,54 @@ impl Store {
             // stale store copied over a shared one would put back a refresh token the provider
             // has since rotated. One that does not open there is left alone in any case. The
             // look and the write are under one lock: a refresh elsewhere cannot slip between.
-            let mut lock = to.lock(&provider, &account).await?;
-            match lock.load().await {
-                Ok(Some(theirs)) if !replace && !same_record(&theirs, &record) => {
-                    report.kept.push(format!(
-                        "provider `{provider}`, account `{account}`: the destination holds another credential"
-                    ));
-                    continue;
+            // One record that cannot be had there (held by another process, say) is named and
+            // the others still go, as in a rekey.
+            let name = format!("provider `{provider}`, account `{account}`");
+            let copied = async {
+                let mut lock = to.lock(&provider, &account).await?;
+                match lock.load().await {
+                    Ok(Some(theirs)) if !replace && !same_record(&theirs, &record) => {
+                        return Ok(Copied::Kept);
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Ok(Copied::Unopenable(e)),
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    report.failed.push(format!(
-                        "provider `{provider}`, account `{account}`: the destination's record does not open ({e}); left as it is"
-                    ));
-                    continue;
-                }
-            }
-            lock.save(&record).await?;
-            let back = to.get(&provider, &account).await?;
-            if same_record(&back, &record) {
-                report.copied += 1;
-            } else {
-                report.failed.push(format!(
-                    "provider `{provider}`, account `{account}` does not read back the same"
-                ));
+                lock.save(&record).await?;
+                let back = to.get(&provider, &account).await?;
+                Ok::<_, StoreError>(if same_record(&back, &record) {
+                    Copied::Same
+                } else {
+                    Copied::Different
+                })
+            };
+            match copied.await {
+                Ok(Copied::Same) => report.copied += 1,
+                Ok(Copied::Kept) => report
+                    .kept
+                    .push(format!("{name}: the destination holds another credential")),
+                Ok(Copied::Unopenable(e)) => report.failed.push(format!(
+                    "{name}: the destination's record does not open ({e}); left as it is"
+                )),
+                Ok(Copied::Different) => report
+                    .failed
+                    .push(format!("{name} does not read back the same")),
+                Err(e) => report.failed.push(format!("{name}: {e}")),
             }
         }
         Ok(report)
     }
+}
+
+/// What copying one record did.
+enum Copied {
+    /// Written and read back the same.
+    Same,
+    /// The destination holds another credential: kept.
+    Kept,
+    /// The destination's record does not open: left alone.
+    Unopenable(StoreError),
+    /// Written, but read back otherwise.
+    Different,
 }
 
 /// Whether two records hold the same credential from the same flow for the same identity.

@@ -784,7 +784,7 @@ async fn a_malformed_database_url_is_named_never_echoed() {
         out.stderr.contains("invalid [store] settings")
             && out
                 .stderr
-                .contains("[store] url is not a PostgreSQL connection URL"),
+                .contains("database URL is not a PostgreSQL connection URL"),
         "{}",
         out.stderr
     );
@@ -806,7 +806,7 @@ async fn a_malformed_database_url_is_named_never_echoed() {
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         out.stderr
-            .contains("[store] url is not a PostgreSQL connection URL"),
+            .contains("database URL is not a PostgreSQL connection URL"),
         "{}",
         out.stderr
     );
@@ -1021,4 +1021,20 @@ async fn a_copy_names_a_record_it_cannot_have_and_copies_the_rest() {
     assert!(env.record_path("work").is_file(), "the rest was copied");
     assert!(!env.record_path("default").exists());
     drop(holder);
+}
+
+#[tokio::test]
+async fn a_database_error_before_a_login_is_said_as_it_is() {
+    let (env, db, _key) = on_postgres().await;
+    env.login_ok().await;
+    // Someone drops the table under the store (the migrations table still says current).
+    cluster().psql(&db, "DROP TABLE host_credentials");
+    let out = env.run_briefly(&[], "github").await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("host_credentials") && !out.stderr.contains("transaction is aborted"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("/authorize?"), "{}", out.stderr);
 }

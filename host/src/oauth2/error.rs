@@ -137,13 +137,14 @@ pub enum TokenError {
         found: &'static str,
     },
     /// A required field is absent.
-    #[error("the token response has no `{field}`")]
+    // Token and device authorization answers alike.
+    #[error("the provider's answer has no `{field}`")]
     Missing {
         /// The field.
         field: &'static str,
     },
     /// A field is present but unusable.
-    #[error("the token response's `{field}` {reason}")]
+    #[error("the provider's answer: `{field}` {reason}")]
     Invalid {
         /// The field.
         field: &'static str,

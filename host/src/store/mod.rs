@@ -716,8 +716,12 @@ impl Store {
     pub async fn check_save(&self, provider: &str, account: &str) -> Result<(), StoreError> {
         self.keys(true)?;
         let mut lock = self.lock(provider, account).await?;
-        // Any other unreadable record is kept aside and replaced by `save`, as there.
-        if let Err(e @ StoreError::Sealed { .. }) = lock.load().await {
+        // Any other unreadable record is kept aside and replaced by `save`, as there; a
+        // database that failed is the error (not a confusing one from the next statement of
+        // its aborted transaction).
+        if let Err(e @ (StoreError::Sealed { .. } | StoreError::Database { .. })) =
+            lock.load().await
+        {
             return Err(e);
         }
         lock.prepare().await.map(drop)

@@ -141,7 +141,7 @@ impl PgBackend {
     pub(crate) fn new(url: &str, lock_timeout: Duration) -> Result<Self, StoreError> {
         let not_postgres = || {
             StoreError::Config(
-                "[store] url is not a PostgreSQL connection URL (postgres://USER@HOST/DB?sslmode=…)"
+                "the store's database URL is not a PostgreSQL connection URL (postgres://USER@HOST/DB?sslmode=…)"
                     .into(),
             )
         };

@@ -433,16 +433,7 @@ async fn a_configured_redirect_uri_is_where_the_login_listens_and_what_the_provi
     let exchanges = env.provider.token_requests().len();
     let other = crate::support::closed_port().to_string();
     let out = env
-        .output(&[
-            "run",
-            "--provider",
-            "github",
-            "--no-browser",
-            "--timeout",
-            "1",
-            "--port",
-            &other,
-        ])
+        .run_briefly_with(&[], "github", &["--port", &other])
         .await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
@@ -524,18 +515,7 @@ async fn run_listens_on_the_port_asked_for_and_asks_for_the_scopes_given() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = taken.local_addr().unwrap().port().to_string();
     let out = env
-        .output(&[
-            "run",
-            "--provider",
-            "github",
-            "--no-browser",
-            "--timeout",
-            "1",
-            "--port",
-            &busy,
-            "--account",
-            "other",
-        ])
+        .run_briefly_with(&[], "github", &["--port", &busy, "--account", "other"])
         .await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(

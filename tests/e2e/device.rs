@@ -17,6 +17,25 @@ async fn device_login(env: &HostEnv, extra: &[&str]) -> Output {
     env.output(&args).await
 }
 
+/// `host run --flow device` against the device endpoint at `device_url`, given up after a
+/// second (for what it shows, or why it cannot start).
+async fn device_briefly(env: &HostEnv, device_url: String) -> Output {
+    let mut cmd = env.host(&[
+        "run",
+        "--provider",
+        "github",
+        "--flow",
+        "device",
+        "--timeout",
+        "1",
+    ]);
+    cmd.env(
+        "HOST_PROVIDERS__GITHUB__DEVICE_AUTHORIZATION_URL",
+        device_url,
+    );
+    HostEnv::finish_bounded(&mut cmd).await
+}
+
 /// Seconds between consecutive device polls, as the provider saw them.
 fn gaps(env: &HostEnv) -> Vec<f64> {
     let polls = env.provider.device_polls();
@@ -187,24 +206,8 @@ async fn no_browser_here_picks_the_device_flow_by_itself() {
 async fn the_code_shown_is_sanitized() {
     let env = HostEnv::start().await;
     // A hostile device endpoint: escape sequences in the user code.
-    let out = env
-        .host(&[
-            "run",
-            "--provider",
-            "github",
-            "--flow",
-            "device",
-            "--timeout",
-            "1",
-        ])
-        .env(
-            "HOST_PROVIDERS__GITHUB__DEVICE_AUTHORIZATION_URL",
-            env.provider.url("/device/evil"),
-        )
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let out = device_briefly(&env, env.provider.url("/device/evil")).await;
+    let stderr = &out.stderr;
     assert!(
         stderr.contains("ABCD-EFGH"),
         "the code is still shown: {stderr:?}"
@@ -283,23 +286,7 @@ async fn a_plugin_device_flow_stops_at_a_protocol_error_as_the_native_one_does()
 #[tokio::test]
 async fn long_verification_uris_are_shown_whole_and_too_long_ones_refused() {
     let env = HostEnv::start().await;
-    let run = async |device_url: String| {
-        let mut cmd = env.host(&[
-            "run",
-            "--provider",
-            "github",
-            "--flow",
-            "device",
-            "--timeout",
-            "1",
-        ]);
-        cmd.env(
-            "HOST_PROVIDERS__GITHUB__DEVICE_AUTHORIZATION_URL",
-            device_url,
-        );
-        HostEnv::finish_bounded(&mut cmd).await
-    };
-    let out = run(env.provider.url("/device/long")).await;
+    let out = device_briefly(&env, env.provider.url("/device/long")).await;
     // The plain URI is what is printed (the complete one goes to a browser, none here).
     let shown = format!("https://login.example/device?tenant={}\n", "a".repeat(600));
     assert!(out.stderr.contains(&shown), "shown whole: {}", out.stderr);
@@ -312,7 +299,11 @@ async fn long_verification_uris_are_shown_whole_and_too_long_ones_refused() {
         "{}",
         out.stderr
     );
-    let out = run(format!("{}?too_long", env.provider.url("/device/long"))).await;
+    let out = device_briefly(
+        &env,
+        format!("{}?too_long", env.provider.url("/device/long")),
+    )
+    .await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         out.stderr.contains("verification_uri") && out.stderr.contains("too long"),

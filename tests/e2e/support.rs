@@ -191,6 +191,16 @@ impl HostEnv {
     /// browser and gives up after a second, for what `run` says before it waits, or why it
     /// cannot start.
     pub(crate) async fn run_briefly(&self, before: &[&str], provider: &str) -> Output {
+        self.run_briefly_with(before, provider, &[]).await
+    }
+
+    /// [`HostEnv::run_briefly`] with more `run` options after its own (`--port N`, …).
+    pub(crate) async fn run_briefly_with(
+        &self,
+        before: &[&str],
+        provider: &str,
+        after: &[&str],
+    ) -> Output {
         let run = [
             "run",
             "--provider",
@@ -199,7 +209,12 @@ impl HostEnv {
             "--timeout",
             "1",
         ];
-        let args: Vec<&str> = before.iter().copied().chain(run).collect();
+        let args: Vec<&str> = before
+            .iter()
+            .copied()
+            .chain(run)
+            .chain(after.iter().copied())
+            .collect();
         self.output(&args).await
     }
 

@@ -325,6 +325,33 @@ async fn a_version_conflict_is_never_written_over_and_a_save_retries() {
 }
 
 #[tokio::test]
+async fn a_row_at_the_last_version_is_still_written_after_a_refresh() {
+    let (env, db, _) = on_postgres().await;
+    env.provider.set_ttl(90);
+    env.login_ok().await;
+    let before = token(&env, "0").await.stdout;
+    cluster().psql(
+        &db,
+        "UPDATE host_credentials SET version = 9223372036854775807",
+    );
+    let refreshed = token(&env, "600").await;
+    assert_eq!(refreshed.code, Some(0), "{refreshed:?}");
+    assert_ne!(refreshed.stdout, before, "a new token");
+    assert_eq!(env.provider.refresh_count(), 1);
+    assert_eq!(
+        cluster()
+            .psql(&db, "SELECT version FROM host_credentials")
+            .trim(),
+        "1",
+        "the version wrapped"
+    );
+    // What was written is what the next process reads, without asking again.
+    let again = token(&env, "0").await;
+    assert_eq!(again.stdout, refreshed.stdout);
+    assert_eq!(env.provider.refresh_count(), 1);
+}
+
+#[tokio::test]
 async fn a_table_locked_by_another_session_is_waited_on_for_a_bounded_time() {
     let (env, db, _) = on_postgres().await;
     env.login_ok().await;

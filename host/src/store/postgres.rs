@@ -526,7 +526,11 @@ impl PgLock {
         };
         let written = match expected {
             Some(version) => sqlx::query(
-                "UPDATE host_credentials SET version = version + 1, key_id = $3, sealed = $4, updated_at = now()
+                // The version wraps at bigint's end instead of making the write fail (after a
+                // refresh, with the provider's new refresh token in hand): the row is locked,
+                // so only 2^63 writes between one read and its write could fool the comparison.
+                "UPDATE host_credentials SET version = CASE WHEN version = 9223372036854775807 THEN 1 ELSE version + 1 END,
+                     key_id = $3, sealed = $4, updated_at = now()
                  WHERE provider = $1 AND account = $2 AND version = $5",
             )
             .bind(&self.provider)

@@ -311,3 +311,38 @@ async fn long_verification_uris_are_shown_whole_and_too_long_ones_refused() {
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn a_code_whose_lifetime_runs_out_says_to_start_again_not_to_wait_longer() {
+    let env = HostEnv::start().await;
+    // Never entered; the code lives 1 s, which the lower bound makes 10 s.
+    env.provider.script((0..40).map(|_| pending_200()));
+    let mut cmd = env.host(&[
+        "run",
+        "--provider",
+        "github",
+        "--flow",
+        "device",
+        "--scope",
+        "gist",
+        "--timeout",
+        "50",
+    ]);
+    cmd.env(
+        "HOST_PROVIDERS__GITHUB__DEVICE_AUTHORIZATION_URL",
+        env.provider.url("/device/code?expires_in=1"),
+    );
+    let out = HostEnv::finish_bounded(&mut cmd).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("the code was not entered within 10s; nothing was stored")
+            && out
+                .stderr
+                .contains("(run `host run --provider github --flow device --scope gist` again)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("raise --timeout"), "{}", out.stderr);
+    assert!(!env.record_path("default").exists(), "nothing stored");
+}

@@ -1075,9 +1075,11 @@ fn bad_credentials() -> Response {
         .into_response()
 }
 
-/// The device authorization endpoint (RFC 8628 §3.2).
+/// The device authorization endpoint (RFC 8628 §3.2); `?expires_in=N` gives the code that
+/// lifetime (default 900 s).
 async fn device_code(
     State(inner): State<Arc<Inner>>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
@@ -1103,7 +1105,7 @@ async fn device_code(
         "user_code": USER_CODE,
         "verification_uri": format!("http://{host}/device"),
         "verification_uri_complete": format!("http://{host}/device?user_code={USER_CODE}"),
-        "expires_in": 900,
+        "expires_in": q.get("expires_in").and_then(|s| s.parse::<u64>().ok()).unwrap_or(900),
         "interval": inner.device_interval.load(Ordering::SeqCst),
     }))
     .into_response()

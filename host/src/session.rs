@@ -25,13 +25,17 @@ pub enum SessionError {
     /// The credential cannot be had (nothing stored, the refresh failed).
     #[error(transparent)]
     Credential(#[from] FreshError),
-    /// The provider refused the credential even after a refresh: log in again.
+    /// The provider refused the credential, after a refresh when it has a refresh token: log
+    /// in again.
     #[error(
-        "the provider refused the credential for `{provider}` even after a refresh; log in again"
+        "the provider refused the credential for `{provider}` {}; log in again",
+        if *.refreshed { "even after a refresh" } else { "and it has no refresh token" }
     )]
     Refused {
         /// The provider.
         provider: String,
+        /// Whether a refresh was tried (the credential had a refresh token).
+        refreshed: bool,
     },
     /// A relative path, and the provider has no API base URL.
     #[error("`{provider}` has no API base URL: give a full URL")]
@@ -232,6 +236,10 @@ impl Session {
             return Ok(response);
         }
         tracing::debug!("the API answered 401; refreshing once and sending again");
+        let refreshed = record
+            .credential
+            .as_oauth2()
+            .is_some_and(|t| t.refresh_token.is_some());
         let record = match self
             .store
             .refresh_now(&self.provider, &self.account, &record)
@@ -242,13 +250,19 @@ impl Session {
                 record
             }
             Err(FreshError::Refresh { source, .. }) if source.needs_login() => {
-                return Err(SessionError::Refused { provider: name });
+                return Err(SessionError::Refused {
+                    provider: name,
+                    refreshed,
+                });
             }
             Err(e) => return Err(e.into()),
         };
         let response = self.send_with(&request, &record).await?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
-            return Err(SessionError::Refused { provider: name });
+            return Err(SessionError::Refused {
+                provider: name,
+                refreshed,
+            });
         }
         Ok(response)
     }

@@ -143,7 +143,10 @@ async fn git_asks_host_for_the_provider_and_nobody_else() {
     let lines: Vec<&str> = helpers.lines().collect();
     assert_eq!(lines.len(), 2, "{helpers}");
     assert_eq!(lines[0], "");
-    assert!(lines[1].ends_with("git-credential"), "{helpers}");
+    assert!(
+        lines[1].ends_with("git-credential --provider 'github'"),
+        "{helpers}"
+    );
 
     // The real git, through the helper setup-git wrote.
     let fill = |host: String| {
@@ -207,8 +210,29 @@ async fn status_lists_accounts_and_check_reports_a_revoked_token() {
     let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(rows[0]["check"]["state"], "valid", "{rows}");
 
-    // Revoked on the provider's side: the check says so, and the exit status says "log in".
+    assert_eq!(env.provider.refresh_count(), 0);
+
+    // The access token refused but the refresh token good: the login works, as `host api`
+    // would find (one refresh, then the provider accepts the new token).
     env.provider.revoke_access_tokens();
+    let out = env.output(&["status", "--check"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("check: valid"), "{}", out.stdout);
+    assert_eq!(env.provider.refresh_count(), 1);
+
+    // A token due is refreshed before it is asked about, not called rejected.
+    env.provider.set_ttl(30);
+    env.login_ok().await;
+    let out = env.output(&["status", "--check", "--json"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows[0]["check"]["state"], "valid", "{rows}");
+    assert_eq!(env.provider.refresh_count(), 2);
+
+    // Revoked on the provider's side, refresh token too: the check says so, and the exit
+    // status says "log in".
+    env.provider.revoke_access_tokens();
+    env.provider.revoke_all();
     let out = env.output(&["status", "--check"]).await;
     assert_eq!(out.code, Some(4), "{out:?}");
     assert!(out.stdout.contains("check: rejected"), "{}", out.stdout);
@@ -362,6 +386,30 @@ async fn a_401_refreshes_once_and_a_second_refusal_says_log_in() {
         before + 1,
         "exactly one refresh"
     );
+    assert!(
+        out.stderr.contains("even after a refresh"),
+        "{}",
+        out.stderr
+    );
+
+    // A credential without a refresh token: none is tried, and the message does not say so.
+    env.provider.set_api_refuses(false);
+    env.provider.script([host_testkit::Scripted::Json(
+        200,
+        serde_json::json!({"access_token": "at-lone", "token_type": "bearer", "expires_in": 3600}),
+    )]);
+    env.login_ok().await;
+    let before = env.provider.refresh_count();
+    let out = env.output(&["api", "/echo"]).await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "refused the credential for `github` and it has no refresh token; log in again"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(env.provider.refresh_count(), before);
 }
 
 #[tokio::test]
@@ -700,6 +748,20 @@ async fn git_credentials_go_only_over_https_to_the_git_host_a_section_names() {
     assert_eq!(code, Some(0));
     assert!(answer.contains(&format!("password={corp}\n")), "{answer}");
     assert!(answer.contains("host=git.corp.example\n"), "{answer}");
+    // A path git passes as it is (not UTF-8) does not stop the answer.
+    let input = b"protocol=https\nhost=git.corp.example\npath=r\xe9po.git\n\n";
+    let mut cmd = env.host(&["git-credential", "get"]);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input).await.unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.contains(&format!("password={corp}\n")), "{answer}");
     // Plain http gets nothing, for either host.
     for host in ["git.corp.example".to_owned(), git_host(env)] {
         let (code, answer) = get(&[], &host, "http").await;
@@ -799,4 +861,64 @@ async fn api_refreshes_a_token_about_to_expire_before_sending_and_reads_a_body_f
     // The old token would still have been accepted (the provider honours it until it is
     // revoked), so the one refresh was the session's own, ahead of expiry.
     assert_eq!(env.provider.refresh_count(), 1);
+}
+
+#[tokio::test]
+async fn setup_git_pins_the_provider_the_account_and_the_configuration_file() {
+    let env = HostEnv::start().await;
+    // Two providers claim one git host, in a file git's helper would not find by itself.
+    let file = env.home.path().join("elsewhere.toml");
+    let section = |name: &str| {
+        format!(
+            "[providers.{name}]\nissuer = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\ngit_host = \"git.corp.example\"\n",
+            env.provider.issuer(),
+            host_testkit::CLIENT_ID,
+            host_testkit::CLIENT_SECRET
+        )
+    };
+    std::fs::write(&file, format!("{}{}", section("aaa"), section("corp"))).unwrap();
+    let file = file.to_str().unwrap();
+    for (provider, account) in [("aaa", "default"), ("corp", "work")] {
+        let (out, _) = env
+            .login_as(
+                provider,
+                &["--config", file, "--account", account, "--timeout", "20"],
+                async |url| vec![crate::support::browser_redirect(&url).await],
+            )
+            .await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+    }
+    let out = env
+        .output(&["--config", file, "token", "-p", "corp", "-a", "work"])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let corp = out.stdout.trim().to_owned();
+
+    let out = env
+        .output(&["--config", file, "setup-git", "-p", "corp", "-a", "work"])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("(provider `corp`, account `work`)"),
+        "{}",
+        out.stderr
+    );
+    // The real git, in an environment without the file's name.
+    let mut cmd = env.command("git", &["credential", "fill"]);
+    cmd.env("GIT_TERMINAL_PROMPT", "0")
+        .env_remove("HOST_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"protocol=https\nhost=git.corp.example\n\n")
+            .await
+            .unwrap();
+    }
+    let out = child.wait_with_output().await.unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.contains(&format!("password={corp}\n")), "{answer}");
 }

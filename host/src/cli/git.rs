@@ -30,9 +30,8 @@ enum Operation {
 
 #[derive(Debug, Args)]
 pub(crate) struct SetupArgs {
-    /// The provider whose git host to set up (default: github).
-    #[arg(long, short = 'p', default_value = "github")]
-    provider: String,
+    #[command(flatten)]
+    target: Target,
 }
 
 /// The host (and port) git uses for a provider: the section's `git_host`, or for github the
@@ -56,11 +55,17 @@ fn git_host(ctx: &Context, provider: &str) -> Option<String> {
 
 pub(crate) async fn credential(ctx: &Context, args: CredentialArgs) -> anyhow::Result<()> {
     let mut asked = std::collections::BTreeMap::new();
-    for line in std::io::stdin().lock().lines() {
+    for line in std::io::stdin().lock().split(b'\n') {
         let line = line.context("cannot read git's request")?;
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
         if line.is_empty() {
             break;
         }
+        // Git passes paths as they are (`path=` with credential.useHttpPath): a line that is
+        // not UTF-8 is one this helper does not need (a host that is not is no host of ours).
+        let Ok(line) = std::str::from_utf8(line) else {
+            continue;
+        };
         if let Some((k, v)) = line.split_once('=') {
             asked.insert(k.to_owned(), v.to_owned());
         }
@@ -108,29 +113,51 @@ pub(crate) async fn credential(ctx: &Context, args: CredentialArgs) -> anyhow::R
     Ok(())
 }
 
-pub(crate) fn setup(ctx: &Context, args: SetupArgs) -> anyhow::Result<()> {
-    ctx.app.provider(&args.provider)?;
-    let Some(host) = git_host(ctx, &args.provider) else {
-        bail!(
-            "`{}` has no git host; set [providers.{}] git_host = \"git.example.com\"",
-            args.provider,
-            args.provider
-        );
+pub(crate) async fn setup(ctx: &Context, args: SetupArgs) -> anyhow::Result<()> {
+    let mut target = args.target;
+    target.provider(ctx).await?;
+    let name = target.name().to_owned();
+    let Some(host) = git_host(ctx, &name) else {
+        bail!("`{name}` has no git host; set [providers.{name}] git_host = \"git.example.com\"");
     };
     let exe = std::env::current_exe().context("cannot find this program's path")?;
+    // The helper is pinned to what was set up: the provider and account (another provider
+    // with the same git host is never asked), and the configuration file and plugins folder
+    // when they were named here (git runs the helper without this shell's options).
+    let mut helper = format!("!{}", shell_quote(&exe.display().to_string()));
+    for (option, path) in &ctx.pinned {
+        let path = std::path::absolute(path)
+            .with_context(|| format!("cannot find the absolute path of {}", path.display()))?;
+        helper.push_str(&format!(
+            " {option} {}",
+            shell_quote(&path.display().to_string())
+        ));
+    }
+    helper.push_str(&format!(
+        " git-credential --provider {}",
+        shell_quote(&name)
+    ));
+    if target.account != host::DEFAULT_ACCOUNT {
+        helper.push_str(&format!(" --account {}", shell_quote(&target.account)));
+    }
     let key = format!("credential.https://{host}.helper");
     // An empty helper first resets helpers configured elsewhere for this host, as gh does.
-    let helper = format!(
-        "!'{}' git-credential",
-        exe.display().to_string().replace('\'', "'\\''")
-    );
     git(&["config", "--global", "--replace-all", &key, ""])?;
     git(&["config", "--global", "--add", &key, &helper])?;
     ctx.say(format!(
-        "git now asks `host` for credentials for https://{host} (provider `{}`).",
-        args.provider
+        "git now asks `host` for credentials for https://{host} (provider `{name}`{}).",
+        if target.account == host::DEFAULT_ACCOUNT {
+            String::new()
+        } else {
+            format!(", account `{}`", target.account)
+        }
     ));
     Ok(())
+}
+
+/// `s` in single quotes for the shell git runs a `!` helper with.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 fn git(args: &[&str]) -> anyhow::Result<()> {

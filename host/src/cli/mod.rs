@@ -367,6 +367,9 @@ async fn fresh_record(
 struct Context {
     app: App,
     quiet: bool,
+    /// The global options naming files that a program run later (git's credential helper)
+    /// must be given again: `--config` (or `HOST_CONFIG`) and `--plugins-dir`.
+    pinned: Vec<(&'static str, PathBuf)>,
 }
 
 impl Context {
@@ -382,9 +385,17 @@ impl Context {
         if let Some(dir) = &cli.plugins_dir {
             config.set_plugins_dir(dir.clone());
         }
+        let mut pinned = Vec::new();
+        if cli.config.is_some() || std::env::var_os("HOST_CONFIG").is_some() {
+            pinned.push(("--config", config.file().to_owned()));
+        }
+        if let Some(dir) = &cli.plugins_dir {
+            pinned.push(("--plugins-dir", dir.clone()));
+        }
         Ok(Self {
             app: App::from_config(config)?,
             quiet: cli.quiet,
+            pinned,
         })
     }
 
@@ -411,7 +422,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(args) => exec::run(&ctx, args).await,
         Command::Status(args) => status::run(&ctx, args).await,
         Command::GitCredential(args) => done(git::credential(&ctx, args).await),
-        Command::SetupGit(args) => done(git::setup(&ctx, args)),
+        Command::SetupGit(args) => done(git::setup(&ctx, args).await),
         Command::Providers(args) => done(providers::run(&ctx, args).await),
         Command::Logout(args) => done(logout::run(&ctx, args).await),
         Command::Config(args) => done(config::run(&ctx, args)),

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use host::{FlowError, Provider};
+use host::{FlowError, FreshError, Provider};
 use serde_json::{Value, json};
 
 use super::{Context, describe_expiry};
@@ -22,8 +22,11 @@ pub(crate) struct StatusArgs {
     json: bool,
 }
 
-/// How long one check may take.
+/// How long one question to the provider may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A token expiring within this is refreshed before it is checked, as `host token` would.
+const REFRESH_AHEAD: chrono::Duration = chrono::Duration::seconds(60);
 
 pub(crate) async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.app.store();
@@ -67,6 +70,14 @@ pub(crate) async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitC
                     continue;
                 }
             };
+            // Checked first: a check may refresh the token (the row then shows the new one).
+            let (record, checked) = if args.check {
+                let (record, state, detail) = check(ctx, &provider, record).await;
+                login_needed |= state == "rejected";
+                (record, Some(json!({"state": state, "detail": detail})))
+            } else {
+                (record, None)
+            };
             let token = record.credential.as_oauth2();
             let refresh = match (&record.login_required, token) {
                 (Some(reason), _) => {
@@ -86,10 +97,8 @@ pub(crate) async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitC
                 "expires_at": record.expires_at(),
                 "refresh": refresh,
             });
-            if args.check {
-                let (state, detail) = check(&provider, &record).await;
-                login_needed |= state == "rejected";
-                row["check"] = json!({"state": state, "detail": detail});
+            if let Some(checked) = checked {
+                row["check"] = checked;
             }
             rows.push(row);
         }
@@ -112,8 +121,54 @@ pub(crate) async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitC
     })
 }
 
-/// Asks the provider: `valid`, `rejected` (log in again) or `unknown` (it cannot say now).
-async fn check(provider: &Provider, record: &host::Record) -> (&'static str, String) {
+/// Asks the provider whether the login works as `host api` would use it: `valid`, `rejected`
+/// (log in again) or `unknown` (it cannot say now). A token due is refreshed first (as `host
+/// token` would), and one the provider refuses is refreshed once and asked about again; the
+/// record returned is the one asked about.
+async fn check(
+    ctx: &Context,
+    provider: &Provider,
+    record: host::Record,
+) -> (host::Record, &'static str, String) {
+    let store = ctx.app.store();
+    let failed = |e: FreshError| {
+        if e.needs_login() {
+            ("rejected", e.to_string())
+        } else {
+            ("unknown", format!("{:#}", anyhow::Error::from(e)))
+        }
+    };
+    // Never cut short by the check's time limit: a refresh stopped after the provider
+    // answered would lose a rotated refresh token. The provider's own timeouts bound it.
+    let record = match store.fresh(provider, &record.account, REFRESH_AHEAD).await {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            let (state, detail) = failed(e);
+            return (record, state, detail);
+        }
+    };
+    let (state, detail) = verify(provider, &record).await;
+    let refreshable = record
+        .credential
+        .as_oauth2()
+        .is_some_and(|t| t.refresh_token.is_some());
+    if state != "rejected" || !refreshable {
+        return (record, state, detail);
+    }
+    match store.refresh_now(provider, &record.account, &record).await {
+        Ok(fresh) => {
+            let (state, detail) = verify(provider, &fresh).await;
+            (fresh, state, detail)
+        }
+        Err(e) => {
+            let (state, detail) = failed(e);
+            (record, state, detail)
+        }
+    }
+}
+
+/// One question to the provider about `record`'s credential.
+async fn verify(provider: &Provider, record: &host::Record) -> (&'static str, String) {
     let flow = match provider.flow(&record.flow).await {
         Ok(flow) => flow,
         Err(e) => return ("unknown", e.to_string()),

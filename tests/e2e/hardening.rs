@@ -172,10 +172,72 @@ async fn a_plugin_log_flood_is_capped_per_call() {
     let env = hostile("mode = \"log-flood\"").await;
     let out = env.output(&["run", "--provider", "evil"]).await;
     assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(out.stderr.contains("done logging"), "{}", out.stderr);
-    assert!(out.stderr.contains("more bytes dropped"), "{}", out.stderr);
-    // 20 000 messages of 2000 bytes were sent; the default cap keeps 64 KiB.
+    assert!(out.stderr.contains("done logging"), "{}", out.stderr.len());
+    assert!(
+        out.stderr
+            .contains("plugin log: 19969 more messages dropped"),
+        "{}",
+        &out.stderr[out.stderr.len().saturating_sub(1000)..]
+    );
+    // 20 000 messages of 2000 bytes were sent; the default cap keeps 64 KiB: 31 of them.
     assert!(out.stderr.len() < 256 * 1024, "{} bytes", out.stderr.len());
+}
+
+#[tokio::test]
+async fn a_plugin_whose_host_calls_never_wait_is_stopped_at_the_wall_clock_limit() {
+    // Empty log messages in a loop: each call returns at once, so the caller's timer never
+    // gets to fire, and the time is the host's, not the guest's CPU time.
+    let env = hostile("mode = \"log-spin\"").await;
+    let config = std::fs::read_to_string(env.home.path().join("config/host/host.toml")).unwrap();
+    env.write_config(&config.replace("[plugins]\n", "[plugins]\ncall_timeout_secs = 2\n"));
+    let out = env.output(&["run", "--provider", "evil"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("`authorize` did not finish within 2s"),
+        "{}",
+        &out.stderr[out.stderr.len().saturating_sub(2000)..]
+    );
+    // Empty messages cost the log budget too: a few thousand lines, not millions.
+    assert!(
+        out.stderr.contains("more messages dropped"),
+        "{}",
+        out.stderr.len()
+    );
+    assert!(out.stderr.len() < 512 * 1024, "{} bytes", out.stderr.len());
+}
+
+#[tokio::test]
+async fn waiting_on_a_slow_provider_is_not_counted_as_the_plugins_cpu_time() {
+    let env = HostEnv::start().await;
+    env.install_plugin("evil", guests::HOSTILE);
+    env.write_config(&format!(
+        "[plugins]\nallow_http_loopback = true\ncpu_ms = 400\n[providers.evil]\nmode = \"fetch\"\nurl = \"{}\"\n",
+        env.provider.url("/slow?ms=1500")
+    ));
+    let out = env.output(&["run", "--provider", "evil"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    // The plugin got its answer (and fails on purpose), past its CPU limit in wall time.
+    assert!(out.stderr.contains("got HTTP 200"), "{}", out.stderr);
+    assert!(!out.stderr.contains("CPU-time limit"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_plugin_cannot_ask_an_allowed_server_for_another_host() {
+    let env = HostEnv::start().await;
+    env.install_plugin("evil", guests::HOSTILE);
+    env.write_config(&format!(
+        "[plugins]\nallow_http_loopback = true\n[providers.evil]\nmode = \"host-header\"\nurl = \"{}\"\n",
+        env.provider.url("/sink")
+    ));
+    let out = env.output(&["run", "--provider", "evil"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("the Host header must be the URL's host"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(env.provider.sink_hits(), 0, "nothing was sent");
 }
 
 #[tokio::test]

@@ -23,7 +23,18 @@ pub(crate) enum LimitHit {
     /// The guest ran longer than its CPU budget.
     #[error("the plugin ran longer than its {0} ms CPU-time limit")]
     Cpu(u64),
+    /// The call ran past its wall-clock limit while the guest computed (a guest whose host
+    /// calls all return at once never lets the caller's timer fire).
+    #[error("the plugin did not finish within {}s", .0.as_secs())]
+    Wall(Duration),
 }
+
+/// The longest message the `log` import shows, in characters.
+pub(crate) const LOG_MESSAGE_CAP: usize = 2000;
+
+/// What a logged line costs the call's log budget beyond its message: its level, time and
+/// plugin name.
+pub(crate) const LOG_LINE_COST: usize = 64;
 
 /// Per-call state.
 pub(crate) struct StoreState {
@@ -37,9 +48,14 @@ pub(crate) struct StoreState {
     pub(crate) started: Instant,
     host_time: Duration,
     in_host_since: Option<Instant>,
+    /// Host frames entered from the guest and not yet left: a host function may call into the
+    /// guest (its allocator, for an answer) and that code into the host again (a libcall).
+    host_depth: u32,
     pub(crate) cpu_budget: Duration,
+    /// The call's wall-clock limit, checked by the epoch callback too.
+    pub(crate) wall_limit: Duration,
     pub(crate) output: OutputPipe,
-    /// Bytes the `log` import may still write in this call, and what it had to drop.
+    /// Bytes the `log` import may still write in this call, and the messages it dropped.
     log_budget: usize,
     log_dropped: usize,
     pub(crate) plugin: String,
@@ -52,6 +68,7 @@ impl StoreState {
         allow: AllowList,
         limits: Limits,
         cpu_budget: Duration,
+        wall_limit: Duration,
         max_output: usize,
     ) -> Self {
         let output = OutputPipe::new(max_output);
@@ -79,7 +96,9 @@ impl StoreState {
             started: Instant::now(),
             host_time: Duration::ZERO,
             in_host_since: None,
+            host_depth: 0,
             cpu_budget,
+            wall_limit,
             output,
             log_budget: max_output,
             log_dropped: 0,
@@ -98,14 +117,36 @@ impl StoreState {
         self.host_time + self.in_host_since.map_or(Duration::ZERO, |t| t.elapsed())
     }
 
-    /// Called on every crossing between the guest and the host.
+    /// Called on every crossing between the guest and the host. Time is the host's from a
+    /// host function's entry to its return, less the guest code it calls meanwhile (the
+    /// guest's allocator, given an HTTP answer) and with the host calls that code makes; the
+    /// epoch callback's libcall is a host call too.
     pub(crate) fn crossing(&mut self, hook: wasmtime::CallHook) {
+        use wasmtime::CallHook as H;
         match hook {
-            wasmtime::CallHook::CallingHost => self.in_host_since = Some(Instant::now()),
-            wasmtime::CallHook::ReturningFromHost => {
-                if let Some(since) = self.in_host_since.take() {
-                    self.host_time += since.elapsed();
-                }
+            H::CallingHost => {
+                self.host_depth += 1;
+                self.host_clock(true);
+            }
+            H::ReturningFromHost => {
+                self.host_depth = self.host_depth.saturating_sub(1);
+                self.host_clock(false);
+            }
+            // The guest called from inside a host function: its own time again, until it
+            // returns there.
+            H::CallingWasm if self.host_depth > 0 => self.host_clock(false),
+            H::ReturningFromWasm if self.host_depth > 0 => self.host_clock(true),
+            _ => {}
+        }
+    }
+
+    /// Starts or stops the clock of host time.
+    fn host_clock(&mut self, running: bool) {
+        match (running, self.in_host_since) {
+            (true, None) => self.in_host_since = Some(Instant::now()),
+            (false, Some(since)) => {
+                self.host_time += since.elapsed();
+                self.in_host_since = None;
             }
             _ => {}
         }
@@ -124,7 +165,7 @@ impl StoreState {
             tracing::warn!(
                 plugin = %self.plugin,
                 call,
-                "plugin log: {} more bytes dropped (at most {} a call)",
+                "plugin log: {} more messages dropped (at most {} bytes a call)",
                 self.log_dropped,
                 self.output.cap()
             );
@@ -151,34 +192,62 @@ impl WasiHttpView for StoreState {
     }
 }
 
-/// Memory, table and instance limits of one call.
+/// Memory, table and instance limits of one call: the memory limit is for all of the
+/// instance's linear memories together (a component may hold several), and so is the
+/// table limit for its tables.
 pub(crate) struct Limits {
     pub(crate) memory_bytes: usize,
     pub(crate) hit: Option<LimitHit>,
+    /// Bytes of linear memory and table elements the instance holds so far.
+    memory_used: usize,
+    table_elements_used: usize,
+}
+
+/// Table elements an instance may hold, all its tables together.
+pub(crate) const TABLE_ELEMENTS: usize = 1_000_000;
+
+impl Limits {
+    /// The limits of one call: `memory_bytes` of linear memory in all.
+    pub(crate) fn new(memory_bytes: usize) -> Self {
+        Self {
+            memory_bytes,
+            hit: None,
+            memory_used: 0,
+            table_elements_used: 0,
+        }
+    }
 }
 
 impl wasmtime::ResourceLimiter for Limits {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
+        let total = (self.memory_used - current.min(self.memory_used)).saturating_add(desired);
+        if total > self.memory_bytes {
             let hit = LimitHit::Memory((self.memory_bytes >> 20) as u64);
             self.hit = Some(hit);
             return Err(wasmtime::Error::new(hit));
         }
+        self.memory_used = total;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        let total = (self.table_elements_used - current.min(self.table_elements_used))
+            .saturating_add(desired);
+        if total > TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.table_elements_used = total;
+        Ok(true)
     }
 
     fn instances(&self) -> usize {
@@ -270,16 +339,60 @@ impl PluginHttp {
     /// Checks and sends one request.
     pub(crate) async fn send(
         &self,
-        request: http::Request<Vec<u8>>,
+        mut request: http::Request<Vec<u8>>,
     ) -> Result<http::Response<Vec<u8>>, SendError> {
         let url = url::Url::parse(&request.uri().to_string())
             .map_err(|e| SendError::InvalidUrl(e.to_string()))?;
         self.allow.check(&url).map_err(SendError::Denied)?;
+        connection_headers_removed(request.headers_mut(), &url)?;
         self.client
             .send_to(url, request)
             .await
             .map_err(SendError::Http)
     }
+}
+
+/// Headers that belong to the connection, not to the request, which the client sets itself
+/// (RFC 9110 §7.6.1; what `wasi:http` forbids, and the body's framing).
+const CONNECTION_HEADERS: [&str; 12] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "http2-settings",
+    "content-length",
+    "expect",
+];
+
+/// Removes what a plugin may not say about the connection: the framing, hop-by-hop and proxy
+/// headers are dropped (the client sets its own), and a `Host` other than the URL's is
+/// refused: it would ask a server shared by several names (a proxy, a CDN) for a host the
+/// allow-list never saw.
+fn connection_headers_removed(
+    headers: &mut http::HeaderMap,
+    url: &url::Url,
+) -> Result<(), SendError> {
+    for name in CONNECTION_HEADERS {
+        headers.remove(name);
+    }
+    if let Some(host) = headers.remove(http::header::HOST) {
+        let authority = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => String::new(),
+        };
+        if !host.as_bytes().eq_ignore_ascii_case(authority.as_bytes()) {
+            return Err(SendError::Denied(
+                "the Host header must be the URL's host (it is set from the URL)".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The host functions a plugin imports (`http`, `log`), the same code for every WIT version:
@@ -357,14 +470,18 @@ macro_rules! plugin_imports {
             impl log_wit::Host for StoreState {
                 async fn log(&mut self, level: log_wit::Level, message: String) {
                     use log_wit::Level;
-                    // The log counts against the same per-call budget as stdout and stderr.
-                    if message.len() > self.log_budget {
+                    // The log has a per-call budget of its own, as large as stdout's and
+                    // stderr's; each line costs what it shows, its prefix included (empty
+                    // messages would otherwise flood the log for free).
+                    let cost = message.len().min($crate::plugin::imports::LOG_MESSAGE_CAP)
+                        + $crate::plugin::imports::LOG_LINE_COST;
+                    if cost > self.log_budget {
                         self.log_budget = 0;
-                        self.log_dropped = self.log_dropped.saturating_add(message.len());
+                        self.log_dropped = self.log_dropped.saturating_add(1);
                         return;
                     }
-                    self.log_budget -= message.len();
-                    let message = sanitize(&message, 2000);
+                    self.log_budget -= cost;
+                    let message = sanitize(&message, $crate::plugin::imports::LOG_MESSAGE_CAP);
                     let plugin = &self.plugin;
                     match level {
                         // At debug, marked: release builds of the command leave the trace
@@ -440,5 +557,58 @@ impl WasiHttpHooks for HttpHooks {
             let done: IoFuture = Box::new(async { Ok(()) });
             Ok((http::Response::from_parts(parts, body), done))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn the_memory_and_table_limits_are_for_the_whole_instance() {
+        const MIB: usize = 1 << 20;
+        let mut limits = Limits::new(100 * MIB);
+        // Two memories of 60 MiB: the second is one too many, whatever each alone would be.
+        assert!(limits.memory_growing(0, 60 * MIB, None).unwrap());
+        assert!(limits.memory_growing(0, 60 * MIB, None).is_err());
+        assert_eq!(limits.hit, Some(LimitHit::Memory(100)));
+        // The first may still grow within what is left, and a second fit beside it.
+        assert!(limits.memory_growing(60 * MIB, 90 * MIB, None).unwrap());
+        assert!(limits.memory_growing(0, 10 * MIB, None).unwrap());
+        assert!(limits.memory_growing(10 * MIB, 11 * MIB, None).is_err());
+
+        let mut limits = Limits::new(100 * MIB);
+        assert!(limits.table_growing(0, 600_000, None).unwrap());
+        assert!(!limits.table_growing(0, 600_000, None).unwrap());
+        assert!(limits.table_growing(600_000, 1_000_000, None).unwrap());
+        assert!(!limits.table_growing(0, 1, None).unwrap());
+    }
+
+    #[test]
+    fn a_plugin_cannot_speak_for_the_connection_or_another_host() {
+        let url = url::Url::parse("https://api.example.com:8443/token").unwrap();
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            ("content-type", "application/json"),
+            ("connection", "close, x-foo"),
+            ("upgrade", "h2c"),
+            ("content-length", "3"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authorization", "Basic eA=="),
+            ("host", "API.example.com:8443"),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        assert!(connection_headers_removed(&mut headers, &url).is_ok());
+        assert_eq!(
+            headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["content-type"]
+        );
+        headers.insert("host", "internal-admin.example".parse().unwrap());
+        assert!(matches!(
+            connection_headers_removed(&mut headers, &url),
+            Err(SendError::Denied(_))
+        ));
     }
 }

@@ -649,10 +649,7 @@ impl LoadedPlugin {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let limits = Limits {
-            memory_bytes: (settings.memory_mib << 20) as usize,
-            hit: None,
-        };
+        let limits = Limits::new((settings.memory_mib << 20) as usize);
         let cpu = Duration::from_millis(settings.cpu_ms);
         let state = StoreState::new(
             name,
@@ -660,6 +657,7 @@ impl LoadedPlugin {
             allow,
             limits,
             cpu,
+            settings.call_timeout(),
             settings.max_output_bytes,
         );
         let mut store = Store::new(&self.runtime.engine, state);
@@ -669,15 +667,22 @@ impl LoadedPlugin {
             Ok(())
         });
         store.set_epoch_deadline(1);
+        // Both limits are checked here, in the guest's own time: the caller's timer fires only
+        // when the guest waits on something, and a guest whose host calls all return at once
+        // (a loop of log calls) never does.
         store.epoch_deadline_callback(|ctx| {
             let state = ctx.data();
+            let elapsed = state.started.elapsed();
+            if elapsed >= state.wall_limit {
+                return Err(wasmtime::Error::new(LimitHit::Wall(state.wall_limit)));
+            }
             let used = state.guest_time();
             if used >= state.cpu_budget {
                 return Err(wasmtime::Error::new(LimitHit::Cpu(
                     state.cpu_budget.as_millis() as u64,
                 )));
             }
-            let left = state.cpu_budget - used;
+            let left = (state.cpu_budget - used).min(state.wall_limit - elapsed);
             Ok(UpdateDeadline::Continue(
                 (left.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
             ))
@@ -792,6 +797,13 @@ pub(crate) fn trap(
     state: &StoreState,
 ) -> PluginError {
     let path = path.to_owned();
+    if let Some(LimitHit::Wall(limit)) = e.downcast_ref::<LimitHit>() {
+        return PluginError::Timeout {
+            path,
+            call,
+            limit: *limit,
+        };
+    }
     if let Some(hit) = e.downcast_ref::<LimitHit>().copied().or(state.limits.hit) {
         return PluginError::Trap {
             path,

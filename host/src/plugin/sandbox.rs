@@ -58,6 +58,16 @@ impl HostPattern {
         if host.is_empty() || host.contains('*') {
             return Err(error("not a host pattern"));
         }
+        // What a URL's host can be: a name (an internationalized one in its `xn--` form), an
+        // IPv4 address, or an IPv6 one in brackets. Anything else would only be shown.
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'))
+        {
+            return Err(error(
+                "a host has only letters, digits, `-`, `_` and `.` (an internationalized name in its xn-- form)",
+            ));
+        }
         Ok(Self {
             host,
             wildcard,
@@ -181,6 +191,22 @@ mod tests {
         assert!(p("[::1]:80").matches("[::1]", 80));
         assert!(HostPattern::parse("https://x.com").is_err());
         assert!(HostPattern::parse("*").is_err());
+        assert!(p("xn--bcher-kva.example").matches("xn--bcher-kva.example", 443));
+        for bad in [
+            "\u{1b}]0;pwned\u{7}api.example.com",
+            "api.example.com\u{202e}",
+            "bücher.example",
+            "api example.com",
+            "api.\nexample.com",
+        ] {
+            let e = HostPattern::parse(bad).expect_err(bad);
+            assert!(
+                e.to_string()
+                    .chars()
+                    .all(|c| !c.is_control() && c != '\u{202e}'),
+                "{e}"
+            );
+        }
     }
 
     #[test]

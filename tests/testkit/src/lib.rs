@@ -409,6 +409,7 @@ impl TestProvider {
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/sink", any(sink))
+            .route("/slow", any(slow))
             .route("/revoke", post(revoke))
             .route("/device/code", post(device_code))
             .route("/device/evil", post(device_evil))
@@ -1073,6 +1074,13 @@ fn bad_credentials() -> Response {
         Json(json!({"message": "Bad credentials"})),
     )
         .into_response()
+}
+
+/// Answers `{}` after `?ms=N` milliseconds (a provider that takes its time).
+async fn slow(Query(q): Query<HashMap<String, String>>) -> Response {
+    let ms = q.get("ms").and_then(|m| m.parse().ok()).unwrap_or(1000);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Json(json!({})).into_response()
 }
 
 /// The device authorization endpoint (RFC 8628 §3.2); `?expires_in=N` gives the code that

@@ -80,6 +80,13 @@ impl Guest for Hostile {
             }
             "panic" => panic!("the plugin panicked on purpose"),
             "fetch" => get(url).map(|_| unreachable!()),
+            // The same server, asked for another virtual host.
+            "host-header" => {
+                let headers = vec![("host".into(), "internal-admin.example".into())];
+                let r = http::send(&Request { method: Method::Get, url: url.into(), headers, body: vec![] })
+                    .map_err(|e| FlowError::Network(format!("{e:?}")))?;
+                Err(FlowError::Network(format!("got HTTP {}", r.status)))
+            }
             "wasi-http" => wasi_http_get(url).map(|_| unreachable!()),
             "probe" => {
                 // What can it see? Nothing, if the sandbox holds.
@@ -136,6 +143,10 @@ impl Guest for Hostile {
                 }
                 Err(FlowError::Internal("done logging".into()))
             }
+            // Host calls that all return at once: the guest never waits on anything.
+            "log-spin" => loop {
+                integrations::auth::log::log(integrations::auth::log::Level::Error, "");
+            },
             "exit" => std::process::exit(3),
             // Waiting is not computing: this must not count against the CPU limit.
             "sleep" => {

@@ -352,6 +352,42 @@ async fn a_row_at_the_last_version_is_still_written_after_a_refresh() {
 }
 
 #[tokio::test]
+async fn a_connection_lost_during_a_refresh_keeps_the_new_tokens() {
+    let (env, db, _) = on_postgres().await;
+    env.provider.set_ttl(90);
+    env.provider.set_rotate(true);
+    env.login_ok().await;
+    let before = token(&env, "0").await.stdout;
+    // The database session holding the record's lock ends while the provider answers.
+    env.provider
+        .set_refresh_delay(std::time::Duration::from_millis(1500));
+    let refreshing = env
+        .host(&["token", "--provider", "github", "--min-valid", "600"])
+        .output();
+    let terminate = async {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        cluster().psql(
+            &db,
+            &format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+            ),
+        )
+    };
+    let (out, terminated) = tokio::join!(refreshing, terminate);
+    let out = out.unwrap();
+    assert_ne!(terminated.trim(), "0", "the process's sessions ended");
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    assert_ne!(printed, before);
+    env.provider.set_refresh_delay(std::time::Duration::ZERO);
+    // Stored: the next process prints it, and the stored refresh token is the live one.
+    assert_eq!(token(&env, "0").await.stdout, printed);
+    let again = token(&env, "600").await;
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_eq!(env.provider.refresh_count(), 2);
+}
+
+#[tokio::test]
 async fn a_table_locked_by_another_session_is_waited_on_for_a_bounded_time() {
     let (env, db, _) = on_postgres().await;
     env.login_ok().await;
@@ -456,6 +492,108 @@ async fn a_row_copied_under_another_name_does_not_open_and_wrong_keys_are_named(
     let out = env.output(&["token", "--provider", "github"]).await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(out.stderr.contains("host store keygen"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn two_rekeys_at_once_never_seal_records_under_a_key_kept_nowhere() {
+    let env = HostEnv::start().await;
+    let accounts = ["default", "a1", "a2", "a3", "a4", "a5"];
+    let mut tokens = Vec::new();
+    for account in accounts {
+        let (out, _) = env
+            .login(&["--account", account, "--timeout", "20"], async |url| {
+                vec![crate::support::browser_redirect(&url).await]
+            })
+            .await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let out = env
+            .output(&["token", "--provider", "github", "--account", account])
+            .await;
+        tokens.push(out.stdout);
+    }
+    let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
+    let previous = host::seal::previous_key_file(&key_file);
+    let all_open = async || {
+        for (account, token) in accounts.iter().zip(&tokens) {
+            let out = env
+                .output(&["token", "--provider", "github", "--account", account])
+                .await;
+            assert_eq!(&out.stdout, token, "{account}: {out:?}");
+        }
+    };
+
+    // While a rekey holds its lock, another is refused and changes nothing.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(env.data_dir().join("store.key.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    let out = env.output(&["store", "rekey"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("another `host store rekey` is running"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
+    assert!(!previous.exists());
+    drop(lock);
+
+    // Two at once, however they fall: every record opens afterwards, with the key on disk.
+    for _ in 0..3 {
+        let (a, b) = tokio::join!(
+            env.output(&["store", "rekey"]),
+            env.output(&["store", "rekey"])
+        );
+        for out in [&a, &b] {
+            assert!(
+                out.code == Some(0) || out.stderr.contains("another `host store rekey` is running"),
+                "{out:?}"
+            );
+        }
+        assert!(a.code == Some(0) || b.code == Some(0), "{a:?} {b:?}");
+        // Every record under the current key: the kept one may go.
+        let out = env.output(&["store", "rekey"]).await;
+        assert_eq!(out.code, Some(0), "{out:?}");
+        std::fs::remove_file(&previous).unwrap();
+        all_open().await;
+    }
+}
+
+#[tokio::test]
+async fn a_process_that_read_the_keys_before_a_rekey_reads_and_writes_after_it() {
+    let env = HostEnv::start().await;
+    env.provider.set_ttl(90);
+    env.login_ok().await;
+    // A library process reads the store (and its keys) first.
+    let app = env.app();
+    let store = app.store();
+    let before = store.get("github", "default").await.unwrap();
+    let out = env.output(&["store", "rekey"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // The record is now sealed under a key it has not read: it reads the keys again.
+    let after = store.get("github", "default").await.unwrap();
+    assert!(same_token(&before, &after));
+    // What it writes now is sealed under the current key: once the kept key is removed,
+    // every process still opens it.
+    let provider = app.provider("github").unwrap();
+    let refreshed = store
+        .fresh(&provider, "default", chrono::Duration::seconds(600))
+        .await
+        .unwrap();
+    assert!(!same_token(&before, &refreshed), "it refreshed");
+    let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
+    std::fs::remove_file(host::seal::previous_key_file(&key_file)).unwrap();
+    let out = token(&env, "0").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+}
+
+fn same_token(a: &host::Record, b: &host::Record) -> bool {
+    a.credential.secret().map(|s| s.expose().to_owned())
+        == b.credential.secret().map(|s| s.expose().to_owned())
 }
 
 #[tokio::test]

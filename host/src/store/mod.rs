@@ -28,7 +28,7 @@ pub mod seal;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -374,7 +374,11 @@ enum Backend {
 struct Inner {
     backend: Backend,
     options: StoreOptions,
-    keys: OnceLock<Arc<KeyRing>>,
+    /// The keys as last read; read again when a record names a key they lack and before
+    /// sealing (another process's rekey may have replaced them), unless `keys_pinned`.
+    keys: Mutex<Option<Arc<KeyRing>>>,
+    /// A rekey's own store, sealing with the ring it was given whatever the files say.
+    keys_pinned: bool,
     inflight: Gates,
 }
 
@@ -421,7 +425,8 @@ impl Store {
             inner: Arc::new(Inner {
                 backend,
                 options,
-                keys: OnceLock::new(),
+                keys: Mutex::new(None),
+                keys_pinned: false,
                 inflight: Arc::default(),
             }),
         })
@@ -481,9 +486,31 @@ impl Store {
     /// The store's keys; with `create`, the file store makes its default key file when there
     /// is none. `Ok(None)`: no key yet (only unsealed records can be read).
     fn keys(&self, create: bool) -> Result<Option<Arc<KeyRing>>, StoreError> {
-        if let Some(ring) = self.inner.keys.get() {
-            return Ok(Some(Arc::clone(ring)));
+        if let Some(ring) = self.cached_keys() {
+            return Ok(Some(ring));
         }
+        self.load_keys(create)
+    }
+
+    fn cached_keys(&self) -> Option<Arc<KeyRing>> {
+        self.inner
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The keys read again from their files (another process's rekey may have replaced them
+    /// since they were read); those in the environment, or a rekey's own, as they are.
+    fn fresh_keys(&self, create: bool) -> Result<Option<Arc<KeyRing>>, StoreError> {
+        if self.inner.keys_pinned || self.inner.options.key.is_some() {
+            return self.keys(create);
+        }
+        self.load_keys(create)
+    }
+
+    /// Reads the keys (from the environment or the key files) and keeps them.
+    fn load_keys(&self, create: bool) -> Result<Option<Arc<KeyRing>>, StoreError> {
         let o = &self.inner.options;
         let ring = if let Some(text) = &o.key {
             KeyRing {
@@ -527,9 +554,9 @@ impl Store {
             };
             KeyRing { current, previous }
         };
-        Ok(Some(Arc::clone(
-            self.inner.keys.get_or_init(|| Arc::new(ring)),
-        )))
+        let ring = Arc::new(ring);
+        *self.inner.keys.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&ring));
+        Ok(Some(ring))
     }
 
     /// Opens sealed bytes of `provider`/`account`.
@@ -557,6 +584,11 @@ impl Store {
                 "there is no key (the key file is missing)",
             ));
         };
+        // A key this process has not read: another process's rekey may have made it since.
+        let ring = match ring.by_id(key_id) {
+            Some(_) => ring,
+            None => self.fresh_keys(false)?.unwrap_or(ring),
+        };
         let Some(key) = ring.by_id(key_id) else {
             return Err(sealed_err(
                 ring.current.source().clone(),
@@ -582,7 +614,9 @@ impl Store {
 
     /// Seals a record: (key id, sealed bytes).
     fn seal(&self, record: &Record) -> Result<(String, Vec<u8>), StoreError> {
-        let ring = self.keys(true)?.expect("created when missing");
+        // Read again: sealed under a key another process's rekey has since replaced, the
+        // record would be lost with that key once the rekey's previous key is removed.
+        let ring = self.fresh_keys(true)?.expect("created when missing");
         let mut record = record.clone();
         record.version = RECORD_VERSION;
         record.updated_at = Utc::now();
@@ -912,6 +946,7 @@ impl Store {
         self.keys(true)?;
         // The flow that made the credential refreshes it; built only now, when needed.
         let flow = provider.flow(&record.flow).await?;
+        let sent = refresh_token_of(&record);
         match flow.refresh(&record.credential).await {
             Ok(credential) => {
                 record.credential = credential;
@@ -919,6 +954,12 @@ impl Store {
                 // handed out.
                 match lock.commit(&record, prepared).await {
                     Ok(()) => Ok(record),
+                    // The write failed with the provider's new tokens in hand (a database
+                    // connection dropped, say): one more try, under a new lock.
+                    Err(e) if !matches!(e, StoreError::Conflict { .. }) => {
+                        self.store_after_failed_commit(provider, record, sent, e)
+                            .await
+                    }
                     // Someone wrote the record without its lock meanwhile: theirs stays. If it
                     // is fresh, it is the answer; our tokens are not written over it.
                     Err(StoreError::Conflict { .. }) => {
@@ -966,6 +1007,35 @@ impl Store {
         }
     }
 
+    /// A refreshed `record` whose write failed (`first`), written under a new lock (for the
+    /// PostgreSQL store, a new connection) if the stored record still holds the refresh
+    /// token that was `sent`: nobody stored a newer one meanwhile, and the provider may have
+    /// retired that one. Otherwise the stored record stands and is the answer while valid.
+    async fn store_after_failed_commit(
+        &self,
+        provider: &Provider,
+        record: Record,
+        sent: Option<String>,
+        first: StoreError,
+    ) -> Result<Record, FreshError> {
+        tracing::warn!(
+            "cannot store the refreshed credential of `{}` ({first}); trying once more",
+            record.provider
+        );
+        let mut lock = match self.lock(provider.name(), &record.account).await {
+            Ok(lock) => lock,
+            Err(_) => return Err(first.into()),
+        };
+        match lock.load().await {
+            Ok(Some(stored)) if refresh_token_of(&stored) == sent => {
+                lock.save(&record).await.map_err(|_| first)?;
+                Ok(record)
+            }
+            Ok(Some(stored)) if !stored.expires_within(chrono::Duration::zero()) => Ok(stored),
+            _ => Err(first.into()),
+        }
+    }
+
     /// Refreshes the credential now, whatever its expiry says (the provider refused
     /// `stale`'s access token, say with a 401): under the record's lock, unless someone
     /// already replaced that access token, which is then returned without a request.
@@ -992,8 +1062,15 @@ impl Store {
     /// file to write), give `new_key_file`: records are re-sealed and the caller points the
     /// configuration at it.
     pub async fn rekey(&self, new_key_file: Option<&Path>) -> Result<RekeyReport, StoreError> {
-        let old = self.keys(false)?;
         let key_file = self.key_file();
+        // One rekey at a time: two would each write a key of their own and seal every record
+        // under it, and the one whose key file was written over would leave them sealed under
+        // a key kept nowhere. The keys are read under the lock, as the last rekey left them.
+        let _rekeying = match new_key_file.map(Path::to_owned).or(key_file.clone()) {
+            Some(path) => Some(rekey_lock(&path)?),
+            None => None,
+        };
+        let old = self.fresh_keys(false)?;
         let mut report = RekeyReport::default();
         // A previous key still kept (an earlier rekey, finished or not): that rekey is
         // resumed, every record sealed under the current key, and no new key is made; the
@@ -1074,9 +1151,11 @@ impl Store {
                 previous: old.as_ref().map(|r| r.current.clone()),
             })
         };
-        // The same backend and settings, sealing with the new ring.
-        let rekeyed = Store::open(self.inner.options.clone())?;
-        let _ = rekeyed.inner.keys.set(Arc::clone(&ring));
+        // The same backend and settings, sealing with the new ring whatever the files say.
+        let mut rekeyed = Store::open(self.inner.options.clone())?;
+        let inner = Arc::get_mut(&mut rekeyed.inner).expect("a store of its own");
+        inner.keys = Mutex::new(Some(Arc::clone(&ring)));
+        inner.keys_pinned = true;
         // One record that cannot be had (held by a stopped process, unopenable) is reported
         // and the others still move; a rekey run again takes up what is left.
         for (provider, account) in rekeyed.records().await? {
@@ -1172,6 +1251,44 @@ enum Copied {
 }
 
 /// Whether two records hold the same credential from the same flow for the same identity.
+/// The refresh token a record holds, to compare.
+fn refresh_token_of(record: &Record) -> Option<String> {
+    record
+        .credential
+        .as_oauth2()
+        .and_then(|t| t.refresh_token.as_ref())
+        .map(|t| t.expose().to_owned())
+}
+
+/// The lock a rekey holds on `<key file>.lock` (made `0600` beside the key file): another
+/// rekey of the same key is refused while it runs.
+fn rekey_lock(key_file: &Path) -> Result<std::fs::File, StoreError> {
+    let mut name = key_file.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    let path = key_file.with_file_name(name);
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&path).map_err(|source| StoreError::Io {
+        action: "cannot open the rekey lock",
+        path: path.clone(),
+        source,
+    })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Config(format!(
+            "another `host store rekey` is running (it holds {}); let it finish, then run this one again if it names records it left",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io {
+            action: "cannot lock",
+            path,
+            source,
+        }),
+    }
+}
+
 fn same_record(a: &Record, b: &Record) -> bool {
     serde_json::to_value(&a.credential).ok() == serde_json::to_value(&b.credential).ok()
         && a.flow == b.flow

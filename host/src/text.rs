@@ -1,11 +1,26 @@
 //! Text that came from elsewhere (a provider, a plugin, a callback) made safe to show.
 
 /// Whether a character must never reach a terminal from outside: C0 and C1 controls (ESC
-/// included), bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069), zero-width
-/// and direction marks (U+200B–U+200F), and the line and paragraph separators (U+2028, U+2029).
+/// included), bidirectional overrides, isolates and marks (U+202A–U+202E, U+2066–U+2069,
+/// U+200E, U+200F, U+061C), zero-width and invisible characters (U+200B–U+200D, U+2060–U+2065,
+/// U+206A–U+206F, U+FEFF, the soft hyphen U+00AD, the tag characters U+E0000–U+E007F: they hide
+/// or fake what a name shows), and the line and paragraph separators (U+2028, U+2029).
 pub fn is_unsafe_char(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200F}' | '\u{2028}' | '\u{2029}')
+        || matches!(
+            c,
+            '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{061C}'
+                | '\u{00AD}'
+                | '\u{2060}'..='\u{2065}'
+                | '\u{206A}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
 }
 
 /// Strips every [unsafe character](is_unsafe_char) (ANSI escapes lose their ESC and become
@@ -65,6 +80,15 @@ mod tests {
         assert_eq!(
             sanitize("a\u{202E}b\u{2066}c\u{200B}d\u{2028}e\u{85}f\u{9b}g", 100),
             "abcdefg"
+        );
+        // Marks and invisible characters that hide or fake what a name shows; letters of
+        // other scripts stay.
+        assert_eq!(
+            sanitize(
+                "a\u{61C}b\u{2060}c\u{FEFF}d\u{AD}e\u{206A}f\u{E0041}g\u{200D}h ü ж 日",
+                100
+            ),
+            "abcdefgh ü ж 日"
         );
         assert_eq!(
             terminal_text("a\n\tb\u{1b}[2J\u{202e}c\r", 100),

@@ -283,6 +283,22 @@ async fn an_expiry_no_clock_can_show_is_already_past() {
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(!out.stdout.contains("hostile-token"), "{out:?}");
     assert!(out.stderr.contains("cannot refresh"), "{}", out.stderr);
+
+    // One after any clock can show is far off, not 1970: the token is handed out as it is.
+    let env = hostile("mode = \"login\"\nexchange = \"expires-max\"").await;
+    let out = env
+        .output(&["run", "--provider", "evil", "--field", "key=x"])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = env.output(&["token", "--provider", "evil"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout.trim(), "hostile-token");
+    let out = env.output(&["status", "--json"]).await;
+    assert!(
+        out.stdout.contains("\"9999-12-31T23:59:59Z\""),
+        "{}",
+        out.stdout
+    );
 }
 
 #[tokio::test]
@@ -296,6 +312,22 @@ async fn a_plugin_that_exits_is_blamed_for_it() {
         out.stderr
     );
     assert!(!out.stderr.contains("host failure"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn what_a_plugin_passes_wrong_is_its_trap_without_its_backtrace() {
+    let env = hostile("mode = \"bad-utf8-log\"").await;
+    let out = env.output(&["run", "--provider", "evil"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("trapped in `authorize`: invalid utf-8"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("host failure"), "{}", out.stderr);
+    // The backtrace (names the plugin chose) only at debug.
+    assert!(!out.stderr.contains("backtrace"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
 }
 
 #[tokio::test]

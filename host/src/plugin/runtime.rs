@@ -830,6 +830,20 @@ pub(crate) fn trap(
         };
         return PluginError::Trap { path, call, reason };
     }
+    // Stopped while the guest ran (what it passed could not be taken: a string that is not
+    // UTF-8, a pointer out of bounds, more than the host calls may carry): the plugin's
+    // doing. The backtrace's names are the plugin's own, newlines and all: logged line by
+    // line, sanitized, and only at debug.
+    if let Some(backtrace) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+        for line in backtrace.to_string().lines() {
+            tracing::debug!(plugin = %path.display(), call, "{}", crate::text::sanitize(line, 300));
+        }
+        return PluginError::Trap {
+            path,
+            call,
+            reason: crate::text::sanitize(&e.root_cause().to_string(), 300),
+        };
+    }
     PluginError::Host {
         path,
         call,

@@ -329,10 +329,15 @@ impl WasmFlow {
                         .refresh_token
                         .map(|r| checked(r, "refresh_token"))
                         .transpose()?,
-                    // A time no clock can show (`i64::MIN`, out of range) is already past:
-                    // treated as "no expiry" it would never be refreshed.
+                    // A time before any clock can show (`i64::MIN`) is already past: treated
+                    // as "no expiry" it would never be refreshed. One after (`i64::MAX`) is
+                    // the end of year 9999, not the start of 1970.
                     expires_at: t.expires_at.map(|s| {
-                        DateTime::<Utc>::from_timestamp(s, 0).unwrap_or(DateTime::UNIX_EPOCH)
+                        DateTime::<Utc>::from_timestamp(s, 0).unwrap_or(if s > 0 {
+                            latest_time()
+                        } else {
+                            DateTime::UNIX_EPOCH
+                        })
                     }),
                     scopes: t.scopes.iter().map(|s| sanitize(s, 200)).collect(),
                     extra: TokenExtras(extra),
@@ -476,4 +481,10 @@ impl AuthFlow for WasmFlow {
             |revoked| revoked
         )
     }
+}
+
+/// The latest expiry kept: the end of year 9999 (later ones are written and read back the
+/// same in every format the store uses).
+fn latest_time() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_300_799, 0).expect("9999-12-31T23:59:59Z is a time")
 }

@@ -147,6 +147,14 @@ impl Guest for Hostile {
             "log-spin" => loop {
                 integrations::auth::log::log(integrations::auth::log::Level::Error, "");
             },
+            // A string that is not UTF-8, handed to the host.
+            "bad-utf8-log" => {
+                // SAFETY: deliberately not UTF-8; the host must refuse it, not trust it.
+                let bytes = std::hint::black_box(vec![0xffu8, 0xfe, b'x']);
+                let text = unsafe { std::str::from_utf8_unchecked(&bytes) };
+                integrations::auth::log::log(integrations::auth::log::Level::Error, text);
+                Err(FlowError::Internal("the host took it".into()))
+            }
             "exit" => std::process::exit(3),
             // Waiting is not computing: this must not count against the CPU limit.
             "sleep" => {
@@ -185,6 +193,7 @@ impl Guest for Hostile {
         match app["exchange"].as_str().unwrap_or_default() {
             "scopes-flood" => Ok(token((0..1_000_000).map(|i| format!("s{i}")).collect(), None)),
             "expires-min" => Ok(token(vec![], Some(i64::MIN))),
+            "expires-max" => Ok(token(vec![], Some(i64::MAX))),
             _ => Err(FlowError::Unsupported("hostile".into())),
         }
     }

@@ -48,7 +48,7 @@ pub enum SessionError {
     BadUrl(String),
     /// The credential does not fit the binding (basic credentials in a header binding).
     #[error(
-        "the credential for `{provider}` has no binding for requests; set [providers.{provider}] binding"
+        "the credential for `{provider}` does not fit how requests are to carry it; set [providers.{provider}] binding to one that fits (\"bearer\" or a header for a token, \"basic\" for a username and password)"
     )]
     NoBinding {
         /// The provider.

@@ -97,7 +97,8 @@ async fn exec_hands_the_token_to_the_command_and_passes_its_status_on() {
         "the only provider logged in is the default"
     );
     // The section's `env` names the variable; a name the environment cannot hold is refused
-    // before anything runs; a command ended by a signal exits 128 + its number, as shells say.
+    // before anything runs; a command ended by a signal ends `host` by it (it is the same
+    // process).
     env.write_config("[providers.github]\nenv = \"GH_TOKEN\"\n");
     let out = env
         .output(&["exec", "--", "sh", "-c", "printf %s \"$GH_TOKEN\""])
@@ -119,9 +120,45 @@ async fn exec_hands_the_token_to_the_command_and_passes_its_status_on() {
         assert!(!marker.exists(), "{bad:?}: the command did not run");
     }
     let out = env
-        .output(&["exec", "--", "sh", "-c", "kill -TERM $$"])
-        .await;
-    assert_eq!(out.code, Some(128 + 15), "{out:?}");
+        .host(&["exec", "--", "sh", "-c", "kill -TERM $$"])
+        .output()
+        .await
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(15), "{out:?}");
+
+    // A signal sent to `host` reaches the command (a supervisor stopping it), which is not
+    // left running, and its own exit status is the answer.
+    let mut child = env
+        .host(&[
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo stopped; exit 9' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    use tokio::io::AsyncBufReadExt;
+    stdout.read_line(&mut line).await.unwrap();
+    assert_eq!(line, "ready\n");
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("the command ends on the signal")
+        .unwrap();
+    line.clear();
+    stdout.read_line(&mut line).await.unwrap();
+    assert_eq!(line, "stopped\n");
+    assert_eq!(status.code(), Some(9));
 }
 
 #[tokio::test]
@@ -303,6 +340,48 @@ async fn api_calls_resolve_paths_send_fields_and_join_pages() {
         items,
         serde_json::json!([1, 2, 3, 4, 5, 6]),
         "three pages joined"
+    );
+    // Links with a comma in the URI, after a `prev` link, `REL`, two relation types.
+    let out = env
+        .output(&["api", "--paginate", "/items?fields=id,name"])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout.trim(), "[1,2,3,4,5,6]");
+    // An empty page (204) has no items.
+    let out = env.output(&["api", "--paginate", "/empty"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.stdout.trim(), "[]");
+
+    // A header the caller gives replaces the default of its name, not beside it.
+    let out = env
+        .output(&[
+            "api",
+            "-X",
+            "POST",
+            "-H",
+            "Accept: application/vnd.github.raw",
+            "-H",
+            "Content-Type: text/plain",
+            "/echo",
+            "-f",
+            "a=b",
+        ])
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let echo: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        echo["accept"],
+        serde_json::json!(["application/vnd.github.raw"])
+    );
+    assert_eq!(echo["content_type"], serde_json::json!(["text/plain"]));
+    let out = env
+        .output(&["api", "-X", "POST", "/echo", "-f", "a=b"])
+        .await;
+    let echo: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(echo["accept"], serde_json::json!(["application/json"]));
+    assert_eq!(
+        echo["content_type"],
+        serde_json::json!(["application/json"])
     );
 
     let out = env

@@ -77,7 +77,33 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
             std::fs::read(input).with_context(|| format!("cannot read {input}"))?
         };
     }
-    let mut pages: Vec<serde_json::Value> = Vec::new();
+    // The caller's headers, checked once; they replace the defaults of their names.
+    let mut headers = Vec::with_capacity(args.headers.len());
+    for h in &args.headers {
+        let (name, value) = h
+            .split_once(':')
+            .with_context(|| format!("`{h}`: expected NAME: VALUE"))?;
+        let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+            .with_context(|| format!("`{h}`: not a header name"))?;
+        let value = http::HeaderValue::from_str(value.trim())
+            .with_context(|| format!("`{h}`: not a header value"))?;
+        headers.push((name, value));
+    }
+    let given = |name: &http::HeaderName| headers.iter().any(|(n, _)| n == name);
+    let mut defaults = vec![(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static("application/json"),
+    )];
+    if json_body {
+        defaults.push((
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        ));
+    }
+    defaults.retain(|(name, _)| !given(name));
+    // Each page's items as compact JSON, not as parsed values (which take many times the
+    // memory of their text).
+    let mut pages: Vec<Box<serde_json::value::RawValue>> = Vec::new();
     // With --paginate: the pages stay on the first page's origin, none is fetched twice, and
     // together they are bounded.
     let origin = url.origin();
@@ -86,16 +112,9 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
     loop {
         let mut request = http::Request::builder()
             .method(method.clone())
-            .uri(url.as_str())
-            .header(http::header::ACCEPT, "application/json");
-        if json_body {
-            request = request.header(http::header::CONTENT_TYPE, "application/json");
-        }
-        for h in &args.headers {
-            let (name, value) = h
-                .split_once(':')
-                .with_context(|| format!("`{h}`: expected NAME: VALUE"))?;
-            request = request.header(name.trim(), value.trim());
+            .uri(url.as_str());
+        for (name, value) in defaults.iter().chain(&headers) {
+            request = request.header(name, value);
         }
         let request = request
             .body(body.clone())
@@ -132,11 +151,22 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
                 );
             }
             paginated += bytes.len();
-            let page: serde_json::Value = serde_json::from_slice(&bytes)
-                .context("with --paginate, every page must be JSON")?;
-            match page {
-                serde_json::Value::Array(items) => pages.extend(items),
-                other => pages.push(other),
+            // An empty page (a 204) has no items.
+            if !bytes.iter().all(u8::is_ascii_whitespace) {
+                let page: serde_json::Value = serde_json::from_slice(&bytes)
+                    .context("with --paginate, every page must be JSON")?;
+                drop(bytes);
+                let compact = |v: &serde_json::Value| {
+                    serde_json::value::to_raw_value(v).context("cannot encode a page")
+                };
+                match page {
+                    serde_json::Value::Array(items) => {
+                        for item in &items {
+                            pages.push(compact(item)?);
+                        }
+                    }
+                    other => pages.push(compact(&other)?),
+                }
             }
             match next {
                 Some(n) if matches!(method, http::Method::GET) => {
@@ -160,15 +190,19 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
                 _ => break,
             }
         }
-        // The body goes out as it comes.
+        // The body goes out as it comes (a reader that stops early, `| head`, ends it quietly).
         let mut stdout = std::io::stdout().lock();
         while let Some(chunk) = response.chunk().await.context("the answer broke off")? {
-            stdout.write_all(&chunk)?;
+            if let Err(e) = stdout.write_all(&chunk).and_then(|()| stdout.flush()) {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    return Ok(());
+                }
+                return Err(e).context("cannot write to stdout");
+            }
         }
-        stdout.flush()?;
         return Ok(());
     }
-    super::write_json(&serde_json::Value::Array(pages), false)?;
+    super::write_json(&pages, false)?;
     Ok(())
 }
 
@@ -195,20 +229,125 @@ async fn read_at_most(
     Ok((body, true))
 }
 
-/// The `rel="next"` target of a `Link` header.
+/// The `rel="next"` target of the `Link` headers (RFC 8288): `<URI>; param=value; …`, links
+/// separated by commas outside `<…>` and quoted strings, parameter names in any case, `rel` a
+/// space-separated list of relation types.
 fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
-    let link = headers.get(reqwest::header::LINK)?.to_str().ok()?;
-    link.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        params
-            .split(';')
-            .any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"))
-            .then(|| {
-                target
-                    .trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_owned()
-            })
-    })
+    headers
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(links)
+        .find(|(_, rels)| rels.iter().any(|r| r.eq_ignore_ascii_case("next")))
+        .map(|(target, _)| target)
+}
+
+/// The links of one `Link` header value: (target, relation types).
+fn links(value: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
+        let Some(after) = rest.strip_prefix('<') else {
+            return out;
+        };
+        let Some(end) = after.find('>') else {
+            return out;
+        };
+        let target = after[..end].to_owned();
+        rest = &after[end + 1..];
+        let mut rels = Vec::new();
+        // Parameters up to the next comma outside a quoted string.
+        loop {
+            rest = rest.trim_start();
+            let Some(param) = rest.strip_prefix(';') else {
+                break;
+            };
+            let param = param.trim_start();
+            let name_end = param
+                .find(|c: char| c == '=' || c == ';' || c == ',' || c.is_ascii_whitespace())
+                .unwrap_or(param.len());
+            let name = &param[..name_end];
+            rest = param[name_end..].trim_start();
+            let mut value = String::new();
+            if let Some(v) = rest.strip_prefix('=') {
+                let v = v.trim_start();
+                if let Some(quoted) = v.strip_prefix('"') {
+                    let mut chars = quoted.char_indices();
+                    let mut consumed = quoted.len();
+                    while let Some((i, c)) = chars.next() {
+                        match c {
+                            '\\' => {
+                                if let Some((_, escaped)) = chars.next() {
+                                    value.push(escaped);
+                                }
+                            }
+                            '"' => {
+                                consumed = i + 1;
+                                break;
+                            }
+                            c => value.push(c),
+                        }
+                    }
+                    rest = &quoted[consumed..];
+                } else {
+                    let end = v.find([';', ',']).unwrap_or(v.len());
+                    value = v[..end].trim().to_owned();
+                    rest = &v[end..];
+                }
+            }
+            if name.eq_ignore_ascii_case("rel") {
+                rels.extend(value.split_ascii_whitespace().map(str::to_owned));
+            }
+        }
+        out.push((target, rels));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next(values: &[&str]) -> Option<String> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for v in values {
+            headers.append(reqwest::header::LINK, v.parse().unwrap());
+        }
+        next_link(&headers)
+    }
+
+    #[test]
+    fn next_links_are_read_as_rfc_8288_writes_them() {
+        assert_eq!(
+            next(&[
+                r#"<https://api.example/p?page=2>; rel="next", <https://api.example/p?page=9>; rel="last""#
+            ]),
+            Some("https://api.example/p?page=2".into())
+        );
+        // A comma inside the URI, and the next link second.
+        assert_eq!(
+            next(&[
+                r#"</c?fields=id,name&page=1>; rel="prev", </c?fields=id,name&page=3>; rel="next""#
+            ]),
+            Some("/c?fields=id,name&page=3".into())
+        );
+        // Several relation types, a parameter name in capitals, a bare token, a comma and a
+        // semicolon inside a quoted parameter.
+        assert_eq!(next(&[r#"</p2>; rel="next last""#]), Some("/p2".into()));
+        assert_eq!(next(&[r#"</p2>; REL="next""#]), Some("/p2".into()));
+        assert_eq!(next(&["</p2>;rel=next"]), Some("/p2".into()));
+        assert_eq!(
+            next(&[r#"</a>; title="x, y; rel=next"; rel="prev", </b>; rel="next""#]),
+            Some("/b".into())
+        );
+        // Two Link headers.
+        assert_eq!(
+            next(&[r#"</a>; rel="prev""#, r#"</b>; rel="next""#]),
+            Some("/b".into())
+        );
+        // No next, or no link at all.
+        assert_eq!(next(&[r#"</a>; rel="nextish""#]), None);
+        assert_eq!(next(&["garbage"]), None);
+        assert_eq!(next(&[]), None);
+    }
 }

@@ -44,12 +44,24 @@ pub(crate) async fn run(ctx: &Context, mut args: ExecArgs) -> anyhow::Result<Exi
         anyhow::bail!("`{var}` cannot be an environment variable name");
     }
     let (program, rest) = args.command.split_first().expect("clap requires a command");
-    let status = std::process::Command::new(program)
-        .args(rest)
-        .env(&var, secret.expose())
-        .status()
-        .with_context(|| format!("cannot run `{program}`"))?;
-    Ok(exit_code(status))
+    let mut command = std::process::Command::new(program);
+    command.args(rest).env(&var, secret.expose());
+    // On Unix the command takes this process's place, as a shell's `exec` does: a signal
+    // sent to it (a supervisor stopping it, `timeout`) reaches the command, and its exit
+    // status is its own. Waiting on a child instead left it running when `host` was stopped.
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        let e = command.exec();
+        Err(e).with_context(|| format!("cannot run `{program}`"))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = command
+            .status()
+            .with_context(|| format!("cannot run `{program}`"))?;
+        Ok(exit_code(status))
+    }
 }
 
 /// `GITHUB_TOKEN` for github, `<PROVIDER>_TOKEN` for the others (`acme-key` → `ACME_KEY_TOKEN`).
@@ -58,6 +70,7 @@ fn default_env(provider: &str) -> String {
 }
 
 /// The child's exit status as ours: its code, or 128 + the signal that ended it (as shells say).
+#[cfg(not(unix))]
 fn exit_code(status: std::process::ExitStatus) -> ExitCode {
     if let Some(code) = status.code() {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));

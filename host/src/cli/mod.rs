@@ -109,7 +109,8 @@ enum Command {
         after_help = "Examples:\n  host api /user\n  host api -X POST /repos/o/r/issues -f title=Bug -f body=Details\n  host api --paginate /user/repos"
     )]
     Api(api::ApiArgs),
-    /// Run a command with a fresh token in its environment; its exit status is passed on.
+    /// Run a command with a fresh token in its environment (on Unix the command takes the
+    /// place of `host`: its signals and exit status are its own).
     #[command(
         after_help = "Examples:\n  host exec --provider github -- gh repo list\n  host exec --env API_TOKEN -- ./deploy.sh"
     )]

@@ -418,6 +418,7 @@ impl TestProvider {
             .route("/api/keycheck", get(keycheck))
             .route("/api/items", get(items))
             .route("/api/echo", any(echo))
+            .route("/api/empty", any(empty))
             .route("/api/away", get(away))
             .route("/api/landing", get(landing))
             .route(
@@ -1191,7 +1192,15 @@ async fn items(
         .to_owned();
     let mut response = Json(json!([page * 2 - 1, page * 2])).into_response();
     if page < 3 {
-        let link = format!("<http://{host}/api/items?page={}>; rel=\"next\"", page + 1);
+        // `?fields=a,b`: links as RFC 8288 also allows them (a comma in the URI, the previous
+        // page first, the parameter name in capitals, two relation types).
+        let link = match q.get("fields") {
+            Some(fields) => format!(
+                "<http://{host}/api/items?fields={fields}&page={page}>; rel=\"prev\", <http://{host}/api/items?fields={fields}&page={}>; REL=\"next last\"",
+                page + 1
+            ),
+            None => format!("<http://{host}/api/items?page={}>; rel=\"next\"", page + 1),
+        };
         response
             .headers_mut()
             .insert(header::LINK, link.parse().unwrap());
@@ -1212,7 +1221,29 @@ async fn echo(
     }
     let body: Value = serde_json::from_slice(&body)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-    Json(json!({"method": method.as_str(), "query": q, "body": body})).into_response()
+    let all = |name: header::HeaderName| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect()
+    };
+    Json(json!({
+        "method": method.as_str(),
+        "query": q,
+        "body": body,
+        "accept": all(header::ACCEPT),
+        "content_type": all(header::CONTENT_TYPE),
+    }))
+    .into_response()
+}
+
+/// An authenticated request answered `204 No Content`.
+async fn empty(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    if !live_bearer(&inner, &headers) {
+        return bad_credentials();
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// Redirects to `/api/landing` on another origin (`localhost` instead of `127.0.0.1`).

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use figment::value::{Dict, Map, Value as FigValue};
 use figment::{Figment, Metadata, Profile, Provider};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::app_credentials::{Origin, OriginLookup};
@@ -50,6 +50,34 @@ const NOT_CONFIG: &[&str] = &[
     "HOST_STORE_KEY",
     "HOST_STORE_PREVIOUS_KEY",
 ];
+
+/// The configuration's top-level keys (`[plugins]` is read only with the `plugins` feature).
+const TOP_LEVEL: &[&str] = &[
+    "default_provider",
+    "http",
+    "plugins",
+    "plugins_dir",
+    "providers",
+    "store",
+];
+
+/// A top-level key of `file` that is not a setting, named with the nearest one.
+fn unknown_top_level(file: &Path, dict: &Dict) -> Option<ConfigError> {
+    let key = dict.keys().find(|k| !TOP_LEVEL.contains(&k.as_str()))?;
+    let nearest = TOP_LEVEL
+        .iter()
+        .map(|k| (strsim::jaro_winkler(k, key), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!("did you mean `{k}`? "))
+        .unwrap_or_default();
+    Some(ConfigError::Invalid(format!(
+        "{}: `{}` is not a setting ({nearest}the settings are {})",
+        file.display(),
+        crate::text::sanitize(key, 64),
+        TOP_LEVEL.join(", ")
+    )))
+}
 
 /// An environment variable that sets one configuration value (`GITHUB_CLIENT_ID`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,7 +338,11 @@ impl ConfigLoader {
         // The default file is optional; one named explicitly was checked above. It is read
         // and parsed once: what was checked is what is used.
         if file.is_file() {
-            figment = figment.merge(Layer::file(&file, read_toml(&file)?));
+            let dict = read_toml(&file)?;
+            if let Some(e) = unknown_top_level(&file, &dict) {
+                return Err(e);
+            }
+            figment = figment.merge(Layer::file(&file, dict));
         }
         figment = figment.merge(Layer::env(&self.env));
         let mut aliases: Vec<Alias> = self
@@ -463,7 +495,7 @@ fn describe(e: figment::Error) -> String {
 }
 
 /// HTTP limits, `[http]` in the file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct HttpSettings {
     #[serde(default = "default_connect")]
@@ -499,7 +531,7 @@ impl Default for HttpSettings {
 }
 
 /// Store settings, `[store]` in the file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct StoreSettings {
     #[serde(default = "default_lock_timeout")]
@@ -519,7 +551,7 @@ fn default_lock_timeout() -> u64 {
     crate::store::DEFAULT_LOCK_TIMEOUT.as_secs()
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 enum StoreBackendSetting {
     #[default]
@@ -722,8 +754,9 @@ impl Config {
         self.origins.origin(&parts)
     }
 
-    /// Every effective setting with where it came from, secrets redacted (by key name, and
-    /// passwords inside URLs), sorted by key: what `host config` shows.
+    /// Every setting in force with where it came from (the defaults of the `[http]`,
+    /// `[store]` and `[plugins]` settings nothing set included), secrets redacted (by key
+    /// name, and passwords inside URLs), sorted by key: what `host config` shows.
     pub fn settings(&self) -> Result<Vec<Setting>, ConfigError> {
         let data = self
             .figment
@@ -741,6 +774,32 @@ impl Config {
                 Setting { key, value, origin }
             })
             .collect();
+        // The defaults of what nothing set, so that every setting in force is shown.
+        let defaults = [
+            ("http", serde_json::to_value(HttpSettings::default())),
+            ("store", serde_json::to_value(StoreSettings::default())),
+            #[cfg(feature = "plugins")]
+            (
+                "plugins",
+                serde_json::to_value(crate::plugin::PluginSettings::default()),
+            ),
+        ];
+        for (section, value) in defaults {
+            let Ok(serde_json::Value::Object(map)) = value else {
+                continue;
+            };
+            for (key, value) in map {
+                let key = format!("{section}.{key}");
+                if value.is_null() || key == "http.proxy" || settings.iter().any(|s| s.key == key) {
+                    continue;
+                }
+                settings.push(Setting {
+                    key,
+                    value,
+                    origin: Some(Origin::Default),
+                });
+            }
+        }
         // The proxy in force, wherever it came from (the environment included).
         let (value, origin) = match &self.proxy {
             Some(p) => (
@@ -984,7 +1043,8 @@ impl Layer {
             }
             let key = rest.to_ascii_lowercase();
             let keys: Vec<&str> = key.split("__").collect();
-            if keys.iter().any(|k| k.is_empty()) {
+            // `HOST_` is a common prefix: a variable naming no setting is another program's.
+            if keys.iter().any(|k| k.is_empty()) || !TOP_LEVEL.contains(&keys[0]) {
                 continue;
             }
             insert_path(&mut dict, &keys, env_value(v));

@@ -52,9 +52,10 @@
 //! # Features
 //! - `plugins` (default): WebAssembly plugin flows (wasmtime).
 //! - `cli` (default): the `host` binary.
+//! - `postgres` (default): the shared credential store on PostgreSQL (sqlx).
 //!
 //! With `default-features = false` the library has the flow model, OAuth2, GitHub, the
-//! configuration and the store, without wasmtime or the command-line crates.
+//! configuration and the file store, without wasmtime, sqlx or the command-line crates.
 
 #![deny(missing_docs)]
 

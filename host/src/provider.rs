@@ -93,7 +93,8 @@ struct FlowSlot {
 pub enum ProviderSource {
     /// Compiled into the program.
     BuiltIn,
-    /// Registered by library code.
+    /// Registered by library code, or a configuration section whose flows are all plugins
+    /// (`[providers.NAME.flows.FLOW] plugin = "…"`).
     Code,
     /// A plugin file.
     Plugin(std::path::PathBuf),

@@ -212,3 +212,46 @@ fn broken_files_are_reported_with_their_path() {
     .to_string();
     assert!(err.contains("HOST_CONFIG"), "{err}");
 }
+
+#[test]
+fn unknown_top_level_keys_are_errors_in_the_file_and_other_programs_variables_in_the_environment() {
+    let home = tempfile::tempdir().unwrap();
+    let file = write_config(home.path(), "[htp]\ntimeout_secs = 5\n");
+    let err = ConfigLoader::with_env([("HOME", home.path().to_str().unwrap())])
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&file.display().to_string())
+            && err.contains("`htp` is not a setting (did you mean `http`?"),
+        "{err}"
+    );
+    let err = {
+        write_config(home.path(), "default_provder = \"acme\"\n");
+        ConfigLoader::with_env([("HOME", home.path().to_str().unwrap())])
+            .load()
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(err.contains("did you mean `default_provider`?"), "{err}");
+
+    // A `HOST_` variable that names no setting is another program's: ignored, not shown.
+    std::fs::remove_file(&file).unwrap();
+    let config = load(
+        home.path(),
+        &[("HOST_IP", "10.0.0.1"), ("HOST_HTTP__TIMEOUT_SECS", "7")],
+    );
+    let settings = config.settings().unwrap();
+    assert!(!settings.iter().any(|s| s.key == "ip"), "{settings:?}");
+    // Every setting in force is listed, the defaults of what nothing set included.
+    let find = |key: &str| settings.iter().find(|s| s.key == key).cloned();
+    let timeout = find("http.timeout_secs").expect("listed");
+    assert_eq!(timeout.value, 7);
+    assert_eq!(
+        timeout.origin_text(),
+        "environment variable HOST_HTTP__TIMEOUT_SECS"
+    );
+    let lock = find("store.lock_timeout_secs").expect("a default is listed");
+    assert_eq!(lock.value, 30);
+    assert_eq!(lock.origin, Some(Origin::Default));
+}

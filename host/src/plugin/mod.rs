@@ -52,7 +52,7 @@ pub const PLUGIN_FLOW: &str = "default";
 
 /// Host-side plugin settings, `[plugins]` in the configuration. Build one from
 /// [`Default`] and set fields: more may be added.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[non_exhaustive]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginSettings {

@@ -240,6 +240,31 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
     }
     let filled = section.with_value(value);
     let settings: ProviderSettings = filled.parse()?;
+    // Plain http only to loopback, as every request will insist: said here, where the setting
+    // is named (`host providers` shows the section invalid, not "valid" until a login fails).
+    let issuer = settings.issuer.as_deref().and_then(|i| Url::parse(i).ok());
+    for (field, url) in [
+        ("issuer", issuer.as_ref()),
+        ("authorize_url", settings.authorize_url.as_ref()),
+        ("token_url", settings.token_url.as_ref()),
+        (
+            "device_authorization_url",
+            settings.device_authorization_url.as_ref(),
+        ),
+        ("revocation_url", settings.revocation_url.as_ref()),
+        ("identify_url", settings.identify_url.as_ref()),
+        ("api_url", settings.api_url.as_ref()),
+    ] {
+        if let Some(url) = url
+            && url.scheme() == "http"
+            && !crate::address::is_loopback_url(url)
+        {
+            return Err(section.field_error(
+                &[field.to_owned()],
+                "is plain http to a host that is not loopback; use https".to_owned(),
+            ));
+        }
+    }
     if settings.issuer.is_none() {
         for (field, set) in [
             ("authorize_url", settings.authorize_url.is_some()),

@@ -649,7 +649,11 @@ async fn discovery_failures_are_clear() {
         .output(&["run", "--provider", "corp", "--no-browser"])
         .await;
     assert_eq!(out.code, Some(1), "{out:?}");
-    assert!(out.stderr.contains("is not an https URL"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("providers.corp.issuer is plain http to a host that is not loopback"),
+        "{out:?}"
+    );
 }
 
 #[tokio::test]
@@ -871,4 +875,32 @@ async fn a_placeholder_cannot_name_a_setting_least_of_all_a_secret() {
         );
     }
     assert!(env.provider.token_requests().is_empty());
+}
+
+#[tokio::test]
+async fn plain_http_endpoints_off_loopback_make_the_section_invalid_where_it_is_listed() {
+    let env = HostEnv::start().await;
+    env.write_config(
+        "[providers.corp]\nclient_id = \"cid\"\nauthorize_url = \"https://id.example.com/authorize\"\ntoken_url = \"http://id.example.com/token\"\n",
+    );
+    let out = env.output(&["providers", "--json"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let listed: Value = serde_json::from_str(&out.stdout).unwrap();
+    let corp = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "corp")
+        .expect("corp is listed");
+    assert_eq!(corp["credentials"]["status"], "invalid", "{corp}");
+    let text = corp.to_string();
+    assert!(
+        text.contains("token_url") && text.contains("plain http"),
+        "{text}"
+    );
+    let out = env
+        .output(&["run", "--provider", "corp", "--no-browser"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("plain http"), "{}", out.stderr);
 }

@@ -29,12 +29,13 @@ pub enum SessionError {
     /// in again.
     #[error(
         "the provider refused the credential for `{provider}` {}; log in again",
-        if *.refreshed { "even after a refresh" } else { "and it has no refresh token" }
+        if *.refreshed { "even after a refresh" } else { "and it could not be refreshed" }
     )]
     Refused {
         /// The provider.
         provider: String,
-        /// Whether a refresh was tried (the credential had a refresh token).
+        /// Whether a refresh happened (else the flow could not refresh the credential: no
+        /// refresh token, or the provider refused it).
         refreshed: bool,
     },
     /// A relative path, and the provider has no API base URL.
@@ -236,10 +237,6 @@ impl Session {
             return Ok(response);
         }
         tracing::debug!("the API answered 401; refreshing once and sending again");
-        let refreshed = record
-            .credential
-            .as_oauth2()
-            .is_some_and(|t| t.refresh_token.is_some());
         let record = match self
             .store
             .refresh_now(&self.provider, &self.account, &record)
@@ -252,7 +249,7 @@ impl Session {
             Err(FreshError::Refresh { source, .. }) if source.needs_login() => {
                 return Err(SessionError::Refused {
                     provider: name,
-                    refreshed,
+                    refreshed: false,
                 });
             }
             Err(e) => return Err(e.into()),
@@ -261,7 +258,7 @@ impl Session {
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
             return Err(SessionError::Refused {
                 provider: name,
-                refreshed,
+                refreshed: true,
             });
         }
         Ok(response)

@@ -527,7 +527,7 @@ async fn two_rekeys_at_once_never_seal_records_under_a_key_kept_nowhere() {
         .write(true)
         .create(true)
         .truncate(false)
-        .open(env.data_dir().join("store.key.lock"))
+        .open(env.data_dir().join("rekey.lock"))
         .unwrap();
     lock.lock().unwrap();
     let key = std::fs::read_to_string(&key_file).unwrap();
@@ -564,6 +564,41 @@ async fn two_rekeys_at_once_never_seal_records_under_a_key_kept_nowhere() {
 }
 
 #[tokio::test]
+async fn a_rekey_of_the_shared_store_is_refused_while_another_machine_runs_one() {
+    let (env, db, _) = on_postgres().await;
+    env.login_ok().await;
+    let key_id = cluster().psql(&db, "SELECT key_id FROM host_credentials");
+    // Another machine's rekey holds the database's rekey lock for a while (the key
+    // 0x686f_7374_7265_6b79, "hostreky").
+    let holder = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            cluster().psql(
+                &db,
+                "SELECT pg_advisory_lock(7525360446332038009); SELECT pg_sleep(4);",
+            )
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let out = env.output(&["store", "rekey"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("another `host store rekey` is running on this database"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        cluster().psql(&db, "SELECT key_id FROM host_credentials"),
+        key_id,
+        "nothing moved"
+    );
+    holder.join().unwrap();
+    let out = env.output(&["store", "rekey"]).await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+}
+
+#[tokio::test]
 async fn a_process_that_read_the_keys_before_a_rekey_reads_and_writes_after_it() {
     let env = HostEnv::start().await;
     env.provider.set_ttl(90);
@@ -574,6 +609,11 @@ async fn a_process_that_read_the_keys_before_a_rekey_reads_and_writes_after_it()
     let before = store.get("github", "default").await.unwrap();
     let out = env.output(&["store", "rekey"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
+    // A record it writes without reading anything first is sealed under the new key, not the
+    // one it read before the rekey.
+    let mut second = before.clone();
+    second.account = "second".into();
+    store.save(&second).await.unwrap();
     // The record is now sealed under a key it has not read: it reads the keys again.
     let after = store.get("github", "default").await.unwrap();
     assert!(same_token(&before, &after));
@@ -588,6 +628,10 @@ async fn a_process_that_read_the_keys_before_a_rekey_reads_and_writes_after_it()
     let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
     std::fs::remove_file(host::seal::previous_key_file(&key_file)).unwrap();
     let out = token(&env, "0").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = env
+        .output(&["token", "--provider", "github", "--account", "second"])
+        .await;
     assert_eq!(out.code, Some(0), "{out:?}");
 }
 

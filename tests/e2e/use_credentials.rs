@@ -483,7 +483,7 @@ async fn a_401_refreshes_once_and_a_second_refusal_says_log_in() {
     assert_eq!(out.code, Some(4), "{out:?}");
     assert!(
         out.stderr.contains(
-            "refused the credential for `github` and it has no refresh token; log in again"
+            "refused the credential for `github` and it could not be refreshed; log in again"
         ),
         "{}",
         out.stderr

@@ -148,11 +148,9 @@ async fn check(
         }
     };
     let (state, detail) = verify(provider, &record).await;
-    let refreshable = record
-        .credential
-        .as_oauth2()
-        .is_some_and(|t| t.refresh_token.is_some());
-    if state != "rejected" || !refreshable {
+    // Refused: refreshed once and asked again, as a session does after a 401 (whatever the
+    // flow can refresh with; a plugin may need no refresh token).
+    if state != "rejected" {
         return (record, state, detail);
     }
     match store.refresh_now(provider, &record.account, &record).await {

@@ -201,6 +201,9 @@ pub(crate) struct Limits {
     /// Bytes of linear memory and table elements the instance holds so far.
     memory_used: usize,
     table_elements_used: usize,
+    /// The last grow allowed, undone if it then fails.
+    last_memory_grow: Option<(usize, usize)>,
+    last_table_grow: Option<(usize, usize)>,
 }
 
 /// Table elements an instance may hold, all its tables together.
@@ -214,6 +217,8 @@ impl Limits {
             hit: None,
             memory_used: 0,
             table_elements_used: 0,
+            last_memory_grow: None,
+            last_table_grow: None,
         }
     }
 }
@@ -231,8 +236,17 @@ impl wasmtime::ResourceLimiter for Limits {
             self.hit = Some(hit);
             return Err(wasmtime::Error::new(hit));
         }
+        self.last_memory_grow = Some((current, desired));
         self.memory_used = total;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        // The grow allowed above did not happen (past the memory's own maximum, say).
+        if let Some((current, desired)) = self.last_memory_grow.take() {
+            self.memory_used = self.memory_used.saturating_sub(desired) + current;
+        }
+        Ok(())
     }
 
     fn table_growing(
@@ -246,8 +260,16 @@ impl wasmtime::ResourceLimiter for Limits {
         if total > TABLE_ELEMENTS {
             return Ok(false);
         }
+        self.last_table_grow = Some((current, desired));
         self.table_elements_used = total;
         Ok(true)
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        if let Some((current, desired)) = self.last_table_grow.take() {
+            self.table_elements_used = self.table_elements_used.saturating_sub(desired) + current;
+        }
+        Ok(())
     }
 
     fn instances(&self) -> usize {
@@ -381,12 +403,17 @@ fn connection_headers_removed(
         headers.remove(name);
     }
     if let Some(host) = headers.remove(http::header::HOST) {
-        let authority = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            (None, _) => String::new(),
-        };
-        if !host.as_bytes().eq_ignore_ascii_case(authority.as_bytes()) {
+        // The same host and port as the URL's, however written (`wasi:http` sends the
+        // authority as the guest gave it: an explicit default port, an IP in another form).
+        let same = host
+            .to_str()
+            .ok()
+            .filter(|h| !h.contains(['/', '?', '#', '@']))
+            .and_then(|h| url::Url::parse(&format!("{}://{h}/", url.scheme())).ok())
+            .is_some_and(|h| {
+                h.host() == url.host() && h.port_or_known_default() == url.port_or_known_default()
+            });
+        if !same {
             return Err(SendError::Denied(
                 "the Host header must be the URL's host (it is set from the URL)".into(),
             ));
@@ -473,15 +500,14 @@ macro_rules! plugin_imports {
                     // The log has a per-call budget of its own, as large as stdout's and
                     // stderr's; each line costs what it shows, its prefix included (empty
                     // messages would otherwise flood the log for free).
-                    let cost = message.len().min($crate::plugin::imports::LOG_MESSAGE_CAP)
-                        + $crate::plugin::imports::LOG_LINE_COST;
+                    let message = sanitize(&message, $crate::plugin::imports::LOG_MESSAGE_CAP);
+                    let cost = message.len() + $crate::plugin::imports::LOG_LINE_COST;
                     if cost > self.log_budget {
                         self.log_budget = 0;
                         self.log_dropped = self.log_dropped.saturating_add(1);
                         return;
                     }
                     self.log_budget -= cost;
-                    let message = sanitize(&message, $crate::plugin::imports::LOG_MESSAGE_CAP);
                     let plugin = &self.plugin;
                     match level {
                         // At debug, marked: release builds of the command leave the trace
@@ -577,6 +603,14 @@ mod tests {
         assert!(limits.memory_growing(60 * MIB, 90 * MIB, None).unwrap());
         assert!(limits.memory_growing(0, 10 * MIB, None).unwrap());
         assert!(limits.memory_growing(10 * MIB, 11 * MIB, None).is_err());
+        // A grow allowed here that then fails (past the memory's own maximum) is undone.
+        let mut limits = Limits::new(100 * MIB);
+        assert!(limits.memory_growing(0, 10 * MIB, None).unwrap());
+        assert!(limits.memory_growing(10 * MIB, 90 * MIB, None).unwrap());
+        limits
+            .memory_grow_failed(wasmtime::Error::msg("past its maximum"))
+            .unwrap();
+        assert!(limits.memory_growing(0, 80 * MIB, None).unwrap());
 
         let mut limits = Limits::new(100 * MIB);
         assert!(limits.table_growing(0, 600_000, None).unwrap());
@@ -605,10 +639,35 @@ mod tests {
             headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
             ["content-type"]
         );
-        headers.insert("host", "internal-admin.example".parse().unwrap());
-        assert!(matches!(
-            connection_headers_removed(&mut headers, &url),
-            Err(SendError::Denied(_))
-        ));
+        for same in ["api.example.com:8443", "API.EXAMPLE.COM:8443"] {
+            headers.insert("host", same.parse().unwrap());
+            assert!(
+                connection_headers_removed(&mut headers, &url).is_ok(),
+                "{same}"
+            );
+        }
+        let default_port = url::Url::parse("https://127.0.0.1/token").unwrap();
+        for same in ["127.0.0.1:443", "127.1", "127.0.0.1"] {
+            headers.insert("host", same.parse().unwrap());
+            assert!(
+                connection_headers_removed(&mut headers, &default_port).is_ok(),
+                "{same}"
+            );
+        }
+        for other in [
+            "internal-admin.example",
+            "api.example.com",
+            "api.example.com:8443@evil.example",
+            "api.example.com:8443/x",
+        ] {
+            headers.insert("host", other.parse().unwrap());
+            assert!(
+                matches!(
+                    connection_headers_removed(&mut headers, &url),
+                    Err(SendError::Denied(_))
+                ),
+                "{other}"
+            );
+        }
     }
 }

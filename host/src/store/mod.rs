@@ -946,7 +946,7 @@ impl Store {
         self.keys(true)?;
         // The flow that made the credential refreshes it; built only now, when needed.
         let flow = provider.flow(&record.flow).await?;
-        let sent = refresh_token_of(&record);
+        let before = tokens_of(&record);
         match flow.refresh(&record.credential).await {
             Ok(credential) => {
                 record.credential = credential;
@@ -957,7 +957,7 @@ impl Store {
                     // The write failed with the provider's new tokens in hand (a database
                     // connection dropped, say): one more try, under a new lock.
                     Err(e) if !matches!(e, StoreError::Conflict { .. }) => {
-                        self.store_after_failed_commit(provider, record, sent, e)
+                        self.store_after_failed_commit(provider, record, before, e)
                             .await
                     }
                     // Someone wrote the record without its lock meanwhile: theirs stays. If it
@@ -1008,16 +1008,23 @@ impl Store {
     }
 
     /// A refreshed `record` whose write failed (`first`), written under a new lock (for the
-    /// PostgreSQL store, a new connection) if the stored record still holds the refresh
-    /// token that was `sent`: nobody stored a newer one meanwhile, and the provider may have
-    /// retired that one. Otherwise the stored record stands and is the answer while valid.
+    /// PostgreSQL store, a new connection) if the stored record still holds the tokens it was
+    /// refreshed from (`before`: access and refresh token; another process may only have
+    /// marked it "log in again" after the provider refused the same refresh token): nobody
+    /// stored a newer login or refresh meanwhile, and the provider may have retired the refresh
+    /// token that was sent. Otherwise the stored record stands and is the answer while valid.
+    /// A credential without a refresh token is never written this way: nothing tells its
+    /// refresh from a new login.
     async fn store_after_failed_commit(
         &self,
         provider: &Provider,
         record: Record,
-        sent: Option<String>,
+        before: (Option<String>, Option<String>),
         first: StoreError,
     ) -> Result<Record, FreshError> {
+        if before.1.is_none() {
+            return Err(first.into());
+        }
         tracing::warn!(
             "cannot store the refreshed credential of `{}` ({first}); trying once more",
             record.provider
@@ -1027,7 +1034,7 @@ impl Store {
             Err(_) => return Err(first.into()),
         };
         match lock.load().await {
-            Ok(Some(stored)) if refresh_token_of(&stored) == sent => {
+            Ok(Some(stored)) if tokens_of(&stored) == before && stored.flow == record.flow => {
                 lock.save(&record).await.map_err(|_| first)?;
                 Ok(record)
             }
@@ -1065,10 +1072,14 @@ impl Store {
         let key_file = self.key_file();
         // One rekey at a time: two would each write a key of their own and seal every record
         // under it, and the one whose key file was written over would leave them sealed under
-        // a key kept nowhere. The keys are read under the lock, as the last rekey left them.
-        let _rekeying = match new_key_file.map(Path::to_owned).or(key_file.clone()) {
-            Some(path) => Some(rekey_lock(&path)?),
-            None => None,
+        // a key kept nowhere. On this machine (whatever key file each names) and, for the
+        // shared store, on the database (another machine with its own key file). The keys are
+        // read under the locks, as the last rekey left them.
+        let _rekeying = rekey_lock(&self.inner.options.data_dir)?;
+        #[cfg(feature = "postgres")]
+        let _rekeying_database = match &self.inner.backend {
+            Backend::Postgres(pg) => Some(pg.rekey_lock().await?),
+            Backend::File(_) => None,
         };
         let old = self.fresh_keys(false)?;
         let mut report = RekeyReport::default();
@@ -1250,45 +1261,45 @@ enum Copied {
     Different,
 }
 
-/// Whether two records hold the same credential from the same flow for the same identity.
-/// The refresh token a record holds, to compare.
-fn refresh_token_of(record: &Record) -> Option<String> {
-    record
+/// The access and refresh tokens a record holds, to compare.
+fn tokens_of(record: &Record) -> (Option<String>, Option<String>) {
+    let access = record.credential.secret().map(|t| t.expose().to_owned());
+    let refresh = record
         .credential
         .as_oauth2()
         .and_then(|t| t.refresh_token.as_ref())
-        .map(|t| t.expose().to_owned())
+        .map(|t| t.expose().to_owned());
+    (access, refresh)
 }
 
-/// The lock a rekey holds on `<key file>.lock` (made `0600` beside the key file): another
-/// rekey of the same key is refused while it runs.
-fn rekey_lock(key_file: &Path) -> Result<std::fs::File, StoreError> {
-    let mut name = key_file.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    let path = key_file.with_file_name(name);
+/// The lock a rekey holds on `rekey.lock` in the data folder (made `0600`, never through a
+/// symbolic link): another rekey on this machine is refused while it runs.
+fn rekey_lock(data_dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = data_dir.join("rekey.lock");
+    let io = |action, source| StoreError::Io {
+        action,
+        path: path.clone(),
+        source,
+    };
+    crate::private_fs::ensure_private_dir(data_dir)
+        .map_err(|e| io("cannot make the folder of", e))?;
     let mut options = std::fs::OpenOptions::new();
     options.read(true).write(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(&path).map_err(|source| StoreError::Io {
-        action: "cannot open the rekey lock",
-        path: path.clone(),
-        source,
-    })?;
+    let (file, _) = crate::private_fs::open_regular(&options, &path, false)
+        .map_err(|e| io("cannot open the rekey lock", e))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Config(format!(
             "another `host store rekey` is running (it holds {}); let it finish, then run this one again if it names records it left",
             path.display()
         ))),
-        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io {
-            action: "cannot lock",
-            path,
-            source,
-        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(io("cannot lock", source)),
     }
 }
 
+/// Whether two records hold the same credential from the same flow for the same identity.
 fn same_record(a: &Record, b: &Record) -> bool {
     serde_json::to_value(&a.credential).ok() == serde_json::to_value(&b.credential).ok()
         && a.flow == b.flow

@@ -374,6 +374,37 @@ impl PgBackend {
     }
 }
 
+/// The advisory lock a rekey holds on the database for as long as it runs.
+const REKEY_LOCK: i64 = 0x686f_7374_7265_6b79; // "hostreky"
+
+/// A rekey's hold on the database: another rekey of it is refused until this is dropped
+/// (its transaction, and so the lock, ends with it).
+pub(crate) struct PgRekeyLock {
+    _tx: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+impl PgBackend {
+    /// Takes the database's rekey lock, or says another rekey holds it.
+    pub(crate) async fn rekey_lock(&self) -> Result<PgRekeyLock, StoreError> {
+        let pool = self.ready().await?;
+        let mut tx = answered(self.limit(), pool.begin())
+            .await
+            .map_err(db("cannot reach the store database"))?;
+        let taking = sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(REKEY_LOCK)
+            .fetch_one(&mut *tx);
+        let taken = answered(self.limit(), taking)
+            .await
+            .map_err(db("cannot take the rekey lock"))?;
+        if !taken {
+            return Err(StoreError::Config(
+                "another `host store rekey` is running on this database; let it finish, then run this one again if it names records it left".into(),
+            ));
+        }
+        Ok(PgRekeyLock { _tx: tx })
+    }
+}
+
 /// Applies the migrations the database lacks, under an advisory lock.
 async fn migrate(pool: &PgPool, lock_timeout: Duration) -> Result<Vec<i32>, StoreError> {
     let mut tx = pool

@@ -399,7 +399,13 @@ fn connection_headers_removed(
     headers: &mut http::HeaderMap,
     url: &url::Url,
 ) -> Result<(), SendError> {
-    for name in CONNECTION_HEADERS {
+    // A request has a few headers: each is looked up in the list, not the list in the map.
+    let dropped: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|k| CONNECTION_HEADERS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for name in dropped {
         headers.remove(name);
     }
     if let Some(host) = headers.remove(http::header::HOST) {

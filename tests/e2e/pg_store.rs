@@ -388,6 +388,41 @@ async fn a_connection_lost_during_a_refresh_keeps_the_new_tokens() {
 }
 
 #[tokio::test]
+async fn a_database_restarted_during_a_refresh_keeps_the_new_tokens() {
+    // A cluster of its own: the others' tests must not see it go down.
+    let own = PgCluster::start();
+    own.create_db("restart");
+    let env = HostEnv::start().await;
+    let key = keygen(&env).await;
+    use_database(&env, &own.url("restart"), &key);
+    env.provider.set_ttl(90);
+    env.provider.set_rotate(true);
+    env.login_ok().await;
+    let before = token(&env, "0").await.stdout;
+    env.provider
+        .set_refresh_delay(std::time::Duration::from_millis(1500));
+    let refreshing = env
+        .host(&["token", "--provider", "github", "--min-valid", "600"])
+        .output();
+    let outage = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        own.stop();
+        tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+        own.start_again();
+    };
+    let (out, ()) = tokio::join!(refreshing, outage);
+    let out = out.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_ne!(printed, before);
+    env.provider.set_refresh_delay(std::time::Duration::ZERO);
+    assert_eq!(token(&env, "0").await.stdout, printed);
+    let again = token(&env, "600").await;
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_eq!(env.provider.refresh_count(), 2);
+}
+
+#[tokio::test]
 async fn a_table_locked_by_another_session_is_waited_on_for_a_bounded_time() {
     let (env, db, _) = on_postgres().await;
     env.login_ok().await;
@@ -540,6 +575,20 @@ async fn two_rekeys_at_once_never_seal_records_under_a_key_kept_nowhere() {
     );
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
     assert!(!previous.exists());
+    drop(lock);
+    // So is one holding the key file's lock (a store of another data folder sharing the key
+    // file).
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(env.data_dir().join("store.key.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let out = env.output(&["store", "rekey"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stderr.contains("store.key.lock"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key);
     drop(lock);
 
     // Two at once, however they fall: every record opens afterwards, with the key on disk.

@@ -347,10 +347,17 @@ async fn api_calls_resolve_paths_send_fields_and_join_pages() {
         .await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stdout.trim(), "[1,2,3,4,5,6]");
-    // An empty page (204) has no items.
+    // An empty page (204) has no items; empty pages without end are stopped all the same.
     let out = env.output(&["api", "--paginate", "/empty"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(out.stdout.trim(), "[]");
+    let out = env.output(&["api", "--paginate", "/empty?endless"]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("more than 10000 pages"),
+        "{}",
+        out.stderr
+    );
 
     // A header the caller gives replaces the default of its name, not beside it.
     let out = env

@@ -139,8 +139,14 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
             bail!("the API answered HTTP {status}");
         }
         if args.paginate {
+            // Every page counts, an empty one too (its address is kept to be never fetched
+            // again): an API answering 204 with a next link forever is stopped.
+            if visited.len() == MAX_PAGES {
+                bail!("with --paginate, more than {MAX_PAGES} pages; fetch them in parts instead");
+            }
+            paginated = paginated.saturating_add(url.as_str().len());
             visited.insert(url.clone());
-            let left = PAGINATE_LIMIT - paginated;
+            let left = PAGINATE_LIMIT.saturating_sub(paginated);
             let (bytes, complete) = read_at_most(&mut response, left)
                 .await
                 .context("the answer broke off")?;
@@ -209,8 +215,12 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
 /// The most of an error answer's body read and shown.
 const ERROR_SHOWN: usize = 64 * 1024;
 
-/// The most `--paginate` reads, all pages together: they are joined in memory.
+/// The most `--paginate` reads, all pages together (and their addresses): they are joined
+/// in memory.
 const PAGINATE_LIMIT: usize = 256 << 20;
+
+/// The most pages `--paginate` fetches.
+const MAX_PAGES: usize = 10_000;
 
 /// Up to `limit` bytes of the body, and whether that was all of it.
 async fn read_at_most(
@@ -257,6 +267,7 @@ fn links(value: &str) -> Vec<(String, Vec<String>)> {
         let target = after[..end].to_owned();
         rest = &after[end + 1..];
         let mut rels = Vec::new();
+        let mut seen_rel = false;
         // Parameters up to the next comma outside a quoted string.
         loop {
             rest = rest.trim_start();
@@ -296,7 +307,9 @@ fn links(value: &str) -> Vec<(String, Vec<String>)> {
                     rest = &v[end..];
                 }
             }
-            if name.eq_ignore_ascii_case("rel") {
+            // Only the first `rel` counts (RFC 8288 §3.3).
+            if name.eq_ignore_ascii_case("rel") && !seen_rel {
+                seen_rel = true;
                 rels.extend(value.split_ascii_whitespace().map(str::to_owned));
             }
         }
@@ -345,6 +358,8 @@ mod tests {
             next(&[r#"</a>; rel="prev""#, r#"</b>; rel="next""#]),
             Some("/b".into())
         );
+        // A second `rel` is ignored.
+        assert_eq!(next(&[r#"</p2>; rel="prev"; rel="next""#]), None);
         // No next, or no link at all.
         assert_eq!(next(&[r#"</a>; rel="nextish""#]), None);
         assert_eq!(next(&["garbage"]), None);

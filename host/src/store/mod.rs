@@ -1026,20 +1026,45 @@ impl Store {
             return Err(first.into());
         }
         tracing::warn!(
-            "cannot store the refreshed credential of `{}` ({first}); trying once more",
+            "cannot store the refreshed credential of `{}` ({first}); trying again",
             record.provider
         );
-        let mut lock = match self.lock(provider.name(), &record.account).await {
-            Ok(lock) => lock,
-            Err(_) => return Err(first.into()),
-        };
-        match lock.load().await {
-            Ok(Some(stored)) if tokens_of(&stored) == before && stored.flow == record.flow => {
-                lock.save(&record).await.map_err(|_| first)?;
-                Ok(record)
+        // Tried again until the lock's wait runs out: a database restarting takes seconds.
+        let deadline = std::time::Instant::now() + self.inner.options.lock_timeout;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let attempt = async {
+                let mut lock = self.lock(provider.name(), &record.account).await?;
+                match lock.load().await? {
+                    Some(stored) if tokens_of(&stored) == before && stored.flow == record.flow => {
+                        lock.save(&record).await?;
+                        Ok(Some(record.clone()))
+                    }
+                    Some(stored) if !stored.expires_within(chrono::Duration::zero()) => {
+                        Ok(Some(stored))
+                    }
+                    _ => Ok::<_, StoreError>(None),
+                }
+            };
+            match attempt.await {
+                Ok(Some(answer)) => return Ok(answer),
+                // A logout, a newer login or refresh meanwhile: theirs stands.
+                Ok(None) => return Err(first.into()),
+                Err(e) if std::time::Instant::now() + pause < deadline => {
+                    tracing::debug!(
+                        "storing the refreshed credential again failed ({e}); retrying"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(_) => {
+                    tracing::error!(
+                        "the provider's new tokens for `{}` could not be stored: the stored refresh token may no longer work (log in again if the next refresh is refused)",
+                        record.provider
+                    );
+                    return Err(first.into());
+                }
             }
-            Ok(Some(stored)) if !stored.expires_within(chrono::Duration::zero()) => Ok(stored),
-            _ => Err(first.into()),
         }
     }
 
@@ -1075,7 +1100,23 @@ impl Store {
         // a key kept nowhere. On this machine (whatever key file each names) and, for the
         // shared store, on the database (another machine with its own key file). The keys are
         // read under the locks, as the last rekey left them.
-        let _rekeying = rekey_lock(&self.inner.options.data_dir)?;
+        crate::private_fs::ensure_private_dir(&self.inner.options.data_dir).map_err(|source| {
+            StoreError::Io {
+                action: "cannot make the folder",
+                path: self.inner.options.data_dir.clone(),
+                source,
+            }
+        })?;
+        let _rekeying = rekey_lock(&self.inner.options.data_dir.join("rekey.lock"))?;
+        // And on the key file (or the new one), which stores of other data folders may share.
+        let _rekeying_key = match new_key_file.map(Path::to_owned).or(key_file.clone()) {
+            Some(path) => {
+                let mut name = path.file_name().unwrap_or_default().to_os_string();
+                name.push(".lock");
+                Some(rekey_lock(&path.with_file_name(name))?)
+            }
+            None => None,
+        };
         #[cfg(feature = "postgres")]
         let _rekeying_database = match &self.inner.backend {
             Backend::Postgres(pg) => Some(pg.rekey_lock().await?),
@@ -1272,22 +1313,20 @@ fn tokens_of(record: &Record) -> (Option<String>, Option<String>) {
     (access, refresh)
 }
 
-/// The lock a rekey holds on `rekey.lock` in the data folder (made `0600`, never through a
-/// symbolic link): another rekey on this machine is refused while it runs.
-fn rekey_lock(data_dir: &Path) -> Result<std::fs::File, StoreError> {
-    let path = data_dir.join("rekey.lock");
+/// A lock a rekey holds for as long as it runs (`rekey.lock` in the data folder, `<key
+/// file>.lock` beside the key file; made `0600`, never through a symbolic link): another
+/// rekey holding either is refused.
+fn rekey_lock(path: &Path) -> Result<std::fs::File, StoreError> {
     let io = |action, source| StoreError::Io {
         action,
-        path: path.clone(),
+        path: path.to_owned(),
         source,
     };
-    crate::private_fs::ensure_private_dir(data_dir)
-        .map_err(|e| io("cannot make the folder of", e))?;
     let mut options = std::fs::OpenOptions::new();
     options.read(true).write(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let (file, _) = crate::private_fs::open_regular(&options, &path, false)
+    let (file, _) = crate::private_fs::open_regular(&options, path, false)
         .map_err(|e| io("cannot open the rekey lock", e))?;
     match file.try_lock() {
         Ok(()) => Ok(file),

@@ -1238,12 +1238,25 @@ async fn echo(
     .into_response()
 }
 
-/// An authenticated request answered `204 No Content`.
-async fn empty(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+/// An authenticated request answered `204 No Content`; with `?endless`, each with a link to
+/// a next page that is the same again.
+async fn empty(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if !live_bearer(&inner, &headers) {
         return bad_credentials();
     }
-    StatusCode::NO_CONTENT.into_response()
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if q.contains_key("endless") {
+        let page: u64 = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+        let link = format!("</api/empty?endless&page={}>; rel=\"next\"", page + 1);
+        response
+            .headers_mut()
+            .insert(header::LINK, link.parse().unwrap());
+    }
+    response
 }
 
 /// Redirects to `/api/landing` on another origin (`localhost` instead of `127.0.0.1`).

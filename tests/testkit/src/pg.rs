@@ -14,6 +14,8 @@ pub struct PgCluster {
     bin: PathBuf,
     port: u16,
     run_as: Option<&'static str>,
+    /// The server's options, to start it again after [`PgCluster::stop`].
+    options: std::sync::Mutex<String>,
 }
 
 fn bindir() -> PathBuf {
@@ -180,6 +182,7 @@ impl PgCluster {
             bin,
             port,
             run_as,
+            options: std::sync::Mutex::new(String::new()),
         };
         let data = cluster.data_dir();
         cluster.run(
@@ -219,6 +222,7 @@ impl PgCluster {
         } else {
             options.push_str(" -c listen_addresses=''");
         }
+        *cluster.options.lock().unwrap() = options.clone();
         let log = cluster.dir.path().join("server.log");
         cluster.run(
             "pg_ctl",
@@ -304,6 +308,37 @@ impl PgCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Stops the server (fast shutdown: sessions are ended), as a restart or an outage does.
+    pub fn stop(&self) {
+        let data = self.data_dir();
+        self.run(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"],
+        );
+    }
+
+    /// Starts the server again after [`PgCluster::stop`], with the same settings.
+    pub fn start_again(&self) {
+        let data = self.data_dir();
+        let log = self.dir.path().join("server.log");
+        let options = self.options.lock().unwrap().clone();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
     }
 
     /// Creates a database.

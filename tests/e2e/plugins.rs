@@ -605,6 +605,56 @@ async fn a_python_plugin_built_with_componentize_py_runs_unchanged() {
     assert_eq!(key.expose(), host_testkit::VALID_API_KEY);
 }
 
+/// Builds tests/javascript-plugin with componentize-js (installed under the target folder on
+/// first use).
+fn javascript_plugin() -> PathBuf {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    host_testkit::javascript::componentize(
+        &tests.join("javascript-plugin"),
+        &tests.join("../wit"),
+        &target.join("api_key_js.wasm"),
+        target,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_plugin_built_with_componentize_js_runs_unchanged() {
+    let wasm = javascript_plugin();
+    let s = Setup::new().await;
+    s.add_plugin("jskey", wasm.to_str().unwrap());
+    let toml = format!(
+        "{LOOPBACK}[providers.jskey]\nverify_url = \"{}\"\n",
+        s.provider.url("/api/keycheck")
+    );
+    let (app, _host) = s.registry(&toml);
+    let registry = app.registry();
+    let flow = plugin_flow(registry, "jskey").await;
+
+    let auth = flow.authorize(AuthorizeRequest::default()).await.unwrap();
+    let Interaction::Prompt { fields } = &auth.interaction else {
+        panic!("{:?}", auth.interaction)
+    };
+    assert_eq!(fields[0].name, "api_key");
+    assert!(fields[0].secret);
+
+    let wrong = host::ExchangeInput::new([("api_key", "nope")]);
+    let err = flow
+        .exchange(auth.pending.clone(), wrong)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, FlowError::Rejected(host::CallbackError::Rejected(m)) if m.contains("HTTP 401")),
+        "{err:?}"
+    );
+    let right = host::ExchangeInput::new([("api_key", host_testkit::VALID_API_KEY)]);
+    let credential = flow.exchange(auth.pending, right).await.unwrap();
+    let host::Credential::ApiKey { key } = credential else {
+        panic!()
+    };
+    assert_eq!(key.expose(), host_testkit::VALID_API_KEY);
+}
+
 #[tokio::test]
 async fn a_command_naming_one_provider_looks_up_only_that_one() {
     let s = Setup::new().await;

@@ -33,6 +33,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
+pub mod javascript;
 pub mod pg;
 pub mod python;
 pub mod tls;

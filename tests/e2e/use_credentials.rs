@@ -1008,3 +1008,32 @@ async fn setup_git_pins_the_provider_the_account_and_the_configuration_file() {
     let answer = String::from_utf8_lossy(&out.stdout);
     assert!(answer.contains(&format!("password={corp}\n")), "{answer}");
 }
+
+#[tokio::test]
+async fn a_reader_that_stops_early_ends_host_api_quietly() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let mut child = env
+        .host(&["api", "/big"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `| head -c 10`: read a little, then close the pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    use tokio::io::AsyncReadExt;
+    stdout.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first[..2], b"[\"");
+    drop(stdout);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("host ends")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

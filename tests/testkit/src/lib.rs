@@ -420,6 +420,7 @@ impl TestProvider {
             .route("/api/items", get(items))
             .route("/api/echo", any(echo))
             .route("/api/empty", any(empty))
+            .route("/api/big", get(big))
             .route("/api/away", get(away))
             .route("/api/landing", get(landing))
             .route(
@@ -1237,6 +1238,14 @@ async fn echo(
         "content_type": all(header::CONTENT_TYPE),
     }))
     .into_response()
+}
+
+/// An authenticated request answered with 4 MiB of JSON (more than a pipe holds).
+async fn big(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    if !live_bearer(&inner, &headers) {
+        return bad_credentials();
+    }
+    Json(json!(vec!["x".repeat(1024); 4096])).into_response()
 }
 
 /// An authenticated request answered `204 No Content`; with `?endless`, each with a link to

@@ -237,7 +237,7 @@ impl FileLock {
 /// holds it: in one write over what was there, padded to a fixed width, so that the file is
 /// cut only when it held something longer (truncating and growing it again on every lock
 /// made the file system free and allocate its block each time).
-fn try_acquire(path: &Path) -> Result<Option<File>, StoreError> {
+pub(crate) fn try_acquire(path: &Path) -> Result<Option<File>, StoreError> {
     loop {
         let mut options = private_options();
         options.read(true).write(true).truncate(false);
@@ -261,6 +261,15 @@ fn try_acquire(path: &Path) -> Result<Option<File>, StoreError> {
     }
 }
 
+/// Who holds the lock at `path`, as the holder wrote it (`process 1234`), or `another process`.
+pub(crate) fn holder(path: &Path) -> String {
+    fs::read_to_string(path)
+        .ok()
+        .map(|h| crate::text::sanitize(h.trim(), 40))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "another process".into())
+}
+
 /// Takes the lock, polling until `deadline`. Blocking.
 fn acquire(path: &Path, deadline: Instant, waited: Duration) -> Result<File, StoreError> {
     loop {
@@ -268,14 +277,9 @@ fn acquire(path: &Path, deadline: Instant, waited: Duration) -> Result<File, Sto
             Some(file) => return Ok(file),
             None => {
                 if Instant::now() >= deadline {
-                    let holder = fs::read_to_string(path)
-                        .ok()
-                        .map(|h| crate::text::sanitize(h.trim(), 40))
-                        .filter(|h| !h.is_empty())
-                        .unwrap_or_else(|| "another process".into());
                     return Err(StoreError::LockTimeout {
                         path: path.to_owned(),
-                        holder,
+                        holder: holder(path),
                         waited,
                     });
                 }

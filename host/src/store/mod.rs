@@ -36,6 +36,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::SecretString;
 use crate::flow::{Credential, FlowError};
 use crate::names::{BadName, check_name};
 use crate::provider::Provider;
@@ -946,20 +947,13 @@ impl Store {
         self.keys(true)?;
         // The flow that made the credential refreshes it; built only now, when needed.
         let flow = provider.flow(&record.flow).await?;
-        let before = tokens_of(&record);
         match flow.refresh(&record.credential).await {
             Ok(credential) => {
-                record.credential = credential;
+                let sent = std::mem::replace(&mut record.credential, credential);
                 // Stored (with any rotated refresh token) before the new access token is
                 // handed out.
                 match lock.commit(&record, prepared).await {
                     Ok(()) => Ok(record),
-                    // The write failed with the provider's new tokens in hand (a database
-                    // connection dropped, say): one more try, under a new lock.
-                    Err(e) if !matches!(e, StoreError::Conflict { .. }) => {
-                        self.store_after_failed_commit(provider, record, before, e)
-                            .await
-                    }
                     // Someone wrote the record without its lock meanwhile: theirs stays. If it
                     // is fresh, it is the answer; our tokens are not written over it.
                     Err(StoreError::Conflict { .. }) => {
@@ -974,7 +968,12 @@ impl Store {
                             Ok(theirs)
                         }
                     }
-                    Err(e) => Err(e.into()),
+                    // The write failed with the provider's new tokens in hand (a database
+                    // connection dropped, say): tried again, under a new lock.
+                    Err(e) => {
+                        self.store_after_failed_commit(provider, record, &sent, e)
+                            .await
+                    }
                 }
             }
             Err(source) => {
@@ -1009,7 +1008,7 @@ impl Store {
 
     /// A refreshed `record` whose write failed (`first`), written under a new lock (for the
     /// PostgreSQL store, a new connection) if the stored record still holds the tokens it was
-    /// refreshed from (`before`: access and refresh token; another process may only have
+    /// refreshed from (`sent`: its access and refresh token; another process may only have
     /// marked it "log in again" after the provider refused the same refresh token): nobody
     /// stored a newer login or refresh meanwhile, and the provider may have retired the refresh
     /// token that was sent. Otherwise the stored record stands and is the answer while valid.
@@ -1019,10 +1018,10 @@ impl Store {
         &self,
         provider: &Provider,
         record: Record,
-        before: (Option<String>, Option<String>),
+        sent: &Credential,
         first: StoreError,
     ) -> Result<Record, FreshError> {
-        if before.1.is_none() {
+        if refresh_token_of(sent).is_none() {
             return Err(first.into());
         }
         tracing::warn!(
@@ -1036,7 +1035,9 @@ impl Store {
             let attempt = async {
                 let mut lock = self.lock(provider.name(), &record.account).await?;
                 match lock.load().await? {
-                    Some(stored) if tokens_of(&stored) == before && stored.flow == record.flow => {
+                    Some(stored)
+                        if same_tokens(&stored.credential, sent) && stored.flow == record.flow =>
+                    {
                         lock.save(&record).await?;
                         Ok(Some(record.clone()))
                     }
@@ -1302,40 +1303,35 @@ enum Copied {
     Different,
 }
 
-/// The access and refresh tokens a record holds, to compare.
-fn tokens_of(record: &Record) -> (Option<String>, Option<String>) {
-    let access = record.credential.secret().map(|t| t.expose().to_owned());
-    let refresh = record
-        .credential
-        .as_oauth2()
-        .and_then(|t| t.refresh_token.as_ref())
-        .map(|t| t.expose().to_owned());
-    (access, refresh)
+/// A credential's refresh token, if it has one.
+fn refresh_token_of(credential: &Credential) -> Option<&SecretString> {
+    credential.as_oauth2()?.refresh_token.as_ref()
+}
+
+/// Whether two credentials hold the same access and refresh tokens, compared in constant time
+/// without copying them out of their secret strings.
+fn same_tokens(a: &Credential, b: &Credential) -> bool {
+    fn same(x: Option<&SecretString>, y: Option<&SecretString>) -> bool {
+        match (x, y) {
+            (Some(x), Some(y)) => x.ct_eq(y.expose()),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+    same(a.secret(), b.secret()) && same(refresh_token_of(a), refresh_token_of(b))
 }
 
 /// A lock a rekey holds for as long as it runs (`rekey.lock` in the data folder, `<key
-/// file>.lock` beside the key file; made `0600`, never through a symbolic link): another
-/// rekey holding either is refused.
+/// file>.lock` beside the key file), taken as a record's is: another rekey holding either is
+/// refused, named.
 fn rekey_lock(path: &Path) -> Result<std::fs::File, StoreError> {
-    let io = |action, source| StoreError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    };
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true).write(true).create(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let (file, _) = crate::private_fs::open_regular(&options, path, false)
-        .map_err(|e| io("cannot open the rekey lock", e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Config(format!(
-            "another `host store rekey` is running (it holds {}); let it finish, then run this one again if it names records it left",
+    file::try_acquire(path)?.ok_or_else(|| {
+        StoreError::Config(format!(
+            "another `host store rekey` is running ({} holds {}); let it finish, then run this one again if it names records it left",
+            file::holder(path),
             path.display()
-        ))),
-        Err(std::fs::TryLockError::Error(source)) => Err(io("cannot lock", source)),
-    }
+        ))
+    })
 }
 
 /// Whether two records hold the same credential from the same flow for the same identity.

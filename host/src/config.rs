@@ -64,12 +64,8 @@ const TOP_LEVEL: &[&str] = &[
 /// A top-level key of `file` that is not a setting, named with the nearest one.
 fn unknown_top_level(file: &Path, dict: &Dict) -> Option<ConfigError> {
     let key = dict.keys().find(|k| !TOP_LEVEL.contains(&k.as_str()))?;
-    let nearest = TOP_LEVEL
-        .iter()
-        .map(|k| (strsim::jaro_winkler(k, key), k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| format!("did you mean `{k}`? "))
+    let nearest = crate::text::nearest(key, TOP_LEVEL.iter().copied())
+        .map(|k| format!("did you mean `{k}`? "))
         .unwrap_or_default();
     Some(ConfigError::Invalid(format!(
         "{}: `{}` is not a setting ({nearest}the settings are {})",

@@ -345,12 +345,8 @@ impl ProviderSection {
         map.keys()
             .filter(|k| !known.contains_key(*k) && !HOST_KEYS.contains(&k.as_str()))
             .map(|key| {
-                let nearest = known
-                    .keys()
-                    .map(|k| (strsim::jaro_winkler(k, key), k))
-                    .filter(|(score, _)| *score > 0.8)
-                    .max_by(|a, b| a.0.total_cmp(&b.0))
-                    .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+                let nearest = crate::text::nearest(key, known.keys().map(String::as_str))
+                    .map(|k| format!(" (did you mean `{k}`?)"))
                     .unwrap_or_default();
                 self.issue(
                     std::slice::from_ref(key),

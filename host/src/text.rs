@@ -23,6 +23,17 @@ pub fn is_unsafe_char(c: char) -> bool {
         )
 }
 
+/// The known name nearest to a misspelt `name` (Jaro–Winkler above 0.8), for a "did you mean"
+/// in an error.
+pub(crate) fn nearest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(k, name), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
 /// Strips every [unsafe character](is_unsafe_char) (ANSI escapes lose their ESC and become
 /// harmless text) and caps the length at `max_chars` characters. Applied to every text that
 /// came from a server or a plugin before it is printed.

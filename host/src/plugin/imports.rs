@@ -198,16 +198,42 @@ impl WasiHttpView for StoreState {
 pub(crate) struct Limits {
     pub(crate) memory_bytes: usize,
     pub(crate) hit: Option<LimitHit>,
-    /// Bytes of linear memory and table elements the instance holds so far.
-    memory_used: usize,
-    table_elements_used: usize,
-    /// The last grow allowed, undone if it then fails.
-    last_memory_grow: Option<(usize, usize)>,
-    last_table_grow: Option<(usize, usize)>,
+    /// Bytes of linear memory, and table elements, the instance holds.
+    memory: Total,
+    tables: Total,
 }
 
 /// Table elements an instance may hold, all its tables together.
 pub(crate) const TABLE_ELEMENTS: usize = 1_000_000;
+
+/// What an instance's memories (or tables) hold together.
+#[derive(Default)]
+struct Total {
+    used: usize,
+    /// The last grow allowed, `(current, desired)`: undone if it then fails.
+    last: Option<(usize, usize)>,
+}
+
+impl Total {
+    /// Counts one memory (or table) growing from `current` to `desired` if the total stays
+    /// within `limit`; every one is created through here, from 0.
+    fn grow(&mut self, current: usize, desired: usize, limit: usize) -> bool {
+        let total = (self.used - current.min(self.used)).saturating_add(desired);
+        if total > limit {
+            return false;
+        }
+        self.last = Some((current, desired));
+        self.used = total;
+        true
+    }
+
+    /// The grow allowed last did not happen (past the memory's own maximum, say).
+    fn undo(&mut self) {
+        if let Some((current, desired)) = self.last.take() {
+            self.used = self.used.saturating_sub(desired) + current;
+        }
+    }
+}
 
 impl Limits {
     /// The limits of one call: `memory_bytes` of linear memory in all.
@@ -215,10 +241,8 @@ impl Limits {
         Self {
             memory_bytes,
             hit: None,
-            memory_used: 0,
-            table_elements_used: 0,
-            last_memory_grow: None,
-            last_table_grow: None,
+            memory: Total::default(),
+            tables: Total::default(),
         }
     }
 }
@@ -230,22 +254,16 @@ impl wasmtime::ResourceLimiter for Limits {
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let total = (self.memory_used - current.min(self.memory_used)).saturating_add(desired);
-        if total > self.memory_bytes {
+        if !self.memory.grow(current, desired, self.memory_bytes) {
             let hit = LimitHit::Memory((self.memory_bytes >> 20) as u64);
             self.hit = Some(hit);
             return Err(wasmtime::Error::new(hit));
         }
-        self.last_memory_grow = Some((current, desired));
-        self.memory_used = total;
         Ok(true)
     }
 
     fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        // The grow allowed above did not happen (past the memory's own maximum, say).
-        if let Some((current, desired)) = self.last_memory_grow.take() {
-            self.memory_used = self.memory_used.saturating_sub(desired) + current;
-        }
+        self.memory.undo();
         Ok(())
     }
 
@@ -255,20 +273,11 @@ impl wasmtime::ResourceLimiter for Limits {
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let total = (self.table_elements_used - current.min(self.table_elements_used))
-            .saturating_add(desired);
-        if total > TABLE_ELEMENTS {
-            return Ok(false);
-        }
-        self.last_table_grow = Some((current, desired));
-        self.table_elements_used = total;
-        Ok(true)
+        Ok(self.tables.grow(current, desired, TABLE_ELEMENTS))
     }
 
     fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        if let Some((current, desired)) = self.last_table_grow.take() {
-            self.table_elements_used = self.table_elements_used.saturating_sub(desired) + current;
-        }
+        self.tables.undo();
         Ok(())
     }
 

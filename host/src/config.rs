@@ -318,8 +318,11 @@ impl ConfigLoader {
                 });
             }
             Err(_) => {
-                if let Some(origin) = file_origin {
-                    return Err(ConfigError::FileMissing { path: file, origin });
+                if let Some(origin) = &file_origin {
+                    return Err(ConfigError::FileMissing {
+                        path: file,
+                        origin: origin.clone(),
+                    });
                 }
             }
             Ok(_) => {}
@@ -384,6 +387,7 @@ impl ConfigLoader {
             default_provider,
             settings: Arc::new(settings),
             file,
+            file_origin,
             data_dir,
             store_key,
         })
@@ -601,6 +605,8 @@ pub struct Config {
     default_provider: Option<(String, Origin)>,
     settings: Arc<Settings>,
     file: PathBuf,
+    /// What named the file (`--config`, `HOST_CONFIG`); `None` for the default one.
+    file_origin: Option<Origin>,
     data_dir: PathBuf,
     store_key: Option<zeroize::Zeroizing<String>>,
     store_previous_key: Option<zeroize::Zeroizing<String>>,
@@ -623,6 +629,12 @@ impl Config {
     /// The configuration file consulted (it may not exist).
     pub fn file(&self) -> &Path {
         &self.file
+    }
+
+    /// What named the configuration file (`--config`, `HOST_CONFIG`); `None` when it is the
+    /// default one, which a program run later finds by itself.
+    pub fn file_origin(&self) -> Option<&Origin> {
+        self.file_origin.as_ref()
     }
 
     /// `$XDG_DATA_HOME/host`: the credential store, the compile cache.

@@ -123,9 +123,18 @@ pub(crate) async fn setup(ctx: &Context, args: SetupArgs) -> anyhow::Result<()> 
     let exe = std::env::current_exe().context("cannot find this program's path")?;
     // The helper is pinned to what was set up: the provider and account (another provider
     // with the same git host is never asked), and the configuration file and plugins folder
-    // when they were named here (git runs the helper without this shell's options).
+    // when they are not the defaults (git runs the helper without this shell's options or
+    // environment).
+    let config = ctx.app.config();
+    let mut pinned = Vec::new();
+    if config.file_origin().is_some() {
+        pinned.push(("--config", config.file().to_owned()));
+    }
+    if config.plugins_dir() != config.data_dir().join("plugins") {
+        pinned.push(("--plugins-dir", config.plugins_dir()));
+    }
     let mut helper = format!("!{}", shell_quote(&exe.display().to_string()));
-    for (option, path) in &ctx.pinned {
+    for (option, path) in &pinned {
         let path = std::path::absolute(path)
             .with_context(|| format!("cannot find the absolute path of {}", path.display()))?;
         helper.push_str(&format!(

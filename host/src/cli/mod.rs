@@ -368,10 +368,6 @@ async fn fresh_record(
 struct Context {
     app: App,
     quiet: bool,
-    /// The global options naming files that a program run later (git's credential helper)
-    /// must be given again: `--config` (or `HOST_CONFIG`) and `--plugins-dir` (or
-    /// `HOST_PLUGINS_DIR`).
-    pinned: Vec<(&'static str, PathBuf)>,
 }
 
 impl Context {
@@ -387,21 +383,9 @@ impl Context {
         if let Some(dir) = &cli.plugins_dir {
             config.set_plugins_dir(dir.clone());
         }
-        let mut pinned = Vec::new();
-        if cli.config.is_some() || std::env::var_os("HOST_CONFIG").is_some() {
-            pinned.push(("--config", config.file().to_owned()));
-        }
-        if let Some(dir) = cli
-            .plugins_dir
-            .clone()
-            .or_else(|| std::env::var_os("HOST_PLUGINS_DIR").map(PathBuf::from))
-        {
-            pinned.push(("--plugins-dir", dir));
-        }
         Ok(Self {
             app: App::from_config(config)?,
             quiet: cli.quiet,
-            pinned,
         })
     }
 

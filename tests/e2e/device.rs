@@ -17,23 +17,21 @@ async fn device_login(env: &HostEnv, extra: &[&str]) -> Output {
     env.output(&args).await
 }
 
-/// `host run --flow device` against the device endpoint at `device_url`, given up after a
-/// second (for what it shows, or why it cannot start).
-async fn device_briefly(env: &HostEnv, device_url: String) -> Output {
-    let mut cmd = env.host(&[
-        "run",
-        "--provider",
-        "github",
-        "--flow",
-        "device",
-        "--timeout",
-        "1",
-    ]);
+/// `host run --flow device ARGS` against the device endpoint at `device_url`.
+async fn device_run(env: &HostEnv, device_url: String, extra: &[&str]) -> Output {
+    let mut args = vec!["run", "--provider", "github", "--flow", "device"];
+    args.extend_from_slice(extra);
+    let mut cmd = env.host(&args);
     cmd.env(
         "HOST_PROVIDERS__GITHUB__DEVICE_AUTHORIZATION_URL",
         device_url,
     );
     HostEnv::finish_bounded(&mut cmd).await
+}
+
+/// [`device_run`] given up after a second (for what it shows, or why it cannot start).
+async fn device_briefly(env: &HostEnv, device_url: String) -> Output {
+    device_run(env, device_url, &["--timeout", "1"]).await
 }
 
 /// Seconds between consecutive device polls, as the provider saw them.
@@ -317,22 +315,12 @@ async fn a_code_whose_lifetime_runs_out_says_to_start_again_not_to_wait_longer()
     let env = HostEnv::start().await;
     // Never entered; the code lives 1 s, which the lower bound makes 10 s.
     env.provider.script((0..40).map(|_| pending_200()));
-    let mut cmd = env.host(&[
-        "run",
-        "--provider",
-        "github",
-        "--flow",
-        "device",
-        "--scope",
-        "gist",
-        "--timeout",
-        "50",
-    ]);
-    cmd.env(
-        "HOST_PROVIDERS__GITHUB__DEVICE_AUTHORIZATION_URL",
+    let out = device_run(
+        &env,
         env.provider.url("/device/code?expires_in=1"),
-    );
-    let out = HostEnv::finish_bounded(&mut cmd).await;
+        &["--scope", "gist", "--timeout", "50"],
+    )
+    .await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         out.stderr

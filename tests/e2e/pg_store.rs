@@ -351,40 +351,43 @@ async fn a_row_at_the_last_version_is_still_written_after_a_refresh() {
     assert_eq!(env.provider.refresh_count(), 1);
 }
 
-#[tokio::test]
-async fn a_connection_lost_during_a_refresh_keeps_the_new_tokens() {
-    let (env, db, _) = on_postgres().await;
+/// Logs in on `env` (a provider rotating refresh tokens), then runs `host token` with a
+/// refresh due that the provider takes 1.5 s to answer, beside `outage`; asserts the new
+/// tokens were stored (the next process prints them, and the stored refresh token is the live
+/// one: a refresh works). Returns what `outage` returned.
+async fn refresh_through<T>(env: &HostEnv, outage: impl std::future::Future<Output = T>) -> T {
     env.provider.set_ttl(90);
     env.provider.set_rotate(true);
     env.login_ok().await;
-    let before = token(&env, "0").await.stdout;
-    // The database session holding the record's lock ends while the provider answers.
-    env.provider
-        .set_refresh_delay(std::time::Duration::from_millis(1500));
-    let refreshing = env
-        .host(&["token", "--provider", "github", "--min-valid", "600"])
-        .output();
-    let terminate = async {
-        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let before = token(env, "0").await.stdout;
+    env.provider.set_refresh_delay(Duration::from_millis(1500));
+    let (out, outage) = tokio::join!(token(env, "600"), outage);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_ne!(out.stdout, before);
+    env.provider.set_refresh_delay(Duration::ZERO);
+    assert_eq!(token(env, "0").await.stdout, out.stdout);
+    let again = token(env, "600").await;
+    assert_eq!(again.code, Some(0), "{again:?}");
+    assert_eq!(env.provider.refresh_count(), 2);
+    outage
+}
+
+#[tokio::test]
+async fn a_connection_lost_during_a_refresh_keeps_the_new_tokens() {
+    let (env, db, _) = on_postgres().await;
+    // The database sessions, the one holding the record's lock included, end while the
+    // provider answers.
+    let terminated = refresh_through(&env, async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
         cluster().psql(
             &db,
             &format!(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()"
             ),
         )
-    };
-    let (out, terminated) = tokio::join!(refreshing, terminate);
-    let out = out.unwrap();
+    })
+    .await;
     assert_ne!(terminated.trim(), "0", "the process's sessions ended");
-    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{out:?}");
-    assert_ne!(printed, before);
-    env.provider.set_refresh_delay(std::time::Duration::ZERO);
-    // Stored: the next process prints it, and the stored refresh token is the live one.
-    assert_eq!(token(&env, "0").await.stdout, printed);
-    let again = token(&env, "600").await;
-    assert_eq!(again.code, Some(0), "{again:?}");
-    assert_eq!(env.provider.refresh_count(), 2);
 }
 
 #[tokio::test]
@@ -395,31 +398,13 @@ async fn a_database_restarted_during_a_refresh_keeps_the_new_tokens() {
     let env = HostEnv::start().await;
     let key = keygen(&env).await;
     use_database(&env, &own.url("restart"), &key);
-    env.provider.set_ttl(90);
-    env.provider.set_rotate(true);
-    env.login_ok().await;
-    let before = token(&env, "0").await.stdout;
-    env.provider
-        .set_refresh_delay(std::time::Duration::from_millis(1500));
-    let refreshing = env
-        .host(&["token", "--provider", "github", "--min-valid", "600"])
-        .output();
-    let outage = async {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    refresh_through(&env, async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
         own.stop();
-        tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+        tokio::time::sleep(Duration::from_millis(2000)).await;
         own.start_again();
-    };
-    let (out, ()) = tokio::join!(refreshing, outage);
-    let out = out.unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_ne!(printed, before);
-    env.provider.set_refresh_delay(std::time::Duration::ZERO);
-    assert_eq!(token(&env, "0").await.stdout, printed);
-    let again = token(&env, "600").await;
-    assert_eq!(again.code, Some(0), "{again:?}");
-    assert_eq!(env.provider.refresh_count(), 2);
+    })
+    .await;
 }
 
 #[tokio::test]

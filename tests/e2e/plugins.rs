@@ -545,6 +545,33 @@ async fn wasi_http_requests_take_the_same_allow_list() {
     assert!(m.contains("HttpRequestDenied"), "{m}");
 }
 
+/// The API-key flow of the plugins in other languages: a secret prompt, a key the API refuses
+/// (HTTP 401: rejected), the key it accepts (the credential).
+async fn an_api_key_flow_prompts_and_checks_the_key(flow: &dyn host::AuthFlow) {
+    let auth = flow.authorize(AuthorizeRequest::default()).await.unwrap();
+    let Interaction::Prompt { fields } = &auth.interaction else {
+        panic!("{:?}", auth.interaction)
+    };
+    assert_eq!(fields[0].name, "api_key");
+    assert!(fields[0].secret);
+
+    let wrong = host::ExchangeInput::new([("api_key", "nope")]);
+    let err = flow
+        .exchange(auth.pending.clone(), wrong)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, FlowError::Rejected(host::CallbackError::Rejected(m)) if m.contains("HTTP 401")),
+        "{err:?}"
+    );
+    let right = host::ExchangeInput::new([("api_key", host_testkit::VALID_API_KEY)]);
+    let credential = flow.exchange(auth.pending, right).await.unwrap();
+    let host::Credential::ApiKey { key } = credential else {
+        panic!()
+    };
+    assert_eq!(key.expose(), host_testkit::VALID_API_KEY);
+}
+
 /// Builds tests/python-plugin with componentize-py (brought into a virtual environment under
 /// the target folder on first use).
 fn python_plugin() -> PathBuf {
@@ -581,28 +608,7 @@ async fn a_python_plugin_built_with_componentize_py_runs_unchanged() {
         "{imports:?}"
     );
 
-    let auth = flow.authorize(AuthorizeRequest::default()).await.unwrap();
-    let Interaction::Prompt { fields } = &auth.interaction else {
-        panic!("{:?}", auth.interaction)
-    };
-    assert_eq!(fields[0].name, "api_key");
-    assert!(fields[0].secret);
-
-    let wrong = host::ExchangeInput::new([("api_key", "nope")]);
-    let err = flow
-        .exchange(auth.pending.clone(), wrong)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, FlowError::Rejected(host::CallbackError::Rejected(m)) if m.contains("HTTP 401")),
-        "{err:?}"
-    );
-    let right = host::ExchangeInput::new([("api_key", host_testkit::VALID_API_KEY)]);
-    let credential = flow.exchange(auth.pending, right).await.unwrap();
-    let host::Credential::ApiKey { key } = credential else {
-        panic!()
-    };
-    assert_eq!(key.expose(), host_testkit::VALID_API_KEY);
+    an_api_key_flow_prompts_and_checks_the_key(flow.as_ref()).await;
 }
 
 /// Builds tests/javascript-plugin with componentize-js (installed under the target folder on
@@ -631,28 +637,7 @@ async fn a_javascript_plugin_built_with_componentize_js_runs_unchanged() {
     let registry = app.registry();
     let flow = plugin_flow(registry, "jskey").await;
 
-    let auth = flow.authorize(AuthorizeRequest::default()).await.unwrap();
-    let Interaction::Prompt { fields } = &auth.interaction else {
-        panic!("{:?}", auth.interaction)
-    };
-    assert_eq!(fields[0].name, "api_key");
-    assert!(fields[0].secret);
-
-    let wrong = host::ExchangeInput::new([("api_key", "nope")]);
-    let err = flow
-        .exchange(auth.pending.clone(), wrong)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, FlowError::Rejected(host::CallbackError::Rejected(m)) if m.contains("HTTP 401")),
-        "{err:?}"
-    );
-    let right = host::ExchangeInput::new([("api_key", host_testkit::VALID_API_KEY)]);
-    let credential = flow.exchange(auth.pending, right).await.unwrap();
-    let host::Credential::ApiKey { key } = credential else {
-        panic!()
-    };
-    assert_eq!(key.expose(), host_testkit::VALID_API_KEY);
+    an_api_key_flow_prompts_and_checks_the_key(flow.as_ref()).await;
 }
 
 #[tokio::test]

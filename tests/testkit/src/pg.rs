@@ -14,7 +14,7 @@ pub struct PgCluster {
     bin: PathBuf,
     port: u16,
     run_as: Option<&'static str>,
-    /// The server's options, to start it again after [`PgCluster::stop`].
+    /// The server's options, for every start.
     options: std::sync::Mutex<String>,
 }
 
@@ -222,23 +222,8 @@ impl PgCluster {
         } else {
             options.push_str(" -c listen_addresses=''");
         }
-        *cluster.options.lock().unwrap() = options.clone();
-        let log = cluster.dir.path().join("server.log");
-        cluster.run(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-l",
-                log.to_str().unwrap(),
-                "-o",
-                &options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
+        *cluster.options.lock().unwrap() = options;
+        cluster.start_again();
         cluster.watch();
         cluster
     }
@@ -319,7 +304,7 @@ impl PgCluster {
         );
     }
 
-    /// Starts the server again after [`PgCluster::stop`], with the same settings.
+    /// Starts the server (again, after [`PgCluster::stop`]) with its settings.
     pub fn start_again(&self) {
         let data = self.data_dir();
         let log = self.dir.path().join("server.log");

@@ -14,6 +14,7 @@ mod oauth2_flow;
 mod pg_store;
 mod plugins;
 mod plugins_cli;
+mod spawnable;
 mod support;
 mod token_endpoint;
 mod use_credentials;

@@ -253,15 +253,22 @@ impl PgBackend {
 
     /// Runs a read; when the table does not exist yet (a new database), creates the schema
     /// and runs it again.
-    async fn reading<T>(
+    ///
+    /// `read` takes the pool by value (a handle, cheap to clone) and returns a `Send` future:
+    /// an async closure over a borrowed pool (`AsyncFn(&PgPool)`) makes a future that is not
+    /// `Send` for every lifetime, so no caller's future could be spawned.
+    async fn reading<T, F>(
         &self,
         action: &'static str,
-        read: impl AsyncFn(&PgPool) -> Result<T, sqlx::Error>,
-    ) -> Result<T, StoreError> {
-        let pool = self.pool().await;
+        read: impl Fn(PgPool) -> F,
+    ) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, sqlx::Error>> + Send,
+    {
+        let pool = self.pool().await.clone();
         let outcome = match answered(self.limit(), read(pool)).await {
             Err(e) if undefined_table(&e) => {
-                let pool = self.ready().await?;
+                let pool = self.ready().await?.clone();
                 answered(self.limit(), read(pool)).await.map_err(db(action))
             }
             other => other.map_err(db(action)),
@@ -296,8 +303,8 @@ impl PgBackend {
         provider: &str,
         account: &str,
     ) -> Result<Option<Row>, StoreError> {
-        self.reading("cannot read the stored credential", async |pool| {
-            read_row(pool, provider, account).await
+        self.reading("cannot read the stored credential", |pool| async move {
+            read_row(&pool, provider, account).await
         })
         .await
     }
@@ -305,9 +312,9 @@ impl PgBackend {
     /// Providers with rows.
     pub(crate) async fn providers(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
         let names: Vec<String> = self
-            .reading("cannot list the stored providers", async |pool| {
+            .reading("cannot list the stored providers", |pool| async move {
                 sqlx::query_scalar("SELECT DISTINCT provider FROM host_credentials")
-                    .fetch_all(pool)
+                    .fetch_all(&pool)
                     .await
             })
             .await?;
@@ -317,9 +324,9 @@ impl PgBackend {
     /// Every (provider, account), sorted, in one query.
     pub(crate) async fn records(&self) -> Result<Vec<(String, String)>, StoreError> {
         let rows: Vec<(String, String)> = self
-            .reading("cannot list the stored credentials", async |pool| {
+            .reading("cannot list the stored credentials", |pool| async move {
                 sqlx::query_as("SELECT provider, account FROM host_credentials ORDER BY 1, 2")
-                    .fetch_all(pool)
+                    .fetch_all(&pool)
                     .await
             })
             .await?;
@@ -331,12 +338,12 @@ impl PgBackend {
 
     /// A provider's accounts, sorted.
     pub(crate) async fn accounts(&self, provider: &str) -> Result<Vec<String>, StoreError> {
-        self.reading("cannot list the stored accounts", async |pool| {
+        self.reading("cannot list the stored accounts", |pool| async move {
             sqlx::query_scalar(
                 "SELECT account FROM host_credentials WHERE provider = $1 ORDER BY account",
             )
             .bind(provider)
-            .fetch_all(pool)
+            .fetch_all(&pool)
             .await
         })
         .await

@@ -67,6 +67,12 @@ impl Binding {
                         "is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)",
                     ));
                 }
+                if is_reserved_header(header) {
+                    return Err((
+                        "header",
+                        "names a header that steers routing, connections or cookies (Host, Connection, Proxy-*, Cookie, Transfer-Encoding, …), which never carries a credential",
+                    ));
+                }
                 if prefix.chars().any(|c| c.is_control() || !c.is_ascii()) {
                     return Err(("prefix", "holds a control or non-ASCII character"));
                 }
@@ -119,6 +125,36 @@ impl Binding {
             )),
         }
     }
+}
+
+/// Headers a binding may not name: they steer where a request goes or how the connection and
+/// its framing behave (hop-by-hop headers, RFC 9110 7.6.1; `Host`; proxies' own), or carry
+/// state the client does not own (`Cookie`). A credential in one of them would be routed,
+/// dropped or forwarded by intermediaries instead of reaching the API as a credential.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "expect",
+    "cookie",
+    "set-cookie",
+    "forwarded",
+    "via",
+    "max-forwards",
+];
+
+/// Whether `name` (any case) is a header no binding may name: one of [`RESERVED_HEADERS`], any
+/// `Proxy-*` header, or any `X-Forwarded-*` one.
+pub(crate) fn is_reserved_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    RESERVED_HEADERS.contains(&lower.as_str())
+        || lower.starts_with("proxy-")
+        || lower.starts_with("x-forwarded-")
 }
 
 #[cfg(test)]

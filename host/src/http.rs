@@ -141,8 +141,8 @@ pub enum HttpError {
         /// The cap.
         limit: usize,
     },
-    /// The host of a request the proxy would carry resolves to a private or reserved address,
-    /// which the policy refuses.
+    /// The host resolves to a private or reserved address, which the policy refuses (only, or
+    /// among others for a request the proxy would carry).
     #[error("{host} resolves to a private or reserved address")]
     NotPublic {
         /// The host.
@@ -339,12 +339,28 @@ impl HttpClient {
                 timeout: self.policy.timeout,
             };
         }
+        // The guarded resolver refused every address the name has: that is the reason, not a
+        // connection failure (the message used to say only "cannot reach").
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            if c.downcast_ref::<OnlyPrivateAddresses>().is_some() {
+                return HttpError::NotPublic {
+                    host: host.to_owned(),
+                };
+            }
+            cause = c.source();
+        }
         HttpError::Connect {
             host: host.to_owned(),
             source: e.without_url(),
         }
     }
 }
+
+/// The guarded resolver's refusal: the name resolves only to addresses the policy refuses.
+#[derive(Debug, thiserror::Error)]
+#[error("the name resolves only to private or reserved addresses")]
+struct OnlyPrivateAddresses;
 
 impl<'c> oauth2::AsyncHttpClient<'c> for HttpClient {
     type Error = HttpError;
@@ -400,7 +416,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
             let allowed = allowed(addrs, allow_loopback);
             if allowed.is_empty() {
                 return Err(
-                    format!("{host} resolves only to private or reserved addresses").into(),
+                    Box::new(OnlyPrivateAddresses) as Box<dyn std::error::Error + Send + Sync>
                 );
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)

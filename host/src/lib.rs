@@ -102,7 +102,7 @@ pub use flow::{
 pub use http::{HttpClient, HttpError, HttpPolicy};
 pub use login::{DEFAULT_BROWSER_TIMEOUT, LoginError, LoginOptions, LoginUi, Waiting, login};
 pub use loopback::{Callback, Loopback, Page, RedirectError, redirect_target};
-pub use names::{BadName, check_name};
+pub use names::{BadName, check_name, env_name_problem};
 pub use polling::{MAX_INTERVAL, SLOW_DOWN_STEP, poll_device};
 pub use provider::{
     Provider, ProviderBuilder, ProviderContext, ProviderError, ProviderSource, Registry,

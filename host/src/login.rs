@@ -10,6 +10,7 @@
 //! What the person sees is the [`LoginUi`]'s business: the `host` CLI prints and opens a
 //! browser, a desktop program might show a dialog, a test may approve the URL itself.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -72,6 +73,9 @@ pub enum Waiting {
     Browser,
     /// The user to enter the device code.
     DeviceCode,
+    /// The provider's token endpoint, to answer the exchange of the code the browser's
+    /// callback brought.
+    TokenEndpoint,
 }
 
 /// How to log in.
@@ -158,6 +162,7 @@ pub enum LoginError {
     #[error("{}", match .waiting {
         Waiting::Browser => format!("no login callback arrived within {}s; nothing was stored", .limit.as_secs()),
         Waiting::DeviceCode => format!("the code was not entered within {}s; nothing was stored", .limit.as_secs()),
+        Waiting::TokenEndpoint => format!("the login callback arrived, but the provider's token endpoint did not answer the code's exchange within {}s; nothing was stored", .limit.as_secs()),
     })]
     TimedOut {
         /// What was waited for.
@@ -211,8 +216,18 @@ pub async fn login(
         Interaction::Redirect { url } => {
             ui.show_url(&url);
             let limit = options.timeout.unwrap_or(DEFAULT_BROWSER_TIMEOUT);
-            let wait = wait_for_callback(&mut listener, flow, auth.pending, ui);
-            let outcome = with_progress(ui, Waiting::Browser, limit, wait).await;
+            // Set while a callback's code is being exchanged: a limit reached then is the
+            // token endpoint's silence, not the browser's.
+            let exchanging = AtomicBool::new(false);
+            let wait = wait_for_callback(&mut listener, flow, auth.pending, ui, &exchanging);
+            let waiting = || {
+                if exchanging.load(Ordering::Relaxed) {
+                    Waiting::TokenEndpoint
+                } else {
+                    Waiting::Browser
+                }
+            };
+            let outcome = with_progress(ui, waiting, limit, wait).await;
             listener.shutdown().await;
             outcome
         }
@@ -224,7 +239,8 @@ pub async fn login(
             let deadline = deadline_after(limit);
             let interval = Duration::from_secs(code.interval);
             let poll = poll_device(flow, auth.pending, interval, deadline);
-            match with_progress(ui, Waiting::DeviceCode, limit, async { Ok(poll.await) }).await? {
+            let waiting = || Waiting::DeviceCode;
+            match with_progress(ui, waiting, limit, async { Ok(poll.await) }).await? {
                 Ok(credential) => Ok(credential),
                 // Our own deadline passed; before it, the provider said the code expired.
                 Err(FlowError::Expired) if Instant::now() >= deadline => {
@@ -253,10 +269,11 @@ fn deadline_after(limit: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// Runs `work`, telling the UI how long is left, until it ends or `limit` passes.
+/// Runs `work`, telling the UI how long is left, until it ends or `limit` passes; `waiting`
+/// says what it is waiting for at each moment.
 async fn with_progress<T>(
     ui: &dyn LoginUi,
-    waiting: Waiting,
+    waiting: impl Fn() -> Waiting,
     limit: Duration,
     work: impl Future<Output = Result<T, LoginError>>,
 ) -> Result<T, LoginError> {
@@ -267,9 +284,9 @@ async fn with_progress<T>(
         tokio::select! {
             outcome = &mut work => break outcome,
             _ = tokio::time::sleep_until(deadline) => {
-                break Err(LoginError::TimedOut { waiting, limit });
+                break Err(LoginError::TimedOut { waiting: waiting(), limit });
             }
-            _ = tick.tick() => ui.waiting(waiting, deadline.saturating_duration_since(Instant::now())),
+            _ = tick.tick() => ui.waiting(waiting(), deadline.saturating_duration_since(Instant::now())),
         }
     };
     ui.done_waiting();
@@ -281,6 +298,7 @@ async fn wait_for_callback(
     flow: &dyn AuthFlow,
     pending: Pending,
     ui: &dyn LoginUi,
+    exchanging: &AtomicBool,
 ) -> Result<Credential, LoginError> {
     loop {
         let Some(callback) = listener.next().await else {
@@ -290,7 +308,10 @@ async fn wait_for_callback(
             }));
         };
         let input = ExchangeInput::from_query(&callback.query);
-        match flow.exchange(pending.clone(), input).await {
+        exchanging.store(true, Ordering::Relaxed);
+        let exchanged = flow.exchange(pending.clone(), input).await;
+        exchanging.store(false, Ordering::Relaxed);
+        match exchanged {
             Ok(credential) => {
                 callback.reply(Page::Success);
                 return Ok(credential);

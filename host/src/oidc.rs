@@ -441,16 +441,23 @@ fn cache_path(dir: &Path, issuer: &str) -> PathBuf {
 }
 
 fn read_cache(file: &Path, issuer: &str) -> Option<ProviderMetadata> {
-    use std::io::Read as _;
-    // Never blocks on a FIFO, never follows a link; bounded like a fetched document.
-    let (file, meta) =
-        crate::private_fs::open_regular(std::fs::OpenOptions::new().read(true), file, false)
-            .ok()?;
-    if meta.len() > 1 << 20 {
-        return None;
+    // Only a document this user cached, in a folder only this user can write: another user's
+    // could name their own endpoints (which would get the code, the PKCE verifier and the
+    // client secret) and their own keys (which would sign id_tokens). Never blocks on a FIFO,
+    // never follows a link; bounded like a fetched document.
+    let dir = file.parent()?;
+    for folder in dir.ancestors().skip(1).take(2) {
+        crate::private_fs::warn_if_open(folder);
     }
-    let mut bytes = Vec::new();
-    file.take(1 << 20).read_to_end(&mut bytes).ok()?;
+    match crate::private_fs::trusted_dir(dir) {
+        Ok(()) => {}
+        Err(crate::private_fs::Untrusted::Missing) => return None,
+        Err(why) => {
+            crate::private_fs::warn_untrusted(dir, &why);
+            return None;
+        }
+    }
+    let (bytes, _) = crate::private_fs::read_own(file, 1 << 20)?;
     let cached: CachedDocument = serde_json::from_slice(&bytes).ok()?;
     let mut document = cached.document;
     document.kind = cached.kind;

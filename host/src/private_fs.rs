@@ -144,6 +144,144 @@ fn warn_repaired(path: &Path, mode: u32, wanted: u32) {
     );
 }
 
+/// Why a file or folder `host` reads back as its own cannot be trusted: another user could
+/// have written it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Untrusted {
+    /// It belongs to another user.
+    Owner(u32),
+    /// Group or others may write it.
+    Writable(u32),
+    /// A symbolic link, or not the kind of file expected.
+    NotPlain,
+    /// It is not there.
+    Missing,
+}
+
+impl std::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Untrusted::Owner(uid) => write!(f, "it belongs to another user (uid {uid})"),
+            Untrusted::Writable(mode) => {
+                write!(f, "other users may write it (mode {mode:o})")
+            }
+            Untrusted::NotPlain => {
+                f.write_str("it is a symbolic link or not a plain file or folder")
+            }
+            Untrusted::Missing => f.write_str("it is not there"),
+        }
+    }
+}
+
+/// The effective user id of this process.
+#[cfg(unix)]
+pub(crate) fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions, cannot fail and touches no memory of ours.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::geteuid()
+    }
+}
+
+/// Whether what `meta` describes may be trusted as written by this user: owned by the
+/// effective user and not writable by group or others. Elsewhere than on Unix, always.
+pub(crate) fn trusted(meta: &fs::Metadata) -> Result<(), Untrusted> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.file_type().is_symlink() {
+            return Err(Untrusted::NotPlain);
+        }
+        if meta.uid() != euid() {
+            return Err(Untrusted::Owner(meta.uid()));
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(Untrusted::Writable(mode & 0o777));
+        }
+    }
+    let _ = meta;
+    Ok(())
+}
+
+/// A folder `host` keeps files in that it reads back as its own (a cache): usable only when it
+/// is a real folder (not a link), ours, and not writable by others. Otherwise another user may
+/// have planted what is in it: the caller ignores it, and the refusal is warned about once.
+pub(crate) fn trusted_dir(dir: &Path) -> Result<(), Untrusted> {
+    let meta = fs::symlink_metadata(dir).map_err(|_| Untrusted::Missing)?;
+    if !meta.is_dir() {
+        return Err(Untrusted::NotPlain);
+    }
+    trusted(&meta)
+}
+
+/// Warns about `path` once per process (the same file or folder is often met on every
+/// load): `what` says what was ignored and why, and the fix.
+pub(crate) fn warn_once(path: &Path, what: impl FnOnce() -> String) {
+    static WARNED: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if warned.iter().any(|p| p == path) {
+        return;
+    }
+    warned.push(path.to_owned());
+    tracing::warn!("{}", what());
+}
+
+/// Warns (once) that the file `path`, which `host` wrote and reads back as its own, is
+/// ignored because another user could have written it.
+pub(crate) fn warn_untrusted(path: &Path, why: &Untrusted) {
+    warn_once(path, || {
+        format!(
+            "ignoring {}: {why}, so another user may have written it; it is made again",
+            path.display()
+        )
+    });
+}
+
+/// The bytes (at most `max`) and metadata of a file `host` wrote and reads back as its own
+/// (a cache entry, an artifact's MAC, a cached document), when it is a regular file (never
+/// through a link, never blocking on a FIFO) owned by this user and not writable by others,
+/// checked on the open file; `None` otherwise, warned about once when it is not ours.
+pub(crate) fn read_own(path: &Path, max: u64) -> Option<(Vec<u8>, fs::Metadata)> {
+    let (file, meta) = open_regular(fs::OpenOptions::new().read(true), path, false).ok()?;
+    if let Err(why) = trusted(&meta) {
+        warn_untrusted(path, &why);
+        return None;
+    }
+    let mut bytes = Vec::new();
+    read_sized(&file, meta.len(), max, &mut bytes).ok()?;
+    Some((bytes, meta))
+}
+
+/// Warns once when the folder `dir` (the data folder, a cache folder) is writable by other
+/// users (and not sticky), or is another user's, with the fix: they could replace what `host`
+/// keeps there. What `host` reads back from it is checked file by file all the same.
+pub(crate) fn warn_if_open(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(meta) = fs::symlink_metadata(dir) {
+        use std::os::unix::fs::MetadataExt;
+        let mode = meta.mode() & 0o7777;
+        // A sticky folder (`/tmp`) lets nobody replace another's entries.
+        let sticky = mode & 0o1000 != 0;
+        if meta.is_dir() && !sticky && (mode & 0o022 != 0 || meta.uid() != euid()) {
+            let whose = if meta.uid() != euid() {
+                format!("belongs to another user (uid {})", meta.uid())
+            } else {
+                format!("is writable by other users (mode {:o})", mode & 0o777)
+            };
+            warn_once(dir, || {
+                format!(
+                    "the folder {} {whose}: they can put files where host keeps its own (such files are ignored); make it yours and private: chown $(id -u) '{}' && chmod 700 '{}'",
+                    dir.display(),
+                    dir.display(),
+                    dir.display()
+                )
+            });
+        }
+    }
+    let _ = dir;
+}
+
 /// Environment variable that makes [`AtomicFile::commit`] abort the process between writing
 /// the temp file and renaming it, so tests can show that a crash there loses nothing. Only
 /// debug builds read it.

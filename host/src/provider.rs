@@ -333,6 +333,20 @@ pub enum ProviderError {
         /// The providers there are.
         known: Vec<String>,
     },
+    /// A catalog provider that is not configured yet: it needs a client id of the user's own
+    /// (and the values its endpoints leave open, such as a tenant's domain).
+    #[error(
+        "provider `{name}` is in the catalog but not configured yet: register an app with it and set its client id ({env}, or client_id in [providers.{name}] of the configuration file){}",
+        if .settings.is_empty() { String::new() } else { format!(", and {}", .settings.join(", ")) }
+    )]
+    NotConfigured {
+        /// The catalog entry's name.
+        name: String,
+        /// The environment variable that sets its client id.
+        env: String,
+        /// The settings it needs besides, described.
+        settings: Vec<String>,
+    },
     /// The provider has no flow by that name.
     #[error("provider `{provider}` has no flow `{flow}`{}", known_list(.known))]
     UnknownFlow {
@@ -457,6 +471,24 @@ impl Registry {
                 loaded.insert(key, Arc::clone(&p));
                 return Ok(p);
             }
+        }
+        // A catalog entry is a provider once it has a client id: say what to set, not that the
+        // name is unknown.
+        if let Some(entry) = crate::catalog::entry(name) {
+            let mut settings = Vec::new();
+            for (placeholder, p) in &entry.placeholders {
+                if p.default.is_none() {
+                    settings.push(format!(
+                        "`{placeholder}` ({}, e.g. `{}`)",
+                        p.description, p.example
+                    ));
+                }
+            }
+            return Err(ProviderError::NotConfigured {
+                name: name.to_owned(),
+                env: crate::catalog::env_var(name, "CLIENT_ID"),
+                settings,
+            });
         }
         Err(ProviderError::UnknownProvider {
             name: name.to_owned(),

@@ -24,12 +24,13 @@ use crate::text::sanitize;
 pub(crate) const HOST_KEYS: &[&str] = &["flows", "sandbox", "binding", "env", "git_host"];
 
 /// The validator [`ProviderSection::validate_against`] checks a section with, for an app
-/// credentials schema given as a value; `None` when it is not a valid JSON schema.
-pub(crate) fn schema_validator(schema: &Value) -> Option<jsonschema::Validator> {
+/// credentials schema given as a value; `Err` says why it is not a valid JSON schema (a
+/// remote `$ref`, which is never fetched, an unknown keyword value), sanitized.
+pub(crate) fn schema_validator(schema: &Value) -> Result<jsonschema::Validator, String> {
     jsonschema::options()
         .should_validate_formats(true)
         .build(schema)
-        .ok()
+        .map_err(|e| sanitize(&e.to_string(), 300))
 }
 
 /// A provider's raw app-credentials section, as configured, with the origin of each value.
@@ -215,9 +216,20 @@ impl ProviderSection {
         Ok(Some(binding))
     }
 
-    /// The section's `env`: the variable `host exec` sets, when it names one.
-    pub fn exec_env(&self) -> Option<&str> {
-        self.value.get("env").and_then(serde_json::Value::as_str)
+    /// The section's `env`: the variable `host exec` sets, when it names one; `Err` names the
+    /// setting when it is not a string or names a variable the loader or a shell interprets.
+    pub fn exec_env(&self) -> Result<Option<&str>, ValidationError> {
+        let Some(value) = self.value.get("env") else {
+            return Ok(None);
+        };
+        let problem = match value.as_str() {
+            None => "must be a string",
+            Some(name) => match crate::names::env_name_problem(name) {
+                None => return Ok(Some(name)),
+                Some(problem) => problem,
+            },
+        };
+        Err(self.error(vec![self.issue(&["env".to_owned()], problem.to_owned())]))
     }
 
     /// Validates against `C`'s JSON schema, then builds the typed value. A built-in type is
@@ -249,21 +261,22 @@ impl ProviderSection {
     /// A number or boolean given where the schema wants a string (a numeric client id from an
     /// environment variable or a TOML file) is taken as that string first.
     pub fn validate_against(&self, schema: &Value) -> Result<Value, ValidationError> {
-        self.validate_with(schema, schema_validator(schema).as_ref())
+        let validator = schema_validator(schema).map_err(|e| {
+            format!(
+                "cannot be checked: its app-credentials schema is not a valid JSON schema ({e})"
+            )
+        });
+        self.validate_with(schema, validator.as_ref().map_err(Clone::clone))
     }
 
     /// [`validate_against`](Self::validate_against) with the validator [`schema_validator`]
-    /// built for `schema` (`None`: the schema is not valid).
+    /// built for `schema` (`Err`: why the schema cannot check anything, said of the section).
     pub(crate) fn validate_with(
         &self,
         schema: &Value,
-        validator: Option<&jsonschema::Validator>,
+        validator: Result<&jsonschema::Validator, String>,
     ) -> Result<Value, ValidationError> {
-        let validator = validator.ok_or_else(|| {
-            self.error(vec![
-                self.issue(&[], "has an invalid JSON schema".to_owned()),
-            ])
-        })?;
+        let validator = validator.map_err(|problem| self.error(vec![self.issue(&[], problem)]))?;
         let value = coerce_to_strings(&self.value, schema);
         let issues = self.issues(validator.iter_errors(&value));
         self.checked(value, schema, issues)

@@ -799,6 +799,111 @@ async fn a_provider_cannot_plant_validated_claims() {
 }
 
 #[tokio::test]
+async fn a_refresh_answer_about_another_user_keeps_its_refresh_token_and_is_never_replayed() {
+    let env = HostEnv::start().await;
+    let p = &env.provider;
+    env.write_config(&corp_config(p));
+    p.set_rotate(true);
+    let (out, _) = login(&env, "corp").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let before = record(&env, "corp").await.unwrap();
+    let token = async || {
+        env.output(&["token", "--provider", "corp", "--min-valid", "99999"])
+            .await
+    };
+
+    // The provider rotates the refresh token, but its id_token names another user.
+    p.set_id_token_fault(IdTokenFault::OtherSubject);
+    let out = token().await;
+    assert_eq!(out.code, Some(4), "a new login is needed: {out:?}");
+    assert!(
+        out.stderr.contains("about another user than the login"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let refreshes = p.refresh_count();
+    let after = record(&env, "corp").await.unwrap();
+    assert_ne!(
+        after["credential"]["refresh_token"], before["credential"]["refresh_token"],
+        "the rotated refresh token is kept"
+    );
+    assert_eq!(
+        after["credential"]["access_token"], before["credential"]["access_token"],
+        "the refused answer's access token is not"
+    );
+    assert!(after["login_required"].is_string(), "{after}");
+
+    // Later: no refresh is sent (the retired token is not replayed), the user is told to log
+    // in again and why.
+    p.set_id_token_fault(IdTokenFault::None);
+    let out = token().await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(
+        out.stderr.contains("log in again") && out.stderr.contains("another user"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(p.refresh_count(), refreshes, "nothing was sent");
+    // A new login clears it.
+    let (out, _) = login(&env, "corp").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = token().await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+}
+
+#[tokio::test]
+async fn the_authorization_urls_own_query_cannot_set_a_flow_parameter() {
+    let env = HostEnv::start().await;
+    let p = &env.provider;
+    for param in [
+        "redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+        "state=fixed",
+        "response_type=token",
+        "code_challenge_method=plain",
+    ] {
+        let config = acme_config(p).replace(
+            &format!("authorize_url = \"{}\"", p.url("/authorize")),
+            &format!(
+                "authorize_url = \"{}?team=T1&{param}\"",
+                p.url("/authorize")
+            ),
+        );
+        env.write_config(&config);
+        let out = env
+            .output(&[
+                "run",
+                "--provider",
+                "acme",
+                "--no-browser",
+                "--timeout",
+                "1",
+            ])
+            .await;
+        assert_eq!(out.code, Some(1), "{param}: {out:?}");
+        let name = param.split('=').next().unwrap();
+        assert!(
+            out.stderr.contains(&format!(
+                "providers.acme.authorize_url: its query sets `{name}`, which the flow sets itself"
+            )),
+            "{param}: {}",
+            out.stderr
+        );
+    }
+    assert!(p.authorize_requests().is_empty());
+    // Other parameters in its query stay, once.
+    let config = acme_config(p).replace(
+        &format!("authorize_url = \"{}\"", p.url("/authorize")),
+        &format!("authorize_url = \"{}?team=T1\"", p.url("/authorize")),
+    );
+    env.write_config(&config);
+    let (out, _) = login(&env, "acme").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let asked = p.authorize_requests();
+    assert_eq!(asked.last().unwrap()["team"], "T1");
+}
+
+#[tokio::test]
 async fn the_nonce_is_the_flows_own() {
     let env = HostEnv::start().await;
     env.write_config(&format!(

@@ -403,15 +403,15 @@ async fn concurrent_first_uses_compile_once_and_a_corrupt_cache_is_recompiled() 
         flipped,
         "the artifact was rewritten"
     );
-    // ...or its digest is missing.
+    // ...or its MAC is missing.
     let mut digest = artifacts[0].clone().into_os_string();
-    digest.push(".b3");
+    digest.push(".mac");
     std::fs::remove_file(&digest).unwrap();
     let recompiled = s.load_anew(&toml, &acme).await;
     assert_eq!(recompiled.source(), host::plugin::LoadSource::Compiled);
     assert!(
         std::fs::metadata(&digest).is_ok(),
-        "the digest was written again"
+        "the MAC was written again"
     );
     let last = s.load_anew(&toml, &acme).await;
     assert!(cached(last.source()), "{:?}", last.source());
@@ -466,8 +466,11 @@ async fn a_settled_plugin_loads_by_its_index_entry_and_any_change_is_seen() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(index.len(), 1, "{index:?}");
-    let entry: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&index[0]).unwrap()).unwrap();
+    // Its MAC, a newline, the entry.
+    let text = std::fs::read_to_string(&index[0]).unwrap();
+    let (mac, json) = text.split_once('\n').unwrap();
+    assert_eq!(mac.len(), 64, "{text}");
+    let entry: serde_json::Value = serde_json::from_str(json).unwrap();
     assert!(entry["artifact"].is_string(), "{entry}");
     assert_eq!(entry["metadata"]["display_name"], name.as_str());
 

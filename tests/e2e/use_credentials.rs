@@ -63,6 +63,88 @@ async fn the_header_line_follows_the_binding() {
 }
 
 #[tokio::test]
+async fn exec_never_puts_the_token_in_a_variable_the_loader_or_a_shell_interprets() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    let token = token(&env).await;
+    let marker = env.home.path().join("ran");
+    let touch = format!("touch {}", marker.display());
+    // Given on the command line: the dynamic loader would print the token in its error about
+    // a library it cannot preload, where CI logs keep it; a shell would run what is in
+    // BASH_ENV or PROMPT_COMMAND.
+    for name in [
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "DYLD_INSERT_LIBRARIES",
+        "PATH",
+        "IFS",
+        "BASH_ENV",
+        "ENV",
+        "PS4",
+        "PROMPT_COMMAND",
+        "HOST_STORE_KEY",
+    ] {
+        let out = env
+            .output(&["exec", "--env", name, "--", "sh", "-c", &touch])
+            .await;
+        assert_eq!(out.code, Some(1), "{name}: {out:?}");
+        assert!(
+            out.stderr.contains(&format!(
+                "--env `{name}` names a variable the dynamic loader"
+            )),
+            "{name}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains(&token) && !out.stdout.contains(&token),
+            "{out:?}"
+        );
+        assert!(!marker.exists(), "{name}: the command did not run");
+    }
+    // Set in the provider's section: refused naming the setting.
+    env.write_config("[providers.github]\nenv = \"LD_PRELOAD\"\n");
+    let out = env.output(&["exec", "--", "sh", "-c", &touch]).await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("providers.github.env names a variable the dynamic loader"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(&token), "{out:?}");
+    assert!(!marker.exists(), "the command did not run");
+}
+
+#[tokio::test]
+async fn a_binding_never_names_a_header_that_steers_routing_or_connections() {
+    let env = HostEnv::start().await;
+    env.login_ok().await;
+    for header in [
+        "Host",
+        "connection",
+        "Proxy-Authorization",
+        "Cookie",
+        "Transfer-Encoding",
+        "X-Forwarded-For",
+    ] {
+        env.write_config(&format!(
+            "[providers.github]\nbinding = {{ header = \"{header}\" }}\n"
+        ));
+        let out = env
+            .output(&["token", "--provider", "github", "--header"])
+            .await;
+        assert_eq!(out.code, Some(1), "{header}: {out:?}");
+        assert!(
+            out.stderr
+                .contains("providers.github.binding.header names a header that steers routing"),
+            "{header}: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+}
+
+#[tokio::test]
 async fn exec_hands_the_token_to_the_command_and_passes_its_status_on() {
     let env = HostEnv::start().await;
     env.login_ok().await;
@@ -112,8 +194,7 @@ async fn exec_hands_the_token_to_the_command_and_passes_its_status_on() {
             .await;
         assert_eq!(out.code, Some(1), "{bad:?}: {out:?}");
         assert!(
-            out.stderr
-                .contains("cannot be an environment variable name"),
+            out.stderr.contains("is not an environment variable name"),
             "{}",
             out.stderr
         );
@@ -599,6 +680,20 @@ async fn plugins_of_both_contract_versions_load_and_a_declared_binding_is_used()
     assert!(
         out.stderr.contains(
             "the binding the plugin declares has a header that is not an HTTP header name"
+        ),
+        "{out:?}"
+    );
+    // Nor one that steers routing or connections.
+    env.write_config(&format!(
+        "[plugins]\nallow_http_loopback = true\n[providers.api-key]\nverify_url = \"{keycheck}\"\nheader = \"Proxy-Authorization\"\n"
+    ));
+    let out = env
+        .output(&["api", "--provider", "api-key", "--allow-origin", &keycheck])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "the binding the plugin declares has a header that names a header that steers routing"
         ),
         "{out:?}"
     );

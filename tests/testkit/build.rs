@@ -16,6 +16,7 @@ const GUESTS: &[&str] = &[
     "missing-export",
     "device-plugin",
     "unknown-import",
+    "remote-ref",
 ];
 const PLUGINS: &[&str] = &["api-key", "slack"];
 

@@ -35,6 +35,11 @@ pub(crate) struct ApiArgs {
     /// Allow a full URL on another origin than the API's (the credential goes there).
     #[arg(long)]
     allow_origin: bool,
+    /// Write the answer's bytes to a terminal as they are. Without it, what a terminal would
+    /// act on (escape sequences, control, bidirectional and invisible characters) is shown
+    /// escaped when standard output is a terminal; a pipe or a file always gets the bytes.
+    #[arg(long)]
+    raw: bool,
 }
 
 pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> {
@@ -196,15 +201,36 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
                 _ => break,
             }
         }
-        // The body goes out as it comes (a reader that stops early, `| head`, ends it quietly).
+        // The body goes out as it comes (a reader that stops early, `| head`, ends it
+        // quietly); to a terminal, escaped unless --raw: the API's bytes are someone else's.
         let mut stdout = std::io::stdout().lock();
-        while let Some(chunk) = response.chunk().await.context("the answer broke off")? {
-            if let Err(e) = stdout.write_all(&chunk).and_then(|()| stdout.flush()) {
-                if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    return Ok(());
-                }
-                return Err(e).context("cannot write to stdout");
+        let mut escaper = (!args.raw && std::io::IsTerminal::is_terminal(&stdout))
+            .then(super::terminal::Escaper::default);
+        let mut escaped = Vec::new();
+        let mut write = |bytes: &[u8]| -> anyhow::Result<bool> {
+            match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+                Err(e) => Err(e).context("cannot write to stdout"),
             }
+        };
+        while let Some(chunk) = response.chunk().await.context("the answer broke off")? {
+            let shown = match &mut escaper {
+                Some(escaper) => {
+                    escaped.clear();
+                    escaper.push(&chunk, &mut escaped);
+                    &escaped[..]
+                }
+                None => &chunk[..],
+            };
+            if !write(shown)? {
+                return Ok(());
+            }
+        }
+        if let Some(escaper) = &mut escaper {
+            escaped.clear();
+            escaper.finish(&mut escaped);
+            write(&escaped)?;
         }
         return Ok(());
     }

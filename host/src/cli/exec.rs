@@ -27,22 +27,26 @@ pub(crate) struct ExecArgs {
 pub(crate) async fn run(ctx: &Context, mut args: ExecArgs) -> anyhow::Result<ExitCode> {
     let provider = args.target.provider(ctx).await?;
     let name = args.target.name().to_owned();
+    let var = match &args.env {
+        Some(v) => {
+            if let Some(problem) = host::env_name_problem(v) {
+                anyhow::bail!("--env `{}` {problem}", host::terminal_text(v, 64));
+            }
+            v.clone()
+        }
+        None => match provider.context().section().exec_env()? {
+            Some(v) => v.to_owned(),
+            None => default_env(&name),
+        },
+    };
+    // The variable is checked before the token is had: nothing is refreshed for a command
+    // that will not run.
     let min_valid = Duration::from_secs(u64::from(args.min_valid));
     let record = super::fresh_record(ctx, &args.target, min_valid).await?;
     let secret = record
         .credential
         .secret()
         .with_context(|| format!("the credential for `{name}` is not a token"))?;
-    let var = match &args.env {
-        Some(v) => v.clone(),
-        None => match provider.context().section().exec_env() {
-            Some(v) => v.to_owned(),
-            None => default_env(&name),
-        },
-    };
-    if var.is_empty() || var.contains(['=', '\0']) {
-        anyhow::bail!("`{var}` cannot be an environment variable name");
-    }
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let mut command = std::process::Command::new(program);
     command.args(rest).env(&var, secret.expose());

@@ -71,7 +71,9 @@ pub(crate) async fn run(ctx: &Context, mut args: LogoutArgs) -> anyhow::Result<(
 async fn forget_unknown(ctx: &Context, target: &Target, e: anyhow::Error) -> anyhow::Result<()> {
     let unknown = matches!(
         e.downcast_ref::<host::ProviderError>(),
-        Some(host::ProviderError::UnknownProvider { .. })
+        Some(
+            host::ProviderError::UnknownProvider { .. } | host::ProviderError::NotConfigured { .. }
+        )
     );
     let Some(name) = target.provider.as_deref().filter(|_| unknown) else {
         return Err(e);

@@ -48,6 +48,7 @@ mod providers;
 mod run;
 mod status;
 mod store;
+mod terminal;
 mod token;
 
 use std::path::PathBuf;

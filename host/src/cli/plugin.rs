@@ -62,6 +62,7 @@ async fn inspect(ctx: &Context, file: PathBuf, as_json: bool) -> anyhow::Result<
             "version": info.version,
             "wit": format!("integrations:auth@{wit}"),
             "allowed_hosts": hosts,
+            "api_base_url": info.api_base_url,
             "app_credentials_schema": info.schema,
             "imports": imports,
             "exports": exports,

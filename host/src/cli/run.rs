@@ -175,6 +175,7 @@ impl LoginUi for Terminal<'_> {
         });
         let message = match what {
             Waiting::Browser => "Waiting for the browser",
+            Waiting::TokenEndpoint => "Waiting for the provider's token endpoint",
             _ => "Waiting for the code to be entered",
         };
         let left = left.as_secs();

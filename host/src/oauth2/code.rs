@@ -155,6 +155,18 @@ impl<C: TokenClass> OAuth2Flow<C> {
                 "providers.{provider}.authorize_params.{name}: `{name}` is set by the flow itself"
             )));
         }
+        // The same rule for the authorization URL's own query: the URL would otherwise carry
+        // the parameter twice, the configured value first (which most servers take).
+        if let Some((name, _)) = app
+            .authorize_url
+            .query_pairs()
+            .find(|(k, _)| RESERVED_PARAMS.contains(&k.as_ref()))
+        {
+            return Err(FlowError::config(format!(
+                "providers.{provider}.authorize_url: its query sets `{}`, which the flow sets itself; remove it from the URL",
+                crate::text::sanitize(&name, 64)
+            )));
+        }
         if let Some(pointer) = &app.token_pointer
             && !pointer.starts_with('/')
         {
@@ -369,18 +381,25 @@ impl<C: TokenClass> OAuth2Flow<C> {
             });
             let claims = match claims {
                 Ok(claims) => claims,
-                // Not when the answer is about another user.
                 Err(e) => {
-                    return Err(match fields.refresh_token.take() {
-                        Some(refresh_token)
-                            if refreshing && !matches!(e, IdTokenError::SubjectChanged) =>
-                        {
-                            FlowError::RefreshRefused {
-                                refresh_token,
-                                source: Box::new(e.into()),
-                            }
+                    // An answer about another user cannot stand for this login, and refreshing
+                    // again would get the same answer: the login is over. Its refresh token is
+                    // still kept (the provider may have retired the one sent; replaying that
+                    // one trips reuse detection), but never used, since the record is marked.
+                    let e = if matches!(e, IdTokenError::SubjectChanged) {
+                        FlowError::LoginRequired {
+                            reason: "the provider's answer to the refresh is about another user than the login (its id_token names another `sub`)",
+                            source: Some(Box::new(crate::oidc::IdTokenRefused(e))),
                         }
-                        _ => e.into(),
+                    } else {
+                        e.into()
+                    };
+                    return Err(match fields.refresh_token.take() {
+                        Some(refresh_token) if refreshing => FlowError::RefreshRefused {
+                            refresh_token,
+                            source: Box::new(e),
+                        },
+                        _ => e,
                     });
                 }
             };

@@ -29,6 +29,8 @@ pub struct PluginHost {
     settings: PluginSettings,
     http_policy: HttpPolicy,
     cache_dir: Option<PathBuf>,
+    /// The cache in `cache_dir`, opened (and proved ours) on first use.
+    cache: OnceLock<Option<Arc<cache::CacheDir>>>,
     runtime: OnceLock<Result<Arc<Runtime>, EngineError>>,
     loaded: Mutex<HashMap<PathBuf, Arc<OnceCell<Arc<LoadedPlugin>>>>>,
 }
@@ -53,6 +55,7 @@ impl PluginHost {
             settings,
             http_policy,
             cache_dir,
+            cache: OnceLock::new(),
             runtime: OnceLock::new(),
             loaded: Mutex::default(),
         }
@@ -72,6 +75,16 @@ impl PluginHost {
     /// cost out of a later, latency-sensitive path.
     pub fn warm_up(&self) -> Result<(), EngineError> {
         self.runtime().map(drop)
+    }
+
+    /// The compile cache, when there is one that can be trusted.
+    fn cache(&self) -> Option<Arc<cache::CacheDir>> {
+        self.cache
+            .get_or_init(|| {
+                let dir = self.cache_dir.as_deref()?;
+                cache::CacheDir::open(dir).map(Arc::new)
+            })
+            .clone()
     }
 
     pub(crate) fn runtime(&self) -> Result<Arc<Runtime>, EngineError> {
@@ -112,13 +125,14 @@ impl PluginHost {
         // artifact is mapped here and now, as starting a thread would cost more than the work.
         // Anything else (reading and hashing the file, checking a large artifact, compiling)
         // runs on a blocking thread.
-        let index = self.cache_dir.as_deref().zip(cache::identity(&meta));
+        let cache = self.cache();
+        let index = cache.clone().zip(cache::identity(&meta));
         let known = index
             .as_ref()
-            .and_then(|(dir, key)| cache::read_entry(dir, key));
+            .and_then(|(cache, key)| cache.read_entry(key));
         let mut entry = known.clone();
         let indexed = match (&index, entry.as_mut()) {
-            (Some((dir, _)), Some(entry)) => runtime.load_indexed(dir, entry),
+            (Some((cache, _)), Some(entry)) => runtime.load_indexed(cache, entry),
             _ => Err(cache::NotIndexed::Unknown),
         };
         let (component, source) = match indexed {
@@ -130,11 +144,10 @@ impl PluginHost {
                 // An artifact refused just now is not looked at again: it is recompiled.
                 let look_in_cache = why != cache::NotIndexed::Refused;
                 let path_owned = path.to_owned();
-                let cache_dir = self.cache_dir.clone();
                 let rt = Arc::clone(&runtime);
                 let (component, source, found) = tokio::task::spawn_blocking(move || {
                     let prepared = cache::prepare(&path_owned, max)?;
-                    rt.compile(&path_owned, prepared, cache_dir.as_deref(), look_in_cache)
+                    rt.compile(&path_owned, prepared, cache.as_deref(), look_in_cache)
                 })
                 .await
                 .map_err(|e| host_error(Box::new(e)))??;
@@ -161,10 +174,10 @@ impl PluginHost {
         plugin.info = plugin.info_from(raw.clone())?;
 
         // The index learns what this load found out (nothing is written when it knew it all).
-        if let (Some((dir, key)), Some(mut entry)) = (index, entry) {
+        if let (Some((cache, key)), Some(mut entry)) = (index, entry) {
             entry.metadata = Some(raw);
             if known.as_ref() != Some(&entry) {
-                cache::remember(dir, &key, &entry);
+                cache.remember(&key, &entry);
             }
         }
         tracing::debug!(
@@ -307,10 +320,10 @@ impl Runtime {
     /// refuses is [`cache::NotIndexed::Refused`] too.
     fn load_indexed(
         &self,
-        cache: &Path,
+        cache: &cache::CacheDir,
         entry: &mut cache::Entry,
     ) -> Result<Component, cache::NotIndexed> {
-        let artifact = cache::indexed_artifact(cache, entry, &self.engine_hash)?;
+        let artifact = cache.indexed_artifact(entry, &self.engine_hash)?;
         self.map_artifact(&artifact)
             .ok_or(cache::NotIndexed::Refused)
     }
@@ -322,18 +335,18 @@ impl Runtime {
         &self,
         path: &Path,
         prepared: cache::Prepared,
-        cache: Option<&Path>,
+        cache: Option<&cache::CacheDir>,
         look_in_cache: bool,
     ) -> Result<(Component, LoadSource, cache::Entry), PluginError> {
         let mut entry = cache::Entry::new(prepared.digest, &self.engine_hash);
-        let artifact = cache.map(|dir| cache::artifact_path(dir, &entry.digest, &self.engine_hash));
-        if let Some(artifact) = &artifact
+        let artifact = cache.map(|cache| cache.artifact_path(&entry.digest, &self.engine_hash));
+        if let (Some(cache), Some(artifact)) = (cache, &artifact)
             && look_in_cache
-            && cache::artifact_intact(artifact)
-            && let Some(component) = self.map_artifact(artifact)
+            && let Some(checked) = cache.checked_artifact(artifact)
+            && let Some(component) = self.map_artifact(&checked)
         {
             tracing::debug!(plugin = %path.display(), "loaded the precompiled plugin from the cache");
-            entry.artifact = cache::settled_identity(artifact);
+            entry.artifact = checked.identity();
             return Ok((component, LoadSource::Cache, entry));
         }
         tracing::debug!(plugin = %path.display(), "compiling the plugin");
@@ -342,29 +355,31 @@ impl Runtime {
                 path: path.to_owned(),
                 reason: format!("{e:#}"),
             })?;
-        if let Some(artifact) = &artifact
-            && let Err(e) = cache::write_artifact(artifact, &component)
+        if let (Some(cache), Some(artifact)) = (cache, &artifact)
+            && let Err(e) = cache.write_artifact(artifact, &component)
         {
             tracing::warn!(plugin = %path.display(), "cannot cache the compiled plugin: {e}");
         }
         Ok((component, LoadSource::Compiled, entry))
     }
 
-    /// Maps a cached artifact whose digest was checked ([`cache::artifact_intact`]); `None`
-    /// (logged) when the engine refuses it. Its code pages come from the page cache.
-    fn map_artifact(&self, artifact: &Path) -> Option<Component> {
+    /// Maps a cached artifact whose MAC was checked ([`cache::CacheDir::indexed_artifact`],
+    /// [`cache::CacheDir::checked_artifact`]); `None` (logged) when the engine refuses it. Its
+    /// code pages come from the page cache.
+    fn map_artifact(&self, artifact: &cache::Artifact) -> Option<Component> {
         // SAFETY: `deserialize_file` trusts its input to be an artifact this engine produced and
-        // the file not to change while mapped. It lives in the host's own 0700 cache folder,
-        // was written by `write_artifact` via temp file and rename (a rewrite replaces the file,
-        // never changes a mapped one), and its BLAKE3 digest was checked, so a truncated or
-        // corrupted file never gets here; wasmtime also checks the engine's version and
-        // settings.
+        // the file not to change while mapped. The file is the one opened and checked (through
+        // its descriptor on Linux): ours, not writable by others, in the host's own 0700 cache
+        // folder, written by `write_artifact` via temp file and rename (a rewrite replaces the
+        // file, never changes a mapped one), and carrying a MAC under the cache's secret, so
+        // neither a truncated or corrupted file nor one another user planted gets here;
+        // wasmtime also checks the engine's version and settings.
         #[allow(unsafe_code)]
-        let component = unsafe { Component::deserialize_file(&self.engine, artifact) };
+        let component = unsafe { Component::deserialize_file(&self.engine, artifact.open_path()) };
         match component {
             Ok(c) => Some(c),
             Err(e) => {
-                tracing::warn!(artifact = %artifact.display(), "unusable cached plugin artifact ({e}); recompiling");
+                tracing::warn!(artifact = %artifact.path().display(), "unusable cached plugin artifact ({e}); recompiling");
                 None
             }
         }
@@ -593,7 +608,7 @@ pub struct LoadedPlugin {
     info: PluginInfo,
     /// The validator of [`PluginInfo::schema`], built on the first check of app credentials
     /// and kept for every provider using this plugin (`None`: not a valid schema).
-    app_validator: OnceLock<Option<jsonschema::Validator>>,
+    app_validator: OnceLock<Result<jsonschema::Validator, String>>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -624,7 +639,14 @@ impl LoadedPlugin {
         let validator = self
             .app_validator
             .get_or_init(|| crate::section::schema_validator(&self.info.schema));
-        section.validate_with(&self.info.schema, validator.as_ref())
+        // The fault is the plugin's: the message names its file.
+        let validator = validator.as_ref().map_err(|e| {
+            format!(
+                "cannot be checked: the plugin {} declares an app-credentials schema that is not a valid JSON schema ({e}); its author must fix the plugin",
+                self.path.display()
+            )
+        });
+        section.validate_with(&self.info.schema, validator)
     }
 
     /// Whether it was compiled or taken from the cache.

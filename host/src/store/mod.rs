@@ -937,7 +937,7 @@ impl Store {
         };
         if let Some(reason) = &record.login_required {
             return Err(refused(FlowError::LoginRequired {
-                reason: "the provider refused the refresh token earlier",
+                reason: "an earlier refresh was refused",
                 source: Some(reason.clone().into()),
             }));
         }

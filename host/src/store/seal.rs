@@ -73,6 +73,15 @@ pub enum KeyError {
         /// The file.
         path: PathBuf,
     },
+    /// The key file belongs to another user, who could have planted a key they know (every
+    /// record sealed under it would then be theirs to read).
+    #[error("the store key file {} belongs to another user (uid {owner}); only a key file of your own is used (remove it, or make it yours with chown if you made it)", .path.display())]
+    NotOurs {
+        /// The file.
+        path: PathBuf,
+        /// Its owner's user id.
+        owner: u32,
+    },
     /// No key is configured where one is required.
     #[error("{0}")]
     Missing(String),
@@ -147,10 +156,16 @@ impl StoreKey {
                 .map_err(io)?;
         #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt;
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
             if meta.permissions().mode() & 0o077 != 0 {
                 return Err(KeyError::Exposed {
                     path: path.to_owned(),
+                });
+            }
+            if meta.uid() != crate::private_fs::euid() {
+                return Err(KeyError::NotOurs {
+                    path: path.to_owned(),
+                    owner: meta.uid(),
                 });
             }
         }

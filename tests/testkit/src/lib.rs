@@ -87,7 +87,12 @@ pub enum IdTokenFault {
     NoNonce,
     /// `aud` is `[CLIENT_ID, "other"]`, with no `azp`.
     MultipleAudiencesNoAzp,
+    /// A good `id_token` about another user: `sub` is [`OTHER_SUBJECT`].
+    OtherSubject,
 }
+
+/// The `sub` of [`IdTokenFault::OtherSubject`]'s `id_token`s.
+pub const OTHER_SUBJECT: &str = "user-2";
 
 /// The algorithm `id_token`s are signed with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -346,6 +351,7 @@ impl Inner {
         }
         match fault {
             IdTokenFault::WrongAudience => claims["aud"] = json!("someone-else"),
+            IdTokenFault::OtherSubject => claims["sub"] = json!(OTHER_SUBJECT),
             IdTokenFault::WrongNonce => claims["nonce"] = json!("wrong-nonce"),
             IdTokenFault::Expired => {
                 claims["exp"] = json!(now - 3600);

@@ -173,6 +173,44 @@ async fn app_credentials_are_validated_against_the_plugin_schema_before_it_runs(
     assert!(s.provider.token_requests().is_empty());
 }
 
+/// A TCP listener and a UDP socket on one 127.0.0.1 port that count whatever reaches them:
+/// what a plugin's socket would hit if the sandbox let it out.
+struct SocketTrap {
+    address: String,
+    tcp: tokio::net::TcpListener,
+    udp: tokio::net::UdpSocket,
+}
+
+impl SocketTrap {
+    async fn bind() -> Self {
+        for _ in 0..20 {
+            let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = tcp.local_addr().unwrap().to_string();
+            if let Ok(udp) = tokio::net::UdpSocket::bind(&address).await {
+                return Self { address, tcp, udp };
+            }
+        }
+        panic!("no 127.0.0.1 port free for both TCP and UDP");
+    }
+
+    /// Connections and datagrams that arrived (none is waited for: the plugin's call is over).
+    async fn received(&self) -> usize {
+        let mut count = 0;
+        let wait = std::time::Duration::from_millis(100);
+        while tokio::time::timeout(wait, self.tcp.accept()).await.is_ok() {
+            count += 1;
+        }
+        let mut buf = [0u8; 64];
+        while tokio::time::timeout(wait, self.udp.recv_from(&mut buf))
+            .await
+            .is_ok()
+        {
+            count += 1;
+        }
+        count
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_plugins_fail_alone_with_their_own_errors() {
     let s = Setup::new().await;
@@ -193,6 +231,7 @@ async fn hostile_plugins_fail_alone_with_their_own_errors() {
         "{LOOPBACK}memory_mib = 64\ncpu_ms = 2000\n{}",
         s.good_section("good")
     );
+    let socket_trap = SocketTrap::bind().await;
     for mode in modes {
         s.add_plugin(mode, guests::HOSTILE);
         let (m, url) = match mode {
@@ -202,6 +241,7 @@ async fn hostile_plugins_fail_alone_with_their_own_errors() {
                 s.provider.url("/token").replace("127.0.0.1", "localhost"),
             ),
             "redirect" => ("fetch", s.provider.url("/token")),
+            "probe" => ("probe", socket_trap.address.clone()),
             other => (other, String::new()),
         };
         toml.push_str(&format!(
@@ -277,10 +317,15 @@ async fn hostile_plugins_fail_alone_with_their_own_errors() {
     );
     assert_eq!(report["env"], serde_json::json!([]), "{report}");
     assert_eq!(report["home"], Value::Null, "{report}");
-    assert!(
-        report["socket"].as_str().unwrap().starts_with("Err"),
-        "{report}"
-    );
+    // Sockets and name lookups are refused by the sandbox: the trap, which is listening,
+    // received nothing (a plugin with network access would have reached it).
+    for what in ["socket", "datagram", "lookup"] {
+        assert!(
+            report[what].as_str().unwrap().starts_with("Err"),
+            "{what}: {report}"
+        );
+    }
+    assert_eq!(socket_trap.received().await, 0, "{report}");
 
     // After all that, the host and the good plugin still work.
     let good = plugin_flow(registry, "good").await;

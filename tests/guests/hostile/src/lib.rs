@@ -94,12 +94,23 @@ impl Guest for Hostile {
                 let dir = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
                 let env: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
                 let home = std::env::var("HOME").ok();
-                let socket = std::net::TcpStream::connect("127.0.0.1:1").map(|_| ()).map_err(|e| e.to_string());
+                // Against the test's trap (`url` is its address: a TCP listener and a UDP socket
+                // on one port, recording anything that arrives), so that a refusal is the
+                // sandbox's, not a closed port's.
+                let socket = std::net::TcpStream::connect(url).map(|_| ()).map_err(|e| e.to_string());
+                let datagram = std::net::UdpSocket::bind("127.0.0.1:0")
+                    .and_then(|s| s.send_to(b"from the plugin", url))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                let lookup = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 443))
+                    .map(|a| a.count())
+                    .map_err(|e| e.to_string());
                 println!("hello from the plugin's stdout");
                 eprintln!("hello from the plugin's stderr");
                 let report = json!({
                     "file": format!("{file:?}"), "dir": format!("{dir:?}"), "env": env, "home": home,
-                    "socket": format!("{socket:?}")
+                    "socket": format!("{socket:?}"), "datagram": format!("{datagram:?}"),
+                    "lookup": format!("{lookup:?}")
                 });
                 // Carried in an https URL's query (a redirect must be https to be shown at all).
                 let encoded: String = report

@@ -69,6 +69,7 @@ async fn a_hundred_idle_connections_do_not_hold_up_the_real_callback() {
     let port = listener.port();
     // Connections that send half a request and then nothing: each would hold a slot until
     // its 5 s header timeout; 100 of them used to delay the callback by 15 s.
+    let started = std::time::Instant::now();
     let mut idle = Vec::new();
     for _ in 0..100 {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -87,5 +88,41 @@ async fn a_hundred_idle_connections_do_not_hold_up_the_real_callback() {
         .unwrap();
     callback.reply(Page::Success);
     assert_eq!(request.await.unwrap(), 200);
-    drop(idle);
+
+    // By then every connection was taken (in order: each was made before the next), so the
+    // cap of 32 open connections evicted the 69 oldest idle ones.
+    let closed = closed_within(&mut idle[..69], Duration::from_secs(2)).await;
+    assert_eq!(
+        closed.len(),
+        69,
+        "the oldest idle connections make room: {closed:?}"
+    );
+    // And only those, while the 5 s limit on a request cannot have ended the others yet (on a
+    // machine so loaded that it could have, this part says nothing and is passed over).
+    if started.elapsed() < Duration::from_secs(4) {
+        let closed = closed_within(&mut idle[69..], Duration::from_millis(100)).await;
+        assert!(closed.is_empty(), "newer idle connections stay: {closed:?}");
+    }
+    // The 31 left are closed by the limit on sending a request: not before its 5 s, and
+    // eventually (a generous bound: that they end, not when to the millisecond).
+    let closed = closed_within(&mut idle[69..], Duration::from_secs(30)).await;
+    assert_eq!(closed.len(), 31, "idle connections time out: {closed:?}");
+    assert!(started.elapsed() >= Duration::from_secs(5));
+}
+
+/// Which of `streams` the listener has closed (end of stream or reset), each waited for at
+/// most `wait`, all at once.
+async fn closed_within(streams: &mut [tokio::net::TcpStream], wait: Duration) -> Vec<usize> {
+    let checks = streams.iter_mut().enumerate().map(|(i, s)| async move {
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(wait, s.read(&mut byte)).await {
+            Ok(Ok(0) | Err(_)) => Some(i),
+            _ => None,
+        }
+    });
+    futures_util::future::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }

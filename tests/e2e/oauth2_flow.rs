@@ -34,7 +34,8 @@ async fn authorize_exchange_refresh() {
     );
     assert_debug_no_secrets(&auth.pending, &[&q["state"]]);
 
-    // A second authorization uses a fresh state and verifier.
+    // A second authorization uses a fresh state and a fresh verifier (each compared by
+    // itself: the whole URLs would differ by the code challenge alone).
     let again = flow
         .authorize(AuthorizeRequest::with_redirect(REDIRECT))
         .await
@@ -42,7 +43,16 @@ async fn authorize_exchange_refresh() {
     let Interaction::Redirect { url: url2 } = &again.interaction else {
         panic!()
     };
-    assert_ne!(url.as_str(), url2);
+    let q2: std::collections::HashMap<_, _> = url::Url::parse(url2)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_ne!(q["state"], q2["state"], "a fresh state");
+    assert_ne!(
+        q["code_challenge"], q2["code_challenge"],
+        "a fresh PKCE verifier"
+    );
 
     let query = host_testkit::approve(url.as_str()).await;
     let credential = flow

@@ -123,13 +123,18 @@ impl FileBackend {
         // another process moves to a blocking thread.
         let file = match try_acquire(&path)? {
             Some(file) => file,
-            None => tokio::task::spawn_blocking(move || acquire(&path, deadline, timeout))
-                .await
-                .map_err(|e| StoreError::Io {
-                    action: "cannot lock",
-                    path: dir,
-                    source: std::io::Error::other(e),
-                })??,
+            None => {
+                tracing::debug!(
+                    "waiting for the lock of `{provider}`/`{account}`: another process holds it"
+                );
+                tokio::task::spawn_blocking(move || acquire(&path, deadline, timeout))
+                    .await
+                    .map_err(|e| StoreError::Io {
+                        action: "cannot lock",
+                        path: dir,
+                        source: std::io::Error::other(e),
+                    })??
+            }
         };
         Ok(FileLock {
             record,

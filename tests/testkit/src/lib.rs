@@ -33,6 +33,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
+mod inputs;
 pub mod javascript;
 pub mod pg;
 pub mod python;
@@ -89,6 +90,29 @@ pub enum IdTokenFault {
     MultipleAudiencesNoAzp,
     /// A good `id_token` about another user: `sub` is [`OTHER_SUBJECT`].
     OtherSubject,
+}
+
+/// Refreshes held by the test provider ([`TestProvider::hold_refreshes`]).
+#[derive(Debug)]
+pub struct RefreshHold {
+    arrived: tokio::sync::mpsc::UnboundedReceiver<String>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl RefreshHold {
+    /// Waits until a refresh has been looked up and issued its tokens (at most a minute);
+    /// returns the new access token it is holding.
+    pub async fn arrived(&mut self) -> String {
+        tokio::time::timeout(Duration::from_secs(60), self.arrived.recv())
+            .await
+            .expect("a refresh arrives within a minute")
+            .expect("the provider is running")
+    }
+
+    /// Lets one held refresh answer.
+    pub fn release(&self) {
+        self.permits.add_permits(1);
+    }
 }
 
 /// The `sub` of [`IdTokenFault::OtherSubject`]'s `id_token`s.
@@ -254,6 +278,14 @@ struct Inner {
     revoked: Mutex<Vec<String>>,
     /// Milliseconds every refresh request waits before it is answered.
     refresh_delay_ms: AtomicU64,
+    /// While set ([`TestProvider::hold_refreshes`]): each refresh, its refresh token looked up
+    /// and its new tokens issued, says so here and waits for a permit before it answers.
+    refresh_gate: Mutex<
+        Option<(
+            tokio::sync::mpsc::UnboundedSender<String>,
+            Arc<tokio::sync::Semaphore>,
+        )>,
+    >,
     /// The `Authorization` headers `/api/landing` received (empty string: none).
     landings: Mutex<Vec<String>>,
     /// The API refuses every token, fresh ones too (an app whose access was withdrawn).
@@ -532,6 +564,16 @@ impl TestProvider {
             .into_iter()
             .filter(|r| r.form.get("grant_type").map(String::as_str) == Some(DEVICE_GRANT))
             .collect()
+    }
+
+    /// Holds every refresh from now on at the point where its refresh token has been looked up
+    /// and its new tokens issued (live, as far as the provider knows), until the test lets it
+    /// answer: races are ordered by these events, not by sleeps.
+    pub fn hold_refreshes(&self) -> RefreshHold {
+        let (tx, arrived) = tokio::sync::mpsc::unbounded_channel();
+        let permits = Arc::new(tokio::sync::Semaphore::new(0));
+        *self.inner.refresh_gate.lock().unwrap() = Some((tx, Arc::clone(&permits)));
+        RefreshHold { arrived, permits }
     }
 
     /// Makes every refresh request wait this long before it is answered (a slow provider, to
@@ -998,6 +1040,15 @@ async fn token(
         body["refresh_token"] = Value::String(rt);
     }
     inner.access_tokens.lock().unwrap().push(format!("at-{n}"));
+    if is_refresh {
+        let gate = inner.refresh_gate.lock().unwrap().clone();
+        if let Some((arrived, permits)) = gate {
+            let _ = arrived.send(format!("at-{n}"));
+            if let Ok(permit) = permits.acquire().await {
+                permit.forget();
+            }
+        }
+    }
     if inner.slack.load(Ordering::SeqCst) {
         // Slack's oauth.v2.access: the user token nested under `authed_user`, the team beside.
         let mut user = body;

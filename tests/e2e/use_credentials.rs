@@ -374,13 +374,17 @@ async fn the_provider_can_be_left_out_when_it_is_clear_which_one_is_meant() {
     let out = env.output(&["token"]).await;
     assert_eq!(out.stdout.trim(), token, "{out:?}");
 
-    // Two providers logged in: ambiguous, and the error names both.
-    let other = env.data_dir().join("credentials/acme");
-    std::fs::create_dir_all(&other).unwrap();
-    let record = std::fs::read_to_string(env.record_path("default"))
-        .unwrap()
-        .replace("\"provider\": \"github\"", "\"provider\": \"acme\"");
-    std::fs::write(other.join("default.json"), record).unwrap();
+    // Two providers logged in: ambiguous, and the error names both. The second record is
+    // stored through the library (a sealed record opens only under its own provider's name).
+    let store = env.app().store().clone();
+    let mut record = store.get("github", "default").await.unwrap();
+    record.provider = "acme".into();
+    store.save(&record).await.unwrap();
+    assert_eq!(
+        store.providers_with_records().await.unwrap().len(),
+        2,
+        "two providers have records"
+    );
     let out = env.output(&["token"]).await;
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(

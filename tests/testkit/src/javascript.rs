@@ -29,13 +29,18 @@ await writeFile(out, component);
 "#;
 
 /// Builds the component of `source/app.js` (world `plugin` of the WIT folder `wit`) into `out`,
-/// unless `out` is newer than the app. Panics with the reason when Node.js, npm or the npm
-/// registry is not available: the test needs them.
+/// unless `out` was built from the same inputs (the app, every WIT file, the tool's version
+/// and the build script). Panics with the reason when Node.js, npm or the npm registry is not
+/// available: the test needs them.
 pub fn componentize(source: &Path, wit: &Path, out: &Path, target_dir: &Path) -> PathBuf {
     let _guard = BOOTSTRAP.lock().unwrap_or_else(|e| e.into_inner());
     let app = source.join("app.js");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if modified(out).is_some() && modified(out) >= modified(&app) {
+    let inputs = crate::inputs::digest(
+        &[&app],
+        &[wit],
+        &["componentize-js", COMPONENTIZE_JS, BUILD],
+    );
+    if crate::inputs::up_to_date(out, &inputs) {
         return out.to_owned();
     }
     let dir = bootstrap(target_dir);
@@ -50,6 +55,7 @@ pub fn componentize(source: &Path, wit: &Path, out: &Path, target_dir: &Path) ->
         .status()
         .unwrap_or_else(|e| panic!("cannot run node (is Node.js installed?): {e}"));
     assert!(status.success(), "componentize-js failed: {status}");
+    crate::inputs::built(out, &inputs);
     out.to_owned()
 }
 

@@ -16,12 +16,17 @@ pub const COMPONENTIZE_PY: &str = "0.25.1";
 static BOOTSTRAP: Mutex<()> = Mutex::new(());
 
 /// Builds the component of the Python app in `source` (module `app`, world `plugin` of the WIT
-/// folder `wit`) into `out`, unless `out` is newer than the app. Panics with the reason when
-/// Python or the package index is not available: the test needs it.
+/// folder `wit`) into `out`, unless `out` was built from the same inputs (the app, every WIT
+/// file, the tool's version). Panics with the reason when Python or the package index is not
+/// available: the test needs it.
 pub fn componentize(source: &Path, wit: &Path, out: &Path, target_dir: &Path) -> PathBuf {
     let _guard = BOOTSTRAP.lock().unwrap_or_else(|e| e.into_inner());
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if modified(out).is_some() && modified(out) >= modified(&source.join("app.py")) {
+    let inputs = crate::inputs::digest(
+        &[&source.join("app.py")],
+        &[wit],
+        &["componentize-py", COMPONENTIZE_PY],
+    );
+    if crate::inputs::up_to_date(out, &inputs) {
         return out.to_owned();
     }
     let tool = bootstrap(target_dir);
@@ -34,6 +39,7 @@ pub fn componentize(source: &Path, wit: &Path, out: &Path, target_dir: &Path) ->
         .status()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", tool.display()));
     assert!(status.success(), "componentize-py failed: {status}");
+    crate::inputs::built(out, &inputs);
     out.to_owned()
 }
 

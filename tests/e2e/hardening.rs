@@ -868,6 +868,24 @@ async fn proxies_from_the_environment_are_honoured_and_can_be_turned_off() {
         Some("CONNECT id.proxied.example:443 HTTP/1.1"),
         "the refresh went through the proxy"
     );
+    // ALL_PROXY alone names it too.
+    seen.lock().unwrap().clear();
+    let out = env
+        .host(DUE)
+        .env(
+            "HOST_PROVIDERS__GITHUB__TOKEN_URL",
+            "https://id.proxied.example/token",
+        )
+        .env("ALL_PROXY", &proxy)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        seen.lock().unwrap().first().map(String::as_str),
+        Some("CONNECT id.proxied.example:443 HTTP/1.1"),
+        "ALL_PROXY carried the refresh"
+    );
     // NO_PROXY and `proxy = "none"` keep it away.
     for extra in [
         [("NO_PROXY", ".proxied.example")],

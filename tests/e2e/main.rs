@@ -17,6 +17,7 @@ mod pg_store;
 mod plugins;
 mod plugins_cli;
 mod spawnable;
+mod stated_limits;
 mod support;
 mod terminal_output;
 mod token_endpoint;

@@ -394,6 +394,33 @@ async fn rfc7009_revocation_revokes_the_refresh_token_first_and_retries_503() {
         "503 retried once"
     );
 
+    // A revocation endpoint that stays unavailable is asked three times, then the failure is
+    // the answer (the access token is still sent).
+    let busy = |_| host_testkit::Scripted::Raw {
+        status: 503,
+        content_type: None,
+        headers: vec![("retry-after", "0".into())],
+        body: vec![],
+    };
+    let before = provider.token_requests().len();
+    provider.script((0..3).map(busy));
+    let err = flow.revoke(&credential).await.expect_err("unavailable");
+    assert!(err.chain().contains("503"), "{}", err.chain());
+    let hints: Vec<String> = provider.token_requests()[before..]
+        .iter()
+        .filter_map(|r| r.form.get("token_type_hint").cloned())
+        .collect();
+    assert_eq!(
+        hints,
+        vec![
+            "refresh_token",
+            "refresh_token",
+            "refresh_token",
+            "access_token"
+        ],
+        "three attempts for the refresh token, then the access token"
+    );
+
     // Without a revocation endpoint, nothing is sent and the caller is told.
     let plain = flow_with(&provider, |_| {});
     assert!(!plain.revoke(&credential).await.unwrap());

@@ -707,3 +707,24 @@ pub(crate) fn basic_auth(id: &str, secret: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(pair)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revocation_is_asked_again_after_its_retry_after_up_to_5_s() {
+        let wait = |value: Option<&str>| {
+            let mut h = http::HeaderMap::new();
+            if let Some(v) = value {
+                h.insert(http::header::RETRY_AFTER, v.parse().unwrap());
+            }
+            revocation_retry_wait(&h).as_secs()
+        };
+        assert_eq!(wait(None), 1);
+        assert_eq!(wait(Some("0")), 0);
+        assert_eq!(wait(Some("3")), 3);
+        assert_eq!(wait(Some("3600")), 5);
+        assert_eq!(wait(Some("Wed, 21 Oct 2015 07:28:00 GMT")), 1);
+    }
+}

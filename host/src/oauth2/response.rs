@@ -371,6 +371,20 @@ pub(crate) fn split_scopes(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_after_is_honoured_up_to_a_day() {
+        let after = |value: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+            retry_after(&h)
+        };
+        assert_eq!(after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(after("86400"), Some(Duration::from_secs(86_400)));
+        assert_eq!(after("999999999"), Some(Duration::from_secs(24 * 3600)));
+        assert_eq!(after("soon"), None);
+        assert_eq!(retry_after(&http::HeaderMap::new()), None);
+    }
     use serde_json::json;
 
     fn resp(status: u16, body: Value) -> http::Response<Vec<u8>> {

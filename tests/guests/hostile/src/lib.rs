@@ -11,6 +11,9 @@ use integrations::auth::types::{Authorization, AuthorizeRequest, Credential, Flo
 
 struct Hostile;
 
+/// Calls this instance has served: a fresh instance per call always starts at 0.
+static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 #[inline(never)]
 #[allow(unconditional_recursion)]
 fn recurse(n: u64) -> u64 {
@@ -177,20 +180,34 @@ impl Guest for Hostile {
                 pending: vec![7u8; 1 << 20],
             }),
             // A login whose exchange returns what `mode` says.
-            "login" => Ok(Authorization {
+            "login" => {
+                CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(Authorization {
                 interaction: Interaction::Prompt(vec![integrations::auth::types::PromptField {
                     name: "key".into(),
                     label: "Key".into(),
                     secret: true,
                 }]),
                 pending: vec![],
-            }),
+            })
+            }
             other => Err(FlowError::InvalidAppCredentials(format!("unknown mode {other}"))),
         }
     }
 
     fn exchange(app: String, _pending: Vec<u8>, _input: Vec<(String, String)>) -> Result<Credential, FlowError> {
         let app: Value = serde_json::from_str(&app).unwrap();
+        let calls = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let with_extra = |access_token: String, extra_json: String| {
+            Credential::Oauth2(integrations::auth::types::Oauth2Token {
+                access_token,
+                token_type: "bearer".into(),
+                refresh_token: Some("hostile-refresh".into()),
+                expires_at: None,
+                scopes: vec![],
+                extra_json,
+            })
+        };
         let token = |scopes: Vec<String>, expires_at: Option<i64>| {
             Credential::Oauth2(integrations::auth::types::Oauth2Token {
                 access_token: "hostile-token".into(),
@@ -201,10 +218,17 @@ impl Guest for Hostile {
                 extra_json: String::new(),
             })
         };
+        // `extra-N`: extra-json of exactly N bytes (`{"pad":"xxx…"}`).
+        if let Some(n) = app["exchange"].as_str().and_then(|e| e.strip_prefix("extra-")) {
+            let n: usize = n.parse().unwrap();
+            return Ok(with_extra("extra-token".into(), format!("{{\"pad\":\"{}\"}}", "x".repeat(n - 10))));
+        }
         match app["exchange"].as_str().unwrap_or_default() {
             "scopes-flood" => Ok(token((0..1_000_000).map(|i| format!("s{i}")).collect(), None)),
             "expires-min" => Ok(token(vec![], Some(i64::MIN))),
             "expires-max" => Ok(token(vec![], Some(i64::MAX))),
+            // How many calls this instance served, the authorization's included.
+            "count-calls" => Ok(with_extra(format!("calls-{calls}"), String::new())),
             _ => Err(FlowError::Unsupported("hostile".into())),
         }
     }

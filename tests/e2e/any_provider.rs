@@ -631,7 +631,7 @@ async fn discovery_failures_are_clear() {
     );
     assert!(!out.stderr.contains("<html"), "the body is not shown");
     // Nobody there.
-    let port = crate::support::closed_port();
+    let (port, _held) = crate::support::closed_port();
     env.write_config(&format!(
         "[providers.corp]\nissuer = \"http://127.0.0.1:{port}\"\nclient_id = \"x\"\n"
     ));

@@ -407,7 +407,7 @@ fn redirect_of(url: &str) -> String {
 #[tokio::test]
 async fn a_configured_redirect_uri_is_where_the_login_listens_and_what_the_provider_is_sent() {
     let env = HostEnv::start().await;
-    let port = crate::support::closed_port();
+    let port = crate::support::free_port();
     let fixed = format!("http://127.0.0.1:{port}/registered/cb");
     env.write_config(&format!("[providers.github]\nredirect_uri = \"{fixed}\"\n"));
     let (out, answers) = env
@@ -431,7 +431,8 @@ async fn a_configured_redirect_uri_is_where_the_login_listens_and_what_the_provi
     // Refused before the provider is asked: a --port the URI does not name, a URI that is
     // not loopback http, one whose port is taken.
     let exchanges = env.provider.token_requests().len();
-    let other = crate::support::closed_port().to_string();
+    let (other, _held) = crate::support::closed_port();
+    let other = other.to_string();
     let out = env
         .run_briefly_with(&[], "github", &["--port", &other])
         .await;
@@ -479,7 +480,7 @@ async fn a_configured_redirect_uri_is_where_the_login_listens_and_what_the_provi
 #[tokio::test]
 async fn run_listens_on_the_port_asked_for_and_asks_for_the_scopes_given() {
     let env = HostEnv::start().await;
-    let port = crate::support::closed_port();
+    let port = crate::support::free_port();
     let (out, answers) = env
         .login(
             &[

@@ -423,14 +423,20 @@ async fn a_timeout_too_large_for_the_clock_does_not_panic() {
         ])
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Once it has shown the URL it computes its deadline and waits for the login: it must
+    // not end (a panic would end it at once; a process that waits never ends by itself).
+    let mut err = tokio::io::BufReader::new(child.stderr.take().unwrap());
+    let (_, seen) = crate::support::read_url(&mut err).await;
+    let ended = tokio::time::timeout(Duration::from_secs(3), child.wait()).await;
     assert!(
-        child.try_wait().unwrap().is_none(),
-        "it waits for the login instead of dying"
+        ended.is_err(),
+        "it waits for the login instead of dying: {ended:?}"
     );
     child.start_kill().unwrap();
-    let out = child.wait_with_output().await.unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    child.wait().await.unwrap();
+    let mut rest = String::new();
+    let _ = tokio::io::AsyncReadExt::read_to_string(&mut err, &mut rest).await;
+    let stderr = seen + &rest;
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 

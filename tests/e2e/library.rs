@@ -74,7 +74,7 @@ async fn the_login_example_logs_in_and_prints_a_token_the_cli_shares() {
 /// `token_endpoint::an_unreachable_endpoint_fails_fast_and_cleanly`; here, what a user reads.
 #[tokio::test]
 async fn a_connection_failure_keeps_its_causes_down_to_the_os_error() {
-    let port = closed_port();
+    let (port, _held) = closed_port();
     // Through the binary: the message carries the whole chain.
     let env = HostEnv::start().await;
     let out = env

@@ -360,11 +360,19 @@ async fn refresh_through<T>(env: &HostEnv, outage: impl std::future::Future<Outp
     env.provider.set_rotate(true);
     env.login_ok().await;
     let before = token(env, "0").await.stdout;
-    env.provider.set_refresh_delay(Duration::from_millis(1500));
-    let (out, outage) = tokio::join!(token(env, "600"), outage);
+    // The outage happens while the provider holds the refresh (its refresh token used up,
+    // the new tokens issued): ordered by that event, not by a sleep.
+    let mut hold = env.provider.hold_refreshes();
+    let during = async {
+        hold.arrived().await;
+        let outage = outage.await;
+        hold.release();
+        outage
+    };
+    let (out, outage) = tokio::join!(token(env, "600"), during);
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_ne!(out.stdout, before);
-    env.provider.set_refresh_delay(Duration::ZERO);
+    drop(hold);
     assert_eq!(token(env, "0").await.stdout, out.stdout);
     let again = token(env, "600").await;
     assert_eq!(again.code, Some(0), "{again:?}");
@@ -378,7 +386,6 @@ async fn a_connection_lost_during_a_refresh_keeps_the_new_tokens() {
     // The database sessions, the one holding the record's lock included, end while the
     // provider answers.
     let terminated = refresh_through(&env, async {
-        tokio::time::sleep(Duration::from_millis(700)).await;
         cluster().psql(
             &db,
             &format!(
@@ -399,7 +406,6 @@ async fn a_database_restarted_during_a_refresh_keeps_the_new_tokens() {
     let key = keygen(&env).await;
     use_database(&env, &own.url("restart"), &key);
     refresh_through(&env, async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
         own.stop();
         tokio::time::sleep(Duration::from_millis(2000)).await;
         own.start_again();
@@ -977,10 +983,17 @@ async fn tls_follows_the_urls_sslmode() {
             .contains("sslrootcert names /nonexistent/ca.pem, which is not a readable file"),
         "{out:?}"
     );
-    // verify-full without the CA: the system's roots do not know it; refused.
+    // verify-full without the CA: the system's roots do not know it; refused, for that.
     configure(&tls.tcp_url("tls", "verify-full", None));
     let out = token(&env, "0").await;
     assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("cannot reach the store database")
+            && out.stderr.to_lowercase().contains("unknown")
+            && out.stderr.to_lowercase().contains("issuer"),
+        "refused for its certificate: {}",
+        out.stderr
+    );
     // Without TLS: the server refuses plain TCP.
     configure(&tls.tcp_url("tls", "disable", None));
     let out = token(&env, "0").await;
@@ -996,7 +1009,7 @@ async fn tls_follows_the_urls_sslmode() {
 async fn an_unreachable_database_is_reported_with_its_cause() {
     let env = HostEnv::start().await;
     let key = keygen(&env).await;
-    let port = crate::support::closed_port();
+    let (port, _held) = crate::support::closed_port();
     use_database(
         &env,
         &format!("postgres://host@127.0.0.1:{port}/host?sslmode=disable"),

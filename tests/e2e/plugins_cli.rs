@@ -281,6 +281,12 @@ async fn install_checks_the_file_and_puts_it_in_the_plugins_folder() {
         ])
         .await;
     assert_eq!(out.code, Some(1), "a built-in name is refused");
+    assert!(
+        out.stderr
+            .contains("`github` is (or reads as) a built-in provider"),
+        "{}",
+        out.stderr
+    );
     let out = env
         .output(&[
             "plugin",
@@ -291,6 +297,14 @@ async fn install_checks_the_file_and_puts_it_in_the_plugins_folder() {
         ])
         .await;
     assert_eq!(out.code, Some(1), "so is one that reads as it: {out:?}");
+    assert!(
+        out.stderr
+            .contains("`GitHub` is (or reads as) a built-in provider"),
+        "{}",
+        out.stderr
+    );
+    assert!(!env.plugins_dir().join("github.wasm").exists());
+    assert!(!env.plugins_dir().join("GitHub.wasm").exists());
     // A provider the configuration makes by its endpoints is not replaced by a plugin.
     env.write_config(&format!(
         "[providers.corp]\nclient_id = \"x\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",

@@ -341,8 +341,18 @@ pub(crate) async fn read_url(
     }
 }
 
-/// A loopback port nothing listens on.
-pub(crate) fn closed_port() -> u16 {
+/// A loopback port that refuses connections for as long as the returned socket is kept: bound
+/// but never listening, so no other process can take the port meanwhile (a port bound and
+/// released at once could be anyone's by the time it is used).
+pub(crate) fn closed_port() -> (u16, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    (socket.local_addr().unwrap().port(), socket)
+}
+
+/// A loopback port free now, for `host` to listen on itself (released at once: `host` must
+/// be able to bind it).
+pub(crate) fn free_port() -> u16 {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     socket.local_addr().unwrap().port()
 }

@@ -393,7 +393,7 @@ async fn refresh_errors_are_typed_too() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_fails_fast_and_cleanly() {
-    let port = crate::support::closed_port();
+    let (port, _held) = crate::support::closed_port();
     let provider = TestProvider::start().await;
     let flow = crate::support::flow_with(&provider, |app| {
         app["token_url"] = json!(format!("http://127.0.0.1:{port}/token"));

@@ -829,6 +829,11 @@ async fn api_pages_and_error_bodies_cannot_lead_the_credential_away_or_run_forev
     )
     .await;
     assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("did not answer within 1s") || out.stderr.contains("timed out"),
+        "the timeout is the reason: {}",
+        out.stderr
+    );
 
     // Plain http to a host that is not loopback: refused before anything is sent.
     let out = env

@@ -92,11 +92,20 @@ pub enum IdTokenFault {
     OtherSubject,
 }
 
-/// Refreshes held by the test provider ([`TestProvider::hold_refreshes`]).
-#[derive(Debug)]
+/// Refreshes held by the test provider ([`TestProvider::hold_refreshes`]); dropped, it lets
+/// every held refresh go and holds no more.
 pub struct RefreshHold {
     arrived: tokio::sync::mpsc::UnboundedReceiver<String>,
     permits: Arc<tokio::sync::Semaphore>,
+    inner: Arc<Inner>,
+}
+
+impl Drop for RefreshHold {
+    fn drop(&mut self) {
+        *self.inner.refresh_gate.lock().unwrap() = None;
+        self.permits
+            .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    }
 }
 
 impl RefreshHold {
@@ -573,7 +582,11 @@ impl TestProvider {
         let (tx, arrived) = tokio::sync::mpsc::unbounded_channel();
         let permits = Arc::new(tokio::sync::Semaphore::new(0));
         *self.inner.refresh_gate.lock().unwrap() = Some((tx, Arc::clone(&permits)));
-        RefreshHold { arrived, permits }
+        RefreshHold {
+            arrived,
+            permits,
+            inner: Arc::clone(&self.inner),
+        }
     }
 
     /// Makes every refresh request wait this long before it is answered (a slow provider, to

@@ -366,11 +366,7 @@ async fn discovery_is_not_downgraded_by_a_refusal_or_broken_json_and_its_cache_i
     );
     // A FIFO in its place is passed over, not waited on.
     std::fs::remove_file(cache).unwrap();
-    let made = std::process::Command::new("mkfifo")
-        .arg(cache)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    crate::support::mkfifo(cache);
     let (out, _) = login(&env, "corp").await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert_eq!(p.discovery_hits(), hits + 2);

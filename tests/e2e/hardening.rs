@@ -7,7 +7,7 @@ use std::time::Duration;
 use host_testkit::{Scripted, guests};
 use serde_json::json;
 
-use crate::support::{HostEnv, Output};
+use crate::support::{HostEnv, Output, mkfifo};
 
 /// Characters that must never reach a terminal from a plugin or provider.
 const UNSAFE: &[char] = &[
@@ -363,11 +363,7 @@ async fn plugin_files_must_be_regular_files_of_bounded_size() {
     let env = HostEnv::start().await;
     let dir = env.plugins_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    let status = std::process::Command::new("mkfifo")
-        .arg(dir.join("fifo.wasm"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    mkfifo(&dir.join("fifo.wasm"));
     std::os::unix::fs::symlink("/dev/zero", dir.join("zero.wasm")).unwrap();
     std::fs::copy(guests::HOSTILE, dir.join("big.wasm")).unwrap();
     env.write_config("[plugins]\nmax_file_mib = 0\n[providers.big]\nmode = \"login\"\n");
@@ -1031,15 +1027,6 @@ async fn a_new_login_revokes_the_one_it_replaces_unless_they_share_a_token() {
     assert_eq!(out.stdout.trim(), "gho_same_access");
 }
 
-/// Makes a FIFO at `path`.
-fn mkfifo(path: &Path) {
-    let status = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .expect("mkfifo runs");
-    assert!(status.success());
-}
-
 #[tokio::test]
 async fn a_fifo_in_place_of_a_record_or_the_key_is_refused_not_waited_on() {
     let env = HostEnv::start().await;
@@ -1072,11 +1059,7 @@ async fn a_login_that_could_not_be_stored_stops_before_the_provider_issues_anyth
     // over, so a new login could not be stored either.
     let key = env.output(&["store", "keygen"]).await.stdout;
     let key_file = env.data_dir().join("store.key");
-    std::fs::write(&key_file, key.trim().to_owned() + "\n").unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    crate::support::write_key_file(&key_file, &key);
     let requests = env.provider.token_requests().len();
     let out = env
         .output_bounded(&[

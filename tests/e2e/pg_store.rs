@@ -51,12 +51,7 @@ async fn on_postgres() -> (HostEnv, String, String) {
 /// Points `env` at the database `url` with `key` in a key file of its own.
 fn use_database(env: &HostEnv, url: &str, key: &str) {
     let key_file = env.home.path().join("store.key");
-    std::fs::write(&key_file, format!("{key}\n")).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    crate::support::write_key_file(&key_file, key);
     env.write_config(&format!(
         "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nkey_file = \"{}\"\nlock_timeout_secs = 20\n",
         key_file.display()
@@ -1111,11 +1106,7 @@ async fn a_rekey_to_a_new_key_file_keeps_the_old_key_beside_it_until_every_recor
     let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
     let old_key = std::fs::read_to_string(&key_file).unwrap();
     let new_file = env.home.path().join("new.key");
-    std::fs::write(&new_file, format!("{}\n", keygen(&env).await)).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&new_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    crate::support::write_key_file(&new_file, &keygen(&env).await);
     let out = env
         .output(&[
             "store",
@@ -1174,11 +1165,7 @@ async fn a_key_kept_by_an_unfinished_rekey_is_never_written_over() {
     let old = old.trim();
     let new_file = env.home.path().join("k2.key");
     let new = keygen(&env).await;
-    std::fs::write(&new_file, format!("{new}\n")).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&new_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    crate::support::write_key_file(&new_file, &new);
     let kept = host::seal::previous_key_file(&new_file);
     let rekey = [
         "store",
@@ -1210,13 +1197,8 @@ async fn a_key_kept_by_an_unfinished_rekey_is_never_written_over() {
     assert_eq!(std::fs::read_to_string(&kept).unwrap().trim(), old);
     // Another new key while that one is kept: refused too.
     let other_file = env.home.path().join("k3.key");
-    let private = |path: &std::path::Path, key: &str| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::write(path, format!("{key}\n")).unwrap();
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    };
-    private(&other_file, &keygen(&env).await);
-    private(&host::seal::previous_key_file(&other_file), &new);
+    crate::support::write_key_file(&other_file, &keygen(&env).await);
+    crate::support::write_key_file(&host::seal::previous_key_file(&other_file), &new);
     let out = env
         .output_with(
             &[

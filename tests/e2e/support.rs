@@ -413,3 +413,41 @@ where
     });
     (port, seen)
 }
+
+/// Writes a store key file as `host` wants it: the key on a line, owner-only (`0600`).
+pub(crate) fn write_key_file(path: &std::path::Path, key: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("{}\n", key.trim())).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Makes a FIFO at `path` (where a regular file is expected: a reader that opened it would
+/// block).
+pub(crate) fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Runs `cmd` with `input` on its standard input (then closed) to completion: what it said.
+/// The one way the tests feed a process (`git credential fill`, `host git-credential get`, a
+/// key piped to `host run`).
+pub(crate) async fn fed(mut cmd: tokio::process::Command, input: &[u8]) -> Output {
+    use tokio::io::AsyncWriteExt;
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("the command starts");
+    let mut stdin = child.stdin.take().unwrap();
+    // A process that exits without reading all of it is not an error here.
+    let _ = stdin.write_all(input).await;
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

@@ -267,46 +267,25 @@ async fn git_asks_host_for_the_provider_and_nobody_else() {
     );
 
     // The real git, through the helper setup-git wrote.
-    let fill = |host: String| {
+    let fill = async |host: String| {
         let mut cmd = env.command("git", &["credential", "fill"]);
-        cmd.env("GIT_TERMINAL_PROMPT", "0")
-            .stdin(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        async move {
-            use tokio::io::AsyncWriteExt;
-            stdin
-                .write_all(format!("protocol=https\nhost={host}\n\n").as_bytes())
-                .await
-                .unwrap();
-            drop(stdin);
-            let out = child.wait_with_output().await.unwrap();
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        }
+        cmd.env("GIT_TERMINAL_PROMPT", "0");
+        let input = format!("protocol=https\nhost={host}\n\n");
+        crate::support::fed(cmd, input.as_bytes()).await.stdout
     };
     let answer = fill(host.clone()).await;
     assert!(answer.contains(&format!("password={token}")), "{answer}");
     assert!(answer.contains("username=x-access-token"), "{answer}");
 
     // Another host gets no answer from host (git then tries the next helper).
-    let mut cmd = env.host(&["git-credential", "get"]);
-    cmd.stdin(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(b"protocol=https\nhost=git.example.org\n\n")
-            .await
-            .unwrap();
-    }
-    let out = child.wait_with_output().await.unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert!(
-        out.stdout.is_empty(),
-        "{:?}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (code, answer) = with_input(
+        &env,
+        &["git-credential", "get"],
+        "protocol=https\nhost=git.example.org\n\n",
+    )
+    .await;
+    assert_eq!(code, Some(0));
+    assert!(answer.is_empty(), "{answer:?}");
     let answer = fill("git.example.org".into()).await;
     assert!(!answer.contains("password="), "{answer}");
 }
@@ -890,18 +869,8 @@ async fn the_credential_replaces_what_the_request_carried_under_its_binding() {
 
 /// `host ARGS` fed `input` on stdin: its exit code and stdout.
 async fn with_input(env: &HostEnv, args: &[&str], input: &str) -> (Option<i32>, String) {
-    use tokio::io::AsyncWriteExt;
-    let mut cmd = env.host(args);
-    cmd.stdin(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let out = crate::support::fed(env.host(args), input.as_bytes()).await;
+    (out.code, out.stdout)
 }
 
 #[tokio::test]
@@ -940,18 +909,13 @@ async fn git_credentials_go_only_over_https_to_the_git_host_a_section_names() {
     assert!(answer.contains("host=git.corp.example\n"), "{answer}");
     // A path git passes as it is (not UTF-8) does not stop the answer.
     let input = b"protocol=https\nhost=git.corp.example\npath=r\xe9po.git\n\n";
-    let mut cmd = env.host(&["git-credential", "get"]);
-    cmd.stdin(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(input).await.unwrap();
-    }
-    let out = child.wait_with_output().await.unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let answer = String::from_utf8_lossy(&out.stdout);
-    assert!(answer.contains(&format!("password={corp}\n")), "{answer}");
+    let out = crate::support::fed(env.host(&["git-credential", "get"]), input).await;
+    assert_eq!(out.code, Some(0));
+    assert!(
+        out.stdout.contains(&format!("password={corp}\n")),
+        "{}",
+        out.stdout
+    );
     // Plain http gets nothing, for either host.
     for host in ["git.corp.example".to_owned(), git_host(env)] {
         let (code, answer) = get(&[], &host, "http").await;
@@ -1096,21 +1060,13 @@ async fn setup_git_pins_the_provider_the_account_and_the_configuration_file() {
     // The real git, in an environment without the file's name.
     let mut cmd = env.command("git", &["credential", "fill"]);
     cmd.env("GIT_TERMINAL_PROMPT", "0")
-        .env_remove("HOST_CONFIG")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(b"protocol=https\nhost=git.corp.example\n\n")
-            .await
-            .unwrap();
-    }
-    let out = child.wait_with_output().await.unwrap();
-    let answer = String::from_utf8_lossy(&out.stdout);
-    assert!(answer.contains(&format!("password={corp}\n")), "{answer}");
+        .env_remove("HOST_CONFIG");
+    let out = crate::support::fed(cmd, b"protocol=https\nhost=git.corp.example\n\n").await;
+    assert!(
+        out.stdout.contains(&format!("password={corp}\n")),
+        "{}",
+        out.stdout
+    );
 }
 
 #[tokio::test]

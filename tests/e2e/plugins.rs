@@ -4,91 +4,39 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use host::ConfigLoader;
 use host::Registry;
-use host::plugin::{PluginError, PluginHost};
+use host::plugin::PluginError;
 use host::{AuthorizeRequest, FlowError, Interaction};
-use host_testkit::{Scripted, TestProvider, guests};
+use host_testkit::{Scripted, guests};
 use serde_json::Value;
 
-use crate::support::login;
+use crate::support::{HostEnv, login};
 
-struct Setup {
-    dir: tempfile::TempDir,
-    provider: TestProvider,
+/// Loads the plugin at `path` as a new process would: a new app and plugin host over the
+/// same folders and cache.
+async fn load_anew(env: &HostEnv, toml: &str, path: &Path) -> Arc<host::plugin::LoadedPlugin> {
+    let (_app, host) = env.app_with(toml);
+    host.load(path).await.unwrap()
 }
 
-impl Setup {
-    async fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-            provider: TestProvider::start().await,
-        }
-    }
+/// The compiled artifacts in the plugin cache.
+fn artifacts(env: &HostEnv) -> Vec<PathBuf> {
+    std::fs::read_dir(env.data_dir().join("cache/plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect()
+}
 
-    fn plugins_dir(&self) -> PathBuf {
-        self.dir.path().join("data/host/plugins")
-    }
-
-    fn add_plugin(&self, name: &str, guest: &str) -> PathBuf {
-        std::fs::create_dir_all(self.plugins_dir()).unwrap();
-        let path = self.plugins_dir().join(format!("{name}.wasm"));
-        std::fs::copy(guest, &path).unwrap();
-        path
-    }
-
-    fn add_raw(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        std::fs::create_dir_all(self.plugins_dir()).unwrap();
-        let path = self.plugins_dir().join(format!("{name}.wasm"));
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-
-    /// Loads the configuration `toml` and builds the registry with a fresh plugin host.
-    fn registry(&self, toml: &str) -> (host::App, Arc<PluginHost>) {
-        let file = self.dir.path().join("host.toml");
-        std::fs::write(&file, toml).unwrap();
-        let config = ConfigLoader::with_env([
-            ("HOME", self.dir.path().to_str().unwrap().to_owned()),
-            (
-                "XDG_DATA_HOME",
-                self.dir.path().join("data").to_str().unwrap().to_owned(),
-            ),
-        ])
-        .file(&file)
-        .defaults(host::builtin_defaults())
-        .load()
-        .unwrap();
-        let app = host::App::from_config(config).expect("store settings");
-        let host = Arc::clone(app.plugins());
-        (app, host)
-    }
-
-    /// Loads the plugin at `path` as a new process would: a new app and plugin host over the
-    /// same folders and cache.
-    async fn load_anew(&self, toml: &str, path: &Path) -> Arc<host::plugin::LoadedPlugin> {
-        let (_app, host) = self.registry(toml);
-        host.load(path).await.unwrap()
-    }
-
-    /// The compiled artifacts in the plugin cache.
-    fn artifacts(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.dir.path().join("data/host/cache/plugins"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
-            .collect()
-    }
-
-    fn good_section(&self, name: &str) -> String {
-        format!(
-            "[providers.{name}]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
-            host_testkit::CLIENT_ID,
-            host_testkit::CLIENT_SECRET,
-            self.provider.url("/authorize"),
-            self.provider.url("/token")
-        )
-    }
+/// A section for the flow-good plugin installed as `name`, against the test provider.
+fn good_section(env: &HostEnv, name: &str) -> String {
+    format!(
+        "[providers.{name}]\nclient_id = \"{}\"\nclient_secret = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\n",
+        host_testkit::CLIENT_ID,
+        host_testkit::CLIENT_SECRET,
+        env.provider.url("/authorize"),
+        env.provider.url("/token")
+    )
 }
 
 const LOOPBACK: &str = "[plugins]\nallow_http_loopback = true\n";
@@ -126,9 +74,9 @@ fn plugin_error(e: FlowError) -> PluginError {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_well_behaved_plugin_logs_in_and_refreshes() {
-    let s = Setup::new().await;
-    s.add_plugin("acme", guests::FLOW_GOOD);
-    let (app, host) = s.registry(&format!("{LOOPBACK}{}", s.good_section("acme")));
+    let s = HostEnv::start().await;
+    s.install_plugin("acme", guests::FLOW_GOOD);
+    let (app, host) = s.app_with(&format!("{LOOPBACK}{}", good_section(&s, "acme")));
     let registry = app.registry();
     assert!(!host.is_started(), "building the registry starts no engine");
     let acme = registry.get("acme").unwrap();
@@ -149,9 +97,9 @@ async fn a_well_behaved_plugin_logs_in_and_refreshes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_credentials_are_validated_against_the_plugin_schema_before_it_runs() {
-    let s = Setup::new().await;
-    s.add_plugin("acme", guests::FLOW_GOOD);
-    let (app, _) = s.registry(&format!(
+    let s = HostEnv::start().await;
+    s.install_plugin("acme", guests::FLOW_GOOD);
+    let (app, _) = s.app_with(&format!(
         "{LOOPBACK}[providers.acme]\nclient_id = 42\nauthorize_url = [\"x\"]\n"
     ));
     let registry = app.registry();
@@ -213,8 +161,8 @@ impl SocketTrap {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_plugins_fail_alone_with_their_own_errors() {
-    let s = Setup::new().await;
-    s.add_plugin("good", guests::FLOW_GOOD);
+    let s = HostEnv::start().await;
+    s.install_plugin("good", guests::FLOW_GOOD);
     let modes = [
         "loop",
         "bomb",
@@ -229,11 +177,11 @@ async fn hostile_plugins_fail_alone_with_their_own_errors() {
     // bomb still hits memory first and the loop still hits the CPU deadline.
     let mut toml = format!(
         "{LOOPBACK}memory_mib = 64\ncpu_ms = 2000\n{}",
-        s.good_section("good")
+        good_section(&s, "good")
     );
     let socket_trap = SocketTrap::bind().await;
     for mode in modes {
-        s.add_plugin(mode, guests::HOSTILE);
+        s.install_plugin(mode, guests::HOSTILE);
         let (m, url) = match mode {
             // localhost is not among the hosts the plugin declares (127.0.0.1 is).
             "undeclared" => (
@@ -248,7 +196,7 @@ async fn hostile_plugins_fail_alone_with_their_own_errors() {
             "[providers.{mode}]\nmode = \"{m}\"\nurl = \"{url}\"\n"
         ));
     }
-    let (app, _) = s.registry(&toml);
+    let (app, _) = s.app_with(&toml);
     let registry = app.registry();
 
     let trap = |e: FlowError| match plugin_error(e) {
@@ -335,17 +283,17 @@ async fn hostile_plugins_fail_alone_with_their_own_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_files_are_refused_by_name_and_others_keep_working() {
-    let s = Setup::new().await;
-    s.add_plugin("good", guests::FLOW_GOOD);
-    s.add_raw("garbage", b"this is not wasm at all");
+    let s = HostEnv::start().await;
+    s.install_plugin("good", guests::FLOW_GOOD);
+    s.install_raw("garbage", b"this is not wasm at all");
     let mut corrupt = std::fs::read(guests::FLOW_GOOD).unwrap();
     corrupt.truncate(corrupt.len() / 2);
-    s.add_raw("truncated", &corrupt);
-    s.add_raw("core", b"\0asm\x01\0\0\0");
-    s.add_plugin("future", guests::WRONG_VERSION);
-    s.add_plugin("unrelated", guests::MISSING_EXPORT);
-    s.add_plugin("greedy", guests::UNKNOWN_IMPORT);
-    let mut toml = format!("{LOOPBACK}{}", s.good_section("good"));
+    s.install_raw("truncated", &corrupt);
+    s.install_raw("core", b"\0asm\x01\0\0\0");
+    s.install_plugin("future", guests::WRONG_VERSION);
+    s.install_plugin("unrelated", guests::MISSING_EXPORT);
+    s.install_plugin("greedy", guests::UNKNOWN_IMPORT);
+    let mut toml = format!("{LOOPBACK}{}", good_section(&s, "good"));
     for name in [
         "garbage",
         "truncated",
@@ -356,7 +304,7 @@ async fn broken_files_are_refused_by_name_and_others_keep_working() {
     ] {
         toml.push_str(&format!("[providers.{name}]\n"));
     }
-    let (app, _) = s.registry(&toml);
+    let (app, _) = s.app_with(&toml);
     let registry = app.registry();
 
     let check = |e: FlowError, file: &str| {
@@ -398,15 +346,15 @@ async fn broken_files_are_refused_by_name_and_others_keep_working() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_uses_compile_once_and_a_corrupt_cache_is_recompiled() {
-    let s = Setup::new().await;
-    s.add_plugin("acme", guests::FLOW_GOOD);
-    s.add_plugin("twin", guests::FLOW_GOOD);
+    let s = HostEnv::start().await;
+    s.install_plugin("acme", guests::FLOW_GOOD);
+    s.install_plugin("twin", guests::FLOW_GOOD);
     let toml = format!(
         "{LOOPBACK}{}{}",
-        s.good_section("acme"),
-        s.good_section("twin")
+        good_section(&s, "acme"),
+        good_section(&s, "twin")
     );
-    let (app, host) = s.registry(&toml);
+    let (app, host) = s.app_with(&toml);
     let app = Arc::new(app);
     let tasks: Vec<_> = (0..10)
         .map(|i| {
@@ -425,7 +373,7 @@ async fn concurrent_first_uses_compile_once_and_a_corrupt_cache_is_recompiled() 
     for t in tasks {
         t.await.unwrap();
     }
-    let artifacts = s.artifacts();
+    let artifacts = artifacts(&s);
     assert_eq!(
         artifacts.len(),
         1,
@@ -436,12 +384,12 @@ async fn concurrent_first_uses_compile_once_and_a_corrupt_cache_is_recompiled() 
     assert_eq!(loaded.source(), host::plugin::LoadSource::Compiled);
 
     // A new process (a new host) takes it from the cache...
-    let again = s.load_anew(&toml, &acme).await;
+    let again = load_anew(&s, &toml, &acme).await;
     assert!(cached(again.source()), "{:?}", again.source());
     // ...unless the artifact is corrupt: then it recompiles, never trusting it.
     drop(again);
     let flipped = flip_a_byte(&artifacts[0]);
-    let recompiled = s.load_anew(&toml, &acme).await;
+    let recompiled = load_anew(&s, &toml, &acme).await;
     assert_eq!(recompiled.source(), host::plugin::LoadSource::Compiled);
     assert_ne!(
         std::fs::read(&artifacts[0]).unwrap(),
@@ -452,13 +400,13 @@ async fn concurrent_first_uses_compile_once_and_a_corrupt_cache_is_recompiled() 
     let mut digest = artifacts[0].clone().into_os_string();
     digest.push(".mac");
     std::fs::remove_file(&digest).unwrap();
-    let recompiled = s.load_anew(&toml, &acme).await;
+    let recompiled = load_anew(&s, &toml, &acme).await;
     assert_eq!(recompiled.source(), host::plugin::LoadSource::Compiled);
     assert!(
         std::fs::metadata(&digest).is_ok(),
         "the MAC was written again"
     );
-    let last = s.load_anew(&toml, &acme).await;
+    let last = load_anew(&s, &toml, &acme).await;
     assert!(cached(last.source()), "{:?}", last.source());
 }
 
@@ -488,28 +436,29 @@ fn cached(source: host::plugin::LoadSource) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settled_plugin_loads_by_its_index_entry_and_any_change_is_seen() {
     use host::plugin::LoadSource;
-    let s = Setup::new().await;
-    let plugin = s.add_plugin("acme", guests::FLOW_GOOD);
-    let toml = format!("{LOOPBACK}{}", s.good_section("acme"));
+    let s = HostEnv::start().await;
+    let plugin = s.install_plugin("acme", guests::FLOW_GOOD);
+    let toml = format!("{LOOPBACK}{}", good_section(&s, "acme"));
     // The index vouches only for files whose last change is 2 s old.
     let settle = || std::thread::sleep(std::time::Duration::from_millis(2100));
     settle();
-    let first = s.load_anew(&toml, &plugin).await;
+    let first = load_anew(&s, &toml, &plugin).await;
     assert_eq!(first.source(), LoadSource::Compiled);
     let name = first.info().display_name.clone();
     // The next process finds the artifact by the file's identity, checks its digest once
     // (recording the artifact's identity once it has settled too), and runs no metadata call.
     settle();
-    let second = s.load_anew(&toml, &plugin).await;
+    let second = load_anew(&s, &toml, &plugin).await;
     assert_eq!(second.source(), LoadSource::Indexed);
     assert_eq!(second.info().display_name, name);
     assert_eq!(second.info().schema, first.info().schema);
-    let third = s.load_anew(&toml, &plugin).await;
+    let third = load_anew(&s, &toml, &plugin).await;
     assert_eq!(third.source(), LoadSource::Indexed);
-    let index: Vec<PathBuf> = std::fs::read_dir(s.dir.path().join("data/host/cache/plugins/index"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let index: Vec<PathBuf> =
+        std::fs::read_dir(s.home.path().join("data/host/cache/plugins/index"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
     assert_eq!(index.len(), 1, "{index:?}");
     // Its MAC, a newline, the entry.
     let text = std::fs::read_to_string(&index[0]).unwrap();
@@ -521,13 +470,13 @@ async fn a_settled_plugin_loads_by_its_index_entry_and_any_change_is_seen() {
 
     // The artifact changed in place: its identity no longer matches, its digest is checked,
     // and the plugin is recompiled, never mapped.
-    let artifacts = s.artifacts();
+    let artifacts = artifacts(&s);
     let [artifact] = artifacts.as_slice() else {
         panic!("one artifact: {artifacts:?}");
     };
     drop((second, third));
     let flipped = flip_a_byte(artifact);
-    let fourth = s.load_anew(&toml, &plugin).await;
+    let fourth = load_anew(&s, &toml, &plugin).await;
     assert_eq!(fourth.source(), LoadSource::Compiled);
     assert_ne!(std::fs::read(artifact).unwrap(), flipped);
 
@@ -535,11 +484,11 @@ async fn a_settled_plugin_loads_by_its_index_entry_and_any_change_is_seen() {
     // indexed one.
     settle();
     assert_eq!(
-        s.load_anew(&toml, &plugin).await.source(),
+        load_anew(&s, &toml, &plugin).await.source(),
         LoadSource::Indexed
     );
     std::fs::write(&plugin, std::fs::read(guests::DEVICE_PLUGIN).unwrap()).unwrap();
-    let other = s.load_anew(&toml, &plugin).await;
+    let other = load_anew(&s, &toml, &plugin).await;
     assert_eq!(other.source(), LoadSource::Compiled);
     assert_ne!(other.info().display_name, name);
 }
@@ -566,10 +515,10 @@ fn discovery_lists_plugin_files_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasi_http_requests_take_the_same_allow_list() {
-    let s = Setup::new().await;
-    s.add_plugin("allowed", guests::HOSTILE);
-    s.add_plugin("undeclared", guests::HOSTILE);
-    s.add_plugin("narrowed", guests::HOSTILE);
+    let s = HostEnv::start().await;
+    s.install_plugin("allowed", guests::HOSTILE);
+    s.install_plugin("undeclared", guests::HOSTILE);
+    s.install_plugin("narrowed", guests::HOSTILE);
     let user = s.provider.url("/api/user");
     let toml = format!(
         "{LOOPBACK}[providers.allowed]\nmode = \"wasi-http\"\nurl = \"{user}\"\n\
@@ -577,7 +526,7 @@ async fn wasi_http_requests_take_the_same_allow_list() {
          [providers.narrowed]\nmode = \"wasi-http\"\nurl = \"{user}\"\n[providers.narrowed.sandbox]\nallowed_hosts = [\"api.example.com\"]\n",
         user.replace("127.0.0.1", "localhost"),
     );
-    let (app, _) = s.registry(&toml);
+    let (app, _) = s.app_with(&toml);
     let registry = app.registry();
     let message = |e: FlowError| match plugin_error(e) {
         PluginError::Failed { message, .. } => message,
@@ -636,13 +585,13 @@ fn python_plugin() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_plugin_built_with_componentize_py_runs_unchanged() {
     let wasm = python_plugin();
-    let s = Setup::new().await;
-    s.add_plugin("pykey", wasm.to_str().unwrap());
+    let s = HostEnv::start().await;
+    s.install_plugin("pykey", wasm.to_str().unwrap());
     let toml = format!(
         "{LOOPBACK}[providers.pykey]\nverify_url = \"{}\"\n",
         s.provider.url("/api/keycheck")
     );
-    let (app, host) = s.registry(&toml);
+    let (app, host) = s.app_with(&toml);
     let registry = app.registry();
     let flow = plugin_flow(registry, "pykey").await;
     // It imports wasi:sockets, wasi:filesystem and more: linked, granted nothing.
@@ -675,13 +624,13 @@ fn javascript_plugin() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_javascript_plugin_built_with_componentize_js_runs_unchanged() {
     let wasm = javascript_plugin();
-    let s = Setup::new().await;
-    s.add_plugin("jskey", wasm.to_str().unwrap());
+    let s = HostEnv::start().await;
+    s.install_plugin("jskey", wasm.to_str().unwrap());
     let toml = format!(
         "{LOOPBACK}[providers.jskey]\nverify_url = \"{}\"\n",
         s.provider.url("/api/keycheck")
     );
-    let (app, _host) = s.registry(&toml);
+    let (app, _host) = s.app_with(&toml);
     let registry = app.registry();
     let flow = plugin_flow(registry, "jskey").await;
 
@@ -690,14 +639,14 @@ async fn a_javascript_plugin_built_with_componentize_js_runs_unchanged() {
 
 #[tokio::test]
 async fn a_command_naming_one_provider_looks_up_only_that_one() {
-    let s = Setup::new().await;
+    let s = HostEnv::start().await;
     for name in ["alpha", "beta", "gamma"] {
-        s.add_plugin(name, guests::FLOW_GOOD);
+        s.install_plugin(name, guests::FLOW_GOOD);
     }
-    let (app, host) = s.registry(&format!(
+    let (app, host) = s.app_with(&format!(
         "{LOOPBACK}{}{}",
-        s.good_section("beta"),
-        s.good_section("configured")
+        good_section(&s, "beta"),
+        good_section(&s, "configured")
     ));
     let registry = app.registry();
     assert!(
@@ -737,17 +686,16 @@ async fn a_command_naming_one_provider_looks_up_only_that_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_file_bound_as_a_flow_of_several_providers_checks_each_ones_section() {
-    let s = Setup::new().await;
-    let path = s.add_plugin("shared", guests::FLOW_GOOD);
+    let s = HostEnv::start().await;
+    let path = s.install_plugin("shared", guests::FLOW_GOOD);
     // Two configured providers bind the same file as their `custom` flow; gamma's section
     // suits its own OAuth2 flow but not the plugin's schema (an empty client id).
     let bind = |name: &str| format!("[providers.{name}.flows.custom]\nplugin = \"shared.wasm\"\n");
-    let gamma = s
-        .good_section("gamma")
-        .replace(&format!("\"{}\"", host_testkit::CLIENT_ID), "\"\"");
-    let (app, host) = s.registry(&format!(
+    let gamma =
+        good_section(&s, "gamma").replace(&format!("\"{}\"", host_testkit::CLIENT_ID), "\"\"");
+    let (app, host) = s.app_with(&format!(
         "{LOOPBACK}{}{}{gamma}{}",
-        s.good_section("beta"),
+        good_section(&s, "beta"),
         bind("beta"),
         bind("gamma")
     ));

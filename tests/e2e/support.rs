@@ -138,11 +138,33 @@ impl HostEnv {
         self.data_dir().join("plugins")
     }
 
-    /// Copies the component `wasm` into the plugins folder as provider `name`.
-    pub(crate) fn install_plugin(&self, name: &str, wasm: &str) {
+    /// Copies the component `wasm` into the plugins folder as provider `name`; its path.
+    pub(crate) fn install_plugin(&self, name: &str, wasm: &str) -> std::path::PathBuf {
+        let path = self.install_raw(name, b"");
+        std::fs::copy(wasm, &path).unwrap();
+        path
+    }
+
+    /// Writes `bytes` into the plugins folder as provider `name`'s file (a broken plugin);
+    /// its path.
+    pub(crate) fn install_raw(&self, name: &str, bytes: &[u8]) -> std::path::PathBuf {
         let dir = self.plugins_dir();
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(wasm, dir.join(format!("{name}.wasm"))).unwrap();
+        let path = dir.join(format!("{name}.wasm"));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Writes the configuration `toml` and builds the library's app over it, with a plugin
+    /// host of its own: what a new process would have.
+    pub(crate) fn app_with(
+        &self,
+        toml: &str,
+    ) -> (host::App, std::sync::Arc<host::plugin::PluginHost>) {
+        self.write_config(toml);
+        let app = self.app();
+        let plugins = std::sync::Arc::clone(app.plugins());
+        (app, plugins)
     }
 
     /// Writes the configuration file `host` reads by default.

@@ -1,6 +1,6 @@
 //! Bindings: how a credential is applied to an HTTP request.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::flow::Credential;
 use crate::secret::SecretString;
@@ -11,7 +11,7 @@ use crate::secret::SecretString;
 /// A provider section may set it (`[providers.acme] binding = { header = "X-Api-Key" }`);
 /// otherwise OAuth2 tokens are bearer tokens and basic credentials are basic, and an API key
 /// has no binding until one is configured.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Binding {
@@ -22,7 +22,7 @@ pub enum Binding {
         /// The header's name.
         header: String,
         /// What goes before the secret (`"Bearer "`, `"token "`); none by default.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         prefix: String,
     },
     /// A query parameter carrying the secret.
@@ -33,7 +33,7 @@ pub enum Binding {
 }
 
 /// The schemes a binding can name by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Scheme {

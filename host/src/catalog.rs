@@ -14,7 +14,8 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::oauth2::ClientAuth;
+use crate::binding::Binding;
+use crate::oauth2::{ClientAuth, TokenRequestFormat};
 
 /// The catalog's source, as compiled in.
 pub const SOURCE: &str = include_str!("../catalog/providers.toml");
@@ -60,6 +61,18 @@ pub struct CatalogEntry {
     /// Extra authorization parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorize_params: Option<BTreeMap<String, String>>,
+    /// Extra token-request parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_params: Option<BTreeMap<String, String>>,
+    /// How token and revocation requests are encoded, when not a form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_request: Option<TokenRequestFormat>,
+    /// The authorization parameter that carries the scopes, when not `scope`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_param: Option<String>,
+    /// The device authorization parameter that carries the scopes, when not `scope`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_scope_param: Option<String>,
     /// Where the token is nested in the token response (a JSON pointer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_pointer: Option<String>,
@@ -75,6 +88,13 @@ pub struct CatalogEntry {
     /// The JSON pointer of the login name in `identify_url`'s answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identify_pointer: Option<String>,
+    /// How the token goes on API requests, when not as a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<Binding>,
+    /// What a user must know to set the provider up (an app setting to turn on, a flow the
+    /// provider enables only on request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
     /// The placeholders the URLs use.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub placeholders: BTreeMap<String, Placeholder>,
@@ -100,7 +120,7 @@ impl CatalogEntry {
     pub fn section_defaults(&self) -> Value {
         let mut value = serde_json::to_value(self).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {
-            for key in ["display_name", "docs", "placeholders"] {
+            for key in ["display_name", "docs", "placeholders", "notes"] {
                 map.remove(key);
             }
             for (name, p) in &self.placeholders {

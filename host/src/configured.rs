@@ -26,6 +26,7 @@ use crate::flow::{
 use crate::http::{HttpClient, HttpPolicy};
 use crate::oauth2::{
     ClientAuth, Grant, ID_TOKEN_CLAIMS, OAuth2AppCredentials, OAuth2Flow, StandardToken,
+    TokenRequestFormat,
 };
 use crate::oidc::{IdTokenClaims, IdTokenVerifier, MetadataKind};
 use crate::provider::{Provider, ProviderBuilder, ProviderSource};
@@ -85,12 +86,31 @@ pub struct ProviderSettings {
     /// Whether the authorization request uses PKCE (on unless the provider refuses it).
     #[serde(default = "yes")]
     pub pkce: bool,
-    /// How the client authenticates at the token endpoint.
+    /// How the client authenticates at the token endpoint: `basic` (HTTP Basic; an empty
+    /// password without a secret) or `request_body`; unset, Basic with a secret and the
+    /// `client_id` in the body without one.
     #[serde(default)]
-    pub client_auth: ClientAuth,
+    pub client_auth: Option<ClientAuth>,
     /// Extra authorization parameters.
     #[serde(default)]
     pub authorize_params: BTreeMap<String, String>,
+    /// Extra parameters of every token request (code exchange, refresh, device polls), such
+    /// as Shopify's `{ expiring = "1" }`; never one the flow sets itself.
+    #[serde(default)]
+    pub token_params: BTreeMap<String, String>,
+    /// How token, device and revocation requests are encoded: `form` (the default) or `json`.
+    #[serde(default)]
+    pub token_request: TokenRequestFormat,
+    /// The authorization parameter that carries the scopes, when not `scope` (Slack's
+    /// `user_scope`).
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub scope_param: Option<String>,
+    /// The device authorization parameter that carries the scopes, when not `scope` (Twitch's
+    /// `scopes`).
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub device_scope_param: Option<String>,
     /// Where the token sits in the token response, as a JSON pointer (`"/authed_user"`).
     #[serde(default)]
     #[schemars(regex(pattern = "^/"))]
@@ -401,6 +421,10 @@ impl ConfiguredFlow {
         };
         app.client_auth = s.client_auth;
         app.authorize_params = s.authorize_params.clone();
+        app.token_params = s.token_params.clone();
+        app.token_request = s.token_request;
+        app.scope_param = s.scope_param.clone();
+        app.device_scope_param = s.device_scope_param.clone();
         app.issuer = s.issuer.clone();
         app.require_iss = require_iss;
         app.pkce = s.pkce;

@@ -112,6 +112,23 @@ fn every_entry_is_complete_and_safe() {
                 problem(format!("`{pointer}` is not a JSON pointer"));
             }
         }
+        if let Some(params) = &entry.token_params {
+            for reserved in [
+                "grant_type",
+                "code",
+                "code_verifier",
+                "redirect_uri",
+                "refresh_token",
+                "device_code",
+                "client_id",
+                "client_secret",
+                "scope",
+            ] {
+                if params.contains_key(reserved) {
+                    problem(format!("token_params sets `{reserved}`"));
+                }
+            }
+        }
         if let Some(params) = &entry.authorize_params {
             for reserved in [
                 "response_type",

@@ -2,6 +2,7 @@
 
 mod any_provider;
 mod catalog;
+mod catalog_quirks;
 mod cli;
 mod co_tenant;
 mod config;

@@ -44,7 +44,7 @@ fn catalog_flows(entry: &host::catalog::CatalogEntry) -> Vec<&'static str> {
 /// The catalog as a Markdown table (the README's list is this output).
 pub(crate) fn catalog_markdown() -> String {
     let mut out = String::from(
-        "| Name | Provider | Flows | Set also | Documentation |\n|---|---|---|---|---|\n",
+        "| Name | Provider | Flows | Set also | Notes | Documentation |\n|---|---|---|---|---|---|\n",
     );
     for (name, entry) in host::catalog::catalog().entries() {
         let flows = catalog_flows(entry);
@@ -60,7 +60,7 @@ pub(crate) fn catalog_markdown() -> String {
             also.push("OpenID Connect".into());
         }
         out.push_str(&format!(
-            "| `{name}` | {} | {} | {} | [docs]({}) |\n",
+            "| `{name}` | {} | {} | {} | {} | [docs]({}) |\n",
             entry.display_name.replace('|', "\\|"),
             flows.join(", "),
             if also.is_empty() {
@@ -68,6 +68,11 @@ pub(crate) fn catalog_markdown() -> String {
             } else {
                 also.join(", ")
             },
+            entry
+                .notes
+                .as_deref()
+                .unwrap_or_default()
+                .replace('|', "\\|"),
             entry.docs
         ));
     }
@@ -104,6 +109,7 @@ fn run_all(ctx: &Context, args: &ProvidersArgs) -> anyhow::Result<()> {
                 "default": ph.default,
             })).collect::<Vec<_>>(),
             "env": host::catalog::env_var(name, "CLIENT_ID"),
+            "notes": entry.notes,
         }));
     }
     if args.json {
@@ -133,6 +139,9 @@ fn run_all(ctx: &Context, args: &ProvidersArgs) -> anyhow::Result<()> {
                 ph["name"].as_str().unwrap_or_default(),
                 ph["description"].as_str().unwrap_or_default()
             );
+        }
+        if let Some(notes) = p["notes"].as_str() {
+            pushln!(text, "{:<22}   note: {notes}", "");
         }
     }
     pushln!(

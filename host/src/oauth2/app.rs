@@ -8,15 +8,31 @@ use url::Url;
 
 use crate::secret::SecretString;
 
-/// How the client authenticates at the token endpoint.
+/// How the client authenticates at the token endpoint, when set.
+///
+/// Unset, a client with a secret uses HTTP Basic (`client_secret_basic`, the RFC 6749
+/// default) and a public client sends its `client_id` in the body.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuth {
-    /// HTTP Basic (`client_secret_basic`), the RFC 6749 default.
+    /// HTTP Basic (`client_secret_basic`); without a secret, Basic with an empty password
+    /// (Reddit's installed apps).
     #[default]
     Basic,
     /// `client_id` and `client_secret` in the request body (`client_secret_post`).
     RequestBody,
+}
+
+/// How token, device and revocation requests carry their parameters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRequestFormat {
+    /// `application/x-www-form-urlencoded`, as RFC 6749 says.
+    #[default]
+    Form,
+    /// A JSON object of strings (`application/json`), for providers that document it
+    /// (Notion).
+    Json,
 }
 
 /// The app credentials of an OAuth2 client.
@@ -48,12 +64,31 @@ pub struct OAuth2AppCredentials {
     /// Scopes asked for when the caller names none.
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// How the client authenticates at the token endpoint.
-    #[serde(default)]
-    pub client_auth: ClientAuth,
+    /// How the client authenticates at the token endpoint; unset, HTTP Basic with a secret
+    /// and `client_id` in the body without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<ClientAuth>,
     /// Extra parameters added to the authorization URL (e.g. `prompt = "consent"`).
     #[serde(default)]
     pub authorize_params: BTreeMap<String, String>,
+    /// Extra parameters added to every token request: code exchange, refresh and device
+    /// polls (e.g. Shopify's `expiring = "1"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub token_params: BTreeMap<String, String>,
+    /// How token, device and revocation requests are encoded: `form` (the default) or
+    /// `json`.
+    #[serde(default, skip_serializing_if = "is_form")]
+    pub token_request: TokenRequestFormat,
+    /// The authorization parameter that carries the scopes, when not `scope` (Slack's
+    /// `user_scope` for a user token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub scope_param: Option<String>,
+    /// The device authorization parameter that carries the scopes, when not `scope`
+    /// (Twitch's `scopes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub device_scope_param: Option<String>,
     /// The authorization server's issuer identifier; when set, a callback's `iss` must equal it
     /// (RFC 9207 mix-up defence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +121,10 @@ fn yes() -> bool {
     true
 }
 
+fn is_form(format: &TokenRequestFormat) -> bool {
+    *format == TokenRequestFormat::Form
+}
+
 impl OAuth2AppCredentials {
     /// App credentials with these endpoints and everything else at its default.
     pub fn new(client_id: impl Into<String>, authorize_url: Url, token_url: Url) -> Self {
@@ -98,8 +137,12 @@ impl OAuth2AppCredentials {
             revocation_url: None,
             redirect_uri: None,
             scopes: Vec::new(),
-            client_auth: ClientAuth::default(),
+            client_auth: None,
             authorize_params: BTreeMap::new(),
+            token_params: BTreeMap::new(),
+            token_request: TokenRequestFormat::Form,
+            scope_param: None,
+            device_scope_param: None,
             issuer: None,
             require_iss: false,
             pkce: true,

@@ -21,7 +21,7 @@ use oauth2::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::app::{ClientAuth, OAuth2AppCredentials};
+use super::app::{ClientAuth, OAuth2AppCredentials, TokenRequestFormat};
 use super::class::{StandardToken, TokenClass};
 use super::error::{ErrorKind, OAuthError, TokenError};
 use super::response::{carried_refresh_token, classify, fields, json_object, nested};
@@ -47,6 +47,22 @@ const RESERVED_PARAMS: &[&str] = &[
     "code_challenge",
     "code_challenge_method",
     "nonce",
+];
+
+/// Token-request parameters the flow sets itself (grants, client authentication) and
+/// `token_params` may not override.
+const RESERVED_TOKEN_PARAMS: &[&str] = &[
+    "grant_type",
+    "code",
+    "code_verifier",
+    "redirect_uri",
+    "refresh_token",
+    "device_code",
+    "client_id",
+    "client_secret",
+    "scope",
+    "token",
+    "token_type_hint",
 ];
 
 /// The name under which the pending state ties itself to this kind of flow.
@@ -146,13 +162,42 @@ impl<C: TokenClass> OAuth2Flow<C> {
                 })?;
             }
         }
+        let scope_param = app.scope_param.as_deref().unwrap_or("scope");
+        if scope_param != "scope" && RESERVED_PARAMS.contains(&scope_param) {
+            return Err(FlowError::config(format!(
+                "providers.{provider}.scope_param: `{}` is another parameter the flow sets itself",
+                crate::text::sanitize(scope_param, 64)
+            )));
+        }
         if let Some(name) = app
             .authorize_params
             .keys()
-            .find(|k| RESERVED_PARAMS.contains(&k.as_str()))
+            .find(|k| RESERVED_PARAMS.contains(&k.as_str()) || k.as_str() == scope_param)
         {
             return Err(FlowError::config(format!(
-                "providers.{provider}.authorize_params.{name}: `{name}` is set by the flow itself"
+                "providers.{provider}.authorize_params.{}: `{}` is set by the flow itself",
+                crate::text::sanitize(name, 64),
+                crate::text::sanitize(name, 64)
+            )));
+        }
+        if let Some(name) = app
+            .token_params
+            .keys()
+            .find(|k| RESERVED_TOKEN_PARAMS.contains(&k.as_str()))
+        {
+            return Err(FlowError::config(format!(
+                "providers.{provider}.token_params.{}: `{}` is set by the flow itself",
+                crate::text::sanitize(name, 64),
+                crate::text::sanitize(name, 64)
+            )));
+        }
+        if let Some(name) = &app.device_scope_param
+            && name != "scope"
+            && RESERVED_TOKEN_PARAMS.contains(&name.as_str())
+        {
+            return Err(FlowError::config(format!(
+                "providers.{provider}.device_scope_param: `{}` is another parameter the flow sets itself",
+                crate::text::sanitize(name, 64)
             )));
         }
         // The same rule for the authorization URL's own query: the URL would otherwise carry
@@ -250,11 +295,19 @@ impl<C: TokenClass> OAuth2Flow<C> {
             )
             .set_revocation_url_option(app.revocation_url.clone().map(RevocationUrl::from_url))
             .set_auth_type(match app.client_auth {
-                ClientAuth::Basic => oauth2::AuthType::BasicAuth,
-                ClientAuth::RequestBody => oauth2::AuthType::RequestBody,
+                None | Some(ClientAuth::Basic) => oauth2::AuthType::BasicAuth,
+                Some(ClientAuth::RequestBody) => oauth2::AuthType::RequestBody,
             });
-        if let Some(secret) = &app.client_secret {
-            client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
+        match (&app.client_secret, app.client_auth) {
+            (Some(secret), _) => {
+                client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
+            }
+            // Basic asked for without a secret: an empty password (the crate sends the id in
+            // the body when there is no secret at all).
+            (None, Some(ClientAuth::Basic)) => {
+                client = client.set_client_secret(ClientSecret::new(String::new()));
+            }
+            (None, _) => {}
         }
         if let Some(redirect) = &app.redirect_uri {
             client = client.set_redirect_uri(RedirectUrl::from_url(redirect.clone()));
@@ -262,38 +315,62 @@ impl<C: TokenClass> OAuth2Flow<C> {
         client
     }
 
-    /// A form POST to one of the provider's endpoints with the client's authentication (HTTP
-    /// Basic, or `client_id`/`client_secret` in the body; a public client sends its id): the one
-    /// way every token, device and revocation request is built.
+    /// A POST to one of the provider's endpoints with the client's authentication (HTTP
+    /// Basic, or `client_id`/`client_secret` in the body; a public client sends its id, or Basic
+    /// with an empty password when `client_auth = "basic"` says so), its parameters a form or,
+    /// with `token_request = "json"`, a JSON object: the one way every token, device and
+    /// revocation request is built.
     pub(crate) fn endpoint_request(
         &self,
         url: &url::Url,
         params: &[(&str, &str)],
     ) -> Result<http::Request<Vec<u8>>, FlowError> {
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.extend_pairs(params);
-        let mut request = http::Request::post(url.as_str())
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(http::header::ACCEPT, "application/json");
-        match (&self.app.client_secret, self.app.client_auth) {
-            (Some(secret), ClientAuth::Basic) => {
+        let mut pairs: Vec<(&str, &str)> = params.to_vec();
+        let mut request =
+            http::Request::post(url.as_str()).header(http::header::ACCEPT, "application/json");
+        let secret = self.app.client_secret.as_ref().map(|s| s.expose());
+        match (secret, self.app.client_auth) {
+            (Some(secret), None | Some(ClientAuth::Basic)) => {
                 request = request.header(
                     http::header::AUTHORIZATION,
-                    basic_auth(&self.app.client_id, secret.expose()),
+                    basic_auth(&self.app.client_id, secret),
+                );
+            }
+            (None, Some(ClientAuth::Basic)) => {
+                request = request.header(
+                    http::header::AUTHORIZATION,
+                    basic_auth(&self.app.client_id, ""),
                 );
             }
             (secret, _) => {
-                form.append_pair("client_id", &self.app.client_id);
+                pairs.push(("client_id", &self.app.client_id));
                 if let Some(secret) = secret {
-                    form.append_pair("client_secret", secret.expose());
+                    pairs.push(("client_secret", secret));
                 }
             }
         }
+        let (content_type, body) = match self.app.token_request {
+            TokenRequestFormat::Form => {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                form.extend_pairs(&pairs);
+                (
+                    "application/x-www-form-urlencoded",
+                    form.finish().into_bytes(),
+                )
+            }
+            TokenRequestFormat::Json => {
+                let object: serde_json::Map<String, serde_json::Value> = pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
+                    .collect();
+                let body = serde_json::to_vec(&object)
+                    .map_err(|e| FlowError::internal("cannot build a request", e))?;
+                ("application/json", body)
+            }
+        };
         request
-            .body(form.finish().into_bytes())
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(body)
             .map_err(|e| FlowError::internal("cannot build a request", e))
     }
 
@@ -340,6 +417,14 @@ impl<C: TokenClass> OAuth2Flow<C> {
         requested_scopes: &[String],
         check: IdTokenCheck<'_>,
     ) -> Result<OAuth2Token, FlowError> {
+        let mut params = params.to_vec();
+        params.extend(
+            self.app
+                .token_params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let params = params.as_slice();
         let request = self.endpoint_request(&self.app.token_url, params)?;
         let received_at = Utc::now();
         let response = self.http.send(request).await.map_err(TokenError::from)?;
@@ -452,12 +537,17 @@ impl<C: TokenClass> AuthFlow for OAuth2Flow<C> {
         let client = self.client();
         let mut request = client.authorize_url(|| CsrfToken::new_random_len(STATE_BYTES));
         let joined;
-        match &self.app.scope_separator {
-            Some(separator) if !scopes.is_empty() => {
+        match (&self.app.scope_param, &self.app.scope_separator) {
+            _ if scopes.is_empty() => {}
+            (Some(param), separator) => {
+                joined = scopes.join(separator.as_deref().unwrap_or(" "));
+                request = request.add_extra_param(param.as_str(), joined.as_str());
+            }
+            (None, Some(separator)) => {
                 joined = scopes.join(separator);
                 request = request.add_extra_param("scope", joined.as_str());
             }
-            _ => request = request.add_scopes(scopes.iter().cloned().map(Scope::new)),
+            (None, None) => request = request.add_scopes(scopes.iter().cloned().map(Scope::new)),
         }
         let mut verifier = String::new();
         if self.app.pkce {

@@ -107,7 +107,10 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
         let scope = scopes.join(app.scope_separator.as_deref().unwrap_or(" "));
         let mut params = Vec::new();
         if !scope.is_empty() {
-            params.push(("scope", scope.as_str()));
+            params.push((
+                app.device_scope_param.as_deref().unwrap_or("scope"),
+                scope.as_str(),
+            ));
         }
         let request = self.inner.endpoint_request(url, &params)?;
         let response = self

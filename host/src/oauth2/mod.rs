@@ -14,7 +14,7 @@ mod device;
 mod error;
 mod response;
 
-pub use app::{ClientAuth, OAuth2AppCredentials};
+pub use app::{ClientAuth, OAuth2AppCredentials, TokenRequestFormat};
 pub use class::{StandardToken, TokenClass};
 pub use code::{AuthorizationError, ID_TOKEN_CLAIMS, OAuth2Client, OAuth2Flow};
 pub(crate) use code::{basic_auth, revocation_retry_wait};

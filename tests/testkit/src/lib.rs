@@ -234,10 +234,12 @@ pub enum Scripted {
 pub struct TokenRequest {
     /// When it arrived.
     pub at: std::time::Instant,
-    /// The form parameters.
+    /// The parameters: the form's, or the JSON object's (`token_request = "json"`).
     pub form: HashMap<String, String>,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
 }
 
 impl TokenRequest {
@@ -335,6 +337,13 @@ struct Inner {
     string_expires_in: std::sync::atomic::AtomicBool,
     /// The query parameters of every `/authorize` request, in order.
     authorize_requests: Mutex<Vec<HashMap<String, String>>>,
+    /// The token and revocation endpoints take only JSON bodies (Notion).
+    json_only: std::sync::atomic::AtomicBool,
+    /// A public client authenticates with HTTP Basic and an empty password, never with its id
+    /// in the body (Reddit's installed apps).
+    basic_public: std::sync::atomic::AtomicBool,
+    /// The parameters of every device authorization request, in order.
+    device_requests: Mutex<Vec<HashMap<String, String>>>,
 }
 
 impl Inner {
@@ -464,6 +473,7 @@ impl TestProvider {
             .route("/device/long", post(device_long))
             .route("/api/user", get(user))
             .route("/api/keycheck", get(keycheck))
+            .route("/api/shop", get(shop))
             .route("/api/items", get(items))
             .route("/api/echo", any(echo))
             .route("/api/empty", any(empty))
@@ -747,6 +757,76 @@ impl TestProvider {
     pub fn authorize_requests(&self) -> Vec<HashMap<String, String>> {
         self.inner.authorize_requests.lock().unwrap().clone()
     }
+
+    /// The token and revocation endpoints take JSON bodies only, as Notion documents; a form
+    /// is refused with 415.
+    pub fn set_json_only(&self, on: bool) {
+        self.inner.json_only.store(on, Ordering::SeqCst);
+    }
+
+    /// A public client must authenticate with HTTP Basic and an empty password (Reddit's
+    /// installed apps); its id alone in the body is refused.
+    pub fn set_basic_public(&self, on: bool) {
+        self.inner.basic_public.store(on, Ordering::SeqCst);
+    }
+
+    /// The parameters of every device authorization request so far, in order.
+    pub fn device_requests(&self) -> Vec<HashMap<String, String>> {
+        self.inner.device_requests.lock().unwrap().clone()
+    }
+}
+
+/// A token or revocation request's parameters and its `Content-Type`.
+type EndpointParams = (HashMap<String, String>, Option<String>);
+
+/// The parameters of a token or revocation request: a form, or (with a JSON content type) a
+/// JSON object of strings; `Err` is the response refusing it (a form when only JSON is taken,
+/// a body that is neither).
+fn endpoint_params(
+    inner: &Inner,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<EndpointParams, Box<Response>> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let json = content_type
+        .as_deref()
+        .is_some_and(|t| t.starts_with("application/json"));
+    if json {
+        let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+            return Err(Box::new(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+            )));
+        };
+        let mut form = HashMap::new();
+        for (k, v) in map {
+            let Value::String(v) = v else {
+                return Err(Box::new(oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                )));
+            };
+            form.insert(k, v);
+        }
+        return Ok((form, content_type));
+    }
+    if inner.json_only.load(Ordering::SeqCst) {
+        return Err(Box::new(
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "JSON bodies only").into_response(),
+        ));
+    }
+    let form = url::form_urlencoded::parse(body).into_owned().collect();
+    Ok((form, content_type))
+}
+
+/// Whether the request is a public client authenticating as `basic_public` wants: HTTP Basic
+/// with the client's id and an empty password.
+fn basic_public_client(inner: &Inner, request: &TokenRequest) -> bool {
+    inner.basic_public.load(Ordering::SeqCst)
+        && request.basic_auth() == Some((CLIENT_ID.to_owned(), String::new()))
 }
 
 /// OpenID Connect discovery.
@@ -945,16 +1025,21 @@ fn oauth_error(status: StatusCode, code: &str) -> Response {
 async fn token(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    body: axum::body::Bytes,
 ) -> Response {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let (form, content_type) = match endpoint_params(&inner, &headers, &body) {
+        Ok(parsed) => parsed,
+        Err(refused) => return *refused,
+    };
     let request = TokenRequest {
         at: std::time::Instant::now(),
         form: form.clone(),
         authorization,
+        content_type,
     };
     inner.requests.lock().unwrap().push(request.clone());
     let delay = inner.refresh_delay_ms.load(Ordering::SeqCst);
@@ -972,9 +1057,13 @@ async fn token(
             form.get("client_secret").cloned().unwrap_or_default(),
         ),
     };
-    let public = inner.public_client.load(Ordering::SeqCst)
-        && request.authorization.is_none()
-        && !form.contains_key("client_secret");
+    let public = if inner.basic_public.load(Ordering::SeqCst) {
+        basic_public_client(&inner, &request)
+    } else {
+        inner.public_client.load(Ordering::SeqCst)
+            && request.authorization.is_none()
+            && !form.contains_key("client_secret")
+    };
     if id != CLIENT_ID || (secret != CLIENT_SECRET && !public) {
         return token_error(&inner, StatusCode::UNAUTHORIZED, "invalid_client");
     }
@@ -1090,6 +1179,7 @@ fn client_authenticated(headers: &HeaderMap, form: Option<&HashMap<String, Strin
     let request = TokenRequest {
         at: std::time::Instant::now(),
         form: form.cloned().unwrap_or_default(),
+        content_type: None,
         authorization: headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -1108,12 +1198,20 @@ fn client_authenticated(headers: &HeaderMap, form: Option<&HashMap<String, Strin
 async fn revoke(
     State(inner): State<Arc<Inner>>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    body: axum::body::Bytes,
 ) -> Response {
+    let (form, content_type) = match endpoint_params(&inner, &headers, &body) {
+        Ok(parsed) => parsed,
+        Err(refused) => return *refused,
+    };
     inner.requests.lock().unwrap().push(TokenRequest {
         at: std::time::Instant::now(),
         form: form.clone(),
-        authorization: None,
+        authorization: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        content_type,
     });
     if let Some(s) = inner.script.lock().unwrap().pop_front() {
         return scripted_response(s);
@@ -1121,7 +1219,16 @@ async fn revoke(
     let public = inner.public_client.load(Ordering::SeqCst)
         && headers.get(header::AUTHORIZATION).is_none()
         && form.get("client_id").map(String::as_str) == Some(CLIENT_ID);
-    if !client_authenticated(&headers, Some(&form)) && !public {
+    let basic_public = basic_public_client(
+        &inner,
+        inner
+            .requests
+            .lock()
+            .unwrap()
+            .last()
+            .expect("just recorded"),
+    );
+    if !client_authenticated(&headers, Some(&form)) && !public && !basic_public {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
     }
     let token = form.get("token").cloned().unwrap_or_default();
@@ -1164,6 +1271,7 @@ async fn device_code(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    inner.device_requests.lock().unwrap().push(form.clone());
     if !client_authenticated(&headers, Some(&form))
         && form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
     {
@@ -1362,6 +1470,28 @@ async fn landing(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Respons
         .to_owned();
     inner.landings.lock().unwrap().push(auth);
     Json(json!({"landed": true})).into_response()
+}
+
+/// Shopify's Admin API: the token in `X-Shopify-Access-Token`, never as a bearer token.
+async fn shop(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get("x-shopify-access-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let live = inner
+        .access_tokens
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|t| t == token);
+    if !live || headers.contains_key(header::AUTHORIZATION) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"errors": "[API] Invalid API key or access token"})),
+        )
+            .into_response();
+    }
+    Json(json!({"shop": {"name": "Acme Store"}})).into_response()
 }
 
 async fn keycheck(headers: HeaderMap) -> Response {

@@ -77,7 +77,7 @@ const RESERVED_ENV_PREFIXES: &[&str] = &["LD_", "DYLD_", "MALLOC_", "BASH_FUNC_"
 
 /// Why `host exec` may not put a token in the variable `name`, if it may not: not a portable
 /// variable name (letters, digits and `_`, not starting with a digit), or one the loader,
-/// shells, language runtimes or `host` itself interpret ([`RESERVED_ENV`]).
+/// shells, language runtimes or `host` itself interpret (`LD_*`, `PATH`, `BASH_ENV`, `HOST_*`, …).
 pub fn env_name_problem(name: &str) -> Option<&'static str> {
     let portable = name
         .chars()

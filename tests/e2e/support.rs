@@ -473,3 +473,39 @@ pub(crate) async fn fed(mut cmd: tokio::process::Command, input: &[u8]) -> Outpu
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Characters that must never reach a terminal from a plugin or provider.
+pub(crate) const UNSAFE: &[char] = &[
+    '\u{1b}', '\u{7}', '\u{9b}', '\u{202e}', '\u{2066}', '\u{200b}',
+];
+
+/// Fails the test when `text` holds a character of [`UNSAFE`].
+pub(crate) fn assert_clean(text: &str) {
+    for c in UNSAFE {
+        assert!(!text.contains(*c), "{c:?} reached the terminal: {text:?}");
+    }
+}
+
+/// A home with the hostile test plugin installed as provider `evil`, configured with `section`.
+pub(crate) async fn hostile(section: &str) -> HostEnv {
+    let env = HostEnv::start().await;
+    env.install_plugin("evil", host_testkit::guests::HOSTILE);
+    env.write_config(&format!(
+        "[plugins]\nallow_http_loopback = true\n[providers.evil]\n{section}\n"
+    ));
+    env
+}
+
+/// `host token` that must refresh (the token lives an hour; it must be valid for more).
+pub(crate) const DUE: &[&str] = &["token", "--provider", "github", "--min-valid", "4000"];
+
+/// A logged-in home whose GitHub revocation goes to the RFC 7009 endpoint.
+pub(crate) async fn logged_in() -> HostEnv {
+    let env = HostEnv::start().await;
+    env.write_config(&format!(
+        "[providers.github]\nrevocation_url = \"{}\"\n",
+        env.provider.url("/revoke")
+    ));
+    env.login_ok().await;
+    env
+}

@@ -128,7 +128,7 @@ async fn one_refresh_for_a_fleet_of_100_processes_on_four_machines() {
 
 #[tokio::test]
 async fn a_process_killed_while_holding_the_lock_releases_it() {
-    let (machines, _db) = four_machines().await;
+    let (machines, db) = four_machines().await;
     let p = &machines[0].provider;
     p.set_ttl(90);
     machines[0].login_ok().await;
@@ -150,8 +150,14 @@ async fn a_process_killed_while_holding_the_lock_releases_it() {
     .unwrap();
     assert!(line.contains("holding the lock"), "{line}");
     let waiting = fleet(&machines, 5);
+    // Killed once a waiter is seen waiting for the lock it holds.
     let killer = async {
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        until_sql(
+            &db,
+            "count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .await;
         holder.start_kill().unwrap();
     };
     let (outs, ()) = tokio::join!(waiting, killer);
@@ -331,7 +337,13 @@ async fn a_table_locked_by_another_session_is_waited_on_for_a_bounded_time() {
             )
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    until_sql(
+        &db,
+        "count(*) > 0 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+         WHERE c.relname = 'host_credentials' AND l.mode = 'AccessExclusiveLock' AND l.granted \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .await;
     let out = env
         .output_with(
             &["token", "--provider", "github", "--min-valid", "0"],

@@ -2,6 +2,7 @@
 //! per test, and homes configured to use it.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use host_testkit::pg::PgCluster;
 
@@ -101,4 +102,26 @@ pub(crate) async fn four_machines() -> (Vec<HostEnv>, String) {
         use_postgres(m, &db, &key);
     }
     (machines, db)
+}
+
+/// Waits until `condition` (an SQL boolean) holds in database `db`, asked every 50 ms, at
+/// most a minute: an event another session's lock makes, instead of a sleep that hopes for it.
+pub(crate) async fn until_sql(db: &str, condition: &str) {
+    let query = format!("SELECT {condition}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let db = db.to_owned();
+        let query = query.clone();
+        let answer = tokio::task::spawn_blocking(move || cluster().psql(&db, &query))
+            .await
+            .unwrap();
+        if answer.trim() == "t" {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never held: {condition}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -154,7 +154,12 @@ async fn a_rekey_of_the_shared_store_is_refused_while_another_machine_runs_one()
             )
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    until_sql(
+        &db,
+        "count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .await;
     let out = env.output(&["store", "rekey"]).await;
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(

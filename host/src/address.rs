@@ -133,6 +133,63 @@ mod tests {
         }
     }
 
+    /// One address of each class that is not public, each refused by its own clause only,
+    /// and the public addresses just outside the classes with ranges (so a clause that is
+    /// dropped, or joined to another, is seen).
+    #[test]
+    fn every_class_that_is_not_public_is_refused_and_its_neighbours_are_not() {
+        for ip in [
+            "0.0.0.0",         // unspecified
+            "0.1.2.3",         // "this network"
+            "127.1.2.3",       // loopback
+            "10.0.0.1",        // private
+            "172.31.255.255",  // private
+            "192.168.255.1",   // private
+            "169.254.1.1",     // link-local
+            "255.255.255.255", // broadcast
+            "192.0.2.1",       // documentation
+            "198.51.100.7",    // documentation
+            "203.0.113.9",     // documentation
+            "224.0.0.1",       // multicast
+            "100.64.0.1",      // shared (carrier-grade NAT)
+            "100.127.255.254", // shared
+            "198.18.0.1",      // benchmarking
+            "198.19.255.254",  // benchmarking
+            "240.0.0.1",       // reserved
+            "::",              // unspecified
+            "::1",             // loopback
+            "ff02::1",         // multicast
+            "fc00::1",         // unique local
+            "fdff::1",         // unique local
+            "fe80::1",         // link-local
+            "febf::1",         // link-local
+            "2001:db8::1",     // documentation
+            "::ffff:192.168.1.1",
+            "64:ff9b::c0a8:101",
+            "2002:c0a8:101::",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip} is not public");
+        }
+        for ip in [
+            "1.1.1.1",
+            "11.0.0.1",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.32.0.1",
+            "198.17.255.255",
+            "198.20.0.1",
+            "223.255.255.254",
+            "2001:db9::1",
+            "fec0::1",
+            "fb00::1",
+            "2a00:1450::1",
+            "::ffff:1.1.1.1",
+            "64:ff9b::101:101",
+        ] {
+            assert!(is_public(ip.parse().unwrap()), "{ip} is public");
+        }
+    }
+
     #[test]
     fn only_https_urls_are_openable() {
         assert_eq!(

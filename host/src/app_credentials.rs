@@ -9,7 +9,6 @@
 //! Validation messages never quote the offending value: a mistyped secret must not end up in a
 //! terminal, a log or a bug report.
 
-use std::any::TypeId;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -30,8 +29,11 @@ impl<T: DeserializeOwned + JsonSchema + Send + Sync + 'static> AppCredentials fo
 /// Building a validator is most of what checking app credentials costs a short-lived process
 /// (~200 µs cold, against ~10 µs for the generated one), and schemars making the schema another
 /// ~50 µs. The schema is kept as a file under `host/schemas/`, which a test holds equal to what
-/// schemars makes of the type (`compiled_schema!` declares both). Listed in [`compiled`],
-/// which [`ProviderSection::parse`](crate::ProviderSection::parse) asks.
+/// schemars makes of the type (`compiled_schema!` declares both). The provider that owns the
+/// type checks its sections with
+/// [`ProviderSection::parse_compiled`](crate::ProviderSection::parse_compiled): no list here
+/// names the types (a list of implementations in this low module would import every provider
+/// and close a circle).
 pub(crate) trait CompiledSchema: AppCredentials {
     /// The type's schema (parsed once per process).
     fn schema() -> &'static Value;
@@ -39,42 +41,8 @@ pub(crate) trait CompiledSchema: AppCredentials {
     fn iter_errors(value: &Value) -> jsonschema::ErrorIterator<'_>;
 }
 
-/// A type's compiled validator and schema, as [`CompiledSchema`] gives them.
-#[derive(Clone, Copy)]
-pub(crate) struct Compiled {
-    id: TypeId,
-    /// The type's schema.
-    pub(crate) schema: fn() -> &'static Value,
-    /// The generated validator.
-    pub(crate) iter_errors: for<'a> fn(&'a Value) -> jsonschema::ErrorIterator<'a>,
-}
-
-impl Compiled {
-    fn of<C: CompiledSchema>() -> Self {
-        Self {
-            id: TypeId::of::<C>(),
-            schema: C::schema,
-            iter_errors: C::iter_errors,
-        }
-    }
-}
-
-/// The built-in app-credentials types with a compiled validator.
-pub(crate) fn built_in() -> [Compiled; 2] {
-    [
-        Compiled::of::<crate::github::GitHubAppCredentials>(),
-        Compiled::of::<crate::configured::ProviderSettings>(),
-    ]
-}
-
-/// `C`'s compiled validator, when it is a built-in type that has one.
-pub(crate) fn compiled<C: 'static>() -> Option<Compiled> {
-    built_in().into_iter().find(|c| c.id == TypeId::of::<C>())
-}
-
 /// Declares [`CompiledSchema`] for `$ty` with the schema file `$file` (relative to `host/`): the
-/// validator generated from it, and the schema itself read from the program's own copy. The
-/// type goes into [`built_in`] too.
+/// validator generated from it, and the schema itself read from the program's own copy.
 macro_rules! compiled_schema {
     ($ty:ty, $validator:ident, $file:literal) => {
         #[jsonschema::validator(path = $file, validate_formats = true)]
@@ -100,6 +68,31 @@ macro_rules! compiled_schema {
     };
 }
 pub(crate) use compiled_schema;
+
+/// Whether the schema file `file` a type's validator is generated from is what schemars makes
+/// of the type now: `None` when it is; else what is stale. With `HOST_WRITE_SCHEMAS` set, a
+/// stale file is written again (and still reported: the next build generates the validator
+/// from it, the next run checks it). Each owner of a [`CompiledSchema`] type tests its own.
+#[cfg(test)]
+pub(crate) fn stale_schema_file<C: CompiledSchema>(file: &str) -> Option<String> {
+    let now = serde_json::to_value(schemars::schema_for!(C)).unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    let kept: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).expect("JSON");
+    if kept != now && std::env::var_os("HOST_WRITE_SCHEMAS").is_some() {
+        let text = serde_json::to_string_pretty(&now).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+        return Some(format!(
+            "{file} (written again: build and run the test again)"
+        ));
+    }
+    // The program's own copy is the file (read from it at build time).
+    assert_eq!(C::schema(), &kept, "{file}: the program's copy");
+    (kept != now).then(|| {
+        format!(
+            "{file} no longer matches its type: HOST_WRITE_SCHEMAS=1 cargo test -p host schema_file"
+        )
+    })
+}
 
 /// Where a configuration value came from, or where it could be set.
 #[derive(Debug, Clone, PartialEq, Eq)]

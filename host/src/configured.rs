@@ -169,7 +169,7 @@ pub(crate) fn is_oauth2_section(section: &ProviderSection) -> bool {
 pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, ValidationError> {
     let mut value = section.value().clone();
     let Some(map) = value.as_object_mut() else {
-        return section.parse();
+        return section.parse_compiled();
     };
     // Every `{name}` in a text setting, with the first setting that uses it.
     let mut used: BTreeMap<String, String> = BTreeMap::new();
@@ -189,9 +189,8 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
     }
     // A placeholder is a name of its own (`{tenant}`), never a setting (filling it would use
     // the setting up) nor a secret (which would end up in a URL).
-    let settings_schema = crate::app_credentials::compiled::<ProviderSettings>()
-        .map(|c| (c.schema)())
-        .and_then(|schema| schema.get("properties"));
+    let settings_schema =
+        <ProviderSettings as crate::app_credentials::CompiledSchema>::schema().get("properties");
     let mut fills = BTreeMap::new();
     for (name, used_by) in &used {
         if crate::config::is_secret(name) || settings_schema.is_some_and(|p| p.get(name).is_some())
@@ -259,7 +258,7 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
         }
     }
     let filled = section.with_value(value);
-    let settings: ProviderSettings = filled.parse()?;
+    let settings: ProviderSettings = filled.parse_compiled()?;
     // Plain http only to loopback, as every request will insist: said here, where the setting
     // is named (`host providers` shows the section invalid, not "valid" until a login fails).
     let issuer = settings.issuer.as_deref().and_then(|i| Url::parse(i).ok());
@@ -543,5 +542,25 @@ impl AuthFlow for ConfiguredFlow {
                 _ => None,
             })
             .map(|s| sanitize(&s, 100)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema file the compiled validator is generated from is what schemars makes of the
+    /// type now (`HOST_WRITE_SCHEMAS=1 cargo test -p host schema_file` writes it again).
+    #[test]
+    fn the_compiled_schema_file_is_the_types_schema() {
+        let stale = crate::app_credentials::stale_schema_file::<ProviderSettings>(
+            "schemas/configured.json",
+        );
+        assert!(stale.is_none(), "{stale:?}");
+    }
+
+    #[test]
+    fn the_compiled_validator_finds_what_the_run_time_one_finds() {
+        crate::section::compiled_tests::agrees_with_the_run_time_validator::<ProviderSettings>();
     }
 }

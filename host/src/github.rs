@@ -18,13 +18,14 @@ use url::Url;
 
 use std::sync::Arc;
 
+use crate::app_credentials::ValidationError;
 use crate::config::{Alias, Config, Defaults};
 use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
 };
 use crate::http::{HttpClient, HttpPolicy};
 use crate::oauth2::{ErrorKind, Grant, OAuth2AppCredentials, OAuth2Flow, TokenClass, TokenError};
-use crate::provider::{Provider, ProviderBuilder, ProviderError, ProviderSource};
+use crate::provider::{Provider, ProviderBuilder, ProviderContext, ProviderError, ProviderSource};
 use crate::text::sanitize;
 
 /// The provider's name.
@@ -102,8 +103,13 @@ impl GitHub {
 
     /// The app credentials, validated.
     pub fn app_credentials(&self) -> Result<GitHubAppCredentials, crate::ValidationError> {
-        self.provider.context().app_credentials()
+        app_credentials(self.provider.context())
     }
+}
+
+/// The provider's app credentials, checked with their compiled validator.
+fn app_credentials(ctx: &ProviderContext) -> Result<GitHubAppCredentials, ValidationError> {
+    ctx.section().parse_compiled()
 }
 
 /// The `github` provider's builder, for adding flows.
@@ -111,17 +117,18 @@ pub(crate) fn builder(config: &Config) -> ProviderBuilder {
     let policy = config.http_policy();
     Provider::builder(NAME, config.provider_section(NAME))
         .source(ProviderSource::BuiltIn)
-        .app_credentials::<GitHubAppCredentials>()
+        // Checked by the validator generated for the type at build time (its own, not a list's).
+        .checker(|section| section.parse_compiled::<GitHubAppCredentials>().map(drop))
         .flow(OAUTH2_FLOW, {
             let policy = policy.clone();
             move |ctx| {
                 let policy = policy.clone();
-                async move { GitHubFlow::new(ctx.name(), ctx.app_credentials()?, policy) }
+                async move { GitHubFlow::new(ctx.name(), app_credentials(&ctx)?, policy) }
             }
         })
         .flow(DEVICE_FLOW, move |ctx| {
             let policy = policy.clone();
-            async move { GitHubFlow::device(ctx.name(), ctx.app_credentials()?, policy) }
+            async move { GitHubFlow::device(ctx.name(), app_credentials(&ctx)?, policy) }
         })
         .default_flow(OAUTH2_FLOW)
 }
@@ -407,5 +414,26 @@ impl TokenClass for GitHubToken {
         if new.refresh_token_expires_at.is_none() {
             new.refresh_token_expires_at = old.refresh_token_expires_at;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema file the compiled validator is generated from is what schemars makes of the
+    /// type now (`HOST_WRITE_SCHEMAS=1 cargo test -p host schema_file` writes it again).
+    #[test]
+    fn the_compiled_schema_file_is_the_types_schema() {
+        let stale = crate::app_credentials::stale_schema_file::<GitHubAppCredentials>(
+            "schemas/github.json",
+        );
+        assert!(stale.is_none(), "{stale:?}");
+    }
+
+    #[test]
+    fn the_compiled_validator_finds_what_the_run_time_one_finds() {
+        crate::section::compiled_tests::agrees_with_the_run_time_validator::<GitHubAppCredentials>(
+        );
     }
 }

@@ -26,6 +26,7 @@ mod spawnable;
 mod stated_limits;
 mod store_files;
 mod store_keys;
+mod structure;
 mod support;
 mod terminal_output;
 mod token_endpoint;

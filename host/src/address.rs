@@ -208,6 +208,23 @@ mod tests {
         ] {
             assert!(openable_url(bad, true).is_err(), "{bad}");
         }
+        // Each refusal says why.
+        assert_eq!(
+            openable_url("http://x.example/", true),
+            Err("is plain http (only https may be opened)")
+        );
+        assert_eq!(
+            openable_url("javascript:alert(1)", true),
+            Err("does not use https")
+        );
+        // The length limit is the longest URL that is shown, not one less.
+        let at_limit = format!("https://x.example/{}", "a".repeat(MAX_URL_LEN - 18));
+        assert_eq!(at_limit.len(), MAX_URL_LEN);
+        assert!(openable_url(&at_limit, false).is_ok());
+        assert_eq!(
+            openable_url(&format!("{at_limit}a"), false),
+            Err("is too long")
+        );
         assert!(openable_url("http://127.0.0.1:9/cb", true).is_ok());
         assert!(openable_url("http://127.0.0.1:9/cb", false).is_err());
         assert!(openable_url(&format!("https://x.example/{}", "a".repeat(5000)), false).is_err());

@@ -106,4 +106,34 @@ mod tests {
             "a\n\tb[2Jc"
         );
     }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot refresh")]
+    struct Outer(#[source] Transparent);
+
+    /// Says exactly what its cause says, as `#[error(transparent)]` layers do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Transparent(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection refused")]
+    struct Inner;
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        assert_eq!(
+            error_chain(&Outer(Transparent(Inner))),
+            "cannot refresh: connection refused"
+        );
+        assert_eq!(error_chain(&Inner), "connection refused");
+    }
+
+    #[test]
+    fn the_nearest_known_name_is_offered_only_when_close() {
+        let known = ["timeout_secs", "proxy", "max_body_bytes"];
+        assert_eq!(nearest("timeout_sec", known), Some("timeout_secs"));
+        assert_eq!(nearest("proxxy", known), Some("proxy"));
+        assert_eq!(nearest("colour", known), None);
+    }
 }

@@ -106,6 +106,9 @@ mod tests {
                 .is_err()
         );
         assert!(format!("{p:?}").contains("redacted"));
+        // 64 KiB is kept, a byte more refused.
+        assert_eq!(MAX_PENDING_BYTES, 65_536);
+        assert!(Pending::seal("a", "b", &vec![0; MAX_PENDING_BYTES]).is_ok());
         assert!(Pending::seal("a", "b", &vec![0; MAX_PENDING_BYTES + 1]).is_err());
         let j = Pending::seal_json("a", "b", &vec![1, 2]).unwrap();
         assert_eq!(j.open_json::<Vec<u8>>("a", "b").unwrap(), vec![1, 2]);

@@ -98,6 +98,10 @@ mod tests {
     fn opens_only_for_its_provider_and_flow() {
         let p = Pending::seal("github", "oauth2", b"state\0with nul").unwrap();
         assert_eq!(p.open("github", "oauth2").unwrap(), b"state\0with nul");
+        // The layout plugins and stores keep: provider, flow, state, NUL-separated.
+        assert_eq!(p.as_bytes(), b"github\0oauth2\0state\0with nul");
+        let again = Pending::from_bytes(p.as_bytes().to_vec());
+        assert_eq!(again.open("github", "oauth2").unwrap(), b"state\0with nul");
         assert!(p.open("github", "device").is_err());
         assert!(p.open("gitlab", "oauth2").is_err());
         assert!(

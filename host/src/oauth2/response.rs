@@ -399,6 +399,62 @@ mod tests {
         classify(&resp(status, body), &|_| None)
     }
 
+    /// What mutation testing found unpinned: the token length limit, `"error": null`, the
+    /// unavailable statuses, the kind named for a body that is no object, the extras kept,
+    /// the carried refresh token.
+    #[test]
+    fn the_parsers_edges_are_where_they_are_said_to_be() {
+        // 16 KiB of token is accepted, a byte more refused.
+        assert_eq!(MAX_TOKEN_LEN, 16_384);
+        assert!(token_text("a".repeat(MAX_TOKEN_LEN), "access_token").is_ok());
+        assert!(token_text("a".repeat(MAX_TOKEN_LEN + 1), "access_token").is_err());
+        // `"error": null` or empty is no error.
+        for error in [json!(null), json!("")] {
+            let t = run(
+                200,
+                json!({"access_token": "a", "token_type": "bearer", "error": error}),
+            );
+            assert!(t.is_ok(), "{error}");
+        }
+        // 429 and 503 are "try later", each of them.
+        for status in [429, 503] {
+            assert!(
+                matches!(
+                    run(status, json!({})),
+                    Err(TokenError::Unavailable { status: s, .. }) if s == status
+                ),
+                "{status}"
+            );
+        }
+        // What a body that is no object is, by name.
+        for (body, kind) in [
+            (json!([1]), "an array"),
+            (json!("x"), "a string"),
+            (json!(7), "a number"),
+            (json!(true), "a boolean"),
+            (json!(null), "null"),
+        ] {
+            assert!(
+                matches!(run(200, body.clone()), Err(TokenError::NotObject { found }) if found == kind),
+                "{body}"
+            );
+        }
+        // The provider's other fields are kept as the token's extras.
+        let fields = run(
+            200,
+            json!({"access_token": "a", "token_type": "bearer", "team": "T1"}),
+        )
+        .unwrap();
+        let token = fields
+            .into_token(&crate::oauth2::StandardToken, Utc::now(), &[])
+            .unwrap();
+        assert_eq!(token.extra.0.get("team"), Some(&json!("T1")));
+        // A refresh token carried by any answer is found.
+        let map = json!({"refresh_token": "rt-1", "token_type": "mac"});
+        let carried = carried_refresh_token(map.as_object().unwrap());
+        assert_eq!(carried.as_ref().map(|s| s.expose()), Some("rt-1"));
+    }
+
     #[test]
     fn lenient_where_providers_are() {
         let t = run(200, json!({"access_token":"a","token_type":"Bearer","expires_in":"3600","scope":"repo,gist"}))

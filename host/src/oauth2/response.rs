@@ -449,6 +449,18 @@ mod tests {
             .into_token(&crate::oauth2::StandardToken, Utc::now(), &[])
             .unwrap();
         assert_eq!(token.extra.0.get("team"), Some(&json!("T1")));
+        // A secret (an API key, a password) may not hold a space or a format character, each.
+        assert!(secret_text("k3y-ü".into(), "key").is_ok());
+        assert!(secret_text("a b".into(), "key").is_err());
+        assert!(secret_text("a\u{202e}b".into(), "key").is_err());
+        assert!(secret_text(String::new(), "key").is_err());
+        // A nested token is found at its pointer, and only there.
+        let answer =
+            json!({"ok": true, "authed_user": {"access_token": "u", "token_type": "user"}});
+        let inner = nested(answer.as_object().unwrap().clone(), "/authed_user").unwrap();
+        assert_eq!(inner.get("access_token"), Some(&json!("u")));
+        assert!(nested(answer.as_object().unwrap().clone(), "/ok").is_err());
+        assert!(nested(answer.as_object().unwrap().clone(), "/missing").is_err());
         // A refresh token carried by any answer is found.
         let map = json!({"refresh_token": "rt-1", "token_type": "mac"});
         let carried = carried_refresh_token(map.as_object().unwrap());

@@ -461,6 +461,24 @@ mod tests {
         assert_eq!(inner.get("access_token"), Some(&json!("u")));
         assert!(nested(answer.as_object().unwrap().clone(), "/ok").is_err());
         assert!(nested(answer.as_object().unwrap().clone(), "/missing").is_err());
+        // A provider's own token types are accepted only when configured; bearer always.
+        let typed = |t: &str, types: &[String]| {
+            let map = json!({"access_token": "a", "token_type": t});
+            super::fields(map.as_object().unwrap().clone(), types)
+        };
+        assert!(typed("user", &["User".to_owned()]).is_ok());
+        assert!(typed("user", &[]).is_err());
+        assert!(typed("BEARER", &[]).is_ok());
+        // 256 scopes are kept, 257 refused.
+        let scopes = |n: usize| {
+            let list: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+            run(
+                200,
+                json!({"access_token": "a", "token_type": "bearer", "scope": list.join(" ")}),
+            )
+        };
+        assert_eq!(scopes(MAX_SCOPES).unwrap().scopes.unwrap().len(), MAX_SCOPES);
+        assert!(scopes(MAX_SCOPES + 1).is_err());
         // A refresh token carried by any answer is found.
         let map = json!({"refresh_token": "rt-1", "token_type": "mac"});
         let carried = carried_refresh_token(map.as_object().unwrap());

@@ -154,6 +154,28 @@ fn copy_tree(from: &Path, to: &Path) {
     assert!(status.success());
 }
 
+/// The co-tenant's move: the data folder open to all (a careless set-up), a copy of the cache
+/// changed by `plant` and given to the other user, then, as that user, the real cache moved
+/// aside (`cache.moved`) and the copy put in its place.
+async fn replace_cache(env: &HostEnv, plant: impl FnOnce(&Path)) {
+    open_data_folder(env);
+    let data = env.data_dir();
+    let staging = env.home.path().join("staging");
+    std::fs::create_dir(&staging).unwrap();
+    copy_tree(&data.join("cache"), &staging.join("cache"));
+    plant(&staging.join("cache"));
+    give_to_other(&staging);
+    chmod(env.home.path(), 0o711);
+    as_other_user(&format!(
+        "mv '{}/cache' '{}/cache.moved' && mv '{}/cache' '{}/cache'",
+        data.display(),
+        data.display(),
+        staging.display(),
+        data.display()
+    ))
+    .await;
+}
+
 #[tokio::test]
 async fn a_plugin_cache_planted_by_another_user_is_ignored_and_rebuilt() {
     let env = HostEnv::start().await;
@@ -183,22 +205,8 @@ async fn a_plugin_cache_planted_by_another_user_is_ignored_and_rebuilt() {
     });
 
     // The co-tenant moves the cache aside and puts their own in its place.
-    open_data_folder(&env);
-    let staging = env.home.path().join("staging");
-    std::fs::create_dir(&staging).unwrap();
-    copy_tree(&cache, &staging.join("cache"));
-    plant(&staging.join("cache"), mine[0], theirs[0]);
-    give_to_other(&staging);
-    chmod(env.home.path(), 0o711);
     let data = env.data_dir();
-    as_other_user(&format!(
-        "mv '{}/cache' '{}/cache.moved' && mv '{}/cache' '{}/cache'",
-        data.display(),
-        data.display(),
-        staging.display(),
-        data.display()
-    ))
-    .await;
+    replace_cache(&env, |cache| plant(cache, mine[0], theirs[0])).await;
 
     let (seen, log) = inspect(&env, &plugin).await;
     assert_eq!(shown(&seen), shown(&genuine), "the planted entry was used");
@@ -291,27 +299,14 @@ async fn a_discovery_document_planted_by_another_user_is_ignored_and_fetched_aga
     // The co-tenant's token endpoint, which would get the code, the PKCE verifier and the
     // client secret.
     let (port, seen) = crate::support::raw_server(async |_, _, _| {}).await;
-    let cache = env.data_dir().join("cache");
-    let staging = env.home.path().join("staging");
-    std::fs::create_dir(&staging).unwrap();
-    copy_tree(&cache, &staging.join("cache"));
-    for entry in std::fs::read_dir(staging.join("cache/oidc")).unwrap() {
-        let path = entry.unwrap().path();
-        let mut doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        doc["document"]["token_endpoint"] = format!("http://127.0.0.1:{port}/token").into();
-        std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
-    }
-    give_to_other(&staging);
-    open_data_folder(&env);
-    chmod(env.home.path(), 0o711);
-    let data = env.data_dir();
-    as_other_user(&format!(
-        "mv '{}/cache' '{}/cache.moved' && mv '{}/cache' '{}/cache'",
-        data.display(),
-        data.display(),
-        staging.display(),
-        data.display()
-    ))
+    replace_cache(&env, |cache| {
+        for entry in std::fs::read_dir(cache.join("oidc")).unwrap() {
+            let path = entry.unwrap().path();
+            let mut doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            doc["document"]["token_endpoint"] = format!("http://127.0.0.1:{port}/token").into();
+            std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+        }
+    })
     .await;
 
     let (out, _) = login().await;

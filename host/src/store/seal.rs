@@ -354,6 +354,52 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_named_by_id_and_read_only_from_a_private_file_of_ours() {
+        let key = StoreKey::generate(KeySource::Env).unwrap();
+        let shown = format!("{key:?}");
+        assert!(shown.contains("StoreKey") && shown.contains(key.id()), "{shown}");
+        assert_eq!(key.id().len(), 12);
+        let other = StoreKey::generate(KeySource::Env).unwrap();
+        assert_ne!(key.id(), other.id());
+        let ring = KeyRing {
+            current: key.clone(),
+            previous: Some(other.clone()),
+        };
+        assert_eq!(ring.by_id(key.id()).unwrap().id(), key.id());
+        assert_eq!(ring.by_id(other.id()).unwrap().id(), other.id());
+        assert!(ring.by_id("nope").is_none());
+        assert_eq!(
+            previous_key_file(Path::new("/k/store.key")),
+            Path::new("/k/store.key.previous")
+        );
+        // A key file: read back; refused when others may read it, or when another user's.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.key");
+        key.write(&path).unwrap();
+        assert_eq!(StoreKey::read(&path).unwrap().id(), key.id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+            assert!(matches!(StoreKey::read(&path), Err(KeyError::Exposed { .. })));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if crate::private_fs::euid() == 0 {
+                std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+                assert!(matches!(
+                    StoreKey::read(&path),
+                    Err(KeyError::NotOurs { owner: 65534, .. })
+                ));
+            }
+        }
+        std::fs::write(&path, "not base64\n").unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::chown(&path, Some(crate::private_fs::euid()), None).ok();
+        }
+        assert!(matches!(StoreKey::read(&path), Err(KeyError::Malformed { .. })));
+    }
+
+    #[test]
     fn the_first_key_wins_and_is_never_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.key");

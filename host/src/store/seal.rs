@@ -413,5 +413,9 @@ mod tests {
         assert_eq!(StoreKey::read(&path).unwrap().id(), a.id());
         let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "no temp files are left");
+        // Only "someone else made it first" reads as losing the race: any other failure (here
+        // a name too long for the file system) is an error, not a key to read back.
+        let too_long = dir.path().join("k".repeat(300));
+        assert!(matches!(a.write_new(&too_long), Err(KeyError::Io { .. })));
     }
 }

@@ -344,6 +344,13 @@ mod tests {
         assert!(key.open("gitlab", "default", &sealed).is_none());
         let other = StoreKey::generate(KeySource::Env).unwrap();
         assert!(other.open("github", "default", &sealed).is_none());
+        // Shorter than a nonce, or a nonce and nothing: nothing opens, nothing panics.
+        assert!(key.open("github", "default", &sealed[..5]).is_none());
+        assert!(
+            key.open("github", "default", &sealed[..NONCE_LEN])
+                .is_none()
+        );
+        assert!(key.open("github", "default", &[]).is_none());
         let mut flipped = sealed.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert!(key.open("github", "default", &flipped).is_none());
@@ -357,7 +364,10 @@ mod tests {
     fn keys_are_named_by_id_and_read_only_from_a_private_file_of_ours() {
         let key = StoreKey::generate(KeySource::Env).unwrap();
         let shown = format!("{key:?}");
-        assert!(shown.contains("StoreKey") && shown.contains(key.id()), "{shown}");
+        assert!(
+            shown.contains("StoreKey") && shown.contains(key.id()),
+            "{shown}"
+        );
         assert_eq!(key.id().len(), 12);
         let other = StoreKey::generate(KeySource::Env).unwrap();
         assert_ne!(key.id(), other.id());
@@ -372,16 +382,23 @@ mod tests {
             previous_key_file(Path::new("/k/store.key")),
             Path::new("/k/store.key.previous")
         );
-        // A key file: read back; refused when others may read it, or when another user's.
+        // A key file: written into a folder made for it (owner-only), read back; refused when
+        // others may read it, or when another user's. A bare file name needs no folder.
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.key");
+        let path = dir.path().join("new/store.key");
+        assert!(create_missing_dir(Path::new("store.key")).is_ok());
         key.write(&path).unwrap();
         assert_eq!(StoreKey::read(&path).unwrap().id(), key.id());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
+            let folder = std::fs::metadata(dir.path().join("new")).unwrap();
+            assert_eq!(folder.permissions().mode() & 0o777, 0o700);
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-            assert!(matches!(StoreKey::read(&path), Err(KeyError::Exposed { .. })));
+            assert!(matches!(
+                StoreKey::read(&path),
+                Err(KeyError::Exposed { .. })
+            ));
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
             if crate::private_fs::euid() == 0 {
                 std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
@@ -396,7 +413,10 @@ mod tests {
         {
             std::os::unix::fs::chown(&path, Some(crate::private_fs::euid()), None).ok();
         }
-        assert!(matches!(StoreKey::read(&path), Err(KeyError::Malformed { .. })));
+        assert!(matches!(
+            StoreKey::read(&path),
+            Err(KeyError::Malformed { .. })
+        ));
     }
 
     #[test]

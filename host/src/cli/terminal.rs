@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn text_lines_and_characters_split_between_chunks_are_kept() {
-        let text = "{\"name\": \"Zoë — 東京\"}\r\n\tnext\n";
+        let text = "{\"name\": \"Zoë — 東京 😀\"}\r\n\tnext\n";
         let bytes = text.as_bytes();
         // Every split point, through the middle of each multi-byte character and the `\r\n`.
         for at in 0..=bytes.len() {

@@ -477,7 +477,10 @@ mod tests {
                 json!({"access_token": "a", "token_type": "bearer", "scope": list.join(" ")}),
             )
         };
-        assert_eq!(scopes(MAX_SCOPES).unwrap().scopes.unwrap().len(), MAX_SCOPES);
+        assert_eq!(
+            scopes(MAX_SCOPES).unwrap().scopes.unwrap().len(),
+            MAX_SCOPES
+        );
         assert!(scopes(MAX_SCOPES + 1).is_err());
         // A refresh token carried by any answer is found.
         let map = json!({"refresh_token": "rt-1", "token_type": "mac"});

@@ -16,7 +16,7 @@ pub(crate) struct ProvidersArgs {
     /// with just a client id.
     #[arg(long)]
     all: bool,
-    /// With --all: print the catalog as the Markdown table in the README.
+    /// With --all: print the catalog as the Markdown table of docs/providers.md.
     #[arg(long, requires = "all")]
     markdown: bool,
 }
@@ -41,7 +41,7 @@ fn catalog_flows(entry: &host::catalog::CatalogEntry) -> Vec<&'static str> {
     flows
 }
 
-/// The catalog as a Markdown table (the README's list is this output).
+/// The catalog as a Markdown table (docs/providers.md lists this output).
 pub(crate) fn catalog_markdown() -> String {
     let mut out = String::from(
         "| Name | Provider | Flows | Set also | Notes | Documentation |\n|---|---|---|---|---|---|\n",

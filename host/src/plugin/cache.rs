@@ -161,16 +161,23 @@ impl CacheDir {
     /// The MAC of `parts` for the cache file `name` (what it authenticates includes the name:
     /// a file of ours moved under another name does not check).
     fn mac(&self, kind: &str, name: &str, parts: &[&[u8]]) -> blake3::Hash {
+        let mut hasher = self.framed(kind, name);
+        for part in parts {
+            hasher.update(part);
+        }
+        hasher.finalize()
+    }
+
+    /// The keyed hasher every MAC of the cache starts from: the format, the kind of file and
+    /// its name, then the content.
+    fn framed(&self, kind: &str, name: &str) -> blake3::Hasher {
         let mut hasher = blake3::Hasher::new_keyed(&self.key);
         hasher.update(b"host-cache-v2\0");
         hasher.update(kind.as_bytes());
         hasher.update(b"\0");
         hasher.update(name.as_bytes());
         hasher.update(b"\0");
-        for part in parts {
-            hasher.update(part);
-        }
-        hasher.finalize()
+        hasher
     }
 
     /// The index entry `key`, if there is one of this format, ours and authentic.
@@ -254,13 +261,9 @@ impl CacheDir {
         let Some(expected) = read_own(&mac_path(&artifact.path), 64) else {
             return false;
         };
-        let name = file_name(&artifact.path);
-        let mut hasher = blake3::Hasher::new_keyed(&self.key);
-        // The same framing as `mac`, then the artifact's bytes, mapped (an artifact can be
-        // tens of MiB) from the file that was opened and checked, not the name again.
-        hasher.update(b"host-cache-v2\0artifact\0");
-        hasher.update(name.as_bytes());
-        hasher.update(b"\0");
+        // The artifact's bytes, mapped (an artifact can be tens of MiB) from the file that was
+        // opened and checked, not the name again.
+        let mut hasher = self.framed("artifact", &file_name(&artifact.path));
         if hasher.update_mmap(artifact.open_path()).is_err() {
             return false;
         }

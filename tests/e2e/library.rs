@@ -36,15 +36,7 @@ async fn the_login_example_logs_in_and_prints_a_token_the_cli_shares() {
     let (url, _) = read_url(&mut stderr).await;
     // The test browser approves; the example's listener gets the callback.
     let callback = browser_redirect(&url).await;
-    let page = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(&callback)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
+    assert_eq!(crate::support::land_on(&callback).await, 200);
     let mut stdout = String::new();
     child
         .stdout

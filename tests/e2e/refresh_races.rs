@@ -118,15 +118,7 @@ async fn an_older_refresh_never_replaces_a_newer_login() {
         }
     };
     let callback = crate::support::browser_redirect(&url).await;
-    let page = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(&callback)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
+    assert_eq!(crate::support::land_on(&callback).await, 200);
     assert!(login.wait().await.unwrap().success());
     let out = env.output(&["token", "--provider", "github"]).await;
     let stored = out.stdout.trim();

@@ -379,6 +379,21 @@ pub(crate) fn free_port() -> u16 {
     socket.local_addr().unwrap().port()
 }
 
+/// What the browser gets when it lands on `callback` (the loopback listener's page): its
+/// status.
+pub(crate) async fn land_on(callback: &str) -> u16 {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(callback)
+        .send()
+        .await
+        .expect("the callback answers")
+        .status()
+        .as_u16()
+}
+
 /// The callback URL the provider sends the browser to.
 pub(crate) async fn browser_redirect(authorization_url: &str) -> String {
     let client = reqwest::Client::builder()

@@ -10,7 +10,8 @@ use crate::github::{self, GitHub};
 use crate::login::{LoginError, LoginOptions, LoginUi, login};
 use crate::names::BadName;
 use crate::provider::{Provider, ProviderError, Registry};
-use crate::store::{FreshError, Record, Store, StoreError};
+use crate::renewal::{self, RenewError};
+use crate::store::{Record, Store, StoreError};
 
 /// How close to its expiry a token is refreshed by [`App::token`].
 pub const DEFAULT_MIN_VALID: Duration = Duration::from_secs(60);
@@ -310,7 +311,7 @@ impl App {
     ) -> Result<Record, AppError> {
         let handle = self.provider(provider)?;
         let skew = chrono::Duration::from_std(min_valid).unwrap_or(chrono::Duration::MAX);
-        Ok(self.store.fresh(&handle, account, skew).await?)
+        Ok(renewal::fresh(&self.store, &handle, account, skew).await?)
     }
 }
 
@@ -349,7 +350,7 @@ pub enum AppError {
     Store(#[from] StoreError),
     /// The stored credential cannot be had fresh.
     #[error(transparent)]
-    Fresh(#[from] FreshError),
+    Renew(#[from] RenewError),
     /// A setting is unusable.
     #[error("{0}")]
     Config(String),
@@ -365,7 +366,7 @@ impl AppError {
     /// The flow error at the bottom of this one, if a flow failed.
     pub fn flow_error(&self) -> Option<&FlowError> {
         match self {
-            AppError::Fresh(FreshError::Refresh { source, .. }) => Some(source),
+            AppError::Renew(RenewError::Renew { source, .. }) => Some(source),
             AppError::Login(
                 LoginError::Start(e) | LoginError::Refused(e) | LoginError::Failed(e),
             ) => Some(e),
@@ -382,7 +383,7 @@ impl AppError {
     pub fn not_logged_in(&self) -> bool {
         match self {
             AppError::Store(e) => e.needs_login(),
-            AppError::Fresh(FreshError::Store(e)) => e.needs_login(),
+            AppError::Renew(RenewError::Store(e)) => e.needs_login(),
             _ => false,
         }
     }

@@ -46,7 +46,8 @@
 //!   cached; a [`Registry`] holds them; [`App`] puts configuration, providers and the
 //!   [`Store`] together.
 //! - [`login()`] drives any flow's interaction for any front end ([`LoginUi`]);
-//!   [`Store::fresh`] refreshes with one request however many processes ask.
+//!   [`renewal::fresh`] renews with one request however many processes ask (a refresh,
+//!   or an unattended grant run again); the [`Store`] only persists, seals and locks.
 //! - `plugin` (feature `plugins`, on by default): flows as sandboxed WebAssembly components.
 //!
 //! # Features
@@ -79,6 +80,7 @@ pub mod plugin;
 mod polling;
 mod private_fs;
 mod provider;
+pub mod renewal;
 mod secret;
 mod section;
 mod session;
@@ -111,7 +113,7 @@ pub use secret::SecretString;
 pub use section::ProviderSection;
 pub use session::{Session, SessionError};
 pub use store::{
-    BackendKind, CopyReport, DEFAULT_ACCOUNT, DEFAULT_KEY_FILE, DEFAULT_LOCK_TIMEOUT, FreshError,
-    Record, RecordLock, RekeyReport, Store, StoreError, StoreOptions, seal,
+    BackendKind, CopyReport, DEFAULT_ACCOUNT, DEFAULT_KEY_FILE, DEFAULT_LOCK_TIMEOUT, Record,
+    RecordLock, RekeyReport, Store, StoreError, StoreOptions, seal,
 };
 pub use text::{error_chain, is_unsafe_char, terminal_text};

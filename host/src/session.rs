@@ -13,7 +13,8 @@ use url::Url;
 
 use crate::binding::{Applied, Binding};
 use crate::provider::Provider;
-use crate::store::{FreshError, Record, Store};
+use crate::renewal::{self, RenewError};
+use crate::store::{Record, Store};
 
 /// How long before its expiry a session refreshes the credential.
 const REFRESH_AHEAD: chrono::Duration = chrono::Duration::seconds(60);
@@ -24,7 +25,7 @@ const REFRESH_AHEAD: chrono::Duration = chrono::Duration::seconds(60);
 pub enum SessionError {
     /// The credential cannot be had (nothing stored, the refresh failed).
     #[error(transparent)]
-    Credential(#[from] FreshError),
+    Credential(#[from] RenewError),
     /// The provider refused the credential, after a refresh when it has a refresh token: log
     /// in again.
     #[error(
@@ -164,10 +165,8 @@ impl Session {
         {
             return Ok(record.clone());
         }
-        let record = self
-            .store
-            .fresh(&self.provider, &self.account, REFRESH_AHEAD)
-            .await?;
+        let record =
+            renewal::fresh(&self.store, &self.provider, &self.account, REFRESH_AHEAD).await?;
         self.remember(&record);
         Ok(record)
     }
@@ -237,23 +236,20 @@ impl Session {
             return Ok(response);
         }
         tracing::debug!("the API answered 401; refreshing once and sending again");
-        let record = match self
-            .store
-            .refresh_now(&self.provider, &self.account, &record)
-            .await
-        {
-            Ok(record) => {
-                self.remember(&record);
-                record
-            }
-            Err(FreshError::Refresh { source, .. }) if source.needs_login() => {
-                return Err(SessionError::Refused {
-                    provider: name,
-                    refreshed: false,
-                });
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let record =
+            match renewal::renew_now(&self.store, &self.provider, &self.account, &record).await {
+                Ok(record) => {
+                    self.remember(&record);
+                    record
+                }
+                Err(RenewError::Renew { source, .. }) if source.needs_login() => {
+                    return Err(SessionError::Refused {
+                        provider: name,
+                        refreshed: false,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
         let response = self.send_with(&request, &record).await?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
             return Err(SessionError::Refused {

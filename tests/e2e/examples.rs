@@ -182,6 +182,53 @@ async fn slack_plugin_logs_in_refreshes_and_keeps_the_team() {
         "T0123"
     );
 
+    // A maintenance page, a 404 page or a redirect instead of an answer: the plugin fails on
+    // it, and the host, which saw what it got, treats it as a native flow's "no answer": the
+    // current token (valid for an hour) is handed out with a warning.
+    let current = out.stdout.trim().to_owned();
+    let raw = |status: u16, body: &str| host_testkit::Scripted::Raw {
+        status,
+        content_type: Some("text/html"),
+        headers: vec![],
+        body: body.as_bytes().to_vec(),
+    };
+    for (answer, why) in [
+        (
+            raw(200, "<html>down for maintenance</html>"),
+            "HTTP 200 (text/html), not JSON",
+        ),
+        (
+            raw(404, "<html>not found</html>"),
+            "HTTP 404 (text/html), not JSON",
+        ),
+        (host_testkit::Scripted::RedirectToSink(302), "a redirect"),
+    ] {
+        env.provider.script([answer]);
+        let out = env
+            .output(&["token", "--provider", "slack", "--min-valid", "99999"])
+            .await;
+        assert_eq!(
+            (out.code, out.stdout.trim()),
+            (Some(0), current.as_str()),
+            "{why}: {out:?}"
+        );
+        assert!(
+            out.stderr.contains("using the current token") && out.stderr.contains(why),
+            "{why}: {}",
+            out.stderr
+        );
+    }
+    // An answer the plugin refuses for what it says (JSON without a token) is an error.
+    env.provider.script([host_testkit::Scripted::Json(
+        200,
+        serde_json::json!({"ok": true}),
+    )]);
+    let out = env
+        .output(&["token", "--provider", "slack", "--min-valid", "99999"])
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+
     // Slack's errors come as {"ok": false} with HTTP 200: a revoked refresh token means
     // "log in again".
     env.provider.revoke_all();

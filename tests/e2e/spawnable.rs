@@ -85,10 +85,12 @@ async fn every_public_future_can_be_spawned_on_a_multi_threaded_runtime() {
         let provider = a.provider("github").unwrap();
         let stale = s.get("github", "default").await.unwrap();
         (
-            s.fresh(&provider, "default", chrono::Duration::seconds(60))
+            host::renewal::fresh(&s, &provider, "default", chrono::Duration::seconds(60))
                 .await
                 .map(drop),
-            s.refresh_now(&provider, "default", &stale).await.map(drop),
+            host::renewal::renew_now(&s, &provider, "default", &stale)
+                .await
+                .map(drop),
         )
     });
     let s = store.clone();

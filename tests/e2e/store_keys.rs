@@ -200,10 +200,10 @@ async fn a_process_that_read_the_keys_before_a_rekey_reads_and_writes_after_it()
     // What it writes now is sealed under the current key: once the kept key is removed,
     // every process still opens it.
     let provider = app.provider("github").unwrap();
-    let refreshed = store
-        .fresh(&provider, "default", chrono::Duration::seconds(600))
-        .await
-        .unwrap();
+    let refreshed =
+        host::renewal::fresh(store, &provider, "default", chrono::Duration::seconds(600))
+            .await
+            .unwrap();
     assert!(!same_token(&before, &refreshed), "it refreshed");
     let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
     std::fs::remove_file(host::seal::previous_key_file(&key_file)).unwrap();

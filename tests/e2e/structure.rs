@@ -482,6 +482,26 @@ fn no_module_of_the_crate_imports_its_way_back_to_itself() {
             );
         }
     }
+    // The store is persistence, sealing and locks: it knows no provider, no flow that renews
+    // and not the renewal above it.
+    assert!(edge("renewal.rs", "store/mod.rs"), "the graph was not read");
+    for s in sources
+        .iter()
+        .filter(|s| s.module.first().is_some_and(|m| m == "store"))
+    {
+        for &j in edges.get(&modules[&s.module]).into_iter().flatten() {
+            let to = sources[j].module.first().map(String::as_str);
+            assert!(
+                !matches!(
+                    to,
+                    Some("provider" | "renewal" | "oauth2" | "oidc" | "plugin" | "app" | "github")
+                ),
+                "the store's {} imports {}",
+                s.file.display(),
+                sources[j].file.display()
+            );
+        }
+    }
 }
 
 /// The strongly connected components of a graph of `n` nodes (Tarjan's algorithm).

@@ -53,6 +53,7 @@ async fn exchange_with(provider: &TestProvider, scripted: Scripted) -> (FlowErro
 fn token_error(err: FlowError) -> TokenError {
     let cause = match err {
         FlowError::Failed(e)
+        | FlowError::NoAnswer(e)
         | FlowError::Transient { source: e, .. }
         | FlowError::LoginRequired {
             source: Some(e), ..

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use host::{FlowError, FreshError, Provider};
+use host::renewal::{self, RenewError};
+use host::{FlowError, Provider};
 use serde_json::{Value, json};
 
 use super::{Context, describe_expiry};
@@ -131,7 +132,7 @@ async fn check(
     record: host::Record,
 ) -> (host::Record, &'static str, String) {
     let store = ctx.app.store();
-    let failed = |e: FreshError| {
+    let failed = |e: RenewError| {
         if e.needs_login() {
             ("rejected", e.to_string())
         } else {
@@ -140,7 +141,7 @@ async fn check(
     };
     // Never cut short by the check's time limit: a refresh stopped after the provider
     // answered would lose a rotated refresh token. The provider's own timeouts bound it.
-    let record = match store.fresh(provider, &record.account, REFRESH_AHEAD).await {
+    let record = match renewal::fresh(store, provider, &record.account, REFRESH_AHEAD).await {
         Ok(fresh) => fresh,
         Err(e) => {
             let (state, detail) = failed(e);
@@ -153,7 +154,7 @@ async fn check(
     if state != "rejected" {
         return (record, state, detail);
     }
-    match store.refresh_now(provider, &record.account, &record).await {
+    match renewal::renew_now(store, provider, &record.account, &record).await {
         Ok(fresh) => {
             let (state, detail) = verify(provider, &fresh).await;
             (fresh, state, detail)

@@ -1,7 +1,7 @@
 //! The one error model of a flow step: the kinds callers act on, causes kept.
 //!
 //! A caller decides on the variant: ask again ([`FlowError::Pending`]), slow down, try later
-//! ([`FlowError::Transient`]), stop because the user refused ([`FlowError::Denied`]) or the
+//! ([`FlowError::Transient`], [`FlowError::NoAnswer`]), stop because the user refused ([`FlowError::Denied`]) or the
 //! login ran out ([`FlowError::Expired`]), send the user through a new login
 //! ([`FlowError::LoginRequired`]), fix the configuration ([`FlowError::InvalidConfig`],
 //! [`FlowError::InvalidAppCredentials`]), or ignore a bad callback ([`FlowError::Rejected`]).
@@ -68,6 +68,13 @@ pub enum FlowError {
         #[source]
         source: Option<BoxError>,
     },
+    /// The provider gave no answer to act on: neither a token nor an OAuth2 error (a
+    /// maintenance page, a redirect, an error status without an OAuth2 body, an answer over
+    /// the size cap), as a native flow sees it or as the host saw the last answer a plugin
+    /// got. Like [`FlowError::Transient`] it may pass by itself, so a renewal that fails this
+    /// way hands out the current token while it is valid (see [`renewal`](crate::renewal)).
+    #[error(transparent)]
+    NoAnswer(BoxError),
     /// The step failed for a reason no retry or new login fixes by itself: a provider's error,
     /// an unusable response, a plugin's failure.
     #[error(transparent)]
@@ -138,7 +145,7 @@ impl FlowError {
     pub fn find_cause<E: std::error::Error + 'static>(&self) -> Option<&E> {
         // A transparent variant's `source()` skips the error it wraps: start with that one.
         let mut next: Option<&(dyn std::error::Error + 'static)> = match self {
-            FlowError::Failed(e) => Some(e.as_ref()),
+            FlowError::Failed(e) | FlowError::NoAnswer(e) => Some(e.as_ref()),
             FlowError::InvalidAppCredentials(e) => Some(e),
             FlowError::Rejected(e) => Some(e),
             _ => std::error::Error::source(self),

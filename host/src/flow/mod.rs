@@ -8,6 +8,9 @@
 //!    credential;
 //! 3. [`AuthFlow::refresh`] renews a credential.
 //!
+//! An unattended flow (a machine's own identity) skips the first two: [`AuthFlow::obtain`]
+//! gets a credential directly, and running it again renews it.
+//!
 //! Flows keep no per-login state of their own: everything lives in `Pending`, which the caller
 //! stores and hands back. So any instance (a fresh plugin instance, another process) can serve
 //! any step.
@@ -45,6 +48,22 @@ pub trait AuthFlow: Send + Sync {
         let _ = credential;
         Err(FlowError::Unsupported(
             "this flow cannot refresh credentials".into(),
+        ))
+    }
+
+    /// Whether the flow obtains credentials with no person involved (client credentials, a
+    /// JWT bearer assertion, a token exchange): then [`AuthFlow::obtain`] gets the first
+    /// credential and every renewal runs it again (see [`renewal`](crate::renewal)). The
+    /// default: a person is needed.
+    fn unattended(&self) -> bool {
+        false
+    }
+
+    /// Obtains a credential with no person involved, for a flow that is
+    /// [`unattended`](AuthFlow::unattended). The default says the flow cannot.
+    async fn obtain(&self) -> Result<Credential, FlowError> {
+        Err(FlowError::Unsupported(
+            "this flow needs a person to authorize".into(),
         ))
     }
 

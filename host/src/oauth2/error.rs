@@ -216,6 +216,7 @@ impl From<TokenError> for FlowError {
             TokenError::Unavailable { retry_after, .. } => transient(*retry_after, e),
             TokenError::Status { status, .. } if *status >= 500 => transient(None, e),
             TokenError::Http(h) if h.is_transient() => transient(None, e),
+            _ if e.is_not_an_answer() => FlowError::NoAnswer(Box::new(e)),
             _ => FlowError::Failed(Box::new(e)),
         }
     }

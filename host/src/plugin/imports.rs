@@ -89,6 +89,7 @@ impl StoreState {
                 http: Arc::new(PluginHttp {
                     client: http,
                     allow,
+                    no_answer: std::sync::Mutex::new(None),
                 }),
             },
             table: ResourceTable::new(),
@@ -104,6 +105,17 @@ impl StoreState {
             log_dropped: 0,
             plugin,
         }
+    }
+
+    /// What the plugin's last request got, when it was no answer to act on (a maintenance
+    /// page, a redirect, a server error, no response at all).
+    pub(crate) fn no_answer(&self) -> Option<String> {
+        self.hooks
+            .http
+            .no_answer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// CPU time the guest has used so far: wall time minus the time spent in host functions
@@ -357,6 +369,42 @@ impl tokio::io::AsyncWrite for OutputPipe {
 pub(crate) struct PluginHttp {
     client: HttpClient,
     allow: AllowList,
+    /// What the last request got when it was no answer to act on (see [`no_answer`]); `None`
+    /// when it got one, or nothing was sent.
+    no_answer: std::sync::Mutex<Option<String>>,
+}
+
+/// What a response is, when it is no answer a flow could act on: a redirect, a server error,
+/// or a body that is neither JSON nor a form (a maintenance page, a captive portal, a proxy's
+/// error page). The same things a native flow calls "no answer"
+/// ([`FlowError::NoAnswer`](crate::FlowError::NoAnswer)).
+fn no_answer(response: &http::Response<Vec<u8>>) -> Option<String> {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| crate::text::sanitize(v, 60));
+    let described = |what: &str| {
+        Some(match &content_type {
+            Some(ct) => format!("HTTP {status} ({ct}){what}"),
+            None => format!("HTTP {status}{what}"),
+        })
+    };
+    if (300..400).contains(&status) {
+        return described(", a redirect");
+    }
+    if status >= 500 {
+        return described("");
+    }
+    let body = response.body();
+    let form = content_type
+        .as_deref()
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if body.is_empty() || form || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        return None;
+    }
+    described(", not JSON")
 }
 
 /// Why a plugin request was not sent or not answered.
@@ -376,10 +424,22 @@ impl PluginHttp {
             .map_err(|e| SendError::InvalidUrl(e.to_string()))?;
         self.allow.check(&url).map_err(SendError::Denied)?;
         connection_headers_removed(request.headers_mut(), &url)?;
-        self.client
+        let outcome = self
+            .client
             .send_to(url, request)
             .await
-            .map_err(SendError::Http)
+            .map_err(SendError::Http);
+        let heard = match &outcome {
+            Ok(response) => no_answer(response),
+            Err(SendError::Http(e))
+                if e.is_transient() || matches!(e, HttpError::TooLarge { .. }) =>
+            {
+                Some(format!("no answer ({e})"))
+            }
+            Err(_) => None,
+        };
+        *self.no_answer.lock().unwrap_or_else(|e| e.into_inner()) = heard;
+        outcome
     }
 }
 

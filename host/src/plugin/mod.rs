@@ -220,6 +220,20 @@ pub enum PluginError {
         /// Its message (sanitized).
         message: String,
     },
+    /// The plugin failed on what its provider sent, and that was no answer to act on (a
+    /// maintenance page, a redirect, a server error, no response): the host saw it pass.
+    #[error("plugin {} got no answer from its provider in `{call}`: {heard}", .path.display())]
+    NoAnswer {
+        /// The file.
+        path: PathBuf,
+        /// The call.
+        call: &'static str,
+        /// What the provider sent, as the host saw it (status, content type).
+        heard: String,
+        /// The plugin's own error.
+        #[source]
+        source: crate::flow::BoxError,
+    },
     /// The host failed while serving the plugin.
     #[error("host failure running plugin {} (`{call}`)", .path.display())]
     Host {

@@ -248,7 +248,22 @@ impl WasmFlow {
             }
             .into()),
             Ok(Err(e)) => Err(trap(&path, call, e, store.data()).into()),
-            Ok(Ok(Err(e))) => Err(self.plugin_error(call, e)),
+            Ok(Ok(Err(e))) => Err(
+                match (self.plugin_error(call, e), store.data().no_answer()) {
+                    // The plugin failed on what its provider sent, and that was no answer at all
+                    // (a maintenance page, a redirect): the same kind a native flow reports, so
+                    // the same rules follow (a renewal hands out the current token meanwhile).
+                    (FlowError::Failed(source), Some(heard)) => {
+                        FlowError::NoAnswer(Box::new(PluginError::NoAnswer {
+                            path,
+                            call,
+                            heard,
+                            source,
+                        }))
+                    }
+                    (mapped, _) => mapped,
+                },
+            ),
             Ok(Ok(Ok(r))) => Ok(r),
         }
     }

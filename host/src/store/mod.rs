@@ -13,9 +13,8 @@
 //! Either way, every change of a record (a refresh, a login, a logout) happens under the
 //! record's lock, on what was read under that lock: a refresh in flight cannot undo a logout
 //! or replace a newer login. Inside a process an async gate per record comes first. Waiting is
-//! bounded. [`Store::fresh`] hands out a credential valid for at least a skew, refreshing it
-//! first when needed, one refresh for every concurrent caller on every machine sharing the
-//! backend; a refresh token the provider refused is remembered, so it is not sent again.
+//! bounded. The store is persistence, sealing and locks only: when and how a credential is
+//! renewed under those locks is [`renewal`](crate::renewal)'s.
 //!
 //! A record that does not open with the store's key (another key, or moved under another
 //! provider or account) is reported by name and left as it is. Records written before sealing
@@ -36,10 +35,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::SecretString;
-use crate::flow::{Credential, FlowError};
+use crate::flow::Credential;
 use crate::names::{BadName, check_name};
-use crate::provider::Provider;
 use seal::{KeyError, KeyRing, KeySource, StoreKey};
 
 /// The record format version written by this program.
@@ -96,7 +93,7 @@ impl Record {
 
     /// Whether this record holds another secret than `earlier` did (someone refreshed or
     /// logged in again in between); compared in constant time.
-    fn replaces(&self, earlier: &Record) -> bool {
+    pub(crate) fn replaces(&self, earlier: &Record) -> bool {
         match (self.credential.secret(), earlier.credential.secret()) {
             (Some(now), Some(then)) => !now.ct_eq(then.expose()),
             _ => false,
@@ -242,43 +239,10 @@ fn is_missing(e: &KeyError) -> bool {
     matches!(e, KeyError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
 
-/// Why [`Store::fresh`] failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum FreshError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The flow that refreshes the credential cannot be had.
-    #[error(transparent)]
-    Flow(#[from] crate::provider::ProviderError),
-    /// The refresh failed.
-    #[error("cannot refresh the credential for provider `{provider}`")]
-    Refresh {
-        /// The provider.
-        provider: String,
-        /// Why.
-        #[source]
-        source: FlowError,
-    },
-}
-
 impl StoreError {
     /// Whether the user must log in: nothing is stored.
     pub fn needs_login(&self) -> bool {
         matches!(self, StoreError::NotFound { .. })
-    }
-}
-
-impl FreshError {
-    /// Whether the user must log in (again): nothing is stored, or the provider refused the
-    /// credential.
-    pub fn needs_login(&self) -> bool {
-        match self {
-            FreshError::Store(e) => e.needs_login(),
-            FreshError::Refresh { source, .. } => source.needs_login(),
-            FreshError::Flow(_) => false,
-        }
     }
 }
 
@@ -486,7 +450,7 @@ impl Store {
 
     /// The store's keys; with `create`, the file store makes its default key file when there
     /// is none. `Ok(None)`: no key yet (only unsealed records can be read).
-    fn keys(&self, create: bool) -> Result<Option<Arc<KeyRing>>, StoreError> {
+    pub(crate) fn keys(&self, create: bool) -> Result<Option<Arc<KeyRing>>, StoreError> {
         if let Some(ring) = self.cached_keys() {
             return Ok(Some(ring));
         }
@@ -851,242 +815,6 @@ impl Store {
         })
     }
 
-    /// A credential valid for at least `skew`, refreshed first when needed (through the
-    /// provider's flow that made it, built only then) and stored before it is
-    /// returned. Concurrent callers (threads, processes, machines sharing the database) share
-    /// one refresh: whoever gets the lock first refreshes, the others re-read its result.
-    ///
-    /// - A refresh is sent only when the new tokens can be stored (a rotated refresh token
-    ///   would otherwise be lost).
-    /// - A refresh the provider refuses marks the record: later calls say "log in again"
-    ///   without sending the dead token.
-    /// - When the refresh fails for a passing reason (the provider unreachable, failing, or
-    ///   answering something that is neither a token nor an OAuth2 error) and the token is
-    ///   still valid (inside the skew), the token is handed out with a warning; so it is when
-    ///   another process holds the record past the lock's wait.
-    /// - A token another caller refreshed while this one waited for the lock is handed out
-    ///   even when it lives less than the skew (the provider's tokens may live less than a
-    ///   minute): refreshing it again would make one refresh per waiter.
-    pub async fn fresh(
-        &self,
-        provider: &Provider,
-        account: &str,
-        skew: chrono::Duration,
-    ) -> Result<Record, FreshError> {
-        let before = self.get(provider.name(), account).await?;
-        if !before.expires_within(skew) {
-            return Ok(before);
-        }
-        let mut lock = match self.lock(provider.name(), account).await {
-            Ok(lock) => lock,
-            // Another process holds the record past the lock's wait (a slow provider, a
-            // plugin taking its time, a stopped process): the token read before is still
-            // valid, so it is the answer, as when a refresh fails for a passing reason.
-            Err(e @ (StoreError::LockTimeout { .. } | StoreError::Busy { .. }))
-                if !before.expires_within(chrono::Duration::zero()) =>
-            {
-                warn_current(provider, &e.to_string(), &before);
-                return Ok(before);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        #[cfg(debug_assertions)]
-        if std::env::var(crate::private_fs::FAULT_ENV).as_deref() == Ok("hang-holding-lock") {
-            // Lets a test kill a process that holds the lock and has sent nothing.
-            eprintln!("holding the lock");
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        }
-        // Someone may have refreshed, logged in again or logged out while we waited. A token
-        // replaced meanwhile is the answer even if it lives less than the skew (a provider's
-        // tokens may live less than a minute): refreshing again would make one refresh per
-        // waiter, not one for all.
-        let record = lock.get().await?;
-        if !record.expires_within(skew)
-            || (record.replaces(&before) && !record.expires_within(chrono::Duration::zero()))
-        {
-            return Ok(record);
-        }
-        let current = record.clone();
-        match self.refresh_locked(provider, lock, record, skew).await {
-            // A passing failure of the refresh (an outage, or no token answer at all: a
-            // maintenance page, a redirect) leaves the current token the best answer while it
-            // is valid. An answer refused (its id_token, its shape) is an error.
-            Err(FreshError::Refresh { source, .. })
-                if passing(&source) && !current.expires_within(chrono::Duration::zero()) =>
-            {
-                warn_current(provider, &source.chain(), &current);
-                Ok(current)
-            }
-            outcome => outcome,
-        }
-    }
-
-    /// Refreshes `record` under `lock`: refused at once when the provider refused the refresh
-    /// token before; sent only once the record has proved writable; the new credential stored
-    /// before it is returned; a refusal remembered in the record.
-    async fn refresh_locked(
-        &self,
-        provider: &Provider,
-        mut lock: RecordLock,
-        mut record: Record,
-        skew: chrono::Duration,
-    ) -> Result<Record, FreshError> {
-        let refused = |source| FreshError::Refresh {
-            provider: record.provider.clone(),
-            source,
-        };
-        if let Some(reason) = &record.login_required {
-            return Err(refused(FlowError::LoginRequired {
-                reason: "an earlier refresh was refused",
-                source: Some(reason.clone().into()),
-            }));
-        }
-        // Proves the record can be written (and the key had) before the provider rotates
-        // anything.
-        let prepared = lock.prepare().await?;
-        self.keys(true)?;
-        // The flow that made the credential refreshes it; built only now, when needed.
-        let flow = provider.flow(&record.flow).await?;
-        match flow.refresh(&record.credential).await {
-            Ok(credential) => {
-                let sent = std::mem::replace(&mut record.credential, credential);
-                // Stored (with any rotated refresh token) before the new access token is
-                // handed out.
-                match lock.commit(&record, prepared).await {
-                    Ok(()) => Ok(record),
-                    // Someone wrote the record without its lock meanwhile: theirs stays. If it
-                    // is fresh, it is the answer; our tokens are not written over it.
-                    Err(StoreError::Conflict { .. }) => {
-                        let theirs = self.get(provider.name(), &record.account).await?;
-                        if theirs.expires_within(skew) {
-                            Err(StoreError::Conflict {
-                                provider: record.provider.clone(),
-                                account: record.account.clone(),
-                            }
-                            .into())
-                        } else {
-                            Ok(theirs)
-                        }
-                    }
-                    // The write failed with the provider's new tokens in hand (a database
-                    // connection dropped, say): tried again, under a new lock.
-                    Err(e) => {
-                        self.store_after_failed_commit(provider, record, &sent, e)
-                            .await
-                    }
-                }
-            }
-            Err(source) => {
-                let mut keep = false;
-                // A refused answer that rotated the refresh token: the new refresh token is
-                // stored (with the old access token), or the next refresh would replay a
-                // token the provider has retired.
-                let source = match source {
-                    FlowError::RefreshRefused {
-                        refresh_token,
-                        source,
-                    } => {
-                        if let Credential::OAuth2(token) = &mut record.credential {
-                            token.refresh_token = Some(refresh_token);
-                            keep = true;
-                        }
-                        *source
-                    }
-                    other => other,
-                };
-                if source.needs_login() {
-                    record.login_required = Some(source.chain());
-                    keep = true;
-                }
-                if keep && let Err(e) = lock.commit(&record, prepared).await {
-                    tracing::warn!("cannot store what the refused refresh left: {e}");
-                }
-                Err(refused(source))
-            }
-        }
-    }
-
-    /// A refreshed `record` whose write failed (`first`), written under a new lock (for the
-    /// PostgreSQL store, a new connection) if the stored record still holds the tokens it was
-    /// refreshed from (`sent`: its access and refresh token; another process may only have
-    /// marked it "log in again" after the provider refused the same refresh token): nobody
-    /// stored a newer login or refresh meanwhile, and the provider may have retired the refresh
-    /// token that was sent. Otherwise the stored record stands and is the answer while valid.
-    /// A credential without a refresh token is never written this way: nothing tells its
-    /// refresh from a new login.
-    async fn store_after_failed_commit(
-        &self,
-        provider: &Provider,
-        record: Record,
-        sent: &Credential,
-        first: StoreError,
-    ) -> Result<Record, FreshError> {
-        if refresh_token_of(sent).is_none() {
-            return Err(first.into());
-        }
-        tracing::warn!(
-            "cannot store the refreshed credential of `{}` ({first}); trying again",
-            record.provider
-        );
-        // Tried again until the lock's wait runs out: a database restarting takes seconds.
-        let deadline = std::time::Instant::now() + self.inner.options.lock_timeout;
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let attempt = async {
-                let mut lock = self.lock(provider.name(), &record.account).await?;
-                match lock.load().await? {
-                    Some(stored)
-                        if same_tokens(&stored.credential, sent) && stored.flow == record.flow =>
-                    {
-                        lock.save(&record).await?;
-                        Ok(Some(record.clone()))
-                    }
-                    Some(stored) if !stored.expires_within(chrono::Duration::zero()) => {
-                        Ok(Some(stored))
-                    }
-                    _ => Ok::<_, StoreError>(None),
-                }
-            };
-            match attempt.await {
-                Ok(Some(answer)) => return Ok(answer),
-                // A logout, a newer login or refresh meanwhile: theirs stands.
-                Ok(None) => return Err(first.into()),
-                Err(e) if std::time::Instant::now() + pause < deadline => {
-                    tracing::debug!(
-                        "storing the refreshed credential again failed ({e}); retrying"
-                    );
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
-                Err(_) => {
-                    tracing::error!(
-                        "the provider's new tokens for `{}` could not be stored: the stored refresh token may no longer work (log in again if the next refresh is refused)",
-                        record.provider
-                    );
-                    return Err(first.into());
-                }
-            }
-        }
-    }
-
-    /// Refreshes the credential now, whatever its expiry says (the provider refused
-    /// `stale`'s access token, say with a 401): under the record's lock, unless someone
-    /// already replaced that access token, which is then returned without a request.
-    pub async fn refresh_now(
-        &self,
-        provider: &Provider,
-        account: &str,
-        stale: &Record,
-    ) -> Result<Record, FreshError> {
-        let mut lock = self.lock(provider.name(), account).await?;
-        let record = lock.get().await?;
-        if record.replaces(stale) {
-            return Ok(record);
-        }
-        self.refresh_locked(provider, lock, record, chrono::Duration::MAX)
-            .await
-    }
-
     /// Makes a new key the store's (written over the key file, the old key kept as `<key
     /// file>.previous`), then re-seals every record under it, each under its lock; a crash or
     /// a record that cannot be had midway loses nothing (records still open with the previous
@@ -1303,24 +1031,6 @@ enum Copied {
     Different,
 }
 
-/// A credential's refresh token, if it has one.
-fn refresh_token_of(credential: &Credential) -> Option<&SecretString> {
-    credential.as_oauth2()?.refresh_token.as_ref()
-}
-
-/// Whether two credentials hold the same access and refresh tokens, compared in constant time
-/// without copying them out of their secret strings.
-fn same_tokens(a: &Credential, b: &Credential) -> bool {
-    fn same(x: Option<&SecretString>, y: Option<&SecretString>) -> bool {
-        match (x, y) {
-            (Some(x), Some(y)) => x.ct_eq(y.expose()),
-            (None, None) => true,
-            _ => false,
-        }
-    }
-    same(a.secret(), b.secret()) && same(refresh_token_of(a), refresh_token_of(b))
-}
-
 /// A lock a rekey holds for as long as it runs (`rekey.lock` in the data folder, `<key
 /// file>.lock` beside the key file), taken as a record's is: another rekey holding either is
 /// refused, named.
@@ -1377,7 +1087,7 @@ enum Held {
 }
 
 /// What a write goes through once prepared.
-enum Prepared {
+pub(crate) enum Prepared {
     File(crate::private_fs::AtomicFile),
     #[cfg(feature = "postgres")]
     Postgres,
@@ -1420,7 +1130,7 @@ impl RecordLock {
 
     /// Proves the record can be written before anything irreversible happens: a temp file in
     /// its folder, or a no-op update of its row (privileges, a read-only replica).
-    async fn prepare(&mut self) -> Result<Prepared, StoreError> {
+    pub(crate) async fn prepare(&mut self) -> Result<Prepared, StoreError> {
         Ok(match &mut self.held {
             Held::File(f) => Prepared::File(f.prepare()?),
             #[cfg(feature = "postgres")]
@@ -1439,7 +1149,11 @@ impl RecordLock {
         this.commit(record, prepared).await
     }
 
-    async fn commit(self, record: &Record, prepared: Prepared) -> Result<(), StoreError> {
+    pub(crate) async fn commit(
+        self,
+        record: &Record,
+        prepared: Prepared,
+    ) -> Result<(), StoreError> {
         if record.provider != self.provider || record.account != self.account {
             return Err(StoreError::Config(
                 "the record belongs to another provider or account than its lock".into(),
@@ -1468,30 +1182,6 @@ impl RecordLock {
             Held::Postgres(pg) => pg.delete().await,
         }
     }
-}
-
-/// Whether a refresh failed for a reason that may pass by itself: a temporary failure, or no
-/// token answer at all from the endpoint ([`TokenError::is_not_an_answer`]).
-fn passing(source: &FlowError) -> bool {
-    match source {
-        FlowError::Transient { .. } => true,
-        FlowError::Failed(e) => e
-            .downcast_ref::<crate::oauth2::TokenError>()
-            .is_some_and(crate::oauth2::TokenError::is_not_an_answer),
-        _ => false,
-    }
-}
-
-/// Says that the current token is handed out because it could not be refreshed (`why`).
-fn warn_current(provider: &Provider, why: &str, current: &Record) {
-    tracing::warn!(
-        "cannot refresh the credential for `{}` ({why}); using the current token, valid until {}",
-        provider.name(),
-        current
-            .expires_at()
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_default()
-    );
 }
 
 #[cfg(test)]

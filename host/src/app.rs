@@ -60,6 +60,8 @@ impl App {
             ));
             let registry = Registry::with_resolver(AppResolver {
                 config: config.clone(),
+                store: store.clone(),
+                depth: 0,
                 plugins: Arc::clone(&plugins),
                 plugins_dir: config.plugins_dir(),
             });
@@ -74,6 +76,8 @@ impl App {
         {
             let registry = Registry::with_resolver(AppResolver {
                 config: config.clone(),
+                store: store.clone(),
+                depth: 0,
             });
             Ok(Self {
                 config,
@@ -393,8 +397,13 @@ impl AppError {
 /// plugin file `<plugins folder>/<name>.wasm`, else a configured section (an OAuth2 provider by
 /// its endpoints, issuer or catalog entry, or a provider made only of the plugin flows it
 /// binds).
+#[derive(Clone)]
 struct AppResolver {
     config: Config,
+    /// The store, for the tokens of other providers a token exchange trades.
+    store: Store,
+    /// How many `subject_provider` links led here.
+    depth: u8,
     #[cfg(feature = "plugins")]
     plugins: Arc<crate::plugin::PluginHost>,
     #[cfg(feature = "plugins")]
@@ -455,13 +464,71 @@ impl AppResolver {
         }
         let section = self.config.provider_section(name);
         let builder = if crate::configured::is_oauth2_section(&section) {
-            crate::configured::builder(&self.config, name)
+            let tokens: Arc<dyn crate::configured::ProviderTokens> = Arc::new(OtherProviders {
+                resolver: AppResolver {
+                    depth: self.depth + 1,
+                    ..self.clone()
+                },
+                registry: std::sync::OnceLock::new(),
+            });
+            crate::configured::builder(&self.config, name, Some(tokens))
         } else if self.binds_plugins(&section) {
             Provider::builder(name, section).source(crate::ProviderSource::Code)
         } else {
             return None;
         };
         Some(self.with_bound_flows(builder).build())
+    }
+}
+
+/// The providers a token exchange's `subject_provider` names: found as the App finds them,
+/// one link further down a chain that may be at most [`MAX_SUBJECT_CHAIN`] long (a chain that
+/// comes back to itself ends there too).
+struct OtherProviders {
+    resolver: AppResolver,
+    registry: std::sync::OnceLock<Registry>,
+}
+
+/// The longest chain of `subject_provider` links.
+const MAX_SUBJECT_CHAIN: u8 = 4;
+
+#[crate::flow::async_trait]
+impl crate::configured::ProviderTokens for OtherProviders {
+    async fn access_token(&self, provider: &str) -> Result<crate::SecretString, FlowError> {
+        if self.resolver.depth > MAX_SUBJECT_CHAIN {
+            return Err(FlowError::config(format!(
+                "subject_provider links lead through more than {MAX_SUBJECT_CHAIN} providers (or back to one of them)"
+            )));
+        }
+        let registry = self
+            .registry
+            .get_or_init(|| Registry::with_resolver(self.resolver.clone()));
+        let handle = registry
+            .get(provider)
+            .map_err(|e| FlowError::InvalidConfig {
+                message: format!("subject_provider `{}`", crate::text::sanitize(provider, 64)),
+                source: Some(Box::new(e)),
+            })?;
+        let record = renewal::fresh(
+            &self.resolver.store,
+            &handle,
+            crate::store::DEFAULT_ACCOUNT,
+            chrono::Duration::seconds(60),
+        )
+        .await
+        .map_err(|e| FlowError::InvalidConfig {
+            message: format!(
+                "cannot have the subject token from provider `{}`",
+                crate::text::sanitize(provider, 64)
+            ),
+            source: Some(Box::new(e)),
+        })?;
+        record.credential.secret().cloned().ok_or_else(|| {
+            FlowError::config(format!(
+                "subject_provider `{}` holds no access token",
+                crate::text::sanitize(provider, 64)
+            ))
+        })
     }
 }
 

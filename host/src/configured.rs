@@ -24,6 +24,11 @@ use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
 };
 use crate::http::{HttpClient, HttpPolicy};
+use crate::oauth2::assertion::{KeyFileError, SigningKey, read_private_file};
+use crate::oauth2::machine::{
+    JwtBearer, MachineFlow, MachineGrant, SubjectSource, SubjectToken, TokenExchange,
+    token_type_uri,
+};
 use crate::oauth2::{
     ClientAuth, Grant, ID_TOKEN_CLAIMS, OAuth2AppCredentials, OAuth2Flow, StandardToken,
     TokenRequestFormat,
@@ -86,11 +91,81 @@ pub struct ProviderSettings {
     /// Whether the authorization request uses PKCE (on unless the provider refuses it).
     #[serde(default = "yes")]
     pub pkce: bool,
-    /// How the client authenticates at the token endpoint: `basic` (HTTP Basic; an empty
-    /// password without a secret) or `request_body`; unset, Basic with a secret and the
-    /// `client_id` in the body without one.
+    /// How the client authenticates at the token endpoint (every grant, and revocation):
+    /// `basic` (HTTP Basic; an empty password without a secret), `request_body`,
+    /// `private_key_jwt` (an assertion signed with `private_key_file`), `client_secret_jwt`
+    /// (an assertion signed with the client secret), `tls_client_auth` or `none`; unset, Basic
+    /// with a secret and the `client_id` in the body without one.
     #[serde(default)]
     pub client_auth: Option<ClientAuth>,
+    /// The provider's default flow: `oauth2` (the browser's, the default), `device`, or an
+    /// unattended grant with no person involved: `client_credentials`, `jwt_bearer` or
+    /// `token_exchange`. With an unattended grant, `host token` obtains a token when none is
+    /// stored or the stored one is due, by running the grant again.
+    #[serde(default)]
+    pub flow: Option<FlowKind>,
+    /// The private key that signs assertions (`private_key_jwt`, `jwt_bearer`): PEM (PKCS#8,
+    /// PKCS#1 or SEC1; RSA, EC P-256/P-384, Ed25519) or a JWK or JWKS JSON file, owner-only.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// The key id (`kid`) put in assertions, and the key picked from a JWKS; default the JWK's
+    /// own `kid`, else the key's RFC 7638 thumbprint.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub private_key_id: Option<String>,
+    /// The assertions' signing algorithm (`RS256`, `PS256`, `ES256`, `ES384`, `EdDSA`,
+    /// `HS256`, …); default the key type's.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 10))]
+    pub signing_alg: Option<String>,
+    /// The `audience` parameter of client-credentials, JWT-bearer and token-exchange requests.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub audience: Option<String>,
+    /// The `resource` parameter(s) of those requests (RFC 8707): absolute URIs.
+    #[serde(default)]
+    pub resource: Option<OneOrMany>,
+    /// `jwt_bearer`: the assertion's `iss` (default the client id).
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub assertion_issuer: Option<String>,
+    /// `jwt_bearer`: the assertion's `sub`, when the token is for someone else (a user a
+    /// service account acts for).
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub assertion_subject: Option<String>,
+    /// `jwt_bearer`: the assertion's `aud` (default the token endpoint URL).
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub assertion_audience: Option<String>,
+    /// A Google service-account JSON key (`client_email`, `private_key`, `private_key_id`,
+    /// `token_uri`), owner-only: fills the JWT bearer grant's key, issuer and token endpoint.
+    #[serde(default)]
+    pub service_account_file: Option<PathBuf>,
+    /// `token_exchange`: a file holding the subject token (read at each exchange).
+    #[serde(default)]
+    pub subject_token_file: Option<PathBuf>,
+    /// `token_exchange`: an environment variable holding the subject token.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub subject_token_env: Option<String>,
+    /// `token_exchange`: another provider whose fresh access token is the subject token.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub subject_provider: Option<String>,
+    /// `token_exchange`: a built-in source of the subject token: `github-actions` (the job's
+    /// OpenID Connect token, asked for with `audience`).
+    #[serde(default)]
+    pub subject_token_source: Option<SubjectTokenSource>,
+    /// `token_exchange`: the subject token's type: `access_token` (the default), `jwt`,
+    /// `id_token`, `refresh_token`, or a full `urn:…` URI.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub subject_token_type: Option<String>,
+    /// `token_exchange`: the `requested_token_type`, in the same forms.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub requested_token_type: Option<String>,
     /// Extra authorization parameters.
     #[serde(default)]
     pub authorize_params: BTreeMap<String, String>,
@@ -133,6 +208,71 @@ pub struct ProviderSettings {
     pub identify_pointer: Option<String>,
 }
 
+/// A provider's default flow (`flow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FlowKind {
+    /// The browser's (authorization code with PKCE).
+    Oauth2,
+    /// The device grant (RFC 8628).
+    Device,
+    /// The client credentials grant (RFC 6749 §4.4): the client's own identity.
+    ClientCredentials,
+    /// The JWT bearer grant (RFC 7523 §2.1): a signed assertion.
+    JwtBearer,
+    /// Token exchange (RFC 8693): another token traded for this provider's.
+    TokenExchange,
+}
+
+impl FlowKind {
+    /// The flow's name (`host run --flow NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FlowKind::Oauth2 => OAUTH2_FLOW,
+            FlowKind::Device => DEVICE_FLOW,
+            FlowKind::ClientCredentials => "client_credentials",
+            FlowKind::JwtBearer => "jwt_bearer",
+            FlowKind::TokenExchange => "token_exchange",
+        }
+    }
+
+    /// Whether it needs no person.
+    pub fn unattended(self) -> bool {
+        !matches!(self, FlowKind::Oauth2 | FlowKind::Device)
+    }
+}
+
+/// One value or several.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values.
+    pub fn values(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one.clone()],
+            OneOrMany::Many(many) => many.clone(),
+        }
+    }
+}
+
+/// A built-in source of a token exchange's subject token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum SubjectTokenSource {
+    /// The GitHub Actions job's OpenID Connect token (`ACTIONS_ID_TOKEN_REQUEST_URL`,
+    /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`; the job needs `permissions: id-token: write`).
+    GithubActions,
+}
+
 crate::app_credentials::compiled_schema!(
     ProviderSettings,
     ProviderSettingsSchema,
@@ -171,6 +311,17 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
     let Some(map) = value.as_object_mut() else {
         return section.parse_compiled();
     };
+    // A service account is its own client: its `client_email` is the client id unless one is
+    // set.
+    if !map.contains_key("client_id")
+        && let Some(Value::String(path)) = map.get("service_account_file")
+    {
+        let account = ServiceAccount::read(section.provider(), std::path::Path::new(path))
+            .map_err(|e| {
+                section.field_error(&["service_account_file".to_owned()], e.to_string())
+            })?;
+        map.insert("client_id".into(), Value::String(account.client_email));
+    }
     // Every `{name}` in a text setting, with the first setting that uses it.
     let mut used: BTreeMap<String, String> = BTreeMap::new();
     // Secrets are never templates: a `{` in a client secret is part of it (and a message
@@ -284,7 +435,18 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
             ));
         }
     }
-    if settings.issuer.is_none() {
+    let unattended = settings.flow.is_some_and(FlowKind::unattended);
+    if unattended {
+        if settings.issuer.is_none()
+            && settings.token_url.is_none()
+            && settings.service_account_file.is_none()
+        {
+            return Err(section.missing_error(
+                &["token_url".to_owned()],
+                "an unattended flow needs token_url, an issuer or a service_account_file",
+            ));
+        }
+    } else if settings.issuer.is_none() {
         for (field, set) in [
             ("authorize_url", settings.authorize_url.is_some()),
             ("token_url", settings.token_url.is_some()),
@@ -302,8 +464,16 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
 
 /// The provider `name` from its section (with its catalog entry's defaults, which the
 /// configuration merged in).
-pub(crate) fn builder(config: &Config, name: &str) -> ProviderBuilder {
+pub(crate) fn builder(
+    config: &Config,
+    name: &str,
+    tokens: Option<Arc<dyn ProviderTokens>>,
+) -> ProviderBuilder {
     let section = with_catalog(config.provider_section(name));
+    let kind = section
+        .value()
+        .get("flow")
+        .and_then(|v| serde_json::from_value::<FlowKind>(v.clone()).ok());
     let in_catalog = catalog::contains(name);
     let device = section.value().get("device_authorization_url").is_some()
         || section.value().get("issuer").is_some();
@@ -326,13 +496,296 @@ pub(crate) fn builder(config: &Config, name: &str) -> ProviderBuilder {
             }
         });
     if device {
-        builder = builder.flow(DEVICE_FLOW, move |ctx| {
+        builder = builder.flow(DEVICE_FLOW, {
             let policy = policy.clone();
             let cache = cache.clone();
-            async move { ConfiguredFlow::build(ctx.section(), policy, Some(cache), true).await }
+            move |ctx| {
+                let policy = policy.clone();
+                let cache = cache.clone();
+                async move { ConfiguredFlow::build(ctx.section(), policy, Some(cache), true).await }
+            }
         });
     }
-    builder.default_flow(OAUTH2_FLOW)
+    match kind {
+        Some(kind) if kind.unattended() => builder
+            .flow(kind.name(), move |ctx| {
+                let policy = policy.clone();
+                let cache = cache.clone();
+                let tokens = tokens.clone();
+                async move { build_machine(ctx.section(), policy, Some(cache), kind, tokens).await }
+            })
+            .default_flow(kind.name()),
+        Some(FlowKind::Device) if device => builder.default_flow(DEVICE_FLOW),
+        _ => builder.default_flow(OAUTH2_FLOW),
+    }
+}
+
+/// Another provider's fresh access token, for a token exchange's `subject_provider`: what
+/// the [`App`](crate::App) hands its configured providers.
+#[crate::flow::async_trait]
+pub trait ProviderTokens: Send + Sync {
+    /// `provider`'s access token, renewed first when due.
+    async fn access_token(&self, provider: &str) -> Result<SecretString, FlowError>;
+}
+
+/// `subject_provider`'s token, through [`ProviderTokens`].
+struct FromProvider {
+    tokens: Arc<dyn ProviderTokens>,
+    provider: String,
+}
+
+#[crate::flow::async_trait]
+impl SubjectSource for FromProvider {
+    async fn subject_token(&self) -> Result<SecretString, FlowError> {
+        self.tokens.access_token(&self.provider).await
+    }
+}
+
+/// A Google service-account JSON key: who it is, its key, where it gets tokens.
+struct ServiceAccount {
+    client_email: String,
+    private_key: SecretString,
+    private_key_id: Option<String>,
+    token_uri: Option<Url>,
+}
+
+impl ServiceAccount {
+    /// Reads it (owner-only, like every key file), naming the setting in errors.
+    fn read(provider: &str, path: &std::path::Path) -> Result<Self, KeyFileError> {
+        let setting = format!("providers.{provider}.service_account_file");
+        let bytes = read_private_file(&setting, path)?;
+        let bad = |reason: &str| KeyFileError::Malformed {
+            setting: setting.clone(),
+            path: Some(path.to_owned()),
+            reason: reason.to_owned(),
+        };
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| bad("is not a service-account JSON key (not JSON)"))?;
+        let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+        let client_email =
+            text("client_email").ok_or_else(|| bad("is a JSON file without `client_email`"))?;
+        let private_key = SecretString::new(
+            text("private_key").ok_or_else(|| bad("is a JSON file without `private_key`"))?,
+        );
+        let token_uri = match text("token_uri") {
+            Some(uri) => {
+                Some(Url::parse(&uri).map_err(|_| bad("has a `token_uri` that is not a URL"))?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            client_email,
+            private_key,
+            private_key_id: text("private_key_id"),
+            token_uri,
+        })
+    }
+}
+
+/// The key that signs client assertions, for `client_auth = "private_key_jwt"` (the
+/// `private_key_file`, else the service account's key) or `"client_secret_jwt"` (the secret).
+fn client_key(
+    name: &str,
+    s: &ProviderSettings,
+    account: Option<&ServiceAccount>,
+) -> Result<Option<Arc<SigningKey>>, FlowError> {
+    match s.client_auth {
+        Some(ClientAuth::PrivateKeyJwt) => Ok(Some(Arc::new(private_key(name, s, account)?))),
+        Some(ClientAuth::ClientSecretJwt) => {
+            let secret = s.client_secret.as_ref().ok_or_else(|| {
+                FlowError::config(format!(
+                    "providers.{name}: client_auth = \"client_secret_jwt\" needs client_secret"
+                ))
+            })?;
+            let key = SigningKey::hmac(secret, s.signing_alg.as_deref())
+                .map_err(|e| FlowError::config(format!("providers.{name}: {e}")))?;
+            Ok(Some(Arc::new(key)))
+        }
+        Some(ClientAuth::TlsClientAuth) => Err(FlowError::config(format!(
+            "providers.{name}: client_auth = \"tls_client_auth\" is not supported yet"
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// The private key of `private_key_file`, else of the service account.
+fn private_key(
+    name: &str,
+    s: &ProviderSettings,
+    account: Option<&ServiceAccount>,
+) -> Result<SigningKey, FlowError> {
+    let kid = s.private_key_id.as_deref();
+    let alg = s.signing_alg.as_deref();
+    if let Some(path) = &s.private_key_file {
+        return Ok(SigningKey::from_file(
+            &format!("providers.{name}.private_key_file"),
+            path,
+            kid,
+            alg,
+        )?);
+    }
+    if let Some(account) = account {
+        let kid = kid.or(account.private_key_id.as_deref());
+        return SigningKey::from_bytes(account.private_key.expose().as_bytes(), kid, alg).map_err(
+            |reason| {
+                KeyFileError::Malformed {
+                    setting: format!("providers.{name}.service_account_file"),
+                    path: s.service_account_file.clone(),
+                    reason: format!("its `private_key` {reason}"),
+                }
+                .into()
+            },
+        );
+    }
+    Err(FlowError::config(format!(
+        "providers.{name}: signing needs private_key_file (or service_account_file)"
+    )))
+}
+
+/// An unattended flow of a configured provider.
+async fn build_machine(
+    section: &ProviderSection,
+    policy: HttpPolicy,
+    cache_dir: Option<PathBuf>,
+    kind: FlowKind,
+    tokens: Option<Arc<dyn ProviderTokens>>,
+) -> Result<MachineFlow, FlowError> {
+    let name = section.provider();
+    let s = settings(section)?;
+    let http = HttpClient::new(policy).map_err(|e| FlowError::InvalidConfig {
+        message: "cannot set up the HTTP client".into(),
+        source: Some(Box::new(e)),
+    })?;
+    let account = match &s.service_account_file {
+        Some(path) => Some(ServiceAccount::read(name, path)?),
+        None => None,
+    };
+    let mut token_url = s.token_url.clone();
+    let mut revocation_url = s.revocation_url.clone();
+    if let Some(uri) = account.as_ref().and_then(|a| a.token_uri.clone()) {
+        token_url.get_or_insert(uri);
+    }
+    if let Some(issuer) = &s.issuer {
+        let meta = crate::oidc::discover(issuer, &http, cache_dir.as_deref())
+            .await
+            .map_err(|e| e.into_flow_error(name))?;
+        token_url.get_or_insert(meta.token_endpoint);
+        revocation_url = revocation_url.or(meta.revocation_endpoint);
+    }
+    let token_url = token_url.ok_or_else(|| {
+        FlowError::config(format!(
+            "providers.{name} needs token_url, an issuer or a service_account_file"
+        ))
+    })?;
+    for (field, url) in [
+        ("token_url", Some(&token_url)),
+        ("revocation_url", revocation_url.as_ref()),
+    ] {
+        if let Some(url) = url {
+            crate::http::require_secure(url).map_err(|e| FlowError::InvalidConfig {
+                message: format!("providers.{name}.{field}"),
+                source: Some(Box::new(e)),
+            })?;
+        }
+    }
+    // No authorization endpoint: nobody is sent anywhere. The token endpoint stands in.
+    let mut app = OAuth2AppCredentials::new(s.client_id.clone(), token_url.clone(), token_url);
+    app.client_secret = s.client_secret.clone();
+    app.revocation_url = revocation_url;
+    app.scopes = s.scopes.clone();
+    app.client_auth = s.client_auth;
+    app.token_params = s.token_params.clone();
+    app.token_request = s.token_request;
+    app.scope_separator = s.scope_separator.clone();
+    app.token_pointer = s.token_pointer.clone();
+    app.bearer_token_types = s.bearer_token_types.clone();
+    app.client_key = client_key(name, &s, account.as_ref())?;
+    let oauth2 = OAuth2Flow::with_class(name, app, Default::default(), http)?;
+    let grant = match kind {
+        FlowKind::JwtBearer => {
+            let key = Arc::new(private_key(name, &s, account.as_ref())?);
+            let issuer = s
+                .assertion_issuer
+                .clone()
+                .or_else(|| account.as_ref().map(|a| a.client_email.clone()))
+                .unwrap_or_else(|| s.client_id.clone());
+            let mut bearer = JwtBearer::new(key, issuer);
+            bearer.subject = s.assertion_subject.clone();
+            bearer.audience = s.assertion_audience.clone();
+            bearer.scope_claim = account.is_some();
+            MachineGrant::JwtBearer(bearer)
+        }
+        FlowKind::TokenExchange => {
+            let mut sources = Vec::new();
+            if let Some(path) = &s.subject_token_file {
+                sources.push(SubjectToken::File(path.clone()));
+            }
+            if let Some(var) = &s.subject_token_env {
+                sources.push(SubjectToken::Env(var.clone()));
+            }
+            if let Some(provider) = &s.subject_provider {
+                if provider == name {
+                    return Err(FlowError::config(format!(
+                        "providers.{name}.subject_provider names the provider itself"
+                    )));
+                }
+                let tokens = tokens.clone().ok_or_else(|| {
+                    FlowError::config(format!(
+                        "providers.{name}.subject_provider: no other provider can be reached from here"
+                    ))
+                })?;
+                sources.push(SubjectToken::Source(Arc::new(FromProvider {
+                    tokens,
+                    provider: provider.clone(),
+                })));
+            }
+            if let Some(SubjectTokenSource::GithubActions) = s.subject_token_source {
+                sources.push(SubjectToken::GithubActions {
+                    audience: s.audience.clone(),
+                });
+            }
+            let github = s.subject_token_source.is_some();
+            let subject = match sources.len() {
+                1 => sources.pop().expect("one"),
+                0 => {
+                    return Err(FlowError::config(format!(
+                        "providers.{name}: token_exchange needs one of subject_token_file, subject_token_env, subject_provider or subject_token_source"
+                    )));
+                }
+                _ => {
+                    return Err(FlowError::config(format!(
+                        "providers.{name}: set only one of subject_token_file, subject_token_env, subject_provider and subject_token_source"
+                    )));
+                }
+            };
+            let default_type = if github { "jwt" } else { "access_token" };
+            MachineGrant::TokenExchange(TokenExchange {
+                subject,
+                subject_token_type: token_type_uri(
+                    s.subject_token_type.as_deref().unwrap_or(default_type),
+                ),
+                requested_token_type: s.requested_token_type.as_deref().map(token_type_uri),
+            })
+        }
+        _ => MachineGrant::ClientCredentials,
+    };
+    let resources = s
+        .resource
+        .as_ref()
+        .map(OneOrMany::values)
+        .unwrap_or_default();
+    for resource in &resources {
+        let ok = Url::parse(resource).is_ok_and(|u| u.fragment().is_none());
+        if !ok {
+            return Err(FlowError::config(format!(
+                "providers.{name}.resource: `{}` is not an absolute URI without a fragment (RFC 8707)",
+                sanitize(resource, 100)
+            )));
+        }
+    }
+    Ok(MachineFlow::new(oauth2, grant)
+        .audience(s.audience.clone())
+        .resources(resources))
 }
 
 /// A configured provider's flow: [`OAuth2Flow`] (or its device grant) with the provider's
@@ -419,6 +872,11 @@ impl ConfiguredFlow {
             s.scopes.clone()
         };
         app.client_auth = s.client_auth;
+        let account = match &s.service_account_file {
+            Some(path) => Some(ServiceAccount::read(name, path)?),
+            None => None,
+        };
+        app.client_key = client_key(name, &s, account.as_ref())?;
         app.authorize_params = s.authorize_params.clone();
         app.token_params = s.token_params.clone();
         app.token_request = s.token_request;

@@ -188,6 +188,10 @@ pub async fn login(
     options: &LoginOptions,
     ui: &dyn LoginUi,
 ) -> Result<Credential, LoginError> {
+    // An unattended flow needs nobody: its grant is the whole login.
+    if flow.unattended() {
+        return flow.obtain().await.map_err(LoginError::Failed);
+    }
     // A flow with a fixed redirect URI (the provider accepts only the registered one) is
     // listened for where that points; any other on 127.0.0.1, on the port asked for or a free one.
     let mut listener = match flow.redirect_uri() {

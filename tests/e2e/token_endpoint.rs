@@ -54,6 +54,9 @@ fn token_error(err: FlowError) -> TokenError {
     let cause = match err {
         FlowError::Failed(e)
         | FlowError::NoAnswer(e)
+        | FlowError::InvalidConfig {
+            source: Some(e), ..
+        }
         | FlowError::Transient { source: e, .. }
         | FlowError::LoginRequired {
             source: Some(e), ..

@@ -49,7 +49,7 @@ pub(crate) async fn run(ctx: &Context, mut args: RunArgs) -> anyhow::Result<()> 
     let account = &args.target.account;
     let flow_name = match &args.flow {
         Some(f) => f.clone(),
-        None => pick_flow(ctx, &provider, args.no_browser)?,
+        None => pick_flow(ctx, &provider, args.no_browser).await?,
     };
     let mut options = LoginOptions::default()
         .scopes(args.scopes.clone())
@@ -109,7 +109,13 @@ pub(crate) async fn run(ctx: &Context, mut args: RunArgs) -> anyhow::Result<()> 
         .as_deref()
         .map(|i| format!(" as {i}"))
         .unwrap_or_default();
-    ctx.say(format!("Logged in to {name}{who} (account `{account}`)."));
+    if unattended(&provider, &flow_name).await {
+        ctx.say(format!(
+            "Obtained a token from {name} with {flow_name} (account `{account}`)."
+        ));
+    } else {
+        ctx.say(format!("Logged in to {name}{who} (account `{account}`)."));
+    }
     if !scopes.is_empty() {
         ctx.say(format!("  scopes: {}", scopes.join(", ")));
     }
@@ -202,19 +208,30 @@ impl LoginUi for Terminal<'_> {
 /// The flow used when none is named: the provider's default, except that where no browser can
 /// be opened (no display, an SSH session) and the provider has a device flow, that one, saying
 /// so. `--no-browser` keeps the default: it only means "print the URL, open nothing".
-fn pick_flow(ctx: &Context, provider: &Provider, no_browser: bool) -> anyhow::Result<String> {
+async fn pick_flow(ctx: &Context, provider: &Provider, no_browser: bool) -> anyhow::Result<String> {
     let default = provider
         .default_flow()
         .context("the provider has no flows")?
         .to_owned();
     let has_device = provider.flow_names().any(|f| f == DEVICE);
-    if !no_browser && default != DEVICE && has_device && !browser_available() {
+    if !no_browser
+        && default != DEVICE
+        && has_device
+        && !browser_available()
+        && !unattended(provider, &default).await
+    {
         ctx.say(format!(
             "No browser can be opened here: using the device flow (pass --flow {default} for the browser flow)."
         ));
         return Ok(DEVICE.to_owned());
     }
     Ok(default)
+}
+
+/// Whether the flow needs nobody (then no browser is needed either); a flow that cannot be
+/// built is not, and fails where it is run.
+async fn unattended(provider: &Provider, flow: &str) -> bool {
+    provider.flow(flow).await.is_ok_and(|f| f.unattended())
 }
 
 /// The device flow's conventional name.

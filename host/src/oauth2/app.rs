@@ -21,6 +21,30 @@ pub enum ClientAuth {
     Basic,
     /// `client_id` and `client_secret` in the request body (`client_secret_post`).
     RequestBody,
+    /// A JWT assertion signed with the client's private key (RFC 7523 §2.2, OpenID Connect
+    /// Core §9): [`OAuth2AppCredentials::client_key`].
+    PrivateKeyJwt,
+    /// A JWT assertion signed with HMAC over the client secret (OpenID Connect Core §9).
+    ClientSecretJwt,
+    /// The client's TLS certificate on the token connection (RFC 8705); the `client_id` in
+    /// the body.
+    TlsClientAuth,
+    /// None: the `client_id` in the body (a public client).
+    None,
+}
+
+impl ClientAuth {
+    /// The name used in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientAuth::Basic => "basic",
+            ClientAuth::RequestBody => "request_body",
+            ClientAuth::PrivateKeyJwt => "private_key_jwt",
+            ClientAuth::ClientSecretJwt => "client_secret_jwt",
+            ClientAuth::TlsClientAuth => "tls_client_auth",
+            ClientAuth::None => "none",
+        }
+    }
 }
 
 /// How token, device and revocation requests carry their parameters.
@@ -115,6 +139,11 @@ pub struct OAuth2AppCredentials {
     /// `bearer` (Slack: `["bot", "user"]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bearer_token_types: Vec<String>,
+    /// The key that signs client assertions (`private_key_jwt`, `client_secret_jwt`): never
+    /// read from or written to the configuration as such, but loaded from its file.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub client_key: Option<std::sync::Arc<super::assertion::SigningKey>>,
 }
 
 fn yes() -> bool {
@@ -149,6 +178,7 @@ impl OAuth2AppCredentials {
             scope_separator: None,
             token_pointer: None,
             bearer_token_types: Vec::new(),
+            client_key: None,
         }
     }
 }

@@ -294,11 +294,22 @@ impl<C: TokenClass> OAuth2Flow<C> {
                     .map(DeviceAuthorizationUrl::from_url),
             )
             .set_revocation_url_option(app.revocation_url.clone().map(RevocationUrl::from_url))
+            // The crate cannot sign assertions nor present a certificate: with those, its
+            // client sends the `client_id` in the body, for grants this crate does not drive.
             .set_auth_type(match app.client_auth {
                 None | Some(ClientAuth::Basic) => oauth2::AuthType::BasicAuth,
-                Some(ClientAuth::RequestBody) => oauth2::AuthType::RequestBody,
+                Some(_) => oauth2::AuthType::RequestBody,
             });
         match (&app.client_secret, app.client_auth) {
+            (
+                _,
+                Some(
+                    ClientAuth::PrivateKeyJwt
+                    | ClientAuth::ClientSecretJwt
+                    | ClientAuth::TlsClientAuth
+                    | ClientAuth::None,
+                ),
+            ) => {}
             (Some(secret), _) => {
                 client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
             }
@@ -329,7 +340,25 @@ impl<C: TokenClass> OAuth2Flow<C> {
         let mut request =
             http::Request::post(url.as_str()).header(http::header::ACCEPT, "application/json");
         let secret = self.app.client_secret.as_ref().map(|s| s.expose());
+        let assertion;
         match (secret, self.app.client_auth) {
+            (_, Some(ClientAuth::PrivateKeyJwt | ClientAuth::ClientSecretJwt)) => {
+                let key = self.app.client_key.as_ref().ok_or_else(|| {
+                    FlowError::config("the client authentication needs a signing key")
+                })?;
+                // `aud` is the token endpoint, whichever endpoint this is (RFC 7523 §3).
+                assertion =
+                    key.client_assertion(&self.app.client_id, self.app.token_url.as_str())?;
+                pairs.push(("client_id", &self.app.client_id));
+                pairs.push((
+                    "client_assertion_type",
+                    super::assertion::CLIENT_ASSERTION_TYPE,
+                ));
+                pairs.push(("client_assertion", &assertion));
+            }
+            (_, Some(ClientAuth::TlsClientAuth | ClientAuth::None)) => {
+                pairs.push(("client_id", &self.app.client_id));
+            }
             (Some(secret), None | Some(ClientAuth::Basic)) => {
                 request = request.header(
                     http::header::AUTHORIZATION,
@@ -409,6 +438,52 @@ impl<C: TokenClass> OAuth2Flow<C> {
         }
     }
 
+    /// An `invalid_client` answer says the client's authentication was refused, and how it
+    /// was made (never with what): the configuration must change.
+    fn client_refused(&self, e: TokenError) -> FlowError {
+        let refused = e
+            .provider_error()
+            .is_some_and(|p| p.kind == super::ErrorKind::InvalidClient);
+        if !refused {
+            return e.into();
+        }
+        let id = crate::text::sanitize(&self.app.client_id, 80);
+        let how = match (self.app.client_auth, self.app.client_secret.is_some()) {
+            (Some(ClientAuth::PrivateKeyJwt), _) => {
+                let key = self.app.client_key.as_deref();
+                format!(
+                    "a private_key_jwt assertion for client `{id}` signed {:?} with key id `{}`",
+                    key.map(|k| k.algorithm())
+                        .unwrap_or(jsonwebtoken::Algorithm::RS256),
+                    key.and_then(|k| k.key_id()).unwrap_or("none")
+                )
+            }
+            (Some(ClientAuth::ClientSecretJwt), _) => {
+                format!(
+                    "a client_secret_jwt assertion for client `{id}` (HMAC over its client secret)"
+                )
+            }
+            (Some(ClientAuth::TlsClientAuth), _) => {
+                format!("client `{id}` presenting its TLS client certificate (tls_client_auth)")
+            }
+            (Some(ClientAuth::None), _) | (None, false) => {
+                format!("client `{id}` with no client authentication (a public client)")
+            }
+            (Some(ClientAuth::RequestBody), _) => {
+                format!("client `{id}` with its client secret in the request body (request_body)")
+            }
+            (Some(ClientAuth::Basic), _) | (None, true) => {
+                format!("client `{id}` with its client secret in HTTP Basic (basic)")
+            }
+        };
+        FlowError::InvalidConfig {
+            message: format!(
+                "the provider refused the client authentication: {how}; check client_id, the secret or key, and client_auth"
+            ),
+            source: Some(Box::new(e)),
+        }
+    }
+
     /// Sends a token request (code, refresh or device grant) to the token endpoint and reads the
     /// token from the answer, once.
     pub(crate) async fn token_request(
@@ -428,7 +503,8 @@ impl<C: TokenClass> OAuth2Flow<C> {
         let request = self.endpoint_request(&self.app.token_url, params)?;
         let received_at = Utc::now();
         let response = self.http.send(request).await.map_err(TokenError::from)?;
-        let mut map = json_object(&response, &|code| self.class.error_kind(code))?;
+        let mut map = json_object(&response, &|code| self.class.error_kind(code))
+            .map_err(|e| self.client_refused(e))?;
         if let Some(pointer) = &self.app.token_pointer {
             map = nested(map, pointer)?;
         }

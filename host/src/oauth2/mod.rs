@@ -8,10 +8,12 @@
 //! string, comma-separated scopes) and refuse everything unsafe; a redirect is never followed.
 
 mod app;
+pub mod assertion;
 mod class;
 mod code;
 mod device;
 mod error;
+pub mod machine;
 mod response;
 
 pub use app::{ClientAuth, OAuth2AppCredentials, TokenRequestFormat};

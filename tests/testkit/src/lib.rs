@@ -33,11 +33,15 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
+mod der;
 mod inputs;
 pub mod javascript;
+mod keys;
 pub mod pg;
 pub mod python;
 pub mod tls;
+
+pub use keys::{KeyKind, TestKey, test_key};
 
 /// Paths of the test guest components built by `build.rs`.
 pub mod guests {

@@ -188,6 +188,30 @@ impl PublicKey {
         }
     }
 
+    /// Whether it can verify signatures of `alg`.
+    pub(crate) fn fits(&self, alg: Algorithm) -> bool {
+        use Algorithm::*;
+        matches!(
+            (self, alg),
+            (
+                PublicKey::Rsa(_),
+                RS256 | RS384 | RS512 | PS256 | PS384 | PS512
+            ) | (PublicKey::P256(_), ES256)
+                | (PublicKey::P384(_), ES384)
+                | (PublicKey::Ed25519(_), EdDSA)
+        )
+    }
+
+    /// Its type, as the refusals name it.
+    pub(crate) fn describe(&self) -> &'static str {
+        match self {
+            PublicKey::Rsa(_) => "an RSA key",
+            PublicKey::P256(_) => "a P-256 key",
+            PublicKey::P384(_) => "a P-384 key",
+            PublicKey::Ed25519(_) => "an Ed25519 key",
+        }
+    }
+
     pub(crate) fn decoding_key(&self) -> DecodingKey {
         match self {
             PublicKey::Rsa(der) => DecodingKey::from_rsa_der(der),

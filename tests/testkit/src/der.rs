@@ -10,6 +10,7 @@ pub(crate) const BIT_STRING: u8 = 0x03;
 pub(crate) const OCTET_STRING: u8 = 0x04;
 pub(crate) const OID: u8 = 0x06;
 pub(crate) const SEQUENCE: u8 = 0x30;
+pub(crate) const SET: u8 = 0x31;
 
 /// Reads DER elements one after the other.
 pub(crate) struct Reader<'a> {
@@ -86,6 +87,36 @@ pub(crate) fn pem(text: &str) -> Option<(String, Vec<u8>)> {
             return Some((label, der));
         }
         body.push_str(line);
+    }
+    None
+}
+
+/// The subject common name (OID 2.5.4.3) of an X.509 certificate.
+pub(crate) fn certificate_cn(cert: &[u8]) -> Option<String> {
+    let cert = single(cert, SEQUENCE)?;
+    let tbs = Reader::new(cert).next(SEQUENCE)?;
+    let mut tbs = Reader::new(tbs);
+    let (mut tag, _) = tbs.next_any()?;
+    // [0] EXPLICIT version, when present; then the serial number.
+    if tag == 0xa0 {
+        tag = tbs.next_any()?.0;
+    }
+    if tag != INTEGER {
+        return None;
+    }
+    tbs.next(SEQUENCE)?; // signature algorithm
+    tbs.next(SEQUENCE)?; // issuer
+    tbs.next(SEQUENCE)?; // validity
+    let mut subject = Reader::new(tbs.next(SEQUENCE)?);
+    while let Some(rdn) = subject.next(SET) {
+        let mut rdn = Reader::new(rdn);
+        while let Some(attribute) = rdn.next(SEQUENCE) {
+            let mut attribute = Reader::new(attribute);
+            if attribute.next(OID)? == [0x55, 0x04, 0x03] {
+                let (_, value) = attribute.next_any()?;
+                return String::from_utf8(value.to_vec()).ok();
+            }
+        }
     }
     None
 }

@@ -14,6 +14,13 @@
 //! RFC 9207 `iss` callback parameter, `/api/userinfo`, and forged or broken `id_token`s on demand
 //! ([`IdTokenFault`]). Or a plain OAuth2 server with RFC 8414 metadata
 //! ([`TestProvider::set_plain_oauth2`]).
+//!
+//! For clients without a user (`machine.rs`): JWT client authentication (`client_secret_jwt`,
+//! `private_key_jwt` with keys from [`test_key`] registered by
+//! [`TestProvider::register_client_key`]) at the token and revocation endpoints, the client
+//! credentials, JWT bearer (RFC 7523) and token exchange (RFC 8693) grants, and a stand-in for
+//! GitHub Actions' OIDC token endpoint ([`TestProvider::actions_env`]), all verified strictly,
+//! every refusal saying why.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -33,11 +40,21 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
+mod der;
 mod inputs;
 pub mod javascript;
+mod keys;
+mod machine;
 pub mod pg;
 pub mod python;
 pub mod tls;
+
+pub use keys::{KeyKind, TestKey, test_key};
+pub use machine::{
+    ACCESS_TOKEN_TYPE, ACTIONS_DEFAULT_AUDIENCE, ACTIONS_SUBJECT, CLIENT_ASSERTION_TYPE,
+    CLIENT_CREDENTIALS_GRANT, ClientAuthMethod, ID_TOKEN_TYPE, JWT_BEARER_GRANT, JWT_TOKEN_TYPE,
+    MachineGrant, SERVICE_ACCOUNT_EMAIL, SeenAssertion, TOKEN_EXCHANGE_GRANT,
+};
 
 /// Paths of the test guest components built by `build.rs`.
 pub mod guests {
@@ -344,6 +361,8 @@ struct Inner {
     basic_public: std::sync::atomic::AtomicBool,
     /// The parameters of every device authorization request, in order.
     device_requests: Mutex<Vec<HashMap<String, String>>>,
+    /// Client assertions, the non-interactive grants, the GitHub Actions stand-in.
+    machine: machine::MachineState,
 }
 
 impl Inner {
@@ -465,6 +484,7 @@ impl TestProvider {
             .route("/api/userinfo", get(userinfo))
             .route("/authorize", get(authorize))
             .route("/token", post(token))
+            .route("/actions/id-token", get(machine::actions_id_token))
             .route("/sink", any(sink))
             .route("/slow", any(slow))
             .route("/revoke", post(revoke))
@@ -1050,6 +1070,14 @@ async fn token(
     if let Some(s) = scripted {
         return scripted_response(s);
     }
+    let assertion = match machine::client_assertion(&inner, &request, None) {
+        Some(Ok(method)) => Some(method),
+        Some(Err(refused)) => return *refused,
+        None => None,
+    };
+    if machine::is_machine_grant(&form) {
+        return machine::grant(&inner, &request, &body, assertion).await;
+    }
     let (id, secret) = match request.basic_auth() {
         Some(pair) => pair,
         None => (
@@ -1064,7 +1092,7 @@ async fn token(
             && request.authorization.is_none()
             && !form.contains_key("client_secret")
     };
-    if id != CLIENT_ID || (secret != CLIENT_SECRET && !public) {
+    if assertion.is_none() && (id != CLIENT_ID || (secret != CLIENT_SECRET && !public)) {
         return token_error(&inner, StatusCode::UNAUTHORIZED, "invalid_client");
     }
     let (scope, nonce) = match form.get("grant_type").map(String::as_str) {
@@ -1142,6 +1170,9 @@ async fn token(
         body["refresh_token"] = Value::String(rt);
     }
     inner.access_tokens.lock().unwrap().push(format!("at-{n}"));
+    inner
+        .machine
+        .count(form.get("grant_type").map_or("", String::as_str));
     if is_refresh {
         let gate = inner.refresh_gate.lock().unwrap().clone();
         if let Some((arrived, permits)) = gate {
@@ -1204,7 +1235,7 @@ async fn revoke(
         Ok(parsed) => parsed,
         Err(refused) => return *refused,
     };
-    inner.requests.lock().unwrap().push(TokenRequest {
+    let request = TokenRequest {
         at: std::time::Instant::now(),
         form: form.clone(),
         authorization: headers
@@ -1212,24 +1243,24 @@ async fn revoke(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         content_type,
-    });
+    };
+    inner.requests.lock().unwrap().push(request.clone());
     if let Some(s) = inner.script.lock().unwrap().pop_front() {
         return scripted_response(s);
     }
     let public = inner.public_client.load(Ordering::SeqCst)
         && headers.get(header::AUTHORIZATION).is_none()
         && form.get("client_id").map(String::as_str) == Some(CLIENT_ID);
-    let basic_public = basic_public_client(
-        &inner,
-        inner
-            .requests
-            .lock()
-            .unwrap()
-            .last()
-            .expect("just recorded"),
-    );
-    if !client_authenticated(&headers, Some(&form)) && !public && !basic_public {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    let basic_public = basic_public_client(&inner, &request);
+    let revocation_endpoint = format!("{}/revoke", inner.issuer);
+    let assertion = machine::client_assertion(&inner, &request, Some(&revocation_endpoint));
+    match assertion {
+        Some(Err(refused)) => return *refused,
+        Some(Ok(_)) => {}
+        None if !client_authenticated(&headers, Some(&form)) && !public && !basic_public => {
+            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+        }
+        None => {}
     }
     let token = form.get("token").cloned().unwrap_or_default();
     inner.refresh_tokens.lock().unwrap().remove(&token);

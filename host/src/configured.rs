@@ -301,7 +301,7 @@ pub(crate) fn is_oauth2_section(section: &ProviderSection) -> bool {
         return true;
     }
     let has = |k: &str| section.value().get(k).is_some();
-    has("issuer") || has("authorize_url") || has("token_url")
+    has("issuer") || has("authorize_url") || has("token_url") || has("service_account_file")
 }
 
 /// The section's settings: placeholders filled (from the section's keys of the same name, else
@@ -700,6 +700,10 @@ async fn build_machine(
     app.token_pointer = s.token_pointer.clone();
     app.bearer_token_types = s.bearer_token_types.clone();
     app.client_key = client_key(name, &s, account.as_ref())?;
+    // A JWT bearer grant or a token exchange needs no client authentication: without a
+    // secret or a `client_auth`, none is sent, not even the client id.
+    app.anonymous =
+        kind != FlowKind::ClientCredentials && s.client_auth.is_none() && s.client_secret.is_none();
     let oauth2 = OAuth2Flow::with_class(name, app, Default::default(), http)?;
     let grant = match kind {
         FlowKind::JwtBearer => {

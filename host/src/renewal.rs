@@ -404,7 +404,7 @@ fn passing(source: &FlowError) -> bool {
 /// Says that the current token is handed out because it could not be renewed (`why`).
 fn warn_current(provider: &Provider, why: &str, current: &Record) {
     tracing::warn!(
-        "cannot refresh the credential for `{}` ({why}); using the current token, valid until {}",
+        "cannot renew the credential for `{}` ({why}); using the current token, valid until {}",
         provider.name(),
         current
             .expires_at()

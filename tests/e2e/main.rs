@@ -12,6 +12,7 @@ mod examples;
 mod lazy_flows;
 mod library;
 mod loopback;
+mod machine;
 mod messages;
 mod oauth2_flow;
 mod pg_fleet;

@@ -144,6 +144,12 @@ pub struct OAuth2AppCredentials {
     #[serde(skip)]
     #[schemars(skip)]
     pub client_key: Option<std::sync::Arc<super::assertion::SigningKey>>,
+    /// Sends no client identification at all, not even the `client_id`: a JWT bearer grant
+    /// or a token exchange whose assertion or subject token is the whole credential (Google's
+    /// service accounts and security token service).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub anonymous: bool,
 }
 
 fn yes() -> bool {
@@ -179,6 +185,7 @@ impl OAuth2AppCredentials {
             token_pointer: None,
             bearer_token_types: Vec::new(),
             client_key: None,
+            anonymous: false,
         }
     }
 }

@@ -342,6 +342,7 @@ impl<C: TokenClass> OAuth2Flow<C> {
         let secret = self.app.client_secret.as_ref().map(|s| s.expose());
         let assertion;
         match (secret, self.app.client_auth) {
+            _ if self.app.anonymous => {}
             (_, Some(ClientAuth::PrivateKeyJwt | ClientAuth::ClientSecretJwt)) => {
                 let key = self.app.client_key.as_ref().ok_or_else(|| {
                     FlowError::config("the client authentication needs a signing key")

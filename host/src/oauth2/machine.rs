@@ -265,7 +265,7 @@ async fn github_actions_token(
         url.query_pairs_mut().append_pair("audience", audience);
     }
     let request = http::Request::get(url.as_str())
-        .header(http::header::AUTHORIZATION, format!("bearer {bearer}"))
+        .header(http::header::AUTHORIZATION, format!("Bearer {bearer}"))
         .header(http::header::ACCEPT, "application/json")
         .body(Vec::new())
         .map_err(|e| FlowError::internal("cannot build the request", e))?;
@@ -274,6 +274,17 @@ async fn github_actions_token(
         .send(request)
         .await
         .map_err(TokenError::from)?;
+    // Refused or failing, the job's token cannot be had: said as such, not as a provider
+    // outage that a still-valid token would paper over.
+    if !response.status().is_success() {
+        return Err(FlowError::Failed(
+            format!(
+                "the GitHub Actions token endpoint answered HTTP {} (is `permissions: id-token: write` set for the job?)",
+                response.status().as_u16()
+            )
+            .into(),
+        ));
+    }
     let map = super::response::json_object(&response, &|_| None)?;
     match map.get("value").and_then(Value::as_str) {
         Some(value) if !value.is_empty() => Ok(SecretString::new(value.to_owned())),

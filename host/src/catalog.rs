@@ -29,8 +29,14 @@ pub struct CatalogEntry {
     pub display_name: String,
     /// The provider's own documentation page the entry was checked against.
     pub docs: String,
-    /// The authorization endpoint (may hold placeholders).
-    pub authorize_url: String,
+    /// The authorization endpoint (may hold placeholders); none for an entry whose flow is
+    /// unattended (`flow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorize_url: Option<String>,
+    /// The default flow, when not the browser's: an unattended one (`jwt_bearer`, …) for an
+    /// entry made for machines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<String>,
     /// The token endpoint.
     pub token_url: String,
     /// The device authorization endpoint (RFC 8628).

@@ -142,6 +142,13 @@ pub struct ProviderSettings {
     /// `token_uri`), owner-only: fills the JWT bearer grant's key, issuer and token endpoint.
     #[serde(default)]
     pub service_account_file: Option<PathBuf>,
+    /// `tls_client_auth`: the client certificate (PEM, then its chain) presented on the
+    /// connections to the provider's endpoints.
+    #[serde(default)]
+    pub tls_client_cert_file: Option<PathBuf>,
+    /// `tls_client_auth`: its private key (PEM), owner-only.
+    #[serde(default)]
+    pub tls_client_key_file: Option<PathBuf>,
     /// `token_exchange`: a file holding the subject token (read at each exchange).
     #[serde(default)]
     pub subject_token_file: Option<PathBuf>,
@@ -479,14 +486,19 @@ pub(crate) fn builder(
         || section.value().get("issuer").is_some();
     let policy = config.http_policy();
     let cache = config.data_dir().join("cache").join("oidc");
+    // A provider made for machines has no browser flow unless it names where to send one.
+    let browser = !kind.is_some_and(FlowKind::unattended)
+        || section.value().get("authorize_url").is_some()
+        || section.value().get("issuer").is_some();
     let mut builder = Provider::builder(name, section)
         .source(if in_catalog {
             ProviderSource::Catalog
         } else {
             ProviderSource::Configured
         })
-        .checker(|section| settings(section).map(drop))
-        .flow(OAUTH2_FLOW, {
+        .checker(|section| settings(section).map(drop));
+    if browser {
+        builder = builder.flow(OAUTH2_FLOW, {
             let policy = policy.clone();
             let cache = cache.clone();
             move |ctx| {
@@ -495,6 +507,7 @@ pub(crate) fn builder(
                 async move { ConfiguredFlow::build(ctx.section(), policy, Some(cache), false).await }
             }
         });
+    }
     if device {
         builder = builder.flow(DEVICE_FLOW, {
             let policy = policy.clone();
@@ -601,9 +614,6 @@ fn client_key(
                 .map_err(|e| FlowError::config(format!("providers.{name}: {e}")))?;
             Ok(Some(Arc::new(key)))
         }
-        Some(ClientAuth::TlsClientAuth) => Err(FlowError::config(format!(
-            "providers.{name}: client_auth = \"tls_client_auth\" is not supported yet"
-        ))),
         _ => Ok(None),
     }
 }
@@ -642,6 +652,67 @@ fn private_key(
     )))
 }
 
+/// The HTTP client of a provider's endpoints: with `client_auth = "tls_client_auth"`, one that
+/// presents `tls_client_cert_file` and `tls_client_key_file` (the key owner-only, as every key
+/// file), and only for this provider's flows.
+fn endpoint_http(
+    name: &str,
+    s: &ProviderSettings,
+    policy: HttpPolicy,
+) -> Result<HttpClient, FlowError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let setup = |e| FlowError::InvalidConfig {
+        message: "cannot set up the HTTP client".into(),
+        source: Some(Box::new(e)),
+    };
+    if s.client_auth != Some(ClientAuth::TlsClientAuth) {
+        return HttpClient::new(policy).map_err(setup);
+    }
+    let (Some(cert_file), Some(key_file)) = (&s.tls_client_cert_file, &s.tls_client_key_file)
+    else {
+        return Err(FlowError::config(format!(
+            "providers.{name}: client_auth = \"tls_client_auth\" needs tls_client_cert_file and tls_client_key_file"
+        )));
+    };
+    let bad = |setting: &str, path: &std::path::Path, reason: &str| -> FlowError {
+        KeyFileError::Malformed {
+            setting: format!("providers.{name}.{setting}"),
+            path: Some(path.to_owned()),
+            reason: reason.to_owned(),
+        }
+        .into()
+    };
+    let pem = std::fs::read(cert_file).map_err(|source| {
+        FlowError::from(KeyFileError::Io {
+            setting: format!("providers.{name}.tls_client_cert_file"),
+            path: cert_file.clone(),
+            source,
+        })
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad("tls_client_cert_file", cert_file, "is not PEM certificates"))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "tls_client_cert_file",
+            cert_file,
+            "holds no certificate",
+        ));
+    }
+    let key_pem = read_private_file(&format!("providers.{name}.tls_client_key_file"), key_file)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|_| bad("tls_client_key_file", key_file, "holds no PEM private key"))?;
+    HttpClient::with_client_certificate(policy, certs, key).map_err(|e| match e {
+        crate::HttpError::Tls(_) => bad(
+            "tls_client_key_file",
+            key_file,
+            "does not fit the certificate, or is of a type TLS cannot use",
+        ),
+        e => setup(e),
+    })
+}
+
 /// An unattended flow of a configured provider.
 async fn build_machine(
     section: &ProviderSection,
@@ -652,10 +723,7 @@ async fn build_machine(
 ) -> Result<MachineFlow, FlowError> {
     let name = section.provider();
     let s = settings(section)?;
-    let http = HttpClient::new(policy).map_err(|e| FlowError::InvalidConfig {
-        message: "cannot set up the HTTP client".into(),
-        source: Some(Box::new(e)),
-    })?;
+    let http = endpoint_http(name, &s, policy)?;
     let account = match &s.service_account_file {
         Some(path) => Some(ServiceAccount::read(name, path)?),
         None => None,
@@ -812,10 +880,7 @@ impl ConfiguredFlow {
     ) -> Result<Self, FlowError> {
         let name = section.provider();
         let s = settings(section)?;
-        let http = HttpClient::new(policy).map_err(|e| FlowError::InvalidConfig {
-            message: "cannot set up the HTTP client".into(),
-            source: Some(Box::new(e)),
-        })?;
+        let http = endpoint_http(name, &s, policy)?;
         let mut verifier = None;
         let mut userinfo = None;
         let mut require_iss = false;

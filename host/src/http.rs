@@ -188,8 +188,23 @@ impl std::fmt::Debug for HttpClient {
 impl HttpClient {
     /// A client with these limits.
     pub fn new(policy: HttpPolicy) -> Result<Self, HttpError> {
+        Self::with_tls(policy, crate::tls::client_config().map_err(HttpError::Tls)?)
+    }
+
+    /// A client with these limits that presents a client certificate on every TLS connection
+    /// (RFC 8705 `tls_client_auth`): `certs` (the certificate, then its chain) and their `key`.
+    pub fn with_client_certificate(
+        policy: HttpPolicy,
+        certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Result<Self, HttpError> {
+        let config = crate::tls::client_config_with_identity(certs, key).map_err(HttpError::Tls)?;
+        Self::with_tls(policy, config)
+    }
+
+    fn with_tls(policy: HttpPolicy, tls: rustls::ClientConfig) -> Result<Self, HttpError> {
         let mut builder = reqwest::Client::builder()
-            .use_preconfigured_tls(crate::tls::client_config().map_err(HttpError::Tls)?)
+            .use_preconfigured_tls(tls)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(policy.connect_timeout)
             .timeout(policy.timeout)

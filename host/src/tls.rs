@@ -34,6 +34,22 @@ pub(crate) fn client_config() -> Result<rustls::ClientConfig, rustls::Error> {
         .clone()
 }
 
+/// The same configuration, presenting a client certificate (RFC 8705 `tls_client_auth`): a
+/// configuration of its own, for the one client that presents it.
+pub(crate) fn client_config_with_identity(
+    certs: Vec<CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PlatformRoots::new(provider)))
+        .with_client_auth_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// Verifies server certificates with WebPKI against the platform's roots, read on first use.
 #[derive(Debug)]
 struct PlatformRoots {

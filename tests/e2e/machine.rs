@@ -435,6 +435,28 @@ async fn jwt_bearer_with_a_key_file_and_with_a_service_account() {
     let seen = env.provider.grant_assertions().pop().unwrap();
     assert_eq!(seen.kid.as_deref(), Some(sa_key.kid.as_str()));
     assert!(seen.accepted, "{seen:?}");
+
+    // The catalog entry: the file and nothing else (here, Google's token endpoint is the test
+    // provider's).
+    env.write_config(&format!(
+        "[providers.google-service-account]\nservice_account_file = \"{}\"\ntoken_url = \"{}\"\n",
+        toml_path(&file),
+        env.provider.url("/token")
+    ));
+    let out = token(&env, "google-service-account").await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let claims = env
+        .provider
+        .machine_grants()
+        .pop()
+        .unwrap()
+        .assertion
+        .unwrap();
+    assert_eq!(claims["iss"], SERVICE_ACCOUNT_EMAIL);
+    assert_eq!(
+        claims["scope"],
+        "https://www.googleapis.com/auth/cloud-platform"
+    );
 }
 
 #[tokio::test]
@@ -514,4 +536,62 @@ async fn token_exchange_from_another_provider_a_file_and_a_github_actions_job() 
         out.stderr
     );
     assert_eq!(env.provider.token_requests().len(), before);
+}
+
+#[tokio::test]
+async fn tls_client_auth_presents_the_client_certificate() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = HostEnv::start().await;
+    let tls = host_testkit::tls::TlsTokenServer::start_mtls().await;
+    let configure = |cert: &Path, key: &Path| {
+        env.write_config(&format!(
+            "[providers.acme]\nclient_id = \"{CLIENT_ID}\"\ntoken_url = \"{}\"\nflow = \"client_credentials\"\nclient_auth = \"tls_client_auth\"\ntls_client_cert_file = \"{}\"\ntls_client_key_file = \"{}\"\n",
+            tls.url("/token"),
+            toml_path(cert),
+            toml_path(key)
+        ))
+    };
+    let ca = tls.ca_cert();
+    let trusted = [("SSL_CERT_FILE", ca.to_str().unwrap())];
+    configure(&tls.client_cert(), &tls.client_key());
+    let out = env
+        .output_with(&["token", "--provider", "acme"], &trusted)
+        .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.starts_with("tls-token-"), "{out:?}");
+    assert_eq!(tls.presented_cns(), [Some(CLIENT_ID.to_owned())]);
+    // A certificate the provider does not trust: refused, said how.
+    configure(&tls.rogue_client_cert(), &tls.rogue_client_key());
+    let out = env
+        .output_with(
+            &["token", "--provider", "acme", "--min-valid", "99999"],
+            &trusted,
+        )
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("refused the client authentication")
+            && out.stderr.contains("tls_client_auth"),
+        "{}",
+        out.stderr
+    );
+    // Its key open to others: refused before any connection.
+    let answered = tls.mtls_requests().len();
+    let key = env.home.path().join("client.key");
+    std::fs::copy(tls.client_key(), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    configure(&tls.client_cert(), &key);
+    let out = env
+        .output_with(
+            &["token", "--provider", "acme", "--min-valid", "99999"],
+            &trusted,
+        )
+        .await;
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("tls_client_key_file") && out.stderr.contains("open to other users"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(tls.mtls_requests().len(), answered);
 }

@@ -33,7 +33,14 @@ fn flows_of(p: &Value) -> Vec<&str> {
 
 /// The flows a catalog entry is known to have: the browser flow, and the device flow when it
 /// names a device endpoint (one with an issuer may also get one from discovery).
-fn catalog_flows(entry: &host::catalog::CatalogEntry) -> Vec<&'static str> {
+fn catalog_flows(entry: &host::catalog::CatalogEntry) -> Vec<&str> {
+    if let Some(flow) = &entry.flow {
+        let mut flows = vec![flow.as_str()];
+        if entry.authorize_url.is_some() {
+            flows.push(host::configured::OAUTH2_FLOW);
+        }
+        return flows;
+    }
     let mut flows = vec![host::configured::OAUTH2_FLOW];
     if entry.has_device_flow() {
         flows.push(host::configured::DEVICE_FLOW);

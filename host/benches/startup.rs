@@ -10,7 +10,8 @@
 //!   refreshes against a loopback token server) vs a trivial program that does the same POST and
 //!   writes the record (temporary file, fsync, rename);
 //! - `host token` for a plugin provider (the slack example, its compiled artifact cached) vs
-//!   `host token` refreshing natively, both refreshing on every run.
+//!   `host token` refreshing natively, both refreshing on every run; and a client-credentials
+//!   provider on the same server, renewed by a new grant on every run.
 //!
 //! After each set of criterion groups, the same commands run alternating, round-robin, and their
 //! medians and ratios are printed: the figures to quote on a machine whose speed drifts.
@@ -249,6 +250,17 @@ impl RefreshHome {
             rt.block_on(async { (TestProvider::start().await, common::slack_server().await) });
         github.set_rotate(false);
         common::install_slack(h, &slack);
+        // A provider for machines on the same token server: renewed by a new client-credentials
+        // grant where github is refreshed.
+        let config = h.join("config/host/host.toml");
+        let mut toml = std::fs::read_to_string(&config).unwrap();
+        toml.push_str(&format!(
+            "[providers.machine]\nclient_id = \"{}\"\nclient_secret = \"{}\"\ntoken_url = \"{}\"\nflow = \"client_credentials\"\n",
+            host_testkit::CLIENT_ID,
+            host_testkit::CLIENT_SECRET,
+            github.url("/token")
+        ));
+        std::fs::write(&config, toml).unwrap();
         let config = host::ConfigLoader::with_env(github.github_env(h))
             .defaults(host::builtin_defaults())
             .load()
@@ -320,6 +332,9 @@ fn refresh_benches(c: &mut Criterion, floor: &Path) {
     group.bench_function("plugin (slack, cached artifact)", |b| {
         b.iter(|| run(home.host(&["token", "--provider", "slack", due[0], due[1]])))
     });
+    group.bench_function("client credentials (a new grant)", |b| {
+        b.iter(|| run(home.host(&["token", "--provider", "machine", due[0], due[1]])))
+    });
     group.finish();
     let floor_refresh = || {
         let mut cmd = Command::new(floor);
@@ -342,6 +357,9 @@ fn refresh_benches(c: &mut Criterion, floor: &Path) {
             }),
             ("plugin (slack, cached artifact)", &|| {
                 home.host(&["token", "--provider", "slack", due[0], due[1]])
+            }),
+            ("client credentials (a new grant)", &|| {
+                home.host(&["token", "--provider", "machine", due[0], due[1]])
             }),
         ],
         300,

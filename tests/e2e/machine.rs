@@ -595,3 +595,44 @@ async fn tls_client_auth_presents_the_client_certificate() {
     );
     assert_eq!(tls.mtls_requests().len(), answered);
 }
+
+#[tokio::test]
+async fn the_library_obtains_renews_and_sends_with_machine_tokens() {
+    use host::AuthFlow as _;
+    use host::oauth2::machine::{MachineFlow, MachineGrant};
+    let env = HostEnv::start().await;
+    env.write_config(&section(
+        &env,
+        "client_credentials",
+        &format!("client_secret = \"{CLIENT_SECRET}\""),
+    ));
+    let app = env.app();
+    // No login: the App obtains one, and a session sends with it.
+    let record = app
+        .token("acme", "default", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let issued = record.credential.secret().unwrap().expose().to_owned();
+    assert_eq!(record.flow, "client_credentials");
+    let session = app.session("acme", "default").await.unwrap();
+    let request = http::Request::get(env.provider.url("/api/user"))
+        .body(Vec::new())
+        .unwrap();
+    let response = session.send(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(env.provider.grants(CLIENT_CREDENTIALS_GRANT), 1);
+    // The typed handle: the provider's flow as what it is.
+    let provider = app.provider("acme").unwrap();
+    let flow = provider
+        .flow_as::<MachineFlow>("client_credentials")
+        .await
+        .unwrap();
+    assert!(matches!(flow.grant(), MachineGrant::ClientCredentials));
+    assert!(flow.unattended());
+    // Any OAuth2Flow can be given a grant of its own.
+    let oauth2 = crate::support::flow(&env.provider);
+    let own = MachineFlow::new(oauth2, MachineGrant::ClientCredentials);
+    let credential = own.obtain().await.unwrap();
+    assert_ne!(credential.secret().unwrap().expose(), issued);
+    assert_eq!(env.provider.grants(CLIENT_CREDENTIALS_GRANT), 2);
+}

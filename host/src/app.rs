@@ -152,7 +152,10 @@ impl App {
     /// How `provider`'s credential goes on API requests: its section's `binding`, else what
     /// its plugin declares (0.2.0 plugins), else `None` (the credential's own: bearer for
     /// OAuth2 tokens).
-    pub async fn binding(&self, provider: &str) -> Result<Option<crate::Binding>, AppError> {
+    pub async fn binding(
+        &self,
+        provider: &str,
+    ) -> Result<Option<crate::binding::Binding>, AppError> {
         let handle = self.provider(provider)?;
         if let Some(b) = handle
             .context()
@@ -179,7 +182,7 @@ impl App {
         let handle = self.provider(provider)?;
         if matches!(
             handle.source(),
-            crate::ProviderSource::Configured | crate::ProviderSource::Catalog
+            crate::provider::ProviderSource::Configured | crate::provider::ProviderSource::Catalog
         ) {
             // Its placeholders filled (`https://{domain}/api/v1`).
             return crate::configured::settings(handle.context().section())
@@ -213,7 +216,10 @@ impl App {
         &self,
         provider: &Provider,
     ) -> Result<Option<Arc<crate::plugin::WasmFlow>>, AppError> {
-        if !matches!(provider.source(), crate::ProviderSource::Plugin(_)) {
+        if !matches!(
+            provider.source(),
+            crate::provider::ProviderSource::Plugin(_)
+        ) {
             return Ok(None);
         }
         let flow = provider
@@ -230,15 +236,19 @@ impl App {
     }
 
     /// An HTTP client for `provider`'s API that carries `account`'s credential (see
-    /// [`Session`](crate::Session)): paths resolve against [`App::api_base_url`], the
+    /// [`Session`](crate::session::Session)): paths resolve against [`App::api_base_url`], the
     /// credential goes on as [`App::binding`] says.
-    pub async fn session(&self, provider: &str, account: &str) -> Result<crate::Session, AppError> {
+    pub async fn session(
+        &self,
+        provider: &str,
+        account: &str,
+    ) -> Result<crate::session::Session, AppError> {
         crate::names::check_name(account)?;
         let handle = self.provider(provider)?;
         let binding = self.binding(provider).await?;
         let base = self.api_base_url(provider).await?;
         let policy = self.config.http_policy();
-        crate::Session::new(handle, account, self.store.clone(), binding, base, &policy)
+        crate::session::Session::new(handle, account, self.store.clone(), binding, base, &policy)
             .map_err(|e| AppError::Config(e.to_string()))
     }
 
@@ -325,7 +335,7 @@ enum NoPlugin {}
 
 #[cfg(not(feature = "plugins"))]
 impl NoPlugin {
-    fn binding(&self) -> Option<crate::Binding> {
+    fn binding(&self) -> Option<crate::binding::Binding> {
         match *self {}
     }
     fn api_base_url(&self) -> Option<String> {
@@ -412,7 +422,10 @@ struct AppResolver {
 
 impl AppResolver {
     /// Adds the plugin flows the builder's section binds (none without the plugin runtime).
-    fn with_bound_flows(&self, builder: crate::ProviderBuilder) -> crate::ProviderBuilder {
+    fn with_bound_flows(
+        &self,
+        builder: crate::provider::ProviderBuilder,
+    ) -> crate::provider::ProviderBuilder {
         #[cfg(feature = "plugins")]
         {
             crate::plugin::bind_plugin_flows(builder, &self.plugins, &self.plugins_dir)
@@ -423,7 +436,7 @@ impl AppResolver {
         }
     }
 
-    fn binds_plugins(&self, section: &crate::ProviderSection) -> bool {
+    fn binds_plugins(&self, section: &crate::section::ProviderSection) -> bool {
         #[cfg(feature = "plugins")]
         {
             !section.bound_plugin_flows(&self.plugins_dir).is_empty()
@@ -473,7 +486,7 @@ impl AppResolver {
             });
             crate::configured::builder(&self.config, name, Some(tokens))
         } else if self.binds_plugins(&section) {
-            Provider::builder(name, section).source(crate::ProviderSource::Code)
+            Provider::builder(name, section).source(crate::provider::ProviderSource::Code)
         } else {
             return None;
         };
@@ -494,7 +507,7 @@ const MAX_SUBJECT_CHAIN: u8 = 4;
 
 #[crate::flow::async_trait]
 impl crate::configured::ProviderTokens for OtherProviders {
-    async fn access_token(&self, provider: &str) -> Result<crate::SecretString, FlowError> {
+    async fn access_token(&self, provider: &str) -> Result<crate::secret::SecretString, FlowError> {
         if self.resolver.depth > MAX_SUBJECT_CHAIN {
             return Err(FlowError::config(format!(
                 "subject_provider links lead through more than {MAX_SUBJECT_CHAIN} providers (or back to one of them)"

@@ -31,7 +31,7 @@ impl<T: DeserializeOwned + JsonSchema + Send + Sync + 'static> AppCredentials fo
 /// ~50 µs. The schema is kept as a file under `host/schemas/`, which a test holds equal to what
 /// schemars makes of the type (`compiled_schema!` declares both). The provider that owns the
 /// type checks its sections with
-/// [`ProviderSection::parse_compiled`](crate::ProviderSection::parse_compiled): no list here
+/// [`ProviderSection::parse_compiled`](crate::section::ProviderSection::parse_compiled): no list here
 /// names the types (a list of implementations in this low module would import every provider
 /// and close a circle).
 pub(crate) trait CompiledSchema: AppCredentials {
@@ -127,7 +127,7 @@ impl fmt::Display for Origin {
 
 /// Answers where a configuration value came from and where a missing one could be set.
 ///
-/// Implemented by the layered [`Config`](crate::Config); library users who build providers
+/// Implemented by the layered [`Config`](crate::config::Config); library users who build providers
 /// from code can use [`CodeOrigins`].
 pub trait OriginLookup: Send + Sync {
     /// Where the value at `path` (e.g. `["providers", "github", "client_id"]`) came from.

@@ -159,7 +159,7 @@ pub enum ConfigError {
     /// The `[store]` settings describe a store that cannot be opened (a malformed database
     /// URL, a backend this build lacks).
     #[error("invalid [store] settings")]
-    Store(#[source] Box<crate::StoreError>),
+    Store(#[source] Box<crate::store::StoreError>),
 }
 
 /// Loads a [`Config`].

@@ -294,7 +294,7 @@ fn yes() -> bool {
 pub fn with_catalog(section: ProviderSection) -> ProviderSection {
     match catalog::entry(section.provider()) {
         Some(entry) => {
-            let origin = crate::Origin::Catalog(section.provider().to_owned());
+            let origin = crate::app_credentials::Origin::Catalog(section.provider().to_owned());
             section.over_defaults(entry.section_defaults(), origin)
         }
         None => section,
@@ -534,7 +534,7 @@ pub(crate) fn builder(
 }
 
 /// Another provider's fresh access token, for a token exchange's `subject_provider`: what
-/// the [`App`](crate::App) hands its configured providers.
+/// the [`App`](crate::app::App) hands its configured providers.
 #[crate::flow::async_trait]
 pub trait ProviderTokens: Send + Sync {
     /// `provider`'s access token, renewed first when due.
@@ -704,7 +704,7 @@ fn endpoint_http(
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|_| bad("tls_client_key_file", key_file, "holds no PEM private key"))?;
     HttpClient::with_client_certificate(policy, certs, key).map_err(|e| match e {
-        crate::HttpError::Tls(_) => bad(
+        crate::http::HttpError::Tls(_) => bad(
             "tls_client_key_file",
             key_file,
             "does not fit the certificate, or is of a type TLS cannot use",

@@ -102,7 +102,9 @@ impl GitHub {
     }
 
     /// The app credentials, validated.
-    pub fn app_credentials(&self) -> Result<GitHubAppCredentials, crate::ValidationError> {
+    pub fn app_credentials(
+        &self,
+    ) -> Result<GitHubAppCredentials, crate::app_credentials::ValidationError> {
         app_credentials(self.provider.context())
     }
 }

@@ -33,7 +33,7 @@ pub struct HttpPolicy {
     /// Largest accepted response body, in bytes.
     pub max_body: usize,
     /// The proxy for every request, if any. The library never reads the environment itself:
-    /// [`Config`](crate::Config) resolves `[http] proxy` and the proxy variables into this.
+    /// [`Config`](crate::config::Config) resolves `[http] proxy` and the proxy variables into this.
     pub proxy: Option<Url>,
     /// Hosts reached without the proxy (`NO_PROXY` syntax); loopback always is.
     pub no_proxy: Option<String>,

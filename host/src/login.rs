@@ -112,7 +112,7 @@ impl LoginOptions {
     }
 
     /// Listens on this loopback port (0, the default: a free one). A flow with a fixed
-    /// redirect URI ([`AuthFlow::redirect_uri`](crate::AuthFlow::redirect_uri)) is listened for
+    /// redirect URI ([`AuthFlow::redirect_uri`](crate::flow::AuthFlow::redirect_uri)) is listened for
     /// on the port it names; another port asked for here is refused.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;

@@ -389,7 +389,7 @@ fn known_list(known: &[String]) -> String {
     }
 }
 
-/// Finds a provider by name when it is first asked for (the [`App`](crate::App)'s: built-in,
+/// Finds a provider by name when it is first asked for (the [`App`](crate::app::App)'s: built-in,
 /// plugin file, configured section), so that a command naming one provider touches only that
 /// one.
 pub(crate) trait Resolver: Send + Sync {
@@ -408,7 +408,7 @@ pub(crate) trait Resolver: Send + Sync {
     }
 }
 
-/// Providers by name: registered ones, and (in an [`App`](crate::App)) the ones found on first
+/// Providers by name: registered ones, and (in an [`App`](crate::app::App)) the ones found on first
 /// access. The same name always gives the same [`Arc<Provider>`], so flows stay cached.
 #[derive(Default)]
 pub struct Registry {

@@ -106,7 +106,11 @@ impl ProviderSection {
     /// The section on top of `defaults` (a catalog entry's values): what the section sets wins,
     /// tables are merged key by key, and a value only the defaults have is reported as coming
     /// from `origin`.
-    pub(crate) fn over_defaults(&self, defaults: Value, origin: crate::Origin) -> Self {
+    pub(crate) fn over_defaults(
+        &self,
+        defaults: Value,
+        origin: crate::app_credentials::Origin,
+    ) -> Self {
         let mut value = defaults.clone();
         merge(&mut value, self.value.clone());
         Self {
@@ -126,7 +130,7 @@ impl ProviderSection {
         &self.provider
     }
 
-    /// The provider's name, shared (a [`Provider`](crate::Provider) built from the section
+    /// The provider's name, shared (a [`Provider`](crate::provider::Provider) built from the section
     /// takes it rather than a copy).
     pub(crate) fn provider_name(&self) -> &Arc<str> {
         &self.provider
@@ -445,11 +449,11 @@ struct DefaultedOrigins {
     inner: Arc<dyn OriginLookup>,
     section: Vec<String>,
     defaults: Value,
-    origin: crate::Origin,
+    origin: crate::app_credentials::Origin,
 }
 
 impl OriginLookup for DefaultedOrigins {
-    fn origin(&self, path: &[&str]) -> Option<crate::Origin> {
+    fn origin(&self, path: &[&str]) -> Option<crate::app_credentials::Origin> {
         self.inner.origin(path).or_else(|| {
             let rest = path.strip_prefix(
                 self.section
@@ -466,7 +470,7 @@ impl OriginLookup for DefaultedOrigins {
         })
     }
 
-    fn where_to_set(&self, path: &[&str]) -> Vec<crate::Origin> {
+    fn where_to_set(&self, path: &[&str]) -> Vec<crate::app_credentials::Origin> {
         self.inner.where_to_set(path)
     }
 }

@@ -82,7 +82,7 @@ pub enum FlowError {
     /// A refresh's answer was refused (say, its `id_token` did not check out), but it carried
     /// a new refresh token. The provider may already have retired the one it was sent, so
     /// whoever stores the credential keeps this one (never the refused answer's access token)
-    /// and then reports `source`: the [`Store`](crate::Store) does, and its callers see
+    /// and then reports `source`: the [`Store`](crate::store::Store) does, and its callers see
     /// `source` only.
     #[error("the refresh's answer was refused, though it carried a new refresh token")]
     RefreshRefused {

@@ -377,7 +377,7 @@ pub(crate) struct PluginHttp {
 /// What a response is, when it is no answer a flow could act on: a redirect, a server error,
 /// or a body that is neither JSON nor a form (a maintenance page, a captive portal, a proxy's
 /// error page). The same things a native flow calls "no answer"
-/// ([`FlowError::NoAnswer`](crate::FlowError::NoAnswer)).
+/// ([`FlowError::NoAnswer`](crate::flow::FlowError::NoAnswer)).
 fn no_answer(response: &http::Response<Vec<u8>>) -> Option<String> {
     let status = response.status().as_u16();
     let content_type = response

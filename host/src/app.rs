@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use crate::config::{Config, ConfigError, ConfigLoader, Defaults};
 use crate::flow::FlowError;
-use crate::github::{self, GitHub};
 use crate::login::{LoginError, LoginOptions, LoginUi, login};
-use crate::names::BadName;
-use crate::provider::{Provider, ProviderError, Registry};
+use crate::providers::github::{self, GitHub};
+use crate::providers::provider::{Provider, ProviderError, Registry};
 use crate::renewal::{self, RenewError};
 use crate::store::{Record, Store, StoreError};
+use crate::util::names::BadName;
 
 /// How close to its expiry a token is refreshed by [`App::token`].
 pub const DEFAULT_MIN_VALID: Duration = Duration::from_secs(60);
@@ -121,7 +121,7 @@ impl App {
             self.provider(name).map_err(|e| AppError::DefaultProvider {
                 reason: format!(
                     "the default provider `{}` (from {origin}) does not exist: {e}",
-                    crate::text::sanitize(name, 64)
+                    crate::util::text::sanitize(name, 64)
                 ),
             })?;
             return Ok(name.to_owned());
@@ -155,7 +155,7 @@ impl App {
     pub async fn binding(
         &self,
         provider: &str,
-    ) -> Result<Option<crate::binding::Binding>, AppError> {
+    ) -> Result<Option<crate::flow::binding::Binding>, AppError> {
         let handle = self.provider(provider)?;
         if let Some(b) = handle
             .context()
@@ -171,7 +171,7 @@ impl App {
         if let Some(Err((part, problem))) = binding.as_ref().map(|b| b.check()) {
             return Err(AppError::Config(format!(
                 "providers.{}: the binding the plugin declares has a {part} that {problem}",
-                crate::text::sanitize(provider, 64)
+                crate::util::text::sanitize(provider, 64)
             )));
         }
         Ok(binding)
@@ -182,10 +182,11 @@ impl App {
         let handle = self.provider(provider)?;
         if matches!(
             handle.source(),
-            crate::provider::ProviderSource::Configured | crate::provider::ProviderSource::Catalog
+            crate::providers::provider::ProviderSource::Configured
+                | crate::providers::provider::ProviderSource::Catalog
         ) {
             // Its placeholders filled (`https://{domain}/api/v1`).
-            return crate::configured::settings(handle.context().section())
+            return crate::providers::configured::settings(handle.context().section())
                 .map(|s| s.api_url)
                 .map_err(|e| AppError::Config(e.to_string()));
         }
@@ -218,7 +219,7 @@ impl App {
     ) -> Result<Option<Arc<crate::plugin::WasmFlow>>, AppError> {
         if !matches!(
             provider.source(),
-            crate::provider::ProviderSource::Plugin(_)
+            crate::providers::provider::ProviderSource::Plugin(_)
         ) {
             return Ok(None);
         }
@@ -243,7 +244,7 @@ impl App {
         provider: &str,
         account: &str,
     ) -> Result<crate::session::Session, AppError> {
-        crate::names::check_name(account)?;
+        crate::util::names::check_name(account)?;
         let handle = self.provider(provider)?;
         let binding = self.binding(provider).await?;
         let base = self.api_base_url(provider).await?;
@@ -272,7 +273,7 @@ impl App {
         options: &LoginOptions,
         ui: &dyn LoginUi,
     ) -> Result<Record, AppError> {
-        crate::names::check_name(account)?;
+        crate::util::names::check_name(account)?;
         let handle = self.provider(provider)?;
         let flow_name = match flow {
             Some(f) => f.to_owned(),
@@ -335,7 +336,7 @@ enum NoPlugin {}
 
 #[cfg(not(feature = "plugins"))]
 impl NoPlugin {
-    fn binding(&self) -> Option<crate::binding::Binding> {
+    fn binding(&self) -> Option<crate::flow::binding::Binding> {
         match *self {}
     }
     fn api_base_url(&self) -> Option<String> {
@@ -424,8 +425,8 @@ impl AppResolver {
     /// Adds the plugin flows the builder's section binds (none without the plugin runtime).
     fn with_bound_flows(
         &self,
-        builder: crate::provider::ProviderBuilder,
-    ) -> crate::provider::ProviderBuilder {
+        builder: crate::providers::provider::ProviderBuilder,
+    ) -> crate::providers::provider::ProviderBuilder {
         #[cfg(feature = "plugins")]
         {
             crate::plugin::bind_plugin_flows(builder, &self.plugins, &self.plugins_dir)
@@ -436,7 +437,7 @@ impl AppResolver {
         }
     }
 
-    fn binds_plugins(&self, section: &crate::section::ProviderSection) -> bool {
+    fn binds_plugins(&self, section: &crate::providers::section::ProviderSection) -> bool {
         #[cfg(feature = "plugins")]
         {
             !section.bound_plugin_flows(&self.plugins_dir).is_empty()
@@ -471,22 +472,24 @@ impl AppResolver {
             return None;
         }
         // A name no record could be stored under (nor printed safely) provides nothing.
-        if let Err(e) = crate::names::check_name(name) {
+        if let Err(e) = crate::util::names::check_name(name) {
             tracing::warn!("a [providers] section is ignored: {e}");
             return None;
         }
         let section = self.config.provider_section(name);
-        let builder = if crate::configured::is_oauth2_section(&section) {
-            let tokens: Arc<dyn crate::configured::ProviderTokens> = Arc::new(OtherProviders {
-                resolver: AppResolver {
-                    depth: self.depth + 1,
-                    ..self.clone()
-                },
-                registry: std::sync::OnceLock::new(),
-            });
-            crate::configured::builder(&self.config, name, Some(tokens))
+        let builder = if crate::providers::configured::is_oauth2_section(&section) {
+            let tokens: Arc<dyn crate::providers::configured::ProviderTokens> =
+                Arc::new(OtherProviders {
+                    resolver: AppResolver {
+                        depth: self.depth + 1,
+                        ..self.clone()
+                    },
+                    registry: std::sync::OnceLock::new(),
+                });
+            crate::providers::configured::builder(&self.config, name, Some(tokens))
         } else if self.binds_plugins(&section) {
-            Provider::builder(name, section).source(crate::provider::ProviderSource::Code)
+            Provider::builder(name, section)
+                .source(crate::providers::provider::ProviderSource::Code)
         } else {
             return None;
         };
@@ -506,8 +509,11 @@ struct OtherProviders {
 const MAX_SUBJECT_CHAIN: u8 = 4;
 
 #[crate::flow::async_trait]
-impl crate::configured::ProviderTokens for OtherProviders {
-    async fn access_token(&self, provider: &str) -> Result<crate::secret::SecretString, FlowError> {
+impl crate::providers::configured::ProviderTokens for OtherProviders {
+    async fn access_token(
+        &self,
+        provider: &str,
+    ) -> Result<crate::util::secret::SecretString, FlowError> {
         if self.resolver.depth > MAX_SUBJECT_CHAIN {
             return Err(FlowError::config(format!(
                 "subject_provider links lead through more than {MAX_SUBJECT_CHAIN} providers (or back to one of them)"
@@ -519,7 +525,10 @@ impl crate::configured::ProviderTokens for OtherProviders {
         let handle = registry
             .get(provider)
             .map_err(|e| FlowError::InvalidConfig {
-                message: format!("subject_provider `{}`", crate::text::sanitize(provider, 64)),
+                message: format!(
+                    "subject_provider `{}`",
+                    crate::util::text::sanitize(provider, 64)
+                ),
                 source: Some(Box::new(e)),
             })?;
         let record = renewal::fresh(
@@ -532,22 +541,22 @@ impl crate::configured::ProviderTokens for OtherProviders {
         .map_err(|e| FlowError::InvalidConfig {
             message: format!(
                 "cannot have the subject token from provider `{}`",
-                crate::text::sanitize(provider, 64)
+                crate::util::text::sanitize(provider, 64)
             ),
             source: Some(Box::new(e)),
         })?;
         record.credential.secret().cloned().ok_or_else(|| {
             FlowError::config(format!(
                 "subject_provider `{}` holds no access token",
-                crate::text::sanitize(provider, 64)
+                crate::util::text::sanitize(provider, 64)
             ))
         })
     }
 }
 
-impl crate::provider::Resolver for AppResolver {
+impl crate::providers::provider::Resolver for AppResolver {
     fn resolve(&self, name: &str) -> Option<Provider> {
-        crate::names::check_name(name).ok()?;
+        crate::util::names::check_name(name).ok()?;
         if name == github::NAME {
             return Some(self.with_bound_flows(github::builder(&self.config)).build());
         }

@@ -32,9 +32,9 @@ use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::app_credentials::{Origin, OriginLookup};
-use crate::http::HttpPolicy;
-use crate::section::ProviderSection;
+use crate::net::http::HttpPolicy;
+use crate::providers::app_credentials::{Origin, OriginLookup};
+use crate::providers::section::ProviderSection;
 
 /// The prefix of the configuration's environment variables.
 pub const ENV_PREFIX: &str = "HOST_";
@@ -64,13 +64,13 @@ const TOP_LEVEL: &[&str] = &[
 /// A top-level key of `file` that is not a setting, named with the nearest one.
 fn unknown_top_level(file: &Path, dict: &Dict) -> Option<ConfigError> {
     let key = dict.keys().find(|k| !TOP_LEVEL.contains(&k.as_str()))?;
-    let nearest = crate::text::nearest(key, TOP_LEVEL.iter().copied())
+    let nearest = crate::util::text::nearest(key, TOP_LEVEL.iter().copied())
         .map(|k| format!("did you mean `{k}`? "))
         .unwrap_or_default();
     Some(ConfigError::Invalid(format!(
         "{}: `{}` is not a setting ({nearest}the settings are {})",
         file.display(),
-        crate::text::sanitize(key, 64),
+        crate::util::text::sanitize(key, 64),
         TOP_LEVEL.join(", ")
     )))
 }
@@ -293,7 +293,7 @@ impl ConfigLoader {
         if !any {
             return Vec::new();
         }
-        crate::catalog::names()
+        crate::providers::catalog::names()
             .flat_map(catalog_alias_pair)
             .filter(|alias| self.var(&alias.var).is_some())
             .collect()
@@ -427,7 +427,7 @@ fn read_toml(file: &Path) -> Result<Dict, ConfigError> {
         })
         .map(str::to_owned);
     let mut problem =
-        crate::text::sanitize(e.message().lines().next().unwrap_or("invalid TOML"), 120);
+        crate::util::text::sanitize(e.message().lines().next().unwrap_or("invalid TOML"), 120);
     // The parser may quote the value (`invalid type: integer `123…` as i128`): not when it
     // may be a secret's.
     if key.as_deref().is_none_or(is_secret) {
@@ -989,9 +989,9 @@ impl OriginLookup for FigmentOrigins {
         );
         // A catalog provider's client id and secret have their own variables.
         if let ["providers", name, key @ ("client_id" | "client_secret")] = path
-            && crate::catalog::contains(name)
+            && crate::providers::catalog::contains(name)
         {
-            let var = crate::catalog::env_var(name, &key.to_ascii_uppercase());
+            let var = crate::providers::catalog::env_var(name, &key.to_ascii_uppercase());
             if !out.contains(&Origin::EnvVar(var.clone())) {
                 out.push(Origin::EnvVar(var));
             }
@@ -1004,7 +1004,7 @@ impl OriginLookup for FigmentOrigins {
 fn catalog_alias_pair(name: &str) -> [Alias; 2] {
     ["client_id", "client_secret"].map(|key| {
         Alias::new(
-            crate::catalog::env_var(name, &key.to_ascii_uppercase()),
+            crate::providers::catalog::env_var(name, &key.to_ascii_uppercase()),
             format!("providers.{name}.{key}"),
         )
     })

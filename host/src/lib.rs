@@ -60,60 +60,49 @@
 
 #![deny(missing_docs)]
 
-mod address;
 mod app;
-mod app_credentials;
-mod binding;
-pub mod catalog;
 mod config;
-pub mod configured;
 mod flow;
-pub mod github;
-mod http;
 mod login;
-mod loopback;
-mod names;
+mod net;
 pub mod oauth2;
 pub mod oidc;
 #[cfg(feature = "plugins")]
 pub mod plugin;
-mod polling;
-mod private_fs;
-mod provider;
+mod providers;
 pub mod renewal;
-mod secret;
-mod section;
 mod session;
 mod store;
-mod text;
-mod tls;
+mod util;
+
+pub use providers::{catalog, configured, github};
 
 pub use app::{App, AppError, DEFAULT_MIN_VALID, builtin_defaults};
-pub use app_credentials::{
-    AppCredentials, CodeOrigins, FieldIssue, Origin, OriginLookup, ValidationError,
-};
-pub use binding::{Applied, Binding, Scheme};
 pub use config::{
     Alias, Config, ConfigError, ConfigLoader, Defaults, ENV_PREFIX, FIELD_PREFIX, Setting,
 };
+pub use flow::binding::{Applied, Binding, Scheme};
 pub use flow::{
     AuthFlow, Authorization, AuthorizeRequest, BoxError, CallbackError, Credential, DeviceCode,
     ExchangeInput, FlowError, Interaction, MAX_PENDING_BYTES, OAuth2Token, Pending, PromptField,
     TokenExtras, async_trait,
 };
-pub use http::{HttpClient, HttpError, HttpPolicy};
+pub use login::polling::{MAX_INTERVAL, SLOW_DOWN_STEP, poll_device};
 pub use login::{DEFAULT_BROWSER_TIMEOUT, LoginError, LoginOptions, LoginUi, Waiting, login};
-pub use loopback::{Callback, Loopback, Page, RedirectError, redirect_target};
-pub use names::{BadName, check_name, env_name_problem};
-pub use polling::{MAX_INTERVAL, SLOW_DOWN_STEP, poll_device};
-pub use provider::{
+pub use net::http::{HttpClient, HttpError, HttpPolicy};
+pub use net::loopback::{Callback, Loopback, Page, RedirectError, redirect_target};
+pub use providers::app_credentials::{
+    AppCredentials, CodeOrigins, FieldIssue, Origin, OriginLookup, ValidationError,
+};
+pub use providers::provider::{
     Provider, ProviderBuilder, ProviderContext, ProviderError, ProviderSource, Registry,
 };
-pub use secret::SecretString;
-pub use section::ProviderSection;
+pub use providers::section::ProviderSection;
 pub use session::{Session, SessionError};
 pub use store::{
     BackendKind, CopyReport, DEFAULT_ACCOUNT, DEFAULT_KEY_FILE, DEFAULT_LOCK_TIMEOUT, Record,
     RecordLock, RekeyReport, Store, StoreError, StoreOptions, seal,
 };
-pub use text::{error_chain, is_unsafe_char, terminal_text};
+pub use util::names::{BadName, check_name, env_name_problem};
+pub use util::secret::SecretString;
+pub use util::text::{error_chain, is_unsafe_char, terminal_text};

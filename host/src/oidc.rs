@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::flow::FlowError;
-use crate::http::{HttpClient, HttpError, require_secure};
-use crate::text::sanitize;
+use crate::net::http::{HttpClient, HttpError, require_secure};
+use crate::util::text::sanitize;
 
 /// The clock skew accepted on `exp` and `iat`.
 pub const MAX_SKEW: Duration = Duration::from_secs(120);
@@ -287,8 +287,8 @@ pub async fn discover(
         // A cache that cannot be written costs a fetch next time, nothing more.
         if let Ok(bytes) = serde_json::to_vec(&cached)
             && let Some(dir) = file.parent()
-            && crate::private_fs::ensure_private_dir(dir).is_ok()
-            && let Err(e) = crate::private_fs::write_atomic(file, &[&bytes])
+            && crate::util::private_fs::ensure_private_dir(dir).is_ok()
+            && let Err(e) = crate::util::private_fs::write_atomic(file, &[&bytes])
         {
             tracing::debug!("cannot cache the discovery document: {e}");
         }
@@ -447,17 +447,17 @@ fn read_cache(file: &Path, issuer: &str) -> Option<ProviderMetadata> {
     // never follows a link; bounded like a fetched document.
     let dir = file.parent()?;
     for folder in dir.ancestors().skip(1).take(2) {
-        crate::private_fs::warn_if_open(folder);
+        crate::util::private_fs::warn_if_open(folder);
     }
-    match crate::private_fs::trusted_dir(dir) {
+    match crate::util::private_fs::trusted_dir(dir) {
         Ok(()) => {}
-        Err(crate::private_fs::Untrusted::Missing) => return None,
+        Err(crate::util::private_fs::Untrusted::Missing) => return None,
         Err(why) => {
-            crate::private_fs::warn_untrusted(dir, &why);
+            crate::util::private_fs::warn_untrusted(dir, &why);
             return None;
         }
     }
-    let (bytes, _) = crate::private_fs::read_own(file, 1 << 20)?;
+    let (bytes, _) = crate::util::private_fs::read_own(file, 1 << 20)?;
     let cached: CachedDocument = serde_json::from_slice(&bytes).ok()?;
     let mut document = cached.document;
     document.kind = cached.kind;
@@ -773,7 +773,7 @@ impl IdTokenVerifier {
         if let NonceCheck::Equals(expected) = nonce {
             match &claims.nonce {
                 None => return Err(IdTokenError::Nonce("is missing")),
-                Some(n) if !crate::secret::SecretString::new(n.clone()).ct_eq(expected) => {
+                Some(n) if !crate::util::secret::SecretString::new(n.clone()).ct_eq(expected) => {
                     return Err(IdTokenError::Nonce("is not the login's"));
                 }
                 Some(_) => {}

@@ -27,9 +27,9 @@
 use std::time::Duration;
 
 use crate::flow::{AuthFlow, Credential, FlowError};
-use crate::provider::Provider;
-use crate::secret::SecretString;
+use crate::providers::provider::Provider;
 use crate::store::{Prepared, Record, RecordLock, Store, StoreError};
+use crate::util::secret::SecretString;
 
 /// Why [`fresh`] or [`renew_now`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,7 @@ pub enum RenewError {
     Store(#[from] StoreError),
     /// The flow that renews the credential cannot be had.
     #[error(transparent)]
-    Flow(#[from] crate::provider::ProviderError),
+    Flow(#[from] crate::providers::provider::ProviderError),
     /// The renewal failed.
     #[error("cannot {action} the credential for provider `{provider}`")]
     Renew {
@@ -104,7 +104,7 @@ pub async fn fresh(
         Err(e) => return Err(e.into()),
     };
     #[cfg(debug_assertions)]
-    if std::env::var(crate::private_fs::FAULT_ENV).as_deref() == Ok("hang-holding-lock") {
+    if std::env::var(crate::util::private_fs::FAULT_ENV).as_deref() == Ok("hang-holding-lock") {
         // Lets a test kill a process that holds the lock and has sent nothing.
         eprintln!("holding the lock");
         tokio::time::sleep(Duration::from_secs(3600)).await;

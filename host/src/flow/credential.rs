@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::secret::SecretString;
+use crate::util::secret::SecretString;
 
 /// A credential a flow produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -158,7 +158,7 @@ impl fmt::Debug for TokenExtras {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::SecretString;
+    use crate::util::secret::SecretString;
 
     #[test]
     fn debug_redacts_everything_secret() {

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use crate::app_credentials::ValidationError;
+use crate::providers::app_credentials::ValidationError;
 
 /// A boxed cause.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -87,7 +87,7 @@ pub enum FlowError {
     #[error("the refresh's answer was refused, though it carried a new refresh token")]
     RefreshRefused {
         /// The refresh token the refused answer carried.
-        refresh_token: crate::secret::SecretString,
+        refresh_token: crate::util::secret::SecretString,
         /// Why the answer was refused.
         #[source]
         source: Box<FlowError>,
@@ -110,7 +110,7 @@ impl FlowError {
     /// This error and its causes on one line (`outer: inner: innermost`), for messages that
     /// cannot print a cause chain themselves.
     pub fn chain(&self) -> String {
-        crate::text::error_chain(self)
+        crate::util::text::error_chain(self)
     }
 
     /// Whether the user must log in again.

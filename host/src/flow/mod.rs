@@ -15,6 +15,7 @@
 //! stores and hands back. So any instance (a fresh plugin instance, another process) can serve
 //! any step.
 
+pub(crate) mod binding;
 mod credential;
 mod error;
 mod pending;
@@ -194,14 +195,14 @@ impl DeviceCode {
         interval: Option<u64>,
         expires_in: u64,
     ) -> Self {
-        use crate::text::sanitize;
+        use crate::util::text::sanitize;
         Self {
             user_code: sanitize(user_code.trim(), 64),
             // Never cut (a URL cut is another URL): the flows check them as openable, at
-            // most [`MAX_URL_LEN`](crate::address::MAX_URL_LEN) bytes.
-            verification_uri: sanitize(verification_uri.trim(), crate::address::MAX_URL_LEN),
+            // most [`MAX_URL_LEN`](crate::net::address::MAX_URL_LEN) bytes.
+            verification_uri: sanitize(verification_uri.trim(), crate::net::address::MAX_URL_LEN),
             verification_uri_complete: verification_uri_complete
-                .map(|u| sanitize(u.trim(), crate::address::MAX_URL_LEN)),
+                .map(|u| sanitize(u.trim(), crate::net::address::MAX_URL_LEN)),
             interval: interval
                 .unwrap_or(Self::DEFAULT_INTERVAL)
                 .clamp(Self::INTERVAL_BOUNDS.0, Self::INTERVAL_BOUNDS.1),

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::secret::SecretString;
+use crate::util::secret::SecretString;
 
 /// How the client authenticates at the token endpoint, when set.
 ///

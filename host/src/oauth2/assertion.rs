@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
 use crate::flow::FlowError;
-use crate::secret::SecretString;
+use crate::util::secret::SecretString;
 
 /// The client assertion type of RFC 7523 §2.2.
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -113,7 +113,7 @@ pub(crate) fn read_private_file(
         source,
     };
     let (file, meta) =
-        crate::private_fs::open_regular(std::fs::OpenOptions::new().read(true), path, true)
+        crate::util::private_fs::open_regular(std::fs::OpenOptions::new().read(true), path, true)
             .map_err(io)?;
     #[cfg(unix)]
     {
@@ -124,7 +124,7 @@ pub(crate) fn read_private_file(
                 path: path.to_owned(),
             });
         }
-        if meta.uid() != crate::private_fs::euid() {
+        if meta.uid() != crate::util::private_fs::euid() {
             return Err(KeyFileError::NotOurs {
                 setting: setting.to_owned(),
                 path: path.to_owned(),
@@ -133,7 +133,7 @@ pub(crate) fn read_private_file(
         }
     }
     let mut bytes = Zeroizing::new(Vec::new());
-    crate::private_fs::read_sized(&file, meta.len(), MAX_KEY_FILE, &mut bytes).map_err(io)?;
+    crate::util::private_fs::read_sized(&file, meta.len(), MAX_KEY_FILE, &mut bytes).map_err(io)?;
     Ok(bytes)
 }
 
@@ -199,7 +199,7 @@ impl SigningKey {
                 let alg: Algorithm = name.parse().map_err(|_| {
                     format!(
                         "signing_alg `{}` is not a JWS algorithm",
-                        crate::text::sanitize(name, 20)
+                        crate::util::text::sanitize(name, 20)
                     )
                 })?;
                 if !family.allows(alg) {
@@ -232,7 +232,7 @@ impl SigningKey {
                 _ => {
                     return Err(format!(
                         "signing_alg `{}` does not fit client_secret_jwt (use HS256, HS384 or HS512)",
-                        crate::text::sanitize(name, 20)
+                        crate::util::text::sanitize(name, 20)
                     ));
                 }
             },
@@ -424,7 +424,7 @@ fn from_pem(bytes: &[u8]) -> Result<Parsed, String> {
         }
         other => Err(format!(
             "holds a PEM `{}`, not a private key",
-            crate::text::sanitize(other, 40)
+            crate::util::text::sanitize(other, 40)
         )),
     }
 }
@@ -582,11 +582,11 @@ fn from_jwk(jwk: &Map<String, Value>) -> Result<Parsed, String> {
         }
         _ => Err(format!(
             "is a JWK of type `{}`{}; RSA, EC (P-256, P-384) and OKP (Ed25519) are supported",
-            crate::text::sanitize(kty, 10),
+            crate::util::text::sanitize(kty, 10),
             if crv.is_empty() {
                 String::new()
             } else {
-                format!(" on `{}`", crate::text::sanitize(crv, 10))
+                format!(" on `{}`", crate::util::text::sanitize(crv, 10))
             }
         )),
     }

@@ -29,10 +29,10 @@ use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, CallbackError, Credential, ExchangeInput, FlowError,
     Interaction, OAuth2Token, Pending,
 };
-use crate::http::{HttpClient, HttpPolicy, require_secure};
+use crate::net::http::{HttpClient, HttpPolicy, require_secure};
 use crate::oidc::{IdTokenClaims, IdTokenError, IdTokenVerifier, NonceCheck};
-use crate::secret::SecretString;
-use crate::text::sanitize;
+use crate::util::secret::SecretString;
+use crate::util::text::sanitize;
 
 /// Bytes of randomness in `state` (256 bits; RFC 9700 asks for at least 128).
 const STATE_BYTES: u32 = 32;
@@ -166,7 +166,7 @@ impl<C: TokenClass> OAuth2Flow<C> {
         if scope_param != "scope" && RESERVED_PARAMS.contains(&scope_param) {
             return Err(FlowError::config(format!(
                 "providers.{provider}.scope_param: `{}` is another parameter the flow sets itself",
-                crate::text::sanitize(scope_param, 64)
+                crate::util::text::sanitize(scope_param, 64)
             )));
         }
         if let Some(name) = app
@@ -176,8 +176,8 @@ impl<C: TokenClass> OAuth2Flow<C> {
         {
             return Err(FlowError::config(format!(
                 "providers.{provider}.authorize_params.{}: `{}` is set by the flow itself",
-                crate::text::sanitize(name, 64),
-                crate::text::sanitize(name, 64)
+                crate::util::text::sanitize(name, 64),
+                crate::util::text::sanitize(name, 64)
             )));
         }
         if let Some(name) = app
@@ -187,8 +187,8 @@ impl<C: TokenClass> OAuth2Flow<C> {
         {
             return Err(FlowError::config(format!(
                 "providers.{provider}.token_params.{}: `{}` is set by the flow itself",
-                crate::text::sanitize(name, 64),
-                crate::text::sanitize(name, 64)
+                crate::util::text::sanitize(name, 64),
+                crate::util::text::sanitize(name, 64)
             )));
         }
         if let Some(name) = &app.device_scope_param
@@ -197,7 +197,7 @@ impl<C: TokenClass> OAuth2Flow<C> {
         {
             return Err(FlowError::config(format!(
                 "providers.{provider}.device_scope_param: `{}` is another parameter the flow sets itself",
-                crate::text::sanitize(name, 64)
+                crate::util::text::sanitize(name, 64)
             )));
         }
         // The same rule for the authorization URL's own query: the URL would otherwise carry
@@ -209,7 +209,7 @@ impl<C: TokenClass> OAuth2Flow<C> {
         {
             return Err(FlowError::config(format!(
                 "providers.{provider}.authorize_url: its query sets `{}`, which the flow sets itself; remove it from the URL",
-                crate::text::sanitize(&name, 64)
+                crate::util::text::sanitize(&name, 64)
             )));
         }
         if let Some(pointer) = &app.token_pointer
@@ -448,7 +448,7 @@ impl<C: TokenClass> OAuth2Flow<C> {
         if !refused {
             return e.into();
         }
-        let id = crate::text::sanitize(&self.app.client_id, 80);
+        let id = crate::util::text::sanitize(&self.app.client_id, 80);
         let how = match (self.app.client_auth, self.app.client_secret.is_some()) {
             (Some(ClientAuth::PrivateKeyJwt), _) => {
                 let key = self.app.client_key.as_deref();

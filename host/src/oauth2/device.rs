@@ -20,7 +20,7 @@ use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, Credential, DeviceCode, ExchangeInput, FlowError,
     Interaction, Pending,
 };
-use crate::text::sanitize;
+use crate::util::text::sanitize;
 
 /// The grant type of a device poll.
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -88,7 +88,8 @@ fn text(
 
 /// A verification URI the user may be sent to: https (http to loopback, for local providers).
 fn link(uri: String, field: &'static str) -> Result<String, TokenError> {
-    crate::address::openable_url(&uri, true).map_err(|reason| TokenError::Invalid { field, reason })
+    crate::net::address::openable_url(&uri, true)
+        .map_err(|reason| TokenError::Invalid { field, reason })
 }
 
 #[async_trait]
@@ -129,7 +130,7 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
             text(
                 &map,
                 &["verification_uri", "verification_url"],
-                crate::address::MAX_URL_LEN + 1,
+                crate::net::address::MAX_URL_LEN + 1,
             )?,
             "verification_uri",
         )?;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::flow::FlowError;
-use crate::http::HttpError;
+use crate::net::http::HttpError;
 
 /// The standard OAuth2 error codes (RFC 6749 §5.2, RFC 8628 §3.5), plus `Other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

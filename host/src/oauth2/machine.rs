@@ -24,7 +24,7 @@ use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
     async_trait,
 };
-use crate::secret::SecretString;
+use crate::util::secret::SecretString;
 
 /// The grant type of RFC 7523 §2.1.
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -219,7 +219,7 @@ fn read_subject_file(path: &std::path::Path) -> Result<SecretString, FlowError> 
         source: Some(Box::new(e)),
     };
     let (file, meta) =
-        crate::private_fs::open_regular(std::fs::OpenOptions::new().read(true), path, true)
+        crate::util::private_fs::open_regular(std::fs::OpenOptions::new().read(true), path, true)
             .map_err(unreadable)?;
     #[cfg(unix)]
     {
@@ -232,7 +232,7 @@ fn read_subject_file(path: &std::path::Path) -> Result<SecretString, FlowError> 
         }
     }
     let mut bytes = zeroize::Zeroizing::new(Vec::new());
-    crate::private_fs::read_sized(&file, meta.len(), MAX_SUBJECT_TOKEN as u64, &mut bytes)
+    crate::util::private_fs::read_sized(&file, meta.len(), MAX_SUBJECT_TOKEN as u64, &mut bytes)
         .map_err(unreadable)?;
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         FlowError::config(format!(

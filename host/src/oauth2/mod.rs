@@ -3,7 +3,7 @@
 //!
 //! The [`oauth2`](https://docs.rs/oauth2) crate builds the authorization URL and is the
 //! configured client behind [`OAuth2Flow::client`]; this crate's hardened
-//! [`HttpClient`](crate::http::HttpClient) sends every request. Token responses are read once, by
+//! [`HttpClient`](crate::net::http::HttpClient) sends every request. Token responses are read once, by
 //! rules that accept what real providers send (errors inside HTTP 200, `expires_in` as a
 //! string, comma-separated scopes) and refuse everything unsafe; a redirect is never followed.
 

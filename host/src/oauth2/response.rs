@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use super::class::TokenClass;
 use super::error::{ErrorKind, OAuthError, TokenError};
 use crate::flow::{OAuth2Token, TokenExtras};
-use crate::secret::SecretString;
-use crate::text::sanitize;
+use crate::util::secret::SecretString;
+use crate::util::text::sanitize;
 
 /// The longest access or refresh token accepted.
 pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -233,7 +233,7 @@ pub(crate) fn secret_text(s: String, field: &'static str) -> Result<SecretString
         });
     }
     if s.chars()
-        .any(|c| crate::text::is_unsafe_char(c) || c == ' ')
+        .any(|c| crate::util::text::is_unsafe_char(c) || c == ' ')
     {
         return Err(TokenError::Invalid {
             field,

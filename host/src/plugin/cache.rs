@@ -127,10 +127,10 @@ impl CacheDir {
     pub(crate) fn open(dir: &Path) -> Option<Self> {
         // The cache folder's and the data folder's (`<data>/cache/plugins`).
         for folder in dir.ancestors().skip(1).take(2) {
-            crate::private_fs::warn_if_open(folder);
+            crate::util::private_fs::warn_if_open(folder);
         }
-        if let Err(e) = crate::private_fs::ensure_private_dir(dir) {
-            crate::private_fs::warn_once(dir, || {
+        if let Err(e) = crate::util::private_fs::ensure_private_dir(dir) {
+            crate::util::private_fs::warn_once(dir, || {
                 format!(
                     "the plugin cache folder {} cannot be used ({e}); plugins are compiled on every use",
                     dir.display()
@@ -138,8 +138,8 @@ impl CacheDir {
             });
             return None;
         }
-        if let Err(why) = crate::private_fs::trusted_dir(dir) {
-            crate::private_fs::warn_once(dir, || {
+        if let Err(why) = crate::util::private_fs::trusted_dir(dir) {
+            crate::util::private_fs::warn_once(dir, || {
                 format!(
                     "ignoring the plugin cache folder {}: {why}, so another user may have put files in it; plugins are compiled on every use until it is removed (rm -r '{}') and made again by host",
                     dir.display(),
@@ -188,7 +188,7 @@ impl CacheDir {
         let (mac, json) = text.split_once('\n')?;
         let expected = self.mac("index", key, &[json.as_bytes()]);
         if blake3::Hash::from_hex(mac).ok() != Some(expected) {
-            crate::private_fs::warn_once(&path, || {
+            crate::util::private_fs::warn_once(&path, || {
                 format!(
                     "ignoring the plugin cache entry {}: it was not written by this user's host (its MAC does not check); it is rebuilt",
                     path.display()
@@ -209,8 +209,11 @@ impl CacheDir {
             .map_err(std::io::Error::other)
             .and_then(|json| {
                 let mac = self.mac("index", key, &[&json]).to_hex();
-                crate::private_fs::ensure_private_dir(&dir)?;
-                crate::private_fs::write_atomic(&dir.join(key), &[mac.as_bytes(), b"\n", &json])
+                crate::util::private_fs::ensure_private_dir(&dir)?;
+                crate::util::private_fs::write_atomic(
+                    &dir.join(key),
+                    &[mac.as_bytes(), b"\n", &json],
+                )
             });
         if let Err(e) = written {
             tracing::debug!("cannot write the plugin cache index: {e}");
@@ -268,7 +271,7 @@ impl CacheDir {
             return false;
         }
         if hasher.finalize().as_bytes()[..] != expected[..] {
-            crate::private_fs::warn_once(&artifact.path, || {
+            crate::util::private_fs::warn_once(&artifact.path, || {
                 format!(
                     "ignoring the cached plugin artifact {}: corrupt, or not written by this user's host (its MAC does not check); recompiling",
                     artifact.path.display()
@@ -288,9 +291,9 @@ impl CacheDir {
         let payload = component.serialize().map_err(|e| e.to_string())?;
         let mac = self.mac("artifact", &file_name(artifact), &[&payload]);
         // The MAC first: an artifact without its MAC, or with another's, is recompiled.
-        crate::private_fs::write_atomic(&mac_path(artifact), &[mac.as_bytes()])
+        crate::util::private_fs::write_atomic(&mac_path(artifact), &[mac.as_bytes()])
             .map_err(|e| e.to_string())?;
-        crate::private_fs::write_atomic(artifact, &[&payload]).map_err(|e| e.to_string())
+        crate::util::private_fs::write_atomic(artifact, &[&payload]).map_err(|e| e.to_string())
     }
 }
 
@@ -304,11 +307,14 @@ pub(crate) struct Artifact {
 impl Artifact {
     /// Opens `path` if it is a regular file of ours (an untrusted one is warned about).
     fn open(path: PathBuf) -> Option<Self> {
-        let (file, meta) =
-            crate::private_fs::open_regular(std::fs::OpenOptions::new().read(true), &path, false)
-                .ok()?;
-        if let Err(why) = crate::private_fs::trusted(&meta) {
-            crate::private_fs::warn_untrusted(&path, &why);
+        let (file, meta) = crate::util::private_fs::open_regular(
+            std::fs::OpenOptions::new().read(true),
+            &path,
+            false,
+        )
+        .ok()?;
+        if let Err(why) = crate::util::private_fs::trusted(&meta) {
+            crate::util::private_fs::warn_untrusted(&path, &why);
             return None;
         }
         Some(Self { file, path })
@@ -341,14 +347,14 @@ impl Artifact {
 }
 
 /// The bytes of the cache file `path` (at most `max`), when it is ours
-/// ([`crate::private_fs::read_own`]).
+/// ([`crate::util::private_fs::read_own`]).
 fn read_own(path: &Path, max: u64) -> Option<Vec<u8>> {
-    crate::private_fs::read_own(path, max).map(|(bytes, _)| bytes)
+    crate::util::private_fs::read_own(path, max).map(|(bytes, _)| bytes)
 }
 
 /// The cache's secret in `dir/key`, when it is there, ours, readable by us alone and 32 bytes.
 fn read_key(dir: &Path) -> Option<Zeroizing<[u8; 32]>> {
-    let (bytes, meta) = crate::private_fs::read_own(&dir.join("key"), 64)?;
+    let (bytes, meta) = crate::util::private_fs::read_own(&dir.join("key"), 64)?;
     let bytes = Zeroizing::new(bytes);
     #[cfg(unix)]
     {
@@ -394,7 +400,7 @@ fn make_key(dir: &Path) -> Option<Zeroizing<[u8; 32]>> {
     use ring::rand::SecureRandom;
     let mut key = Zeroizing::new([0u8; 32]);
     ring::rand::SystemRandom::new().fill(key.as_mut()).ok()?;
-    if let Err(e) = crate::private_fs::write_atomic(&dir.join("key"), &[key.as_ref()]) {
+    if let Err(e) = crate::util::private_fs::write_atomic(&dir.join("key"), &[key.as_ref()]) {
         tracing::debug!("cannot write the plugin cache's key: {e}");
         return None;
     }

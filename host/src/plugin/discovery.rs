@@ -9,8 +9,8 @@ use std::sync::Arc;
 use super::sandbox::HostPattern;
 use super::{PLUGIN_FLOW, PluginHost, WasmFlow};
 use crate::flow::FlowError;
-use crate::provider::{Provider, ProviderBuilder, ProviderSource};
-use crate::section::ProviderSection;
+use crate::providers::provider::{Provider, ProviderBuilder, ProviderSource};
+use crate::providers::section::ProviderSection;
 
 /// A plugin file found in the plugins folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub fn discover(dir: &Path) -> Vec<PluginFile> {
         .filter_map(|e| {
             let file_name = e.ok()?.file_name();
             let name = file_name.to_str()?.strip_suffix(".wasm")?;
-            crate::names::check_name(name).ok()?;
+            crate::util::names::check_name(name).ok()?;
             // Sized once (`join` would grow it).
             let mut path = PathBuf::with_capacity(dir.as_os_str().len() + 1 + file_name.len());
             path.push(dir);

@@ -11,8 +11,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use super::sandbox::AllowList;
-use crate::http::{HttpClient, HttpError};
-use crate::text::sanitize;
+use crate::net::http::{HttpClient, HttpError};
+use crate::util::text::sanitize;
 
 /// A trap raised by the host because a limit was hit: kept typed to report it clearly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -384,7 +384,7 @@ fn no_answer(response: &http::Response<Vec<u8>>) -> Option<String> {
         .headers()
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| crate::text::sanitize(v, 60));
+        .map(|v| crate::util::text::sanitize(v, 60));
     let described = |what: &str| {
         Some(match &content_type {
             Some(ct) => format!("HTTP {status} ({ct}){what}"),
@@ -508,8 +508,8 @@ macro_rules! plugin_imports {
                 http as http_wit, log as log_wit, types,
             };
             use super::{SendError, StoreState};
-            use crate::http::HttpError;
-            use crate::text::sanitize;
+            use crate::net::http::HttpError;
+            use crate::util::text::sanitize;
 
             impl types::Host for StoreState {}
 

@@ -16,7 +16,7 @@ use super::imports::{LimitHit, Limits, StoreState};
 use super::link::OnDemandLinker;
 use super::sandbox::{AllowList, HostPattern, HostPatternError};
 use super::{EXPORT, PluginError, PluginSettings, WIT_VERSION, WIT_VERSIONS};
-use crate::http::{HttpClient, HttpPolicy};
+use crate::net::http::{HttpClient, HttpPolicy};
 
 /// How often the epoch ticks: the resolution of the CPU-time deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -204,7 +204,7 @@ impl PluginHost {
         name: &str,
         replace: bool,
     ) -> Result<(Arc<LoadedPlugin>, PathBuf), PluginError> {
-        crate::names::check_name(name).map_err(|e| PluginError::Host {
+        crate::util::names::check_name(name).map_err(|e| PluginError::Host {
             path: file.to_owned(),
             call: "install",
             source: Box::new(e),
@@ -225,7 +225,7 @@ impl PluginHost {
             source,
         })?;
         std::fs::create_dir_all(plugins_dir).map_err(io)?;
-        crate::private_fs::write_atomic(&target, &[&bytes]).map_err(io)?;
+        crate::util::private_fs::write_atomic(&target, &[&bytes]).map_err(io)?;
         Ok((plugin, target))
     }
 }
@@ -536,7 +536,7 @@ impl HostSpec {
                 Ok(HostSpec::Field(field.to_owned()))
             }
             Some(_) => Err(HostPatternError {
-                pattern: crate::text::sanitize(text, 100),
+                pattern: crate::util::text::sanitize(text, 100),
                 problem: "not a field name",
             }),
             None => HostPattern::parse(text).map(HostSpec::Pattern),
@@ -593,7 +593,7 @@ pub struct PluginInfo {
     /// The WIT version it was built for.
     pub wit_version: &'static str,
     /// How its credential goes on API requests, as declared (texts may name fields).
-    pub binding: Option<crate::binding::Binding>,
+    pub binding: Option<crate::flow::binding::Binding>,
     /// The API's base URL, as declared (may be `{field}`).
     pub api_base_url: Option<String>,
 }
@@ -634,11 +634,11 @@ impl LoadedPlugin {
     /// A provider's app credentials checked against the plugin's schema: the validated value.
     pub fn check_app_credentials(
         &self,
-        section: &crate::section::ProviderSection,
-    ) -> Result<serde_json::Value, crate::app_credentials::ValidationError> {
+        section: &crate::providers::section::ProviderSection,
+    ) -> Result<serde_json::Value, crate::providers::app_credentials::ValidationError> {
         let validator = self
             .app_validator
-            .get_or_init(|| crate::section::schema_validator(&self.info.schema));
+            .get_or_init(|| crate::providers::section::schema_validator(&self.info.schema));
         // The fault is the plugin's: the message names its file.
         let validator = validator.as_ref().map_err(|e| {
             format!(
@@ -786,19 +786,21 @@ impl LoadedPlugin {
             .collect::<Result<_, _>>()?;
         use cache::RawBinding as R;
         let binding = meta.binding.map(|b| match b {
-            R::Bearer => crate::binding::Binding::Scheme(crate::binding::Scheme::Bearer),
-            R::Basic => crate::binding::Binding::Scheme(crate::binding::Scheme::Basic),
-            R::Header { name, prefix } => crate::binding::Binding::Header {
-                header: crate::text::sanitize(&name, 100),
-                prefix: crate::text::sanitize(&prefix, 100),
+            R::Bearer => {
+                crate::flow::binding::Binding::Scheme(crate::flow::binding::Scheme::Bearer)
+            }
+            R::Basic => crate::flow::binding::Binding::Scheme(crate::flow::binding::Scheme::Basic),
+            R::Header { name, prefix } => crate::flow::binding::Binding::Header {
+                header: crate::util::text::sanitize(&name, 100),
+                prefix: crate::util::text::sanitize(&prefix, 100),
             },
-            R::Query(q) => crate::binding::Binding::Query {
-                query: crate::text::sanitize(&q, 100),
+            R::Query(q) => crate::flow::binding::Binding::Query {
+                query: crate::util::text::sanitize(&q, 100),
             },
         });
         Ok(PluginInfo {
-            display_name: crate::text::sanitize(&meta.display_name, 100),
-            version: crate::text::sanitize(&meta.version, 40),
+            display_name: crate::util::text::sanitize(&meta.display_name, 100),
+            version: crate::util::text::sanitize(&meta.version, 40),
             allowed_hosts,
             schema,
             wit_version: match self.pre {
@@ -806,7 +808,9 @@ impl LoadedPlugin {
                 Pre::V0_2(_) => WIT_VERSION,
             },
             binding,
-            api_base_url: meta.api_base_url.map(|u| crate::text::sanitize(&u, 500)),
+            api_base_url: meta
+                .api_base_url
+                .map(|u| crate::util::text::sanitize(&u, 500)),
         })
     }
 }
@@ -858,12 +862,12 @@ pub(crate) fn trap(
     // line, sanitized, and only at debug.
     if let Some(backtrace) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
         for line in backtrace.to_string().lines() {
-            tracing::debug!(plugin = %path.display(), call, "{}", crate::text::sanitize(line, 300));
+            tracing::debug!(plugin = %path.display(), call, "{}", crate::util::text::sanitize(line, 300));
         }
         return PluginError::Trap {
             path,
             call,
-            reason: crate::text::sanitize(&e.root_cause().to_string(), 300),
+            reason: crate::util::text::sanitize(&e.root_cause().to_string(), 300),
         };
     }
     PluginError::Host {

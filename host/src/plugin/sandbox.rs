@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use url::Url;
 
-use crate::address::{is_loopback_url, is_public};
-use crate::text::sanitize;
+use crate::net::address::{is_loopback_url, is_public};
+use crate::util::text::sanitize;
 
 /// A host pattern that cannot be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

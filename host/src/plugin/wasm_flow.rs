@@ -22,8 +22,8 @@ use crate::flow::{
 use crate::oauth2::{
     ErrorKind, MAX_SCOPES, OAuthError, TokenError, check_token_type, secret_text, token_text,
 };
-use crate::provider::ProviderContext;
-use crate::text::sanitize;
+use crate::providers::provider::ProviderContext;
+use crate::util::text::sanitize;
 
 /// A flow served by a plugin.
 pub struct WasmFlow {
@@ -195,8 +195,8 @@ impl WasmFlow {
 
     /// The binding the plugin declares, its `{field}` texts filled from the app credentials
     /// (or the defaults their schema gives).
-    pub fn binding(&self) -> Option<crate::binding::Binding> {
-        use crate::binding::Binding;
+    pub fn binding(&self) -> Option<crate::flow::binding::Binding> {
+        use crate::flow::binding::Binding;
         let fill = |text: &str| self.fill(text);
         Some(match self.plugin.info().binding.clone()? {
             Binding::Header { header, prefix } => Binding::Header {
@@ -407,7 +407,7 @@ impl AuthFlow for WasmFlow {
         // only when the configuration allows plain http to loopback).
         let loopback = self.settings.allow_http_loopback;
         let link = |url: &str, what: &str| {
-            crate::address::openable_url(url, loopback).map_err(|why| {
+            crate::net::address::openable_url(url, loopback).map_err(|why| {
                 FlowError::from(PluginError::Failed {
                     path: self.plugin.path().to_owned(),
                     call: "authorize",

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::{StoreError, io};
-use crate::names::check_name;
-use crate::private_fs::{AtomicFile, ensure_private_dir, read_sized, repair_private_file};
+use crate::util::names::check_name;
+use crate::util::private_fs::{AtomicFile, ensure_private_dir, read_sized, repair_private_file};
 
 /// The largest record read or written: far above any credential (a few KiB), and a bound on
 /// what a file put in the store's folder can make a command read into memory.
@@ -217,7 +217,7 @@ impl FileLock {
             let file = entry.file_name();
             // Exactly this record's temp files: the record of the account `x.json` has
             // temp files `.x.json.json.…`, which start like those of `x.json`'s record.
-            if crate::private_fs::is_temp_file_of(&file.to_string_lossy(), &name) {
+            if crate::util::private_fs::is_temp_file_of(&file.to_string_lossy(), &name) {
                 let _ = fs::remove_file(entry.path());
             }
         }
@@ -270,7 +270,7 @@ pub(crate) fn try_acquire(path: &Path) -> Result<Option<File>, StoreError> {
 pub(crate) fn holder(path: &Path) -> String {
     fs::read_to_string(path)
         .ok()
-        .map(|h| crate::text::sanitize(h.trim(), 40))
+        .map(|h| crate::util::text::sanitize(h.trim(), 40))
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "another process".into())
 }
@@ -329,7 +329,7 @@ fn read_private(path: &Path) -> Result<Option<(Vec<u8>, FileId)>, StoreError> {
     Ok(Some((bytes, FileId::of(&meta))))
 }
 
-/// Opens a file of the store ([`open_regular`](crate::private_fs::open_regular)): never
+/// Opens a file of the store ([`open_regular`](crate::util::private_fs::open_regular)): never
 /// through a symbolic link at its last component (on unix `O_NOFOLLOW` makes the open itself
 /// refuse one: no check-then-use gap; elsewhere it is checked first), and never anything but
 /// a regular file. Returns the file and its metadata.
@@ -344,13 +344,13 @@ fn open_private(
         path: path.to_owned(),
         reason,
     };
-    match crate::private_fs::open_regular(options, path, false) {
+    match crate::util::private_fs::open_regular(options, path, false) {
         Ok(opened) => Ok(opened),
         #[cfg(unix)]
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             Err(unsafe_file("it is a symbolic link"))
         }
-        Err(e) if crate::private_fs::is_not_regular(&e) => {
+        Err(e) if crate::util::private_fs::is_not_regular(&e) => {
             Err(unsafe_file("it is not a regular file"))
         }
         Err(e) => Err(io(action, path)(e)),

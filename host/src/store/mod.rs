@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::flow::Credential;
-use crate::names::{BadName, check_name};
+use crate::util::names::{BadName, check_name};
 use seal::{KeyError, KeyRing, KeySource, StoreKey};
 
 /// The record format version written by this program.
@@ -829,13 +829,13 @@ impl Store {
         // a key kept nowhere. On this machine (whatever key file each names) and, for the
         // shared store, on the database (another machine with its own key file). The keys are
         // read under the locks, as the last rekey left them.
-        crate::private_fs::ensure_private_dir(&self.inner.options.data_dir).map_err(|source| {
-            StoreError::Io {
+        crate::util::private_fs::ensure_private_dir(&self.inner.options.data_dir).map_err(
+            |source| StoreError::Io {
                 action: "cannot make the folder",
                 path: self.inner.options.data_dir.clone(),
                 source,
-            }
-        })?;
+            },
+        )?;
         let _rekeying = rekey_lock(&self.inner.options.data_dir.join("rekey.lock"))?;
         // And on the key file (or the new one), which stores of other data folders may share.
         let _rekeying_key = match new_key_file.map(Path::to_owned).or(key_file.clone()) {
@@ -1088,7 +1088,7 @@ enum Held {
 
 /// What a write goes through once prepared.
 pub(crate) enum Prepared {
-    File(crate::private_fs::AtomicFile),
+    File(crate::util::private_fs::AtomicFile),
     #[cfg(feature = "postgres")]
     Postgres,
 }
@@ -1188,7 +1188,7 @@ impl RecordLock {
 mod tests {
     use super::*;
     use crate::flow::OAuth2Token;
-    use crate::secret::SecretString;
+    use crate::util::secret::SecretString;
     use std::fs;
 
     fn record(token: &str) -> Record {

@@ -166,7 +166,7 @@ impl PgBackend {
                 if !(path.is_file() && std::fs::File::open(path).is_ok()) {
                     return Err(StoreError::Config(format!(
                         "[store] url: {name} names {}, which is not a readable file",
-                        crate::text::sanitize(&value, 200)
+                        crate::util::text::sanitize(&value, 200)
                     )));
                 }
             }
@@ -596,7 +596,8 @@ impl PgLock {
             });
         }
         #[cfg(debug_assertions)]
-        if std::env::var(crate::private_fs::FAULT_ENV).as_deref() == Ok("abort-before-commit") {
+        if std::env::var(crate::util::private_fs::FAULT_ENV).as_deref() == Ok("abort-before-commit")
+        {
             // Simulates a crash between sending the write and committing it.
             std::process::abort();
         }
@@ -623,12 +624,12 @@ impl PgLock {
 }
 
 /// Whether a provider or account name read from the database is one this program writes
-/// ([`crate::names::check_name`]). Rows named otherwise (written by hand, or by someone with
+/// ([`crate::util::names::check_name`]). Rows named otherwise (written by hand, or by someone with
 /// write access to the table: `x/../y`, escape sequences) are left out of every listing, as
 /// the file store leaves out files so named; their names are never printed.
 fn valid(name: &str) -> bool {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let ok = crate::names::check_name(name).is_ok();
+    let ok = crate::util::names::check_name(name).is_ok();
     // Said once per process, however many listings meet such rows.
     if !ok && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         tracing::warn!(

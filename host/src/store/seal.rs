@@ -151,9 +151,12 @@ impl StoreKey {
             source,
         };
         // The file itself, not the path looked up again: what is checked is what is read.
-        let (file, meta) =
-            crate::private_fs::open_regular(std::fs::OpenOptions::new().read(true), path, true)
-                .map_err(io)?;
+        let (file, meta) = crate::util::private_fs::open_regular(
+            std::fs::OpenOptions::new().read(true),
+            path,
+            true,
+        )
+        .map_err(io)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -162,7 +165,7 @@ impl StoreKey {
                     path: path.to_owned(),
                 });
             }
-            if meta.uid() != crate::private_fs::euid() {
+            if meta.uid() != crate::util::private_fs::euid() {
                 return Err(KeyError::NotOurs {
                     path: path.to_owned(),
                     owner: meta.uid(),
@@ -172,7 +175,8 @@ impl StoreKey {
         // Sized up front: no copy of the key is left behind by a growing buffer. A key file is
         // a line of base64: what is past the first few KiB is not read.
         let mut bytes = Zeroizing::new(Vec::new());
-        crate::private_fs::read_sized(&file, meta.len(), MAX_KEY_FILE, &mut bytes).map_err(io)?;
+        crate::util::private_fs::read_sized(&file, meta.len(), MAX_KEY_FILE, &mut bytes)
+            .map_err(io)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| KeyError::Malformed {
             source_of: KeySource::File(path.to_owned()),
         })?;
@@ -189,7 +193,7 @@ impl StoreKey {
         };
         create_missing_dir(path).map_err(io)?;
         let text = Zeroizing::new(format!("{}\n", self.to_base64().as_str()));
-        crate::private_fs::write_atomic(path, &[text.as_bytes()]).map_err(io)
+        crate::util::private_fs::write_atomic(path, &[text.as_bytes()]).map_err(io)
     }
 
     /// Writes the key to `path` only if no file is there (`0600`): `Ok(false)` when another
@@ -289,7 +293,7 @@ fn create_missing_dir(path: &Path) -> std::io::Result<()> {
     if dir.exists() {
         return Ok(());
     }
-    crate::private_fs::ensure_private_dir(dir)
+    crate::util::private_fs::ensure_private_dir(dir)
 }
 
 /// The environment variable holding the previous key while records move to a new one (with
@@ -400,7 +404,7 @@ mod tests {
                 Err(KeyError::Exposed { .. })
             ));
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-            if crate::private_fs::euid() == 0 {
+            if crate::util::private_fs::euid() == 0 {
                 std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
                 assert!(matches!(
                     StoreKey::read(&path),
@@ -411,7 +415,7 @@ mod tests {
         std::fs::write(&path, "not base64\n").unwrap();
         #[cfg(unix)]
         {
-            std::os::unix::fs::chown(&path, Some(crate::private_fs::euid()), None).ok();
+            std::os::unix::fs::chown(&path, Some(crate::util::private_fs::euid()), None).ok();
         }
         assert!(matches!(
             StoreKey::read(&path),

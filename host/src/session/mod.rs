@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use url::Url;
 
-use crate::binding::{Applied, Binding};
-use crate::provider::Provider;
+use crate::flow::binding::{Applied, Binding};
+use crate::providers::provider::Provider;
 use crate::renewal::{self, RenewError};
 use crate::store::{Record, Store};
 
@@ -58,7 +58,7 @@ pub enum SessionError {
     },
     /// The client could not be set up (a bad proxy).
     #[error("cannot set up the API client")]
-    Setup(#[source] crate::http::HttpError),
+    Setup(#[source] crate::net::http::HttpError),
     /// The request failed.
     #[error("the request failed")]
     Http(#[source] reqwest::Error),
@@ -112,10 +112,10 @@ impl Session {
         store: Store,
         binding: Option<Binding>,
         base: Option<Url>,
-        policy: &crate::http::HttpPolicy,
+        policy: &crate::net::http::HttpPolicy,
     ) -> Result<Self, SessionError> {
-        let tls = crate::tls::client_config()
-            .map_err(|e| SessionError::Setup(crate::http::HttpError::Tls(e)))?;
+        let tls = crate::net::tls::client_config()
+            .map_err(|e| SessionError::Setup(crate::net::http::HttpError::Tls(e)))?;
         let mut builder = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")))
@@ -273,7 +273,7 @@ impl Session {
             .map_err(|_| SessionError::BadUrl("not an absolute URL".into()))?;
         // Whatever named the URL (the API base URL, a plugin, --allow-origin, a next-page
         // link), the credential goes over https, or plain http to loopback only.
-        crate::http::require_secure(&url).map_err(|e| SessionError::BadUrl(e.to_string()))?;
+        crate::net::http::require_secure(&url).map_err(|e| SessionError::BadUrl(e.to_string()))?;
         // The credential replaces whatever the request carried under the binding's header or
         // query parameter (a stale token beside the fresh one would be sent first).
         let mut headers = request.headers().clone();

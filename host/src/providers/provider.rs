@@ -41,9 +41,9 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use tokio::sync::OnceCell;
 
-use crate::app_credentials::{AppCredentials, ValidationError};
 use crate::flow::{AuthFlow, FlowError};
-use crate::section::ProviderSection;
+use crate::providers::app_credentials::{AppCredentials, ValidationError};
+use crate::providers::section::ProviderSection;
 
 /// What a flow factory gets: the provider's name and its raw app credentials.
 #[derive(Debug, Clone)]
@@ -326,7 +326,7 @@ impl ProviderBuilder {
 #[non_exhaustive]
 pub enum ProviderError {
     /// No provider by that name.
-    #[error("unknown provider `{}`{}", crate::text::sanitize(.name, 64), known_list(.known))]
+    #[error("unknown provider `{}`{}", crate::util::text::sanitize(.name, 64), known_list(.known))]
     UnknownProvider {
         /// The name asked for.
         name: String,
@@ -384,7 +384,10 @@ fn known_list(known: &[String]) -> String {
     if known.is_empty() {
         String::new()
     } else {
-        let known: Vec<String> = known.iter().map(|n| crate::text::sanitize(n, 64)).collect();
+        let known: Vec<String> = known
+            .iter()
+            .map(|n| crate::util::text::sanitize(n, 64))
+            .collect();
         format!(" (known: {})", known.join(", "))
     }
 }
@@ -474,7 +477,7 @@ impl Registry {
         }
         // A catalog entry is a provider once it has a client id: say what to set, not that the
         // name is unknown.
-        if let Some(entry) = crate::catalog::entry(name) {
+        if let Some(entry) = crate::providers::catalog::entry(name) {
             let mut settings = Vec::new();
             for (placeholder, p) in &entry.placeholders {
                 if p.default.is_none() {
@@ -486,7 +489,7 @@ impl Registry {
             }
             return Err(ProviderError::NotConfigured {
                 name: name.to_owned(),
-                env: crate::catalog::env_var(name, "CLIENT_ID"),
+                env: crate::providers::catalog::env_var(name, "CLIENT_ID"),
                 settings,
             });
         }

@@ -200,7 +200,7 @@ pub(crate) fn shown(uri: &url::Url) -> String {
     let mut uri = uri.clone();
     let _ = uri.set_username("");
     let _ = uri.set_password(None);
-    crate::text::sanitize(uri.as_str(), 300)
+    crate::util::text::sanitize(uri.as_str(), 300)
 }
 
 /// An open connection: how to close it, and whether it has sent a request yet.

@@ -10,6 +10,8 @@
 //! What the person sees is the [`LoginUi`]'s business: the `host` CLI prints and opens a
 //! browser, a desktop program might show a dialog, a test may approve the URL itself.
 
+pub(crate) mod polling;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -20,8 +22,8 @@ use crate::flow::{
     AuthFlow, AuthorizeRequest, CallbackError, Credential, DeviceCode, ExchangeInput, FlowError,
     Interaction, Pending, PromptField,
 };
-use crate::loopback::{Loopback, Page};
-use crate::polling::poll_device;
+use crate::login::polling::poll_device;
+use crate::net::loopback::{Loopback, Page};
 
 /// How long a browser login waits for its callback unless told otherwise.
 pub const DEFAULT_BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -141,7 +143,7 @@ pub enum LoginError {
     },
     /// The flow's fixed redirect URI cannot be listened on.
     #[error(transparent)]
-    Redirect(#[from] crate::loopback::RedirectError),
+    Redirect(#[from] crate::net::loopback::RedirectError),
     /// A port was asked for that the flow's fixed redirect URI does not name.
     #[error("asked to listen on port {asked}, but the redirect URI {uri} names port {port}")]
     RedirectPort {
@@ -196,11 +198,11 @@ pub async fn login(
     // listened for where that points; any other on 127.0.0.1, on the port asked for or a free one.
     let mut listener = match flow.redirect_uri() {
         Some(uri) => {
-            let (addr, _) = crate::loopback::redirect_target(&uri)?;
+            let (addr, _) = crate::net::loopback::redirect_target(&uri)?;
             if options.port != 0 && options.port != addr.port() {
                 return Err(LoginError::RedirectPort {
                     asked: options.port,
-                    uri: crate::loopback::shown(&uri),
+                    uri: crate::net::loopback::shown(&uri),
                     port: addr.port(),
                 });
             }

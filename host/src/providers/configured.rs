@@ -1,7 +1,7 @@
 //! Providers made of configuration: any `[providers.NAME]` section with `authorize_url` and
 //! `token_url`, or with an OpenID Connect `issuer`, is an OAuth2 provider with the native flows
 //! (browser with PKCE; `device` when a device endpoint is known), alone or on top of a
-//! [`crate::catalog`] entry.
+//! [`crate::providers::catalog`] entry.
 //!
 //! With `issuer`, discovery (OpenID Connect's, else the RFC 8414 metadata of a plain OAuth2
 //! server) fills every endpoint the section does not set, and the callback must carry `iss`
@@ -17,13 +17,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use crate::app_credentials::ValidationError;
-use crate::catalog;
 use crate::config::Config;
 use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
 };
-use crate::http::{HttpClient, HttpPolicy};
+use crate::net::http::{HttpClient, HttpPolicy};
 use crate::oauth2::assertion::{KeyFileError, SigningKey, read_private_file};
 use crate::oauth2::machine::{
     JwtBearer, MachineFlow, MachineGrant, SubjectSource, SubjectToken, TokenExchange,
@@ -34,10 +32,12 @@ use crate::oauth2::{
     TokenRequestFormat,
 };
 use crate::oidc::{IdTokenClaims, IdTokenVerifier, MetadataKind};
-use crate::provider::{Provider, ProviderBuilder, ProviderSource};
-use crate::secret::SecretString;
-use crate::section::ProviderSection;
-use crate::text::sanitize;
+use crate::providers::app_credentials::ValidationError;
+use crate::providers::catalog;
+use crate::providers::provider::{Provider, ProviderBuilder, ProviderSource};
+use crate::providers::section::ProviderSection;
+use crate::util::secret::SecretString;
+use crate::util::text::sanitize;
 
 /// The browser (authorization code) flow's name.
 pub const OAUTH2_FLOW: &str = "oauth2";
@@ -280,7 +280,7 @@ pub enum SubjectTokenSource {
     GithubActions,
 }
 
-crate::app_credentials::compiled_schema!(
+crate::providers::app_credentials::compiled_schema!(
     ProviderSettings,
     ProviderSettingsSchema,
     "schemas/configured.json"
@@ -294,7 +294,8 @@ fn yes() -> bool {
 pub fn with_catalog(section: ProviderSection) -> ProviderSection {
     match catalog::entry(section.provider()) {
         Some(entry) => {
-            let origin = crate::app_credentials::Origin::Catalog(section.provider().to_owned());
+            let origin =
+                crate::providers::app_credentials::Origin::Catalog(section.provider().to_owned());
             section.over_defaults(entry.section_defaults(), origin)
         }
         None => section,
@@ -348,7 +349,8 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
     // A placeholder is a name of its own (`{tenant}`), never a setting (filling it would use
     // the setting up) nor a secret (which would end up in a URL).
     let settings_schema =
-        <ProviderSettings as crate::app_credentials::CompiledSchema>::schema().get("properties");
+        <ProviderSettings as crate::providers::app_credentials::CompiledSchema>::schema()
+            .get("properties");
     let mut fills = BTreeMap::new();
     for (name, used_by) in &used {
         if crate::config::is_secret(name) || settings_schema.is_some_and(|p| p.get(name).is_some())
@@ -434,7 +436,7 @@ pub fn settings(section: &ProviderSection) -> Result<ProviderSettings, Validatio
     ] {
         if let Some(url) = url
             && url.scheme() == "http"
-            && !crate::address::is_loopback_url(url)
+            && !crate::net::address::is_loopback_url(url)
         {
             return Err(section.field_error(
                 &[field.to_owned()],
@@ -704,7 +706,7 @@ fn endpoint_http(
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|_| bad("tls_client_key_file", key_file, "holds no PEM private key"))?;
     HttpClient::with_client_certificate(policy, certs, key).map_err(|e| match e {
-        crate::http::HttpError::Tls(_) => bad(
+        crate::net::http::HttpError::Tls(_) => bad(
             "tls_client_key_file",
             key_file,
             "does not fit the certificate, or is of a type TLS cannot use",
@@ -750,7 +752,7 @@ async fn build_machine(
         ("revocation_url", revocation_url.as_ref()),
     ] {
         if let Some(url) = url {
-            crate::http::require_secure(url).map_err(|e| FlowError::InvalidConfig {
+            crate::net::http::require_secure(url).map_err(|e| FlowError::InvalidConfig {
                 message: format!("providers.{name}.{field}"),
                 source: Some(Box::new(e)),
             })?;
@@ -959,7 +961,7 @@ impl ConfiguredFlow {
         app.bearer_token_types = s.bearer_token_types.clone();
         for (field, url) in [("api_url", &s.api_url), ("identify_url", &s.identify_url)] {
             if let Some(url) = url {
-                crate::http::require_secure(url).map_err(|e| FlowError::InvalidConfig {
+                crate::net::http::require_secure(url).map_err(|e| FlowError::InvalidConfig {
                     message: format!("providers.{name}.{field}"),
                     source: Some(Box::new(e)),
                 })?;
@@ -1080,7 +1082,7 @@ mod tests {
     /// type now (`HOST_WRITE_SCHEMAS=1 cargo test -p host schema_file` writes it again).
     #[test]
     fn the_compiled_schema_file_is_the_types_schema() {
-        let stale = crate::app_credentials::stale_schema_file::<ProviderSettings>(
+        let stale = crate::providers::app_credentials::stale_schema_file::<ProviderSettings>(
             "schemas/configured.json",
         );
         assert!(stale.is_none(), "{stale:?}");
@@ -1088,6 +1090,8 @@ mod tests {
 
     #[test]
     fn the_compiled_validator_finds_what_the_run_time_one_finds() {
-        crate::section::compiled_tests::agrees_with_the_run_time_validator::<ProviderSettings>();
+        crate::providers::section::compiled_tests::agrees_with_the_run_time_validator::<
+            ProviderSettings,
+        >();
     }
 }

@@ -31,7 +31,7 @@ impl<T: DeserializeOwned + JsonSchema + Send + Sync + 'static> AppCredentials fo
 /// ~50 µs. The schema is kept as a file under `host/schemas/`, which a test holds equal to what
 /// schemars makes of the type (`compiled_schema!` declares both). The provider that owns the
 /// type checks its sections with
-/// [`ProviderSection::parse_compiled`](crate::section::ProviderSection::parse_compiled): no list here
+/// [`ProviderSection::parse_compiled`](crate::providers::section::ProviderSection::parse_compiled): no list here
 /// names the types (a list of implementations in this low module would import every provider
 /// and close a circle).
 pub(crate) trait CompiledSchema: AppCredentials {
@@ -48,7 +48,7 @@ macro_rules! compiled_schema {
         #[jsonschema::validator(path = $file, validate_formats = true)]
         struct $validator;
 
-        impl crate::app_credentials::CompiledSchema for $ty {
+        impl crate::providers::app_credentials::CompiledSchema for $ty {
             fn schema() -> &'static serde_json::Value {
                 static SCHEMA: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
                 SCHEMA.get_or_init(|| {

@@ -18,7 +18,7 @@ pub fn check_name(name: &str) -> Result<(), BadName> {
     if ok {
         Ok(())
     } else {
-        Err(BadName(crate::text::sanitize(name, 64)))
+        Err(BadName(crate::util::text::sanitize(name, 64)))
     }
 }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::flow::Credential;
-use crate::secret::SecretString;
+use crate::util::secret::SecretString;
 
 /// How a credential goes on a request: `Authorization: Bearer …` (OAuth2's default), an API key
 /// in a named header with an optional prefix, an API key in a query parameter, or HTTP basic.

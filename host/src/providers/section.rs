@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::app_credentials::{
+use crate::providers::app_credentials::{
     AppCredentials, CodeOrigins, CompiledSchema, FieldIssue, OriginLookup, ValidationError,
     coerce_to_strings, describe,
 };
-use crate::text::sanitize;
+use crate::util::text::sanitize;
 
 /// Keys of a provider section that belong to the host, never handed to a flow.
 pub(crate) const HOST_KEYS: &[&str] = &["flows", "sandbox", "binding", "env", "git_host"];
@@ -109,7 +109,7 @@ impl ProviderSection {
     pub(crate) fn over_defaults(
         &self,
         defaults: Value,
-        origin: crate::app_credentials::Origin,
+        origin: crate::providers::app_credentials::Origin,
     ) -> Self {
         let mut value = defaults.clone();
         merge(&mut value, self.value.clone());
@@ -130,7 +130,7 @@ impl ProviderSection {
         &self.provider
     }
 
-    /// The provider's name, shared (a [`Provider`](crate::provider::Provider) built from the section
+    /// The provider's name, shared (a [`Provider`](crate::providers::provider::Provider) built from the section
     /// takes it rather than a copy).
     pub(crate) fn provider_name(&self) -> &Arc<str> {
         &self.provider
@@ -200,11 +200,11 @@ impl ProviderSection {
 
     /// The section's `binding`, when it sets one; `Err` names the setting when it is not a
     /// binding.
-    pub fn binding(&self) -> Result<Option<crate::binding::Binding>, ValidationError> {
+    pub fn binding(&self) -> Result<Option<crate::flow::binding::Binding>, ValidationError> {
         let Some(value) = self.value.get("binding") else {
             return Ok(None);
         };
-        let binding: crate::binding::Binding =
+        let binding: crate::flow::binding::Binding =
             serde_json::from_value(value.clone()).map_err(|_| {
                 self.error(vec![self.issue(
                     &["binding".to_owned()],
@@ -228,7 +228,7 @@ impl ProviderSection {
         };
         let problem = match value.as_str() {
             None => "must be a string",
-            Some(name) => match crate::names::env_name_problem(name) {
+            Some(name) => match crate::util::names::env_name_problem(name) {
                 None => return Ok(Some(name)),
                 Some(problem) => problem,
             },
@@ -360,7 +360,7 @@ impl ProviderSection {
         map.keys()
             .filter(|k| !known.contains_key(*k) && !HOST_KEYS.contains(&k.as_str()))
             .map(|key| {
-                let nearest = crate::text::nearest(key, known.keys().map(String::as_str))
+                let nearest = crate::util::text::nearest(key, known.keys().map(String::as_str))
                     .map(|k| format!(" (did you mean `{k}`?)"))
                     .unwrap_or_default();
                 self.issue(
@@ -449,11 +449,11 @@ struct DefaultedOrigins {
     inner: Arc<dyn OriginLookup>,
     section: Vec<String>,
     defaults: Value,
-    origin: crate::app_credentials::Origin,
+    origin: crate::providers::app_credentials::Origin,
 }
 
 impl OriginLookup for DefaultedOrigins {
-    fn origin(&self, path: &[&str]) -> Option<crate::app_credentials::Origin> {
+    fn origin(&self, path: &[&str]) -> Option<crate::providers::app_credentials::Origin> {
         self.inner.origin(path).or_else(|| {
             let rest = path.strip_prefix(
                 self.section
@@ -470,7 +470,7 @@ impl OriginLookup for DefaultedOrigins {
         })
     }
 
-    fn where_to_set(&self, path: &[&str]) -> Vec<crate::app_credentials::Origin> {
+    fn where_to_set(&self, path: &[&str]) -> Vec<crate::providers::app_credentials::Origin> {
         self.inner.where_to_set(path)
     }
 }
@@ -478,7 +478,7 @@ impl OriginLookup for DefaultedOrigins {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::SecretString;
+    use crate::util::secret::SecretString;
     use schemars::JsonSchema;
     use serde::Deserialize;
 

@@ -164,7 +164,7 @@ impl HttpError {
 }
 
 /// Hosts that never go through a proxy: every address plain http is allowed to
-/// ([`is_loopback_url`](crate::address::is_loopback_url)), not only `127.0.0.1`.
+/// ([`is_loopback_url`](crate::net::address::is_loopback_url)), not only `127.0.0.1`.
 const LOOPBACK_HOSTS: &str = "localhost,127.0.0.0/8,::1";
 
 /// The hardened HTTP client. Cheap to clone. `Debug` shows its policy only.
@@ -188,7 +188,10 @@ impl std::fmt::Debug for HttpClient {
 impl HttpClient {
     /// A client with these limits.
     pub fn new(policy: HttpPolicy) -> Result<Self, HttpError> {
-        Self::with_tls(policy, crate::tls::client_config().map_err(HttpError::Tls)?)
+        Self::with_tls(
+            policy,
+            crate::net::tls::client_config().map_err(HttpError::Tls)?,
+        )
     }
 
     /// A client with these limits that presents a client certificate on every TLS connection
@@ -198,7 +201,8 @@ impl HttpClient {
         certs: Vec<rustls::pki_types::CertificateDer<'static>>,
         key: rustls::pki_types::PrivateKeyDer<'static>,
     ) -> Result<Self, HttpError> {
-        let config = crate::tls::client_config_with_identity(certs, key).map_err(HttpError::Tls)?;
+        let config =
+            crate::net::tls::client_config_with_identity(certs, key).map_err(HttpError::Tls)?;
         Self::with_tls(policy, config)
     }
 
@@ -395,7 +399,9 @@ impl<'c> oauth2::AsyncHttpClient<'c> for HttpClient {
 fn allowed(addrs: Vec<std::net::SocketAddr>, allow_loopback: bool) -> Vec<std::net::SocketAddr> {
     addrs
         .into_iter()
-        .filter(|a| crate::address::is_public(a.ip()) || (allow_loopback && a.ip().is_loopback()))
+        .filter(|a| {
+            crate::net::address::is_public(a.ip()) || (allow_loopback && a.ip().is_loopback())
+        })
         .collect()
 }
 
@@ -446,7 +452,7 @@ pub(crate) fn require_secure(url: &Url) -> Result<(), HttpError> {
         .ok_or_else(|| HttpError::BadUrl("the URL has no host".into()))?;
     match url.scheme() {
         "https" => Ok(()),
-        "http" if crate::address::is_loopback_url(url) => Ok(()),
+        "http" if crate::net::address::is_loopback_url(url) => Ok(()),
         "http" => Err(HttpError::InsecureUrl {
             host: host.to_owned(),
         }),

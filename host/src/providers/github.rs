@@ -18,15 +18,17 @@ use url::Url;
 
 use std::sync::Arc;
 
-use crate::app_credentials::ValidationError;
 use crate::config::{Alias, Config, Defaults};
 use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
 };
-use crate::http::{HttpClient, HttpPolicy};
+use crate::net::http::{HttpClient, HttpPolicy};
 use crate::oauth2::{ErrorKind, Grant, OAuth2AppCredentials, OAuth2Flow, TokenClass, TokenError};
-use crate::provider::{Provider, ProviderBuilder, ProviderContext, ProviderError, ProviderSource};
-use crate::text::sanitize;
+use crate::providers::app_credentials::ValidationError;
+use crate::providers::provider::{
+    Provider, ProviderBuilder, ProviderContext, ProviderError, ProviderSource,
+};
+use crate::util::text::sanitize;
 
 /// The provider's name.
 pub const NAME: &str = "github";
@@ -45,7 +47,11 @@ pub struct GitHubAppCredentials {
     pub api_url: Url,
 }
 
-crate::app_credentials::compiled_schema!(GitHubAppCredentials, GitHubSchema, "schemas/github.json");
+crate::providers::app_credentials::compiled_schema!(
+    GitHubAppCredentials,
+    GitHubSchema,
+    "schemas/github.json"
+);
 
 /// The built-in defaults and aliases.
 pub fn defaults() -> Defaults {
@@ -104,7 +110,7 @@ impl GitHub {
     /// The app credentials, validated.
     pub fn app_credentials(
         &self,
-    ) -> Result<GitHubAppCredentials, crate::app_credentials::ValidationError> {
+    ) -> Result<GitHubAppCredentials, crate::providers::app_credentials::ValidationError> {
         app_credentials(self.provider.context())
     }
 }
@@ -168,7 +174,7 @@ impl GitHubFlow {
         policy: HttpPolicy,
         device: bool,
     ) -> Result<Self, FlowError> {
-        crate::http::require_secure(&app.api_url).map_err(|e| FlowError::InvalidConfig {
+        crate::net::http::require_secure(&app.api_url).map_err(|e| FlowError::InvalidConfig {
             message: format!("providers.{provider}.api_url"),
             source: Some(Box::new(e)),
         })?;
@@ -427,7 +433,7 @@ mod tests {
     /// type now (`HOST_WRITE_SCHEMAS=1 cargo test -p host schema_file` writes it again).
     #[test]
     fn the_compiled_schema_file_is_the_types_schema() {
-        let stale = crate::app_credentials::stale_schema_file::<GitHubAppCredentials>(
+        let stale = crate::providers::app_credentials::stale_schema_file::<GitHubAppCredentials>(
             "schemas/github.json",
         );
         assert!(stale.is_none(), "{stale:?}");
@@ -435,7 +441,8 @@ mod tests {
 
     #[test]
     fn the_compiled_validator_finds_what_the_run_time_one_finds() {
-        crate::section::compiled_tests::agrees_with_the_run_time_validator::<GitHubAppCredentials>(
-        );
+        crate::providers::section::compiled_tests::agrees_with_the_run_time_validator::<
+            GitHubAppCredentials,
+        >();
     }
 }

@@ -73,7 +73,7 @@ pub(crate) fn openable_url(text: &str, allow_loopback_http: bool) -> Result<Stri
         _ => return Err("does not use https"),
     }
     let shown = url.to_string();
-    if shown.chars().any(crate::text::is_unsafe_char) {
+    if shown.chars().any(crate::util::text::is_unsafe_char) {
         return Err("contains control or formatting characters");
     }
     Ok(shown)

@@ -55,7 +55,7 @@ pub async fn poll_device(
                 interval = backed_off(interval, retry_after);
                 tracing::warn!(
                     "polling failed ({}); trying again in {interval:?}",
-                    crate::text::error_chain(&error)
+                    crate::util::text::error_chain(&error)
                 );
             }
             Err(error) => return Err(error),

@@ -14,11 +14,11 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::binding::Binding;
+use crate::flow::binding::Binding;
 use crate::oauth2::{ClientAuth, TokenRequestFormat};
 
 /// The catalog's source, as compiled in.
-pub const SOURCE: &str = include_str!("../catalog/providers.toml");
+pub const SOURCE: &str = include_str!("../../catalog/providers.toml");
 
 /// One provider of the catalog.
 #[derive(Debug, Clone, Serialize, Deserialize)]

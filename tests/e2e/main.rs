@@ -1,6 +1,7 @@
 //! End-to-end tests: host's library and binary against a real OAuth2 provider on 127.0.0.1.
 
 mod any_provider;
+mod book;
 mod catalog;
 mod catalog_quirks;
 mod cli;

@@ -45,6 +45,9 @@ mod logout;
 mod plugin;
 mod prompt;
 mod providers;
+// docs/cli.md and docs/man/ describe the program as shipped: with `host plugin`.
+#[cfg(all(test, feature = "plugins"))]
+mod reference;
 mod run;
 mod status;
 mod store;

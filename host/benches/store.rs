@@ -110,7 +110,7 @@ fn bench(c: &mut Criterion) {
     let url = cluster.url("bench");
     let key_dir = tempfile::tempdir().unwrap();
     let key_file = key_dir.path().join("store.key");
-    host::seal::StoreKey::generate(host::seal::KeySource::File(key_file.clone()))
+    host::store::seal::StoreKey::generate(host::store::seal::KeySource::File(key_file.clone()))
         .unwrap()
         .write(&key_file)
         .unwrap();

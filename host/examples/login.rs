@@ -7,7 +7,7 @@
 //! The configuration is the `host` program's (`~/.config/host/host.toml`, `HOST_*`
 //! variables), so is the store: a token this example stores, `host token` prints.
 
-use host::{App, DEFAULT_MIN_VALID, DeviceCode, LoginOptions, LoginUi};
+use host::{App, DEFAULT_MIN_VALID, LoginOptions, LoginUi, flow::DeviceCode};
 
 /// What the person sees: lines on stderr.
 struct Terminal;

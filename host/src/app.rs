@@ -157,22 +157,18 @@ impl App {
         provider: &str,
     ) -> Result<Option<crate::flow::binding::Binding>, AppError> {
         let handle = self.provider(provider)?;
-        if let Some(b) = handle
-            .context()
-            .section()
-            .binding()
-            .map_err(|e| AppError::Config(e.to_string()))?
-        {
+        if let Some(b) = handle.context().section().binding()? {
             return Ok(Some(b));
         }
         // A plugin's binding, its `{field}`s filled from the app credentials, is checked
         // only now.
         let binding = self.plugin_flow(&handle).await?.and_then(|f| f.binding());
         if let Some(Err((part, problem))) = binding.as_ref().map(|b| b.check()) {
-            return Err(AppError::Config(format!(
-                "providers.{}: the binding the plugin declares has a {part} that {problem}",
-                crate::util::text::sanitize(provider, 64)
-            )));
+            return Err(AppError::PluginBinding {
+                provider: crate::util::text::sanitize(provider, 64),
+                part,
+                problem,
+            });
         }
         Ok(binding)
     }
@@ -188,7 +184,7 @@ impl App {
             // Its placeholders filled (`https://{domain}/api/v1`).
             return crate::providers::configured::settings(handle.context().section())
                 .map(|s| s.api_url)
-                .map_err(|e| AppError::Config(e.to_string()));
+                .map_err(AppError::from);
         }
         let configured = handle
             .context()
@@ -205,8 +201,9 @@ impl App {
                 .and_then(|f| f.api_base_url()),
         };
         text.map(|u| {
-            url::Url::parse(&u).map_err(|_| {
-                AppError::Config(format!("the API base URL of `{provider}` is not a URL"))
+            url::Url::parse(&u).map_err(|source| AppError::ApiUrl {
+                provider: crate::util::text::sanitize(provider, 64),
+                source,
             })
         })
         .transpose()
@@ -249,8 +246,14 @@ impl App {
         let binding = self.binding(provider).await?;
         let base = self.api_base_url(provider).await?;
         let policy = self.config.http_policy();
-        crate::session::Session::new(handle, account, self.store.clone(), binding, base, &policy)
-            .map_err(|e| AppError::Config(e.to_string()))
+        Ok(crate::session::Session::new(
+            handle,
+            account,
+            self.store.clone(),
+            binding,
+            base,
+            &policy,
+        )?)
     }
 
     /// The built-in `github` provider, typed.
@@ -366,9 +369,31 @@ pub enum AppError {
     /// The stored credential cannot be had fresh.
     #[error(transparent)]
     Renew(#[from] RenewError),
-    /// A setting is unusable.
-    #[error("{0}")]
-    Config(String),
+    /// A provider's section is unusable (its settings, its binding).
+    #[error(transparent)]
+    Section(#[from] crate::providers::app_credentials::ValidationError),
+    /// The binding a plugin declares is unusable.
+    #[error("providers.{provider}: the binding the plugin declares has a {part} that {problem}")]
+    PluginBinding {
+        /// The provider.
+        provider: String,
+        /// Which part of the binding.
+        part: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The provider's API base URL is not a URL.
+    #[error("the API base URL of `{provider}` is not a URL")]
+    ApiUrl {
+        /// The provider.
+        provider: String,
+        /// Why.
+        #[source]
+        source: url::ParseError,
+    },
+    /// The session's HTTP client cannot be set up.
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
     /// No provider was named and none can be assumed.
     #[error("{reason}")]
     DefaultProvider {

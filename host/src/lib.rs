@@ -4,7 +4,8 @@
 //! Log in, then keep a token fresh:
 //!
 //! ```no_run
-//! use host::{App, DeviceCode, LoginOptions, LoginUi, DEFAULT_MIN_VALID};
+//! use host::flow::DeviceCode;
+//! use host::{App, LoginOptions, LoginUi, DEFAULT_MIN_VALID};
 //!
 //! /// What the person sees: here, lines on stderr.
 //! struct Terminal;
@@ -37,8 +38,8 @@
 //!
 //! # The pieces
 //! - The flow model: [`AuthFlow`] (`authorize` → `exchange` → `refresh`) with its
-//!   [`Interaction`], opaque [`Pending`] state, typed [`Credential`]s and one error model,
-//!   [`FlowError`]. It knows none of its implementations.
+//!   [`Interaction`](flow::Interaction), opaque [`Pending`](flow::Pending) state, typed
+//!   [`Credential`]s and one error model, [`FlowError`]. It knows none of its implementations.
 //! - [`oauth2`]: the native [`OAuth2Flow`](oauth2::OAuth2Flow) and
 //!   [`DeviceFlow`](oauth2::DeviceFlow), with direct access to a configured `oauth2` client;
 //!   [`github`]: the built-in provider.
@@ -50,9 +51,14 @@
 //!   or an unattended grant run again); the [`Store`] only persists, seals and locks.
 //! - `plugin` (feature `plugins`, on by default): flows as sandboxed WebAssembly components.
 //!
+//! The root holds the names most programs need; the rest is in its module: [`flow`] (the
+//! model's values), [`login`](mod@login), [`http`], [`loopback`], [`config`], [`provider`], [`store`],
+//! [`session`], [`renewal`], [`oauth2`], [`oidc`], [`catalog`], [`configured`], [`github`].
+//!
 //! # Features
 //! - `plugins` (default): WebAssembly plugin flows (wasmtime).
-//! - `cli` (default): the `host` binary.
+//! - `cli` (default): the `host` binary (its code is the `cli` module, whose one public item
+//!   is `main`).
 //! - `postgres` (default): the shared credential store on PostgreSQL (sqlx).
 //!
 //! With `default-features = false` the library has the flow model, OAuth2, GitHub, the
@@ -61,9 +67,9 @@
 #![deny(missing_docs)]
 
 mod app;
-mod config;
-mod flow;
-mod login;
+pub mod config;
+pub mod flow;
+pub mod login;
 mod net;
 pub mod oauth2;
 pub mod oidc;
@@ -71,38 +77,34 @@ pub mod oidc;
 pub mod plugin;
 mod providers;
 pub mod renewal;
-mod session;
-mod store;
+pub mod session;
+pub mod store;
 mod util;
 
+#[cfg(feature = "cli")]
+pub mod cli;
+
+pub use net::{http, loopback};
 pub use providers::{catalog, configured, github};
 
+/// Providers: what a flow factory gets, the registry, app credentials and their validation,
+/// configuration sections.
+pub mod provider {
+    pub use crate::providers::app_credentials::{
+        AppCredentials, CodeOrigins, FieldIssue, Origin, OriginLookup, ValidationError,
+    };
+    pub use crate::providers::provider::{
+        Provider, ProviderBuilder, ProviderContext, ProviderError, ProviderSource, Registry,
+    };
+    pub use crate::providers::section::ProviderSection;
+}
+
 pub use app::{App, AppError, DEFAULT_MIN_VALID, builtin_defaults};
-pub use config::{
-    Alias, Config, ConfigError, ConfigLoader, Defaults, ENV_PREFIX, FIELD_PREFIX, Setting,
-};
-pub use flow::binding::{Applied, Binding, Scheme};
-pub use flow::{
-    AuthFlow, Authorization, AuthorizeRequest, BoxError, CallbackError, Credential, DeviceCode,
-    ExchangeInput, FlowError, Interaction, MAX_PENDING_BYTES, OAuth2Token, Pending, PromptField,
-    TokenExtras, async_trait,
-};
-pub use login::polling::{MAX_INTERVAL, SLOW_DOWN_STEP, poll_device};
-pub use login::{DEFAULT_BROWSER_TIMEOUT, LoginError, LoginOptions, LoginUi, Waiting, login};
-pub use net::http::{HttpClient, HttpError, HttpPolicy};
-pub use net::loopback::{Callback, Loopback, Page, RedirectError, redirect_target};
-pub use providers::app_credentials::{
-    AppCredentials, CodeOrigins, FieldIssue, Origin, OriginLookup, ValidationError,
-};
-pub use providers::provider::{
-    Provider, ProviderBuilder, ProviderContext, ProviderError, ProviderSource, Registry,
-};
-pub use providers::section::ProviderSection;
+pub use config::{Config, ConfigError, ConfigLoader};
+pub use flow::{AuthFlow, Credential, FlowError, OAuth2Token, async_trait};
+pub use login::{LoginOptions, LoginUi, login};
+pub use net::http::HttpClient;
+pub use provider::{Provider, ProviderSection, Registry};
 pub use session::{Session, SessionError};
-pub use store::{
-    BackendKind, CopyReport, DEFAULT_ACCOUNT, DEFAULT_KEY_FILE, DEFAULT_LOCK_TIMEOUT, Record,
-    RecordLock, RekeyReport, Store, StoreError, StoreOptions, seal,
-};
-pub use util::names::{BadName, check_name, env_name_problem};
+pub use store::{Record, Store, StoreError};
 pub use util::secret::SecretString;
-pub use util::text::{error_chain, is_unsafe_char, terminal_text};

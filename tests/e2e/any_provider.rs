@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use host::{DeviceCode, LoginOptions, LoginUi};
+use host::{LoginOptions, LoginUi, flow::DeviceCode};
 use host_testkit::{CLIENT_ID, CLIENT_SECRET, IdTokenFault, TestProvider};
 use serde_json::Value;
 

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use host::Origin;
 use host::github::GitHubAppCredentials;
+use host::provider::Origin;
 use host::{Config, ConfigLoader};
 
 fn load(home: &Path, extra: &[(&str, &str)]) -> Config {

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use host::ProviderSection;
 use host::{
-    AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
-    async_trait,
+    AuthFlow, Credential, FlowError, async_trait, flow::Authorization, flow::AuthorizeRequest,
+    flow::ExchangeInput, flow::Pending,
 };
 use host::{Provider, Registry};
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use host::{Loopback, Page};
+use host::{loopback::Loopback, loopback::Page};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn raw_request(port: u16, request: &[u8]) -> String {

@@ -1,7 +1,8 @@
 //! OAuth2Flow through authorize → exchange → refresh against the test provider.
 
 use host::{
-    AuthFlow, AuthorizeRequest, CallbackError, Credential, ExchangeInput, FlowError, Interaction,
+    AuthFlow, Credential, FlowError, flow::AuthorizeRequest, flow::CallbackError,
+    flow::ExchangeInput, flow::Interaction,
 };
 use host_testkit::{CLIENT_ID, CLIENT_SECRET, TestProvider};
 use serde_json::json;

@@ -8,8 +8,8 @@ use crate::support::HostEnv;
 
 #[tokio::test]
 async fn store_settings_never_print_the_database_password() {
-    let mut options = host::StoreOptions::file(std::path::Path::new("/tmp/x"));
-    options.backend = host::BackendKind::Postgres(
+    let mut options = host::store::StoreOptions::file(std::path::Path::new("/tmp/x"));
+    options.backend = host::store::BackendKind::Postgres(
         "postgres://host:hunter2@db.internal/host?sslmode=require".into(),
     );
     let store = host::Store::open(options).unwrap();

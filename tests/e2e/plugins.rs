@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use host::Registry;
 use host::plugin::PluginError;
-use host::{AuthorizeRequest, FlowError, Interaction};
+use host::{FlowError, flow::AuthorizeRequest, flow::Interaction};
 use host_testkit::{Scripted, guests};
 use serde_json::Value;
 
@@ -54,7 +54,7 @@ async fn flow_error(registry: &Registry, name: &str) -> FlowError {
     let provider = registry.get(name).unwrap();
     let flow = match provider.flow(host::plugin::PLUGIN_FLOW).await {
         Ok(f) => f,
-        Err(host::ProviderError::Build { source, .. }) => return *source,
+        Err(host::provider::ProviderError::Build { source, .. }) => return *source,
         Err(e) => panic!("{e}"),
     };
     flow.authorize(AuthorizeRequest::default())
@@ -552,16 +552,16 @@ async fn an_api_key_flow_prompts_and_checks_the_key(flow: &dyn host::AuthFlow) {
     assert_eq!(fields[0].name, "api_key");
     assert!(fields[0].secret);
 
-    let wrong = host::ExchangeInput::new([("api_key", "nope")]);
+    let wrong = host::flow::ExchangeInput::new([("api_key", "nope")]);
     let err = flow
         .exchange(auth.pending.clone(), wrong)
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, FlowError::Rejected(host::CallbackError::Rejected(m)) if m.contains("HTTP 401")),
+        matches!(&err, FlowError::Rejected(host::flow::CallbackError::Rejected(m)) if m.contains("HTTP 401")),
         "{err:?}"
     );
-    let right = host::ExchangeInput::new([("api_key", host_testkit::VALID_API_KEY)]);
+    let right = host::flow::ExchangeInput::new([("api_key", host_testkit::VALID_API_KEY)]);
     let credential = flow.exchange(auth.pending, right).await.unwrap();
     let host::Credential::ApiKey { key } = credential else {
         panic!()
@@ -657,7 +657,10 @@ async fn a_command_naming_one_provider_looks_up_only_that_one() {
     assert_eq!(registry.loaded(), ["github"]);
     // A plugin is found by its file name; the others stay unread.
     let beta = registry.get("beta").unwrap();
-    assert!(matches!(beta.source(), host::ProviderSource::Plugin(_)));
+    assert!(matches!(
+        beta.source(),
+        host::provider::ProviderSource::Plugin(_)
+    ));
     assert_eq!(registry.loaded(), ["beta", "github"]);
     assert!(
         Arc::ptr_eq(&beta, &registry.get("beta").unwrap()),
@@ -704,14 +707,15 @@ async fn a_plugin_file_bound_as_a_flow_of_several_providers_checks_each_ones_sec
         let provider = registry.get(name).unwrap();
         async move { provider.flow("custom").await }
     };
-    let invalid = |result: Result<Arc<dyn host::AuthFlow>, host::ProviderError>| match result {
-        Err(host::ProviderError::Build { source, .. }) => match *source {
-            FlowError::InvalidAppCredentials(v) => v,
-            other => panic!("{other:?}"),
-        },
-        Err(e) => panic!("{e}"),
-        Ok(_) => panic!("gamma's section must be refused"),
-    };
+    let invalid =
+        |result: Result<Arc<dyn host::AuthFlow>, host::provider::ProviderError>| match result {
+            Err(host::provider::ProviderError::Build { source, .. }) => match *source {
+                FlowError::InvalidAppCredentials(v) => v,
+                other => panic!("{other:?}"),
+            },
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("gamma's section must be refused"),
+        };
     let refused = invalid(custom("gamma").await);
     assert_eq!(refused.issues.len(), 1, "{refused}");
     assert!(

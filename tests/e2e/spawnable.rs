@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use host::{AuthFlow, AuthorizeRequest, ExchangeInput, LoginOptions};
+use host::{AuthFlow, LoginOptions, flow::AuthorizeRequest, flow::ExchangeInput};
 
 use crate::support::HostEnv;
 
@@ -23,7 +23,7 @@ struct NoUi;
 #[host::async_trait]
 impl host::LoginUi for NoUi {
     fn show_url(&self, _url: &str) {}
-    fn show_device_code(&self, _code: &host::DeviceCode) {}
+    fn show_device_code(&self, _code: &host::flow::DeviceCode) {}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,7 +124,8 @@ async fn every_public_future_can_be_spawned_on_a_multi_threaded_runtime() {
     saved.unwrap();
     assert!(deleted.unwrap());
     let other = tempfile::tempdir().unwrap();
-    let target = host::Store::open(host::StoreOptions::file(&other.path().join("data"))).unwrap();
+    let target =
+        host::Store::open(host::store::StoreOptions::file(&other.path().join("data"))).unwrap();
     let s = store.clone();
     let copied = tokio::spawn(async move { s.copy_to(&target, false).await });
     assert_eq!(copied.await.unwrap().unwrap().copied, 1);

@@ -72,8 +72,8 @@ async fn two_rekeys_at_once_never_seal_records_under_a_key_kept_nowhere() {
             .await;
         tokens.push(out.stdout);
     }
-    let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
-    let previous = host::seal::previous_key_file(&key_file);
+    let key_file = env.data_dir().join(host::store::DEFAULT_KEY_FILE);
+    let previous = host::store::seal::previous_key_file(&key_file);
     let all_open = async || {
         for (account, token) in accounts.iter().zip(&tokens) {
             let out = env
@@ -205,8 +205,8 @@ async fn a_process_that_read_the_keys_before_a_rekey_reads_and_writes_after_it()
             .await
             .unwrap();
     assert!(!same_token(&before, &refreshed), "it refreshed");
-    let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
-    std::fs::remove_file(host::seal::previous_key_file(&key_file)).unwrap();
+    let key_file = env.data_dir().join(host::store::DEFAULT_KEY_FILE);
+    std::fs::remove_file(host::store::seal::previous_key_file(&key_file)).unwrap();
     let out = token(&env, "0").await;
     assert_eq!(out.code, Some(0), "{out:?}");
     let out = env
@@ -221,14 +221,14 @@ async fn rekey_then_token_works_on_both_backends() {
     let env = HostEnv::start().await;
     env.login_ok().await;
     let token_before = token(&env, "0").await.stdout;
-    let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
+    let key_file = env.data_dir().join(host::store::DEFAULT_KEY_FILE);
     let old_key = std::fs::read_to_string(&key_file).unwrap();
     let out = env.output(&["store", "rekey"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stderr.contains("Sealed 1 record"), "{out:?}");
     assert_ne!(std::fs::read_to_string(&key_file).unwrap(), old_key);
     assert_eq!(
-        std::fs::read_to_string(host::seal::previous_key_file(&key_file)).unwrap(),
+        std::fs::read_to_string(host::store::seal::previous_key_file(&key_file)).unwrap(),
         old_key,
         "the old key is kept until the user removes it"
     );
@@ -240,7 +240,7 @@ async fn rekey_then_token_works_on_both_backends() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stderr.contains("Resumed the earlier rekey"), "{out:?}");
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), current);
-    std::fs::remove_file(host::seal::previous_key_file(&key_file)).unwrap();
+    std::fs::remove_file(host::store::seal::previous_key_file(&key_file)).unwrap();
     let out = env.output(&["store", "rekey"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stderr.contains("under the new key"), "{out:?}");
@@ -281,7 +281,7 @@ async fn records_copy_to_postgres_and_back() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stderr.contains("Copied 1 record"), "{out:?}");
     // Switch the machine to the database (same key: the file store's key file).
-    let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
+    let key_file = env.data_dir().join(host::store::DEFAULT_KEY_FILE);
     env.write_config(&format!(
         "[store]\nbackend = \"postgres\"\nurl = \"{}\"\nkey_file = \"{}\"\n",
         cluster().url(&db),
@@ -414,8 +414,8 @@ async fn a_rekey_stopped_by_a_held_record_is_resumed_and_loses_nothing() {
     let out = env.output(&["store", "rekey"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stderr.contains("Resumed the earlier rekey"), "{out:?}");
-    let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
-    std::fs::remove_file(host::seal::previous_key_file(&key_file)).unwrap();
+    let key_file = env.data_dir().join(host::store::DEFAULT_KEY_FILE);
+    std::fs::remove_file(host::store::seal::previous_key_file(&key_file)).unwrap();
     assert_eq!(tokens().await, before);
 }
 
@@ -474,7 +474,7 @@ async fn a_rekey_to_a_new_key_file_keeps_the_old_key_beside_it_until_every_recor
     let env = HostEnv::start().await;
     env.login_ok().await;
     let token_before = token(&env, "0").await.stdout;
-    let key_file = env.data_dir().join(host::DEFAULT_KEY_FILE);
+    let key_file = env.data_dir().join(host::store::DEFAULT_KEY_FILE);
     let old_key = std::fs::read_to_string(&key_file).unwrap();
     let new_file = env.home.path().join("new.key");
     crate::support::write_key_file(&new_file, &keygen(&env).await);
@@ -494,7 +494,7 @@ async fn a_rekey_to_a_new_key_file_keeps_the_old_key_beside_it_until_every_recor
     // The key file in use is left alone; the old key is kept beside the new one.
     assert_eq!(std::fs::read_to_string(&key_file).unwrap(), old_key);
     assert_eq!(
-        std::fs::read_to_string(host::seal::previous_key_file(&new_file)).unwrap(),
+        std::fs::read_to_string(host::store::seal::previous_key_file(&new_file)).unwrap(),
         old_key
     );
     // Pointed at the new key, the records open.
@@ -532,12 +532,12 @@ async fn a_key_kept_by_an_unfinished_rekey_is_never_written_over() {
     let env = HostEnv::start().await;
     env.login_ok().await;
     let token_before = token(&env, "0").await.stdout;
-    let old = std::fs::read_to_string(env.data_dir().join(host::DEFAULT_KEY_FILE)).unwrap();
+    let old = std::fs::read_to_string(env.data_dir().join(host::store::DEFAULT_KEY_FILE)).unwrap();
     let old = old.trim();
     let new_file = env.home.path().join("k2.key");
     let new = keygen(&env).await;
     crate::support::write_key_file(&new_file, &new);
-    let kept = host::seal::previous_key_file(&new_file);
+    let kept = host::store::seal::previous_key_file(&new_file);
     let rekey = [
         "store",
         "rekey",
@@ -569,7 +569,7 @@ async fn a_key_kept_by_an_unfinished_rekey_is_never_written_over() {
     // Another new key while that one is kept: refused too.
     let other_file = env.home.path().join("k3.key");
     crate::support::write_key_file(&other_file, &keygen(&env).await);
-    crate::support::write_key_file(&host::seal::previous_key_file(&other_file), &new);
+    crate::support::write_key_file(&host::store::seal::previous_key_file(&other_file), &new);
     let out = env
         .output_with(
             &[

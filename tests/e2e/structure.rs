@@ -570,3 +570,70 @@ fn components(n: usize, edges: &BTreeMap<usize, BTreeSet<usize>>) -> Vec<Vec<usi
     }
     t.found
 }
+
+/// The crate root is the names most programs need, at most 25 of them (modules aside): the
+/// rest are in documented modules, and the command's helpers are private to the crate.
+#[test]
+fn the_crate_root_re_exports_at_most_25_names() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    let is_module = |name: &str| {
+        let found = |dir: &Path| {
+            dir.join(format!("{name}.rs")).is_file() || dir.join(name).join("mod.rs").is_file()
+        };
+        std::fs::read_dir(&src)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .chain([src.clone()])
+            .any(|dir| found(&dir))
+    };
+    let mut names = Vec::new();
+    // Top-level `pub use` statements only (a `pub mod x { pub use … }` block is a module).
+    let mut depth = 0usize;
+    let mut statement: Option<String> = None;
+    for line in lib.lines() {
+        if let Some(text) = statement.as_mut() {
+            text.push_str(line);
+        } else if depth == 0 && line.starts_with("pub use ") {
+            statement = Some(line.to_owned());
+        }
+        if let Some(text) = statement.take_if(|t| t.trim_end().ends_with(';')) {
+            let items = match (text.find('{'), text.rfind('}')) {
+                (Some(a), Some(b)) => text[a + 1..b].to_owned(),
+                _ => text
+                    .rsplit("::")
+                    .next()
+                    .unwrap()
+                    .trim_end_matches(';')
+                    .to_owned(),
+            };
+            names.extend(
+                items
+                    .split(',')
+                    .map(|n| n.trim().rsplit("::").next().unwrap().to_owned())
+                    .filter(|n| !n.is_empty() && !is_module(n)),
+            );
+        }
+        depth += line.matches('{').count();
+        depth -= line.matches('}').count();
+    }
+    assert!(
+        names.contains(&"App".to_owned()),
+        "the root was read: {names:?}"
+    );
+    assert!(
+        names.len() <= 25,
+        "{} names at the crate root: {names:?}",
+        names.len()
+    );
+    for private in [
+        "terminal_text",
+        "error_chain",
+        "check_name",
+        "is_unsafe_char",
+    ] {
+        assert!(!names.contains(&private.to_owned()), "{private} is public");
+    }
+}

@@ -4,8 +4,11 @@ use std::time::Duration;
 
 use host::ProviderSection;
 use host::oauth2::{OAuth2AppCredentials, OAuth2Flow, StandardToken};
-use host::{AuthFlow, AuthorizeRequest, Credential, ExchangeInput, Interaction, Pending};
-use host::{HttpClient, HttpPolicy};
+use host::{
+    AuthFlow, Credential, flow::AuthorizeRequest, flow::ExchangeInput, flow::Interaction,
+    flow::Pending,
+};
+use host::{HttpClient, http::HttpPolicy};
 use host_testkit::TestProvider;
 use serde_json::Value;
 

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use host::HttpError;
+use host::http::HttpError;
 use host::oauth2::{ErrorKind, TokenError};
-use host::{AuthFlow, Credential, ExchangeInput, FlowError};
+use host::{AuthFlow, Credential, FlowError, flow::ExchangeInput};
 use host_testkit::{CLIENT_SECRET, Scripted, TestProvider};
 use serde_json::json;
 

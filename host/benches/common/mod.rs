@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use host::{DeviceCode, LoginUi};
+use host::{LoginUi, flow::DeviceCode};
 use host_testkit::TestProvider;
 
 /// A token server answering as Slack does, never rotating refresh tokens (so a bench can

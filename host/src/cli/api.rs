@@ -140,7 +140,7 @@ pub(crate) async fn run(ctx: &Context, mut args: ApiArgs) -> anyhow::Result<()> 
                 .await
                 .unwrap_or_default();
             let text = String::from_utf8_lossy(&bytes);
-            eprintln!("{}", host::terminal_text(&text, ERROR_SHOWN));
+            eprintln!("{}", crate::util::text::terminal_text(&text, ERROR_SHOWN));
             bail!("the API answered HTTP {status}");
         }
         if args.paginate {

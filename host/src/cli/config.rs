@@ -47,7 +47,7 @@ pub(crate) fn run(ctx: &Context, args: ConfigArgs) -> anyhow::Result<()> {
         // escapes): JSON escapes control characters in values, not in keys, nor bidirectional
         // overrides anywhere.
         let line = format!("{} = {}  # from {}", s.key, s.value, s.origin_text());
-        outln!("{}", host::terminal_text(&line, 100_000));
+        outln!("{}", crate::util::text::terminal_text(&line, 100_000));
     }
     Ok(())
 }

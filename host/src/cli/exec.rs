@@ -29,8 +29,11 @@ pub(crate) async fn run(ctx: &Context, mut args: ExecArgs) -> anyhow::Result<Exi
     let name = args.target.name().to_owned();
     let var = match &args.env {
         Some(v) => {
-            if let Some(problem) = host::env_name_problem(v) {
-                anyhow::bail!("--env `{}` {problem}", host::terminal_text(v, 64));
+            if let Some(problem) = crate::util::names::env_name_problem(v) {
+                anyhow::bail!(
+                    "--env `{}` {problem}",
+                    crate::util::text::terminal_text(v, 64)
+                );
             }
             v.clone()
         }

@@ -17,7 +17,7 @@ pub(crate) struct CredentialArgs {
     #[arg(long, short = 'p')]
     provider: Option<String>,
     /// The account name.
-    #[arg(long, short = 'a', default_value = host::DEFAULT_ACCOUNT)]
+    #[arg(long, short = 'a', default_value = crate::store::DEFAULT_ACCOUNT)]
     account: String,
 }
 
@@ -41,7 +41,7 @@ fn git_host(ctx: &Context, provider: &str) -> Option<String> {
     if let Some(host) = section.value().get("git_host").and_then(|h| h.as_str()) {
         return Some(host.to_owned());
     }
-    if provider != host::github::NAME {
+    if provider != crate::github::NAME {
         return None;
     }
     let url = section.value().get("authorize_url")?.as_str()?;
@@ -146,7 +146,7 @@ pub(crate) async fn setup(ctx: &Context, args: SetupArgs) -> anyhow::Result<()> 
         " git-credential --provider {}",
         shell_quote(&name)
     ));
-    if target.account != host::DEFAULT_ACCOUNT {
+    if target.account != crate::store::DEFAULT_ACCOUNT {
         helper.push_str(&format!(" --account {}", shell_quote(&target.account)));
     }
     let key = format!("credential.https://{host}.helper");
@@ -155,7 +155,7 @@ pub(crate) async fn setup(ctx: &Context, args: SetupArgs) -> anyhow::Result<()> 
     git(&["config", "--global", "--add", &key, &helper])?;
     ctx.say(format!(
         "git now asks `host` for credentials for https://{host} (provider `{name}`{}).",
-        if target.account == host::DEFAULT_ACCOUNT {
+        if target.account == crate::store::DEFAULT_ACCOUNT {
             String::new()
         } else {
             format!(", account `{}`", target.account)

@@ -98,7 +98,7 @@ pub(crate) fn safe_fields() -> impl for<'w> tracing_subscriber::fmt::FormatField
         if name.starts_with("log.") {
             return Ok(());
         }
-        let text = host::terminal_text(&format!("{value:?}"), 20_000);
+        let text = crate::util::text::terminal_text(&format!("{value:?}"), 20_000);
         if name == "message" {
             write!(writer, "{text}")
         } else {

@@ -1,8 +1,8 @@
 //! `host logout`: revoke at the provider where possible, delete the local record.
 
+use crate::FlowError;
 use anyhow::bail;
 use clap::Args;
-use host::FlowError;
 
 use super::{Context, Target};
 
@@ -26,7 +26,7 @@ pub(crate) async fn run(ctx: &Context, mut args: LogoutArgs) -> anyhow::Result<(
         Ok(record) => record,
         // A record this machine cannot open (another key): logging out deletes it without
         // revoking, and says so.
-        Err(host::StoreError::Sealed { key, reason, .. }) => {
+        Err(crate::StoreError::Sealed { key, reason, .. }) => {
             lock.delete().await?;
             ctx.say(format!(
                 "Deleted the stored credential of `{name}` (account `{account}`) without revoking it: it does not open with the key from {key} ({reason})."
@@ -70,16 +70,19 @@ pub(crate) async fn run(ctx: &Context, mut args: LogoutArgs) -> anyhow::Result<(
 /// Any other failure to find the provider is the error.
 async fn forget_unknown(ctx: &Context, target: &Target, e: anyhow::Error) -> anyhow::Result<()> {
     let unknown = matches!(
-        e.downcast_ref::<host::ProviderError>(),
+        e.downcast_ref::<crate::provider::ProviderError>(),
         Some(
-            host::ProviderError::UnknownProvider { .. } | host::ProviderError::NotConfigured { .. }
+            crate::provider::ProviderError::UnknownProvider { .. }
+                | crate::provider::ProviderError::NotConfigured { .. }
         )
     );
     let Some(name) = target.provider.as_deref().filter(|_| unknown) else {
         return Err(e);
     };
     let account = &target.account;
-    if host::check_name(name).is_err() || !ctx.app.store().accounts(name).await?.contains(account) {
+    if crate::util::names::check_name(name).is_err()
+        || !ctx.app.store().accounts(name).await?.contains(account)
+    {
         return Err(e);
     }
     ctx.app.store().lock(name, account).await?.delete().await?;

@@ -57,9 +57,9 @@ mod token;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::{App, ConfigLoader};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use host::{App, ConfigLoader};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -164,15 +164,15 @@ struct Target {
     #[arg(long, short = 'p')]
     provider: Option<String>,
     /// The account name, for several logins with one provider.
-    #[arg(long, short = 'a', default_value = host::DEFAULT_ACCOUNT)]
+    #[arg(long, short = 'a', default_value = crate::store::DEFAULT_ACCOUNT)]
     account: String,
 }
 
 impl Target {
     /// Checks the account name and finds the provider (the default one when none is named);
     /// its name is filled in.
-    async fn provider(&mut self, ctx: &Context) -> anyhow::Result<std::sync::Arc<host::Provider>> {
-        host::check_name(&self.account)?;
+    async fn provider(&mut self, ctx: &Context) -> anyhow::Result<std::sync::Arc<crate::Provider>> {
+        crate::util::names::check_name(&self.account)?;
         let name = match &self.provider {
             Some(name) => name.clone(),
             None => ctx.app.default_provider().await?,
@@ -189,7 +189,7 @@ impl Target {
 
     /// ` --account NAME` unless it is the default account, for messages that suggest a command.
     fn account_flag(&self) -> String {
-        if self.account == host::DEFAULT_ACCOUNT {
+        if self.account == crate::store::DEFAULT_ACCOUNT {
             String::new()
         } else {
             format!(" --account {}", self.account)
@@ -290,7 +290,7 @@ fn escape_for_terminal(text: String) -> String {
     out.push_str(&text[..first]);
     for c in text[first..].chars() {
         // Raw newlines are the indentation's.
-        if c != '\n' && host::is_unsafe_char(c) {
+        if c != '\n' && crate::util::text::is_unsafe_char(c) {
             for unit in c.encode_utf16(&mut [0; 2]) {
                 out.push_str(&format!("\\u{unit:04x}"));
             }
@@ -324,14 +324,14 @@ pub(crate) struct LoginNeeded(pub(crate) String);
 pub(crate) fn needs_login(error: &anyhow::Error) -> bool {
     error.chain().any(|e| {
         e.is::<LoginNeeded>()
-            || e.downcast_ref::<host::AppError>()
+            || e.downcast_ref::<crate::AppError>()
                 .is_some_and(|a| a.needs_login() || a.not_logged_in())
-            || e.downcast_ref::<host::SessionError>()
-                .is_some_and(host::SessionError::needs_login)
-            || e.downcast_ref::<host::renewal::RenewError>()
-                .is_some_and(host::renewal::RenewError::needs_login)
-            || e.downcast_ref::<host::StoreError>()
-                .is_some_and(host::StoreError::needs_login)
+            || e.downcast_ref::<crate::SessionError>()
+                .is_some_and(crate::SessionError::needs_login)
+            || e.downcast_ref::<crate::renewal::RenewError>()
+                .is_some_and(crate::renewal::RenewError::needs_login)
+            || e.downcast_ref::<crate::StoreError>()
+                .is_some_and(crate::StoreError::needs_login)
     })
 }
 
@@ -339,8 +339,8 @@ pub(crate) fn needs_login(error: &anyhow::Error) -> bool {
 pub(crate) fn is_usage_error(error: &anyhow::Error) -> bool {
     error.chain().any(|e| {
         matches!(
-            e.downcast_ref::<host::AppError>(),
-            Some(host::AppError::DefaultProvider { .. })
+            e.downcast_ref::<crate::AppError>(),
+            Some(crate::AppError::DefaultProvider { .. })
         )
     })
 }
@@ -350,7 +350,7 @@ async fn fresh_record(
     ctx: &Context,
     target: &Target,
     min_valid: std::time::Duration,
-) -> anyhow::Result<host::Record> {
+) -> anyhow::Result<crate::Record> {
     let name = target.name();
     match ctx.app.token(name, &target.account, min_valid).await {
         Ok(record) => Ok(record),
@@ -376,7 +376,7 @@ struct Context {
 
 impl Context {
     fn load(cli: &Cli) -> anyhow::Result<Self> {
-        let mut loader = ConfigLoader::from_process_env().defaults(host::builtin_defaults());
+        let mut loader = ConfigLoader::from_process_env().defaults(crate::builtin_defaults());
         if let Some(file) = &cli.config {
             loader = loader.file(file);
         }
@@ -453,6 +453,58 @@ fn describe_expiry(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
     } else {
         format!("expired {} ago", span(secs))
     }
+}
+
+/// The `host` command: parses the arguments, runs the command on a one-thread runtime, prints
+/// the error chain and exits 0, 1 (a failure), 2 (a usage error) or 4 (log in again).
+pub fn main() -> ExitCode {
+    let args = match Cli::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are not errors.
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_tracing(args.verbose, args.quiet);
+    // One thread: a command is one task at a time (a login's listener and its polling are
+    // concurrent, not parallel), and starting worker threads costs more than `host token`
+    // itself. Blocking work (file locks, compiling a plugin) goes to the blocking pool.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", error_text(&e));
+            // 4: the user must log in (again), as `gh` says it; 1: any other failure.
+            if needs_login(&e) {
+                ExitCode::from(4)
+            } else if is_usage_error(&e) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// The error and its causes, each once (`crate::util::text::error_chain`), made safe for the terminal: a
+/// cause may quote a database's, a file name's or a server's text.
+fn error_text(e: &anyhow::Error) -> String {
+    let error: &(dyn std::error::Error + 'static) = e.as_ref();
+    crate::util::text::terminal_text(&crate::util::text::error_chain(error), 8_000)
 }
 
 #[cfg(test)]

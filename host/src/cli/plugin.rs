@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
+use crate::plugin::{EXPORT, PluginError, WIT_VERSION};
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use host::plugin::{EXPORT, PluginError, WIT_VERSION};
 use serde_json::json;
 
 use super::Context;
@@ -97,7 +97,7 @@ async fn inspect(ctx: &Context, file: PathBuf, as_json: bool) -> anyhow::Result<
     // The plugin wrote the schema: JSON escapes its control characters, not the rest of what
     // a terminal acts on (bidirectional overrides).
     for line in serde_json::to_string_pretty(&info.schema)?.lines() {
-        outln!("    {}", host::terminal_text(line, 2000));
+        outln!("    {}", crate::util::text::terminal_text(line, 2000));
     }
     Ok(())
 }
@@ -116,12 +116,12 @@ async fn install(
             .context("cannot take a provider name from the file name; use --name")?
             .to_owned(),
     };
-    host::check_name(&name)?;
+    crate::util::names::check_name(&name)?;
     let lower = name.to_ascii_lowercase();
     if ctx
         .app
         .provider(&lower)
-        .is_ok_and(|p| matches!(p.source(), host::ProviderSource::BuiltIn))
+        .is_ok_and(|p| matches!(p.source(), crate::provider::ProviderSource::BuiltIn))
     {
         bail!(
             "`{name}` is (or reads as) a built-in provider; install the plugin under another --name"
@@ -132,7 +132,7 @@ async fn install(
     if ctx.app.provider(&name).is_ok_and(|p| {
         matches!(
             p.source(),
-            host::ProviderSource::Configured | host::ProviderSource::Catalog
+            crate::provider::ProviderSource::Configured | crate::provider::ProviderSource::Catalog
         )
     }) {
         bail!(

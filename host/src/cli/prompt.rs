@@ -2,8 +2,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use crate::{config::FIELD_PREFIX, flow::PromptField, login::LoginError};
 use anyhow::Context as _;
-use host::{FIELD_PREFIX, LoginError, PromptField};
 
 use super::Context;
 

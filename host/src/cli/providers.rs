@@ -1,7 +1,7 @@
 //! `host providers`: every provider, its flows, configuration status and stored accounts.
 
+use crate::provider::ProviderSource;
 use clap::Args;
-use host::ProviderSource;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -33,17 +33,17 @@ fn flows_of(p: &Value) -> Vec<&str> {
 
 /// The flows a catalog entry is known to have: the browser flow, and the device flow when it
 /// names a device endpoint (one with an issuer may also get one from discovery).
-fn catalog_flows(entry: &host::catalog::CatalogEntry) -> Vec<&str> {
+fn catalog_flows(entry: &crate::catalog::CatalogEntry) -> Vec<&str> {
     if let Some(flow) = &entry.flow {
         let mut flows = vec![flow.as_str()];
         if entry.authorize_url.is_some() {
-            flows.push(host::configured::OAUTH2_FLOW);
+            flows.push(crate::configured::OAUTH2_FLOW);
         }
         return flows;
     }
-    let mut flows = vec![host::configured::OAUTH2_FLOW];
+    let mut flows = vec![crate::configured::OAUTH2_FLOW];
     if entry.has_device_flow() {
-        flows.push(host::configured::DEVICE_FLOW);
+        flows.push(crate::configured::DEVICE_FLOW);
     }
     flows
 }
@@ -53,7 +53,7 @@ pub(crate) fn catalog_markdown() -> String {
     let mut out = String::from(
         "| Name | Provider | Flows | Set also | Notes | Documentation |\n|---|---|---|---|---|---|\n",
     );
-    for (name, entry) in host::catalog::catalog().entries() {
+    for (name, entry) in crate::catalog::catalog().entries() {
         let flows = catalog_flows(entry);
         let mut also: Vec<String> = entry
             .placeholders
@@ -93,14 +93,14 @@ fn run_all(ctx: &Context, args: &ProvidersArgs) -> anyhow::Result<()> {
     }
     let configured: std::collections::BTreeSet<&str> = ctx.app.config().provider_names().collect();
     let mut out = vec![json!({
-        "name": host::github::NAME,
+        "name": crate::github::NAME,
         "display_name": "GitHub",
         "source": "built-in",
-        "flows": [host::github::OAUTH2_FLOW, host::github::DEVICE_FLOW],
+        "flows": [crate::github::OAUTH2_FLOW, crate::github::DEVICE_FLOW],
         "enabled": true,
         "docs": "https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps",
     })];
-    for (name, entry) in host::catalog::catalog().entries() {
+    for (name, entry) in crate::catalog::catalog().entries() {
         let flows = catalog_flows(entry);
         out.push(json!({
             "name": name,
@@ -115,7 +115,7 @@ fn run_all(ctx: &Context, args: &ProvidersArgs) -> anyhow::Result<()> {
                 "description": ph.description,
                 "default": ph.default,
             })).collect::<Vec<_>>(),
-            "env": host::catalog::env_var(name, "CLIENT_ID"),
+            "env": crate::catalog::env_var(name, "CLIENT_ID"),
             "notes": entry.notes,
         }));
     }
@@ -172,7 +172,7 @@ struct Listed<'a> {
 }
 
 /// A listed provider's flow names, read from it as they are written (no list per provider).
-struct Flows<'a>(Option<&'a host::Provider>);
+struct Flows<'a>(Option<&'a crate::Provider>);
 
 impl Flows<'_> {
     fn names(&self) -> impl Iterator<Item = &str> {

@@ -1,6 +1,6 @@
 //! The command reference (docs/cli.md) and the manual pages (docs/man/), made from the argument
 //! definitions and checked current: a help text changed here and not there fails the test, and
-//! `HOST_WRITE_DOCS=1 cargo test -p host --bin host reference` writes them again.
+//! `HOST_WRITE_DOCS=1 cargo test -p host --lib reference` writes them again.
 //!
 //! Everything is rendered in memory from `Cli::command()`, with nothing that changes between
 //! runs or releases (no date, no version): the files change when the definitions do.
@@ -11,7 +11,7 @@ use std::path::Path;
 use clap::{Arg, Command, CommandFactory as _};
 
 /// The command that writes the files again.
-const REGENERATE: &str = "HOST_WRITE_DOCS=1 cargo test -p host --bin host reference";
+const REGENERATE: &str = "HOST_WRITE_DOCS=1 cargo test -p host --lib reference";
 
 /// The Markdown's line width (the book's).
 const WIDTH: usize = 100;

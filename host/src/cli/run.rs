@@ -3,11 +3,12 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::{
+    LoginOptions, LoginUi, Provider, flow::CallbackError, flow::DeviceCode, flow::PromptField,
+    login::LoginError, login::Waiting,
+};
 use anyhow::Context as _;
 use clap::Args;
-use host::{
-    CallbackError, DeviceCode, LoginError, LoginOptions, LoginUi, PromptField, Provider, Waiting,
-};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
@@ -68,7 +69,7 @@ pub(crate) async fn run(ctx: &Context, mut args: RunArgs) -> anyhow::Result<()> 
         .login(name, account, Some(&flow_name), &options, &ui)
         .await
         .map_err(|e| match e {
-            host::AppError::Login(e @ LoginError::TimedOut { waiting, limit }) => {
+            crate::AppError::Login(e @ LoginError::TimedOut { waiting, limit }) => {
                 // The same command again (its flow and scopes too); raising --timeout helps only
                 // when --timeout was the limit, not a device code's lifetime.
                 let mut again = format!("host run --provider {name} --flow {flow_name}");

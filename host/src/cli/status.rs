@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::renewal::{self, RenewError};
+use crate::{FlowError, Provider};
 use clap::Args;
-use host::renewal::{self, RenewError};
-use host::{FlowError, Provider};
 use serde_json::{Value, json};
 
 use super::{Context, describe_expiry};
@@ -129,8 +129,8 @@ pub(crate) async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<ExitC
 async fn check(
     ctx: &Context,
     provider: &Provider,
-    record: host::Record,
-) -> (host::Record, &'static str, String) {
+    record: crate::Record,
+) -> (crate::Record, &'static str, String) {
     let store = ctx.app.store();
     let failed = |e: RenewError| {
         if e.needs_login() {
@@ -167,7 +167,7 @@ async fn check(
 }
 
 /// One question to the provider about `record`'s credential.
-async fn verify(provider: &Provider, record: &host::Record) -> (&'static str, String) {
+async fn verify(provider: &Provider, record: &crate::Record) -> (&'static str, String) {
     let flow = match provider.flow(&record.flow).await {
         Ok(flow) => flow,
         Err(e) => return ("unknown", e.to_string()),

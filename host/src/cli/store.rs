@@ -1,10 +1,10 @@
 //! `host store`: the credential store's key, schema, rekeying and moving records between
 //! backends.
 
+use crate::store::seal::{KeySource, StoreKey};
+use crate::{Store, store::BackendKind};
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use host::seal::{KeySource, StoreKey};
-use host::{BackendKind, Store};
 
 use super::Context;
 

@@ -7,7 +7,7 @@
 /// - text, newlines and tabs as they are, and a carriage return that ends a line (`\r\n`);
 /// - C0 controls (ESC included), DEL and a lone carriage return as `\xNN`;
 /// - C1 controls, bidirectional overrides and isolates, zero-width and invisible characters,
-///   line and paragraph separators as `\u{NNNN}` (the characters [`host::is_unsafe_char`]
+///   line and paragraph separators as `\u{NNNN}` (the characters [`crate::util::text::is_unsafe_char`]
 ///   names);
 /// - bytes that are not UTF-8 as `\xNN`.
 #[derive(Debug, Default)]
@@ -94,7 +94,7 @@ fn escape(input: &[u8], out: &mut Vec<u8>, last: bool) -> usize {
                 continue;
             }
         };
-        if host::is_unsafe_char(c) {
+        if crate::util::text::is_unsafe_char(c) {
             out.extend_from_slice(format!("\\u{{{:04x}}}", u32::from(c)).as_bytes());
         } else {
             out.extend_from_slice(&rest[..take]);

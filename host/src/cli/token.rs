@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use crate::Credential;
 use anyhow::{Context as _, bail};
 use clap::Args;
-use host::Credential;
 
 use super::{Context, Target};
 
@@ -31,15 +31,17 @@ pub(crate) async fn run(ctx: &Context, mut args: TokenArgs) -> anyhow::Result<()
     let record = super::fresh_record(ctx, &args.target, min_valid).await?;
     if args.header {
         let configured = ctx.app.binding(name).await?;
-        let binding = host::Binding::for_credential(configured.as_ref(), &record.credential)
+        let binding = crate::flow::Binding::for_credential(configured.as_ref(), &record.credential)
             .with_context(|| {
                 format!(
                     "the credential for `{name}` has no known binding; set one in [providers.{name}] binding = {{ header = \"…\" }}"
                 )
             })?;
         match binding.apply(&record.credential) {
-            Some(host::Applied::Header(header, value)) => outln!("{header}: {}", value.expose()),
-            Some(host::Applied::Query(param, _)) => bail!(
+            Some(crate::flow::Applied::Header(header, value)) => {
+                outln!("{header}: {}", value.expose())
+            }
+            Some(crate::flow::Applied::Query(param, _)) => bail!(
                 "the binding of `{name}` puts the secret in the query parameter `{param}`, not a header; use `host token` alone"
             ),
             _ => bail!("the binding of `{name}` does not fit its credential"),

@@ -26,6 +26,7 @@ use std::fmt;
 pub use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use binding::{Applied, Binding, Scheme};
 pub use credential::{Credential, OAuth2Token, TokenExtras};
 pub use error::{BoxError, CallbackError, FlowError};
 pub use pending::{MAX_PENDING_BYTES, Pending};
@@ -86,7 +87,7 @@ pub trait AuthFlow: Send + Sync {
     }
 
     /// The redirect URI the flow is configured with, when the provider accepts only the one
-    /// registered with it: [`login`](crate::login) then listens where it points (a loopback
+    /// registered with it: [`login`](crate::login()) then listens where it points (a loopback
     /// `http` URI) instead of on a free port. `None` (the default): any loopback URI will do.
     fn redirect_uri(&self) -> Option<url::Url> {
         None

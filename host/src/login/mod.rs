@@ -12,6 +12,8 @@
 
 pub(crate) mod polling;
 
+pub use polling::{MAX_INTERVAL, SLOW_DOWN_STEP, poll_device};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -22,7 +24,6 @@ use crate::flow::{
     AuthFlow, AuthorizeRequest, CallbackError, Credential, DeviceCode, ExchangeInput, FlowError,
     Interaction, Pending, PromptField,
 };
-use crate::login::polling::poll_device;
 use crate::net::loopback::{Loopback, Page};
 
 /// How long a browser login waits for its callback unless told otherwise.
@@ -114,7 +115,7 @@ impl LoginOptions {
     }
 
     /// Listens on this loopback port (0, the default: a free one). A flow with a fixed
-    /// redirect URI ([`AuthFlow::redirect_uri`](crate::flow::AuthFlow::redirect_uri)) is listened for
+    /// redirect URI ([`AuthFlow::redirect_uri`]) is listened for
     /// on the port it names; another port asked for here is refused.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;

@@ -8,7 +8,7 @@
 pub struct BadName(pub(crate) String);
 
 /// Checks that a provider, account or plugin name is a safe file name.
-pub fn check_name(name: &str) -> Result<(), BadName> {
+pub(crate) fn check_name(name: &str) -> Result<(), BadName> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
@@ -78,7 +78,7 @@ const RESERVED_ENV_PREFIXES: &[&str] = &["LD_", "DYLD_", "MALLOC_", "BASH_FUNC_"
 /// Why `host exec` may not put a token in the variable `name`, if it may not: not a portable
 /// variable name (letters, digits and `_`, not starting with a digit), or one the loader,
 /// shells, language runtimes or `host` itself interpret (`LD_*`, `PATH`, `BASH_ENV`, `HOST_*`, …).
-pub fn env_name_problem(name: &str) -> Option<&'static str> {
+pub(crate) fn env_name_problem(name: &str) -> Option<&'static str> {
     let portable = name
         .chars()
         .next()

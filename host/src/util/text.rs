@@ -5,7 +5,7 @@
 /// U+200E, U+200F, U+061C), zero-width and invisible characters (U+200B–U+200D, U+2060–U+2065,
 /// U+206A–U+206F, U+FEFF, the soft hyphen U+00AD, the tag characters U+E0000–U+E007F: they hide
 /// or fake what a name shows), and the line and paragraph separators (U+2028, U+2029).
-pub fn is_unsafe_char(c: char) -> bool {
+pub(crate) fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
@@ -44,7 +44,8 @@ pub(crate) fn sanitize(text: &str, max_chars: usize) -> String {
 /// A multi-line text from a server or plugin (an API's error body) made safe to print: what
 /// the single-line sanitizer strips is stripped, newlines and tabs are kept, the length is
 /// capped.
-pub fn terminal_text(text: &str, max_chars: usize) -> String {
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+pub(crate) fn terminal_text(text: &str, max_chars: usize) -> String {
     clean(text, max_chars, true)
 }
 
@@ -64,7 +65,7 @@ fn clean(text: &str, max_chars: usize, keep_lines: bool) -> String {
 /// An error and its causes on one line, `outer: inner: innermost`, each cause once (a
 /// driver's error often ends with its cause's text, and `#[error(transparent)]` layers always
 /// do): for a log line or an error message. Not sanitized (see [`terminal_text`]).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut out = error.to_string();
     let mut next = error.source();
     while let Some(e) = next {

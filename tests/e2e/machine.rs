@@ -45,6 +45,14 @@ fn toml_path(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// `client_auth = "private_key_jwt"` with `key` as the `private_key_file`.
+fn signed_with(key: &Path) -> String {
+    format!(
+        "client_auth = \"private_key_jwt\"\nprivate_key_file = \"{}\"",
+        toml_path(key)
+    )
+}
+
 #[tokio::test]
 async fn client_credentials_with_each_client_authentication() {
     struct Case {
@@ -286,10 +294,7 @@ async fn a_refused_client_authentication_is_explained_and_nothing_is_stored() {
     env.write_config(&section(
         &env,
         "client_credentials",
-        &format!(
-            "client_auth = \"private_key_jwt\"\nprivate_key_file = \"{}\"",
-            toml_path(&unknown.private_pem)
-        ),
+        &signed_with(&unknown.private_pem),
     ));
     let out = token(&env, "acme").await;
     assert_eq!(out.code, Some(1), "{out:?}");
@@ -330,10 +335,7 @@ async fn key_files_are_secrets() {
     env.write_config(&section(
         &env,
         "client_credentials",
-        &format!(
-            "client_auth = \"private_key_jwt\"\nprivate_key_file = \"{}\"",
-            toml_path(&key.private_pem)
-        ),
+        &signed_with(&key.private_pem),
     ));
     // Open to others: refused, named, before anything is sent.
     std::fs::set_permissions(&key.private_pem, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -352,14 +354,7 @@ async fn key_files_are_secrets() {
     std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o600)).unwrap();
     let missing = dir.join("missing.pem");
     for (file, says) in [(&broken, "not a private key"), (&missing, "cannot read")] {
-        env.write_config(&section(
-            &env,
-            "client_credentials",
-            &format!(
-                "client_auth = \"private_key_jwt\"\nprivate_key_file = \"{}\"",
-                toml_path(file)
-            ),
-        ));
+        env.write_config(&section(&env, "client_credentials", &signed_with(file)));
         let out = token(&env, "acme").await;
         assert_eq!(out.code, Some(1), "{out:?}");
         assert!(
@@ -374,10 +369,7 @@ async fn key_files_are_secrets() {
     env.write_config(&section(
         &env,
         "client_credentials",
-        &format!(
-            "client_auth = \"private_key_jwt\"\nprivate_key_file = \"{}\"",
-            toml_path(&key.private_pem)
-        ),
+        &signed_with(&key.private_pem),
     ));
     let out = env.output_debug(&["token", "--provider", "acme"]).await;
     assert_eq!(out.code, Some(0), "{out:?}");

@@ -21,10 +21,14 @@
 mod bindings;
 mod cache;
 mod discovery;
+mod engine;
+mod host_spec;
 mod imports;
 mod link;
+mod loaded;
 mod runtime;
 mod sandbox;
+mod trap;
 mod v0_1_compat;
 mod wasm_flow;
 
@@ -37,7 +41,10 @@ use crate::flow::FlowError;
 
 pub use discovery::{PluginFile, discover};
 pub(crate) use discovery::{bind_plugin_flows, plugin_provider};
-pub use runtime::{EngineError, HostSpec, LoadSource, LoadedPlugin, PluginHost, PluginInfo};
+pub use engine::LoadSource;
+pub use host_spec::HostSpec;
+pub use loaded::{LoadedPlugin, PluginInfo};
+pub use runtime::{EngineError, PluginHost};
 pub use sandbox::{HostPattern, HostPatternError};
 pub use wasm_flow::WasmFlow;
 

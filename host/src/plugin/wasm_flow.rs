@@ -9,10 +9,12 @@ use chrono::{DateTime, Utc};
 use wasmtime::Store;
 
 use super::bindings::v0_2::integrations::auth::types as wit;
+use super::engine::Pre;
 use super::imports::StoreState;
-use super::runtime::Pre;
-use super::runtime::{LoadedPlugin, PluginHost, trap};
+use super::loaded::LoadedPlugin;
+use super::runtime::PluginHost;
 use super::sandbox::{AllowList, HostPattern};
+use super::trap::trap;
 use super::v0_1_compat;
 use super::{PluginError, PluginSettings};
 use crate::flow::{

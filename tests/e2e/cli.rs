@@ -718,3 +718,29 @@ async fn a_refused_refresh_answer_still_leaves_its_new_refresh_token_stored() {
     let last = env.provider.token_requests().pop().unwrap();
     assert_eq!(last.form["refresh_token"], "rt-carried");
 }
+
+#[tokio::test]
+async fn the_library_describes_a_missing_login_and_the_command_says_what_to_run() {
+    let env = HostEnv::start().await;
+    let e = env
+        .app()
+        .token("github", "work", std::time::Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(e.not_logged_in(), "{e:?}");
+    let said = e.to_string();
+    assert!(
+        said.contains("no credential stored") && !said.contains("host run"),
+        "{said}"
+    );
+    let out = env
+        .output(&["token", "--provider", "github", "--account", "work"])
+        .await;
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("run `host run --provider github --account work` first"),
+        "{}",
+        out.stderr
+    );
+}

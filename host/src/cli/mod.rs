@@ -335,6 +335,44 @@ pub(crate) fn needs_login(error: &anyhow::Error) -> bool {
     })
 }
 
+/// What to run when the library says nothing is stored, or what was stored is gone (its
+/// messages describe the situation; the command to run is the program's to say).
+fn login_hint(error: &anyhow::Error) -> String {
+    let store_error = error.chain().find_map(|e| {
+        e.downcast_ref::<crate::StoreError>()
+            .or_else(|| match e.downcast_ref::<crate::renewal::RenewError>() {
+                Some(crate::renewal::RenewError::Store(s)) => Some(s),
+                _ => None,
+            })
+            .or_else(|| match e.downcast_ref::<crate::AppError>() {
+                Some(crate::AppError::Store(s))
+                | Some(crate::AppError::Renew(crate::renewal::RenewError::Store(s))) => Some(s),
+                _ => None,
+            })
+    });
+    match store_error {
+        Some(crate::StoreError::NotFound { provider, account }) => format!(
+            "; run `host run --provider {}{}` first",
+            crate::util::text::terminal_text(provider, 64),
+            account_flag(account)
+        ),
+        Some(crate::StoreError::Corrupt { .. }) => "; run `host run` to log in again".to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// ` --account NAME`, unless the account is the default one.
+fn account_flag(account: &str) -> String {
+    if account == crate::store::DEFAULT_ACCOUNT {
+        String::new()
+    } else {
+        format!(
+            " --account {}",
+            crate::util::text::terminal_text(account, 64)
+        )
+    }
+}
+
 /// Whether `error` is about how the command was called (no provider named, none assumed).
 pub(crate) fn is_usage_error(error: &anyhow::Error) -> bool {
     error.chain().any(|e| {
@@ -487,7 +525,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", error_text(&e));
+            eprintln!("error: {}{}", error_text(&e), login_hint(&e));
             // 4: the user must log in (again), as `gh` says it; 1: any other failure.
             if needs_login(&e) {
                 ExitCode::from(4)

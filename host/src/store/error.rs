@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::DEFAULT_ACCOUNT;
 use super::seal::{KeyError, KeySource};
 use crate::util::names::BadName;
 
@@ -26,7 +25,7 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// A record that cannot be read; it has been moved aside.
-    #[error("the stored credential {} is corrupt; it was moved to {}; run `host run` to log in again", .path.display(), .moved_to.display())]
+    #[error("the stored credential {} is corrupt; it was moved to {}", .path.display(), .moved_to.display())]
     Corrupt {
         /// The record's path.
         path: PathBuf,
@@ -101,21 +100,13 @@ pub enum StoreError {
         account: String,
     },
     /// Nothing stored for this provider and account.
-    #[error("no credential stored for provider `{provider}`, account `{account}`; run `host run --provider {provider}{}` first", account_flag(.account))]
+    #[error("no credential stored for provider `{provider}`, account `{account}`")]
     NotFound {
         /// The provider.
         provider: String,
         /// The account.
         account: String,
     },
-}
-
-fn account_flag(account: &str) -> String {
-    if account == DEFAULT_ACCOUNT {
-        String::new()
-    } else {
-        format!(" --account {account}")
-    }
 }
 
 pub(crate) fn io(

@@ -510,6 +510,7 @@ const LAYERS: &[&[&str]] = &[
 const ALLOWED_UPWARD: &[&str] = &[
     // The configuration reads `[plugins]` into the plugin runtime's own settings type.
     "config -> plugin",
+    "config::settings -> plugin",
 ];
 
 /// The strongly connected components of a graph of `n` nodes (Tarjan's algorithm).

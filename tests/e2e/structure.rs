@@ -497,6 +497,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "config",
         "providers::section",
+        "providers::schema",
         "providers::provider",
         "providers::catalog",
     ],

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::class::{StandardToken, TokenClass};
-use super::code::OAuth2Flow;
 use super::error::TokenError;
+use super::flow::OAuth2Flow;
 use super::response::{json_object, lifetime};
 use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, Credential, DeviceCode, ExchangeInput, FlowError,
@@ -176,12 +176,12 @@ impl<C: TokenClass> AuthFlow for DeviceFlow<C> {
                     ("device_code", &pending.device_code),
                 ],
                 &pending.scopes,
-                super::code::IdTokenCheck {
+                super::request::IdTokenCheck {
                     // The device grant sends no nonce; asking for `openid` still requires
                     // an id_token.
                     required: pending.scopes.iter().any(|s| s == "openid")
                         && self.inner.id_token_verifier().is_some(),
-                    ..super::code::IdTokenCheck::LENIENT
+                    ..super::request::IdTokenCheck::LENIENT
                 },
             )
             .await?;

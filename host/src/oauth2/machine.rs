@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::assertion::{ASSERTION_LIFETIME, SigningKey, new_jti};
-use super::code::IdTokenCheck;
+use super::request::IdTokenCheck;
 use super::{OAuth2Flow, TokenError};
 use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,

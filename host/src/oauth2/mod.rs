@@ -13,16 +13,21 @@ mod class;
 mod code;
 mod device;
 mod error;
+mod flow;
 pub mod machine;
+mod request;
 mod response;
+mod revoke;
 
 pub use app::{ClientAuth, OAuth2AppCredentials, TokenRequestFormat};
 pub use class::{StandardToken, TokenClass};
-pub use code::{AuthorizationError, ID_TOKEN_CLAIMS, OAuth2Client, OAuth2Flow};
-pub(crate) use code::{basic_auth, revocation_retry_wait};
+pub use code::AuthorizationError;
 pub use device::DeviceFlow;
 pub(crate) use device::Grant;
 pub use error::{ErrorKind, OAuthError, TokenError};
+pub use flow::{ID_TOKEN_CLAIMS, OAuth2Client, OAuth2Flow};
+pub(crate) use request::basic_auth;
 pub(crate) use response::lifetime;
 #[cfg(feature = "plugins")]
 pub(crate) use response::{MAX_SCOPES, check_token_type, secret_text, token_text};
+pub(crate) use revoke::revocation_retry_wait;

@@ -77,7 +77,7 @@ impl LoadedPlugin {
     ) -> Result<serde_json::Value, crate::providers::app_credentials::ValidationError> {
         let validator = self
             .app_validator
-            .get_or_init(|| crate::providers::section::schema_validator(&self.info.schema));
+            .get_or_init(|| crate::providers::schema::schema_validator(&self.info.schema));
         // The fault is the plugin's: the message names its file.
         let validator = validator.as_ref().map_err(|e| {
             format!(

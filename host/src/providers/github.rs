@@ -441,7 +441,7 @@ mod tests {
 
     #[test]
     fn the_compiled_validator_finds_what_the_run_time_one_finds() {
-        crate::providers::section::compiled_tests::agrees_with_the_run_time_validator::<
+        crate::providers::schema::compiled_tests::agrees_with_the_run_time_validator::<
             GitHubAppCredentials,
         >();
     }

@@ -6,4 +6,5 @@ pub mod catalog;
 pub mod configured;
 pub mod github;
 pub(crate) mod provider;
+pub(crate) mod schema;
 pub(crate) mod section;

@@ -107,34 +107,24 @@ pub(crate) fn read_private_file(
     setting: &str,
     path: &Path,
 ) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
-    let io = |source| KeyFileError::Io {
-        setting: setting.to_owned(),
-        path: path.to_owned(),
-        source,
-    };
-    let (file, meta) =
-        crate::util::private_fs::open_regular(std::fs::OpenOptions::new().read(true), path, true)
-            .map_err(io)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(KeyFileError::Exposed {
-                setting: setting.to_owned(),
-                path: path.to_owned(),
-            });
-        }
-        if meta.uid() != crate::util::private_fs::euid() {
-            return Err(KeyFileError::NotOurs {
-                setting: setting.to_owned(),
-                path: path.to_owned(),
-                owner: meta.uid(),
-            });
-        }
-    }
-    let mut bytes = Zeroizing::new(Vec::new());
-    crate::util::private_fs::read_sized(&file, meta.len(), MAX_KEY_FILE, &mut bytes).map_err(io)?;
-    Ok(bytes)
+    use crate::util::private_fs::{SecretFileError, read_secret};
+    let (setting, path_buf) = (setting.to_owned(), path.to_owned());
+    read_secret(path, MAX_KEY_FILE).map_err(|e| match e {
+        SecretFileError::Io(source) => KeyFileError::Io {
+            setting,
+            path: path_buf,
+            source,
+        },
+        SecretFileError::Exposed => KeyFileError::Exposed {
+            setting,
+            path: path_buf,
+        },
+        SecretFileError::NotOurs(owner) => KeyFileError::NotOurs {
+            setting,
+            path: path_buf,
+            owner,
+        },
+    })
 }
 
 /// A private key, in the form `ring` (and so `jsonwebtoken`) reads it.

@@ -146,37 +146,21 @@ impl StoreKey {
 
     /// Reads a key file (which must be private).
     pub fn read(path: &Path) -> Result<Self, KeyError> {
-        let io = |source| KeyError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        // The file itself, not the path looked up again: what is checked is what is read.
-        let (file, meta) = crate::util::private_fs::open_regular(
-            std::fs::OpenOptions::new().read(true),
-            path,
-            true,
-        )
-        .map_err(io)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::{MetadataExt, PermissionsExt};
-            if meta.permissions().mode() & 0o077 != 0 {
-                return Err(KeyError::Exposed {
-                    path: path.to_owned(),
-                });
-            }
-            if meta.uid() != crate::util::private_fs::euid() {
-                return Err(KeyError::NotOurs {
-                    path: path.to_owned(),
-                    owner: meta.uid(),
-                });
-            }
-        }
-        // Sized up front: no copy of the key is left behind by a growing buffer. A key file is
-        // a line of base64: what is past the first few KiB is not read.
-        let mut bytes = Zeroizing::new(Vec::new());
-        crate::util::private_fs::read_sized(&file, meta.len(), MAX_KEY_FILE, &mut bytes)
-            .map_err(io)?;
+        use crate::util::private_fs::{SecretFileError, read_secret};
+        // A key file is a line of base64: what is past the first few KiB is not read.
+        let bytes = read_secret(path, MAX_KEY_FILE).map_err(|e| match e {
+            SecretFileError::Io(source) => KeyError::Io {
+                path: path.to_owned(),
+                source,
+            },
+            SecretFileError::Exposed => KeyError::Exposed {
+                path: path.to_owned(),
+            },
+            SecretFileError::NotOurs(owner) => KeyError::NotOurs {
+                path: path.to_owned(),
+                owner,
+            },
+        })?;
         let text = std::str::from_utf8(&bytes).map_err(|_| KeyError::Malformed {
             source_of: KeySource::File(path.to_owned()),
         })?;

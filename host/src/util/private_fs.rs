@@ -34,6 +34,42 @@ pub(crate) fn open_regular(
 
 const NOT_REGULAR: &str = "it is not a regular file";
 
+/// Why [`read_secret`] refused a file.
+#[derive(Debug)]
+pub(crate) enum SecretFileError {
+    /// It cannot be opened or read (or it is not a regular file).
+    Io(io::Error),
+    /// Group or others may read or write it.
+    Exposed,
+    /// Another user owns it (their uid).
+    NotOurs(u32),
+}
+
+/// Reads a secret file (a key, a service account) that must be the user's own and
+/// owner-only, checked on the open file, into a buffer sized up front and zeroized when
+/// dropped (no copy of the secret is left behind by a growing buffer); at most `max` bytes.
+pub(crate) fn read_secret(
+    path: &Path,
+    max: u64,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, SecretFileError> {
+    // The file itself, not the path looked up again: what is checked is what is read.
+    let (file, meta) =
+        open_regular(fs::OpenOptions::new().read(true), path, true).map_err(SecretFileError::Io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(SecretFileError::Exposed);
+        }
+        if meta.uid() != euid() {
+            return Err(SecretFileError::NotOurs(meta.uid()));
+        }
+    }
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    read_sized(&file, meta.len(), max, &mut bytes).map_err(SecretFileError::Io)?;
+    Ok(bytes)
+}
+
 /// Whether `e` is [`open_regular`] refusing something that is not a regular file.
 pub(crate) fn is_not_regular(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::InvalidInput

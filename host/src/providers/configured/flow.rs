@@ -14,7 +14,9 @@ use crate::flow::{
     AuthFlow, Authorization, AuthorizeRequest, Credential, ExchangeInput, FlowError, Pending,
 };
 use crate::net::http::HttpPolicy;
-use crate::oauth2::{Grant, ID_TOKEN_CLAIMS, OAuth2AppCredentials, OAuth2Flow, StandardToken};
+use crate::oauth2::{
+    ClientAuth, Grant, ID_TOKEN_CLAIMS, OAuth2AppCredentials, OAuth2Flow, StandardToken,
+};
 use crate::oidc::{IdTokenClaims, IdTokenVerifier, MetadataKind};
 use crate::providers::section::ProviderSection;
 use crate::util::text::sanitize;
@@ -100,9 +102,16 @@ impl ConfiguredFlow {
             s.scopes.clone()
         };
         app.client_auth = s.client_auth;
+        // A browser or device login reads a service account only for the key that signs its
+        // client assertions, when no key file is named.
         let account = match &s.service_account_file {
-            Some(path) => Some(ServiceAccount::read(name, path)?),
-            None => None,
+            Some(path)
+                if s.client_auth == Some(ClientAuth::PrivateKeyJwt)
+                    && s.private_key_file.is_none() =>
+            {
+                Some(ServiceAccount::read(name, path)?)
+            }
+            _ => None,
         };
         app.client_key = client_key(name, &s, account.as_ref())?;
         app.authorize_params = s.authorize_params.clone();
